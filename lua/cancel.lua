@@ -1,0 +1,49 @@
+#!lua
+--[[
+name: cancel
+version: 1
+purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
+  its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
+keys:
+  1-12: the queue keyset
+argv:
+  1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
+  then ids (1..1000)
+reply: flat array, one per id: the state the task was cancelled from ("pending", "delayed",
+  "leased"), or "" when it could not be cancelled (unknown, or already done/dead/cancelled)
+errors:
+  BADARG: an argument is out of range; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(n log N) for n <= 1000 ids
+]]
+--@include common
+
+local ttl = int_arg(ARGV[1], 'ttl_ms', 1, 315360000000)
+if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
+  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids after ttl_ms, got ' .. (#ARGV - 1))
+end
+check_schema(false)
+
+local now = now_ms()
+local exp = fmt(now + ttl)
+local reply, final = {}, {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local from = ''
+  if redis.call('ZREM', K_PENDING, id) == 1 then
+    from = 'pending'
+  elseif redis.call('ZREM', K_DELAYED, id) == 1 then
+    from = 'delayed'
+  elseif redis.call('ZREM', K_LEASED, id) == 1 then
+    redis.call('HDEL', K_LEASE, id)
+    from = 'leased'
+  end
+  if from ~= '' then
+    redis.call('ZADD', K_CANCELLED, exp, id)
+    redis.call('HSET', K_ERRORS, id, (redis.call('HGET', K_ATT, id) or '0') .. '|' .. fmt(now) .. '|cancelled while ' .. from)
+    final[#final + 1] = id
+  end
+  reply[#reply + 1] = from
+end
+notify_final(final)
+return reply

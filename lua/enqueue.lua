@@ -1,0 +1,112 @@
+#!lua
+--[[
+name: enqueue
+version: 1
+purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
+keys:
+  1-12: the queue keyset (meta tasks pending delayed leased lease att done dead cancelled results errors)
+  13..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
+argv:
+  1: max_payload (int, bytes) — refuse any payload larger than this
+  2: n (int, 1..1000) — number of tasks
+  then n groups of 13 fields:
+    id (string, 1-128 of [A-Za-z0-9-_:.]; made by the caller so a retried call is idempotent)
+    kind (string, 1-128 of [A-Za-z0-9-_:.])
+    payload (bytes)
+    priority (int, -1000..1000; higher runs first, FIFO within a priority)
+    delay_ms (int, >= 0; 0 = pending now)
+    max_attempts (int, 1..1000000)
+    backoff (string, "f" fixed or "e" exponential)
+    backoff_base_ms (int, >= 0)
+    backoff_cap_ms (int, >= backoff_base_ms)
+    jitter_pct (int, 0..100; share of the delay removed at random)
+    timeout_ms (int, >= 0; execution timeout, 0 = none)
+    result_ttl_ms (int, >= 0; how long result and record stay after completion; 0 = drop at once)
+    idem_ttl_ms (int, >= 0; > 0 = the task has an idempotency key in KEYS, kept this long)
+reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
+  task that already holds this idempotency key or this id)
+errors:
+  BADARG: a field is missing or out of range (message names it); nothing was written
+  TOOLARGE: a payload exceeds max_payload; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(n log N) for n <= 1000 tasks
+]]
+--@include common
+
+local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
+local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
+local F = 13
+if #ARGV ~= 2 + n * F then
+  bail('BADARG', 'expected ' .. (2 + n * F) .. ' arguments for ' .. n .. ' tasks, got ' .. #ARGV)
+end
+check_schema(true)
+
+-- Validate everything before the first write.
+local tasks = {}
+local idem_i = 12
+for i = 0, n - 1 do
+  local b = 2 + i * F
+  local t = {}
+  t.id = id_arg(ARGV[b + 1], 'id')
+  t.kind = id_arg(ARGV[b + 2], 'kind')
+  t.payload = ARGV[b + 3]
+  if #t.payload > max_payload then
+    bail('TOOLARGE', 'payload of task ' .. t.id .. ' is ' .. #t.payload .. ' bytes, over the limit of ' ..
+      max_payload .. ' (queue max_payload): store large data elsewhere and enqueue a reference')
+  end
+  t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
+  t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, 315360000000)
+  t.ma = int_arg(ARGV[b + 6], 'max_attempts', 1, 1000000)
+  t.bo = ARGV[b + 7]
+  if t.bo ~= 'f' and t.bo ~= 'e' then
+    bail('BADARG', 'backoff must be "f" (fixed) or "e" (exponential), got ' .. tostring(t.bo))
+  end
+  t.base = int_arg(ARGV[b + 8], 'backoff_base_ms', 0, 315360000000)
+  t.cap = int_arg(ARGV[b + 9], 'backoff_cap_ms', t.base, 315360000000)
+  t.jit = int_arg(ARGV[b + 10], 'jitter_pct', 0, 100)
+  t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, 315360000000)
+  t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, 315360000000)
+  t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, 315360000000)
+  if t.it > 0 then
+    idem_i = idem_i + 1
+    if KEYS[idem_i] == nil then
+      bail('BADARG', 'task ' .. t.id .. ' has idem_ttl_ms > 0 but no idempotency key in KEYS[' .. idem_i .. ']')
+    end
+    t.idem = KEYS[idem_i]
+  end
+  tasks[i + 1] = t
+end
+if #KEYS ~= idem_i then
+  bail('BADARG', 'got ' .. (#KEYS - 12) .. ' idempotency keys for ' .. (idem_i - 12) .. ' tasks with idem_ttl_ms > 0')
+end
+
+local now = now_ms()
+local was_empty = redis.call('ZCARD', K_PENDING) == 0
+local seq = take_seq(n)
+local reply = {}
+local added_pending = false
+for i, t in ipairs(tasks) do
+  local id, created = t.id, 1
+  if t.idem then
+    local prev = redis.call('SET', t.idem, id, 'NX', 'PX', t.it, 'GET')
+    if prev then id, created = prev, 0 end
+  end
+  if created == 1 then
+    local rec = t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..
+      '|' .. t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|' .. fmt(now) .. '|' .. t.payload
+    if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
+      created = 0 -- the same id was enqueued before (a retried call): leave it where it is
+    elseif t.delay > 0 then
+      local at = now + t.delay
+      wake_delayed_if_first(at)
+      redis.call('ZADD', K_DELAYED, fmt(at), id)
+    else
+      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+      added_pending = true
+    end
+  end
+  reply[#reply + 1] = id
+  reply[#reply + 1] = created
+end
+wake_pending(was_empty and added_pending)
+return reply

@@ -1,0 +1,96 @@
+#!lua
+--[[
+name: fail
+version: 1
+purpose: Report failed attempts (a batch): token-checked; each task is retried after a backoff
+  computed here from its own policy, or moved to the dead-letter set with its last error when it
+  has no attempts left or the failure is final.
+keys:
+  1-12: the queue keyset
+argv:
+  1: worker (string) — the worker's id
+  2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
+  then groups of 4: id, token, error (string, cut to 8 KiB), mode (string):
+    "retry" = retry while attempts are left; "final" = dead now;
+    "r:<x>" where x is a random number in [0,1) from the caller = retry, jitter drawn from x
+reply: flat array, one status per group, in order: 1 = retry scheduled (delayed, or pending when the
+  backoff is 0), 2 = dead, 0 = stale (lease not held by this worker and token; nothing changed)
+errors:
+  BADARG: an argument is out of range or the groups are incomplete; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(n log N) for n <= 1000 groups
+]]
+--@include common
+
+local worker = id_arg(ARGV[1], 'worker')
+local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
+local ng = (#ARGV - 2) / 4
+if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
+  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/error/mode groups after worker and dead_ttl_ms, got ' .. (#ARGV - 2) .. ' values')
+end
+local ids, rs, retry = {}, {}, {}
+for i = 1, ng do
+  local b = 2 + (i - 1) * 4
+  ids[i] = ARGV[b + 1]
+  local mode = ARGV[b + 4]
+  if mode == 'final' then
+    retry[i], rs[i] = false, 0
+  elseif mode == 'retry' then
+    retry[i], rs[i] = true, 0.5
+  else
+    local x = tonumber(string.match(mode, '^r:(.+)$') or '')
+    if x == nil or x < 0 or x >= 1 then
+      bail('BADARG', 'mode must be "retry", "final" or "r:<x>" with 0 <= x < 1, got ' .. tostring(mode))
+    end
+    retry[i], rs[i] = true, x
+  end
+end
+check_schema(false)
+
+local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local recs = redis.call('HMGET', K_TASKS, unpack(ids))
+local now = now_ms()
+local was_empty = redis.call('ZCARD', K_PENDING) == 0
+local gone, final, reply = {}, {}, {}
+local to_pending = 0
+local seq = nil
+local seen = {}
+for i, id in ipairs(ids) do
+  local v = leases[i]
+  local token, owner, attempt = nil, nil, nil
+  if v then token, owner, attempt = lease_parts(v) end
+  if not seen[id] and token ~= nil and token == ARGV[2 + (i - 1) * 4 + 2] and owner == worker then
+    seen[id] = true
+    gone[#gone + 1] = id
+    local err = string.sub(ARGV[2 + (i - 1) * 4 + 3], 1, 8192)
+    redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|' .. err)
+    local t = recs[i] and parse_record(recs[i])
+    if t and retry[i] and attempt < t.max_attempts then
+      redis.call('HSET', K_ATT, id, attempt)
+      local d = backoff_ms(t, attempt, rs[i])
+      if d > 0 then
+        wake_delayed_if_first(now + d)
+        redis.call('ZADD', K_DELAYED, fmt(now + d), id)
+      else
+        seq = seq or take_seq(ng)
+        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+        to_pending = to_pending + 1
+      end
+      reply[i] = 1
+    else
+      redis.call('HSET', K_ATT, id, attempt)
+      redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
+      final[#final + 1] = id
+      reply[i] = 2
+    end
+  else
+    reply[i] = 0
+  end
+end
+if #gone > 0 then
+  redis.call('HDEL', K_LEASE, unpack(gone))
+  redis.call('ZREM', K_LEASED, unpack(gone))
+end
+wake_pending(was_empty and to_pending > 0)
+notify_final(final)
+return reply

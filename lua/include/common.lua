@@ -1,0 +1,132 @@
+-- include/common.lua — shared by every Baton script (inlined at load time by the Rust loader
+-- and by `baton scripts dump`, so other languages get flat scripts).
+--
+-- The queue keyset: every script takes the same 12 queue keys first, all sharing the queue's
+-- hash tag `{queue}`, so a queue lives in one cluster slot. A script declares every key it
+-- touches; extra per-call keys (idempotency keys) follow the keyset.
+local K_META, K_TASKS, K_PENDING, K_DELAYED, K_LEASED, K_LEASE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local K_ATT, K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS =
+  KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+
+-- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
+-- layout, record format or field meaning; scripts refuse a queue with another version.
+local SCHEMA = '1'
+local MAX_BATCH = 1000
+-- Pending score = (PRIO_MAX - priority) * SEQ_SPAN + (seq mod SEQ_SPAN): higher priority first,
+-- FIFO within a priority. 2001 bands * 2^42 stays below 2^53 (exact in a double).
+local PRIO_MAX = 1000
+local SEQ_SPAN = 4398046511104
+
+-- Raise a named error. Every script validates all of its input before its first write, so a
+-- raised error leaves no partial write.
+local function bail(code, msg)
+  error({err = code .. ' ' .. msg})
+end
+
+if #KEYS < 12 then
+  bail('BADARG', 'expected the 12 queue keys first, got ' .. #KEYS .. ' keys')
+end
+
+-- Numbers are always formatted by hand: redis.call turns a Lua number into a string with
+-- "%.14g", which would round large scores and timestamps.
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Parse an integer ARGV value within [lo, hi] or raise BADARG naming the argument.
+local function int_arg(v, name, lo, hi)
+  local n = tonumber(v)
+  if n == nil or n ~= math.floor(n) or n < lo or n > hi then
+    bail('BADARG', name .. ' must be an integer in [' .. fmt(lo) .. ', ' .. fmt(hi) .. '], got ' .. tostring(v))
+  end
+  return n
+end
+
+local function id_arg(v, name)
+  if type(v) ~= 'string' or #v == 0 or #v > 128 or string.find(v, '[^%w%-_:%.]') then
+    bail('BADARG', name .. ' must be 1-128 characters of [A-Za-z0-9-_:.], got ' .. tostring(v))
+  end
+  return v
+end
+
+-- Check the queue's schema version. `create` (enqueue only) stamps a new queue.
+-- Returns the meta fields asked for after `v` (e.g. `paused`).
+local function check_schema(create, ...)
+  local got = redis.call('HMGET', K_META, 'v', ...)
+  local v = got[1]
+  if v == false then
+    if create then redis.call('HSET', K_META, 'v', SCHEMA) end
+  elseif v ~= SCHEMA then
+    bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..
+      '; run a baton release whose scripts match the queue (see docs/contract.md)')
+  end
+  return got
+end
+
+-- Record: "kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
+local REC_PATTERN = '^([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+local function parse_record(rec)
+  local kind, prio, ma, bo, base, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
+  if kind == nil then return nil end
+  return {kind = kind, prio = tonumber(prio), max_attempts = tonumber(ma), backoff = bo,
+    base = tonumber(base), cap = tonumber(cap), jitter = tonumber(jit), timeout = tonumber(to),
+    result_ttl = tonumber(rt), created = tonumber(ca), payload_pos = pos}
+end
+
+-- Next pending scores: one HINCRBY for a whole batch. Returns the first sequence number.
+local function take_seq(n)
+  return redis.call('HINCRBY', K_META, 'seq', n) - n + 1
+end
+
+local function pending_score(prio, seq)
+  return (PRIO_MAX - prio) * SEQ_SPAN + (seq % SEQ_SPAN)
+end
+
+-- Pub/sub channels are derived from the meta key (`<prefix>:{q}:meta` -> `<prefix>:{q}:wake`).
+local CHAN_BASE = string.sub(K_META, 1, -5)
+local CHAN_WAKE = CHAN_BASE .. 'wake'
+local CHAN_FIN = CHAN_BASE .. 'fin'
+
+-- Wake sleeping workers when pending goes from empty to non-empty ('p'), or the maintenance
+-- loop when the earliest delayed task changed ('d'). Workers stay subscribed, so a wake sent
+-- after their last empty claim is never missed.
+local function wake_pending(was_empty)
+  if was_empty then redis.call('PUBLISH', CHAN_WAKE, 'p') end
+end
+
+local function wake_delayed_if_first(run_at)
+  local first = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+  if first[2] == nil or tonumber(first[2]) >= run_at then
+    redis.call('PUBLISH', CHAN_WAKE, 'd')
+  end
+end
+
+-- Tell result waiters that these tasks reached a final state (done, dead, cancelled).
+local function notify_final(ids)
+  if #ids > 0 then redis.call('PUBLISH', CHAN_FIN, table.concat(ids, ',')) end
+end
+
+-- Backoff in ms for a task record after `attempt` failed attempts; r in [0,1) comes from the
+-- caller (math.random is deterministic inside Redis).
+local function backoff_ms(t, attempt, r)
+  local d
+  if t.backoff == 'f' then
+    d = t.base
+  else
+    d = t.base * (2 ^ math.min(attempt - 1, 60))
+    if d > t.cap then d = t.cap end
+  end
+  return d - math.floor(d * t.jitter / 100 * r)
+end
+
+local function lease_parts(v)
+  -- lease value: "token|worker|attempt"
+  local token, worker, attempt = string.match(v, '^([^|]*)|([^|]*)|(%d+)$')
+  return token, worker, tonumber(attempt)
+end

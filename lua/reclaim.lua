@@ -1,0 +1,62 @@
+#!lua
+--[[
+name: reclaim
+version: 1
+purpose: Take back expired leases (a bounded batch): each task goes back to pending, its attempt
+  counted, or to the dead-letter set when it has no attempts left. Run by the scheduler (and by
+  workers' maintenance loop); any number of callers at once is safe.
+keys:
+  1-12: the queue keyset
+argv:
+  1: limit (int, 1..1000) — most leases handled in this call
+  2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
+reply: {requeued (int), dead (int), next_in_ms (int, ms from now until the earliest remaining lease
+  deadline, 0 if already past, -1 if none), workers (array of the worker ids whose leases expired, one entry per task)}
+errors:
+  BADARG: an argument is out of range; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(limit log N)
+]]
+--@include common
+
+local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
+local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
+check_schema(false)
+
+local now = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', fmt(now), 'LIMIT', 0, limit)
+local requeued, dead, workers = 0, 0, {}
+if #ids > 0 then
+  local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+  local recs = redis.call('HMGET', K_TASKS, unpack(ids))
+  local was_empty = redis.call('ZCARD', K_PENDING) == 0
+  local seq = take_seq(#ids)
+  local final = {}
+  for i, id in ipairs(ids) do
+    local _, owner, attempt = nil, nil, 1
+    if leases[i] then _, owner, attempt = lease_parts(leases[i]) end
+    workers[#workers + 1] = owner or ''
+    local t = recs[i] and parse_record(recs[i])
+    if t == nil then
+      -- record deleted by hand: nothing left to run
+    else
+      redis.call('HSET', K_ATT, id, attempt)
+      redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|lease expired: worker ' ..
+        tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt)
+      if attempt < t.max_attempts then
+        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+        requeued = requeued + 1
+      else
+        redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
+        final[#final + 1] = id
+        dead = dead + 1
+      end
+    end
+  end
+  redis.call('ZREM', K_LEASED, unpack(ids))
+  redis.call('HDEL', K_LEASE, unpack(ids))
+  wake_pending(was_empty and requeued > 0)
+  notify_final(final)
+end
+local nxt = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
+return {requeued, dead, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1, workers}

@@ -1,0 +1,53 @@
+#!lua
+--[[
+name: release
+version: 1
+purpose: A worker gives leases back without running them (graceful shutdown past its grace
+  period): token-checked; each task returns to the front of its priority in pending and the
+  attempt is not counted.
+keys:
+  1-12: the queue keyset
+argv:
+  1: worker (string) — the worker's id
+  then pairs: id, token — 1..1000 pairs
+reply: flat array, one status per pair: 1 = released, 0 = stale (nothing changed)
+errors:
+  BADARG: an argument is out of range or the pairs are incomplete; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(n log N) for n <= 1000 pairs
+]]
+--@include common
+
+local worker = id_arg(ARGV[1], 'worker')
+local np = (#ARGV - 1) / 2
+if np < 1 or np > MAX_BATCH or np ~= math.floor(np) then
+  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token pairs after worker, got ' .. (#ARGV - 1) .. ' values')
+end
+check_schema(false)
+
+local ids = {}
+for i = 1, np do ids[i] = ARGV[2 * i] end
+local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local recs = redis.call('HMGET', K_TASKS, unpack(ids))
+local was_empty = redis.call('ZCARD', K_PENDING) == 0
+local gone, reply, seen = {}, {}, {}
+for i, id in ipairs(ids) do
+  local token, owner = nil, nil
+  if leases[i] then token, owner = lease_parts(leases[i]) end
+  local t = recs[i] and parse_record(recs[i])
+  if t and not seen[id] and token ~= nil and token == ARGV[2 * i + 1] and owner == worker then
+    seen[id] = true
+    gone[#gone + 1] = id
+    -- sequence 0: ahead of every task of the same priority
+    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
+    reply[i] = 1
+  else
+    reply[i] = 0
+  end
+end
+if #gone > 0 then
+  redis.call('HDEL', K_LEASE, unpack(gone))
+  redis.call('ZREM', K_LEASED, unpack(gone))
+end
+wake_pending(was_empty and #gone > 0)
+return reply

@@ -1,0 +1,626 @@
+//! The producer API, and the typed binding of every transition script.
+//!
+//! `Client` holds the connection and the config; `Queue` binds one queue's keys and settings and
+//! turns each script's ARGV/reply contract into Rust types. The worker runtime and the
+//! maintenance loops call the same methods, so each script has exactly one Rust call site.
+
+use crate::config::{BackoffKind, Config, QueueConfig};
+use crate::conn::{Call, Conn};
+use crate::error::{Error, Result};
+use crate::keys::QueueKeys;
+use crate::scripts::ScriptName;
+use crate::task::{split3, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
+use futures_util::StreamExt;
+use redis::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A connection to Baton's Redis plus the configuration; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    conn: Conn,
+    config: Arc<Config>,
+}
+
+impl Client {
+    /// Connect to the Redis named in `config.redis` and load the scripts.
+    pub async fn connect(config: Config) -> Result<Client> {
+        config.validate()?;
+        let conn = Conn::connect(&config.redis).await?;
+        Ok(Client { conn, config: Arc::new(config) })
+    }
+
+    /// A handle on one queue, with its configured settings.
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        let keys = QueueKeys::new(&self.config.redis.prefix, name)?;
+        Ok(Queue {
+            conn: self.conn.clone(),
+            keys: Arc::new(keys),
+            settings: Arc::new(self.config.queue(name)),
+        })
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The underlying connection.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+/// The answer to an enqueue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The task's id (for a duplicate: the id of the task that already existed).
+    pub id: String,
+    /// False when the idempotency key (or the id) was already taken: nothing new was enqueued.
+    pub created: bool,
+}
+
+/// A task claimed by a worker, with its lease.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: String,
+    pub token: String,
+    pub attempt: u32,
+    pub deadline_ms: u64,
+    pub record: Record,
+}
+
+/// What happened to a heartbeated lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Renewed,
+    /// Expired and reclaimed, or the token is stale: stop the handler.
+    Lost,
+    /// The task was cancelled: stop the handler.
+    Cancelled,
+}
+
+/// What happened to a reported failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailStatus {
+    /// Another attempt is scheduled.
+    Retrying,
+    /// No attempts left (or a final failure): moved to the dead-letter set.
+    Dead,
+    /// The lease was not held any more: nothing changed.
+    Stale,
+}
+
+/// How a failure should be treated.
+#[derive(Clone, Debug)]
+pub struct FailReport {
+    pub id: String,
+    pub token: String,
+    pub error: String,
+    /// False: dead now, whatever attempts are left.
+    pub retry: bool,
+}
+
+/// The outcome of waiting for a task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Completed with this result (empty when the task kept no result).
+    Done(Vec<u8>),
+    /// Moved to the dead-letter set; the last error.
+    Dead(String),
+    /// Cancelled.
+    Cancelled,
+}
+
+/// Maintenance call results.
+#[derive(Clone, Debug, Default)]
+pub struct Reclaimed {
+    pub requeued: u64,
+    pub dead: u64,
+    /// Time until the earliest remaining lease deadline, if any (by Redis' clock).
+    pub next_in: Option<Duration>,
+    /// The worker of each reclaimed lease.
+    pub workers: Vec<String>,
+}
+
+/// One queue: its keys, its settings, and every transition on it.
+#[derive(Clone)]
+pub struct Queue {
+    conn: Conn,
+    keys: Arc<QueueKeys>,
+    settings: Arc<QueueConfig>,
+}
+
+impl Queue {
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        self.keys.queue()
+    }
+    /// The queue's keys.
+    pub fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+    /// The queue's settings.
+    pub fn settings(&self) -> &QueueConfig {
+        &self.settings
+    }
+    /// The connection.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+    /// Same queue, other settings (tests, tools).
+    pub fn with_settings(&self, settings: QueueConfig) -> Queue {
+        Queue { conn: self.conn.clone(), keys: self.keys.clone(), settings: Arc::new(settings) }
+    }
+
+    fn call(&self, script: ScriptName, extra_keys: &[String]) -> Call {
+        Call::new(script, self.keys.keyset(), extra_keys)
+    }
+
+    async fn eval(&self, call: &Call) -> Result<Value> {
+        self.conn.eval(call, self.name()).await
+    }
+
+    fn bad_reply(&self, script: ScriptName, v: &Value) -> Error {
+        Error::Protocol(format!("{} on queue {} replied {:?}", script.file_stem(), self.name(), v))
+    }
+
+    // ---- producer side ----
+
+    /// Enqueue one task.
+    pub async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued> {
+        let mut v = self.enqueue_batch(vec![spec]).await?;
+        Ok(v.remove(0))
+    }
+
+    /// Enqueue up to 1000 tasks atomically: all are stored or none (on any error).
+    pub async fn enqueue_batch(&self, specs: Vec<TaskSpec>) -> Result<Vec<Enqueued>> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if specs.len() > 1000 {
+            return Err(Error::Invalid(format!(
+                "enqueue_batch takes at most 1000 tasks, got {} — split the batch (each batch is atomic)",
+                specs.len()
+            )));
+        }
+        let s = &self.settings;
+        let mut idem_keys = Vec::new();
+        for spec in &specs {
+            if let Some(k) = &spec.idempotency_key {
+                if k.is_empty() || k.len() > 512 {
+                    return Err(Error::Invalid("idempotency key must be 1-512 bytes".into()));
+                }
+                idem_keys.push(self.keys.idem(k));
+            }
+            if spec.payload.len() as u64 > s.max_payload {
+                return Err(Error::PayloadTooLarge {
+                    queue: self.name().into(),
+                    detail: format!(
+                        "payload of a {} task is {} bytes, over the limit of {} (queues.{}.max_payload): store large data elsewhere and enqueue a reference",
+                        spec.kind,
+                        spec.payload.len(),
+                        s.max_payload,
+                        self.name()
+                    ),
+                });
+            }
+        }
+        let mut call = self.call(ScriptName::Enqueue, &idem_keys);
+        call.arg(s.max_payload).arg(specs.len());
+        for spec in &specs {
+            let b = spec.backoff.unwrap_or_else(|| crate::task::Backoff::from_queue(s));
+            let id = spec.id.clone().unwrap_or_else(new_id);
+            call.arg(id)
+                .arg(&spec.kind)
+                .arg(&spec.payload[..])
+                .arg(spec.priority)
+                .arg(ms(spec.delay))
+                .arg(spec.max_attempts.unwrap_or(s.max_attempts))
+                .arg(match b.kind {
+                    BackoffKind::Fixed => "f",
+                    BackoffKind::Exponential => "e",
+                })
+                .arg(ms(b.base))
+                .arg(ms(b.cap.max(b.base)))
+                .arg((b.jitter.clamp(0.0, 1.0) * 100.0).round() as u64)
+                .arg(ms(spec.timeout.unwrap_or(s.timeout)))
+                .arg(ms(spec.result_ttl.unwrap_or(s.result_ttl)))
+                .arg(if spec.idempotency_key.is_some() {
+                    ms(spec.idempotency_ttl.unwrap_or(s.idempotency_ttl)).max(1)
+                } else {
+                    0
+                });
+        }
+        let v = self.eval(&call).await?;
+        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Enqueue, &v))?;
+        items
+            .chunks(2)
+            .map(|c| match c {
+                [id, created] => Ok(Enqueued {
+                    id: string(id).ok_or_else(|| self.bad_reply(ScriptName::Enqueue, &v))?,
+                    created: int(created) == Some(1),
+                }),
+                _ => Err(self.bad_reply(ScriptName::Enqueue, &v)),
+            })
+            .collect()
+    }
+
+    /// Everything known about a task, or None if unknown or past its retention.
+    pub async fn get(&self, id: &str) -> Result<Option<Task>> {
+        let mut call = self.call(ScriptName::Get, &[]);
+        call.arg(id);
+        let v = self.eval(&call).await?;
+        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Get, &v))?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let bad = || self.bad_reply(ScriptName::Get, &v);
+        if items.len() != 7 {
+            return Err(bad());
+        }
+        let state = string(&items[0]).and_then(|s| State::parse(&s)).ok_or_else(bad)?;
+        let record = Record::parse(&bytes(&items[1]).ok_or_else(bad)?)?;
+        let attempts = int(&items[2]).ok_or_else(bad)? as u32;
+        let lease_raw = string(&items[3]).unwrap_or_default();
+        let score = string(&items[4]).and_then(|s| s.parse::<f64>().ok());
+        let lease = if lease_raw.is_empty() {
+            None
+        } else {
+            let mut p = lease_raw.splitn(3, '|');
+            match (p.next(), p.next(), p.next().and_then(|a| a.parse().ok())) {
+                (Some(t), Some(w), Some(a)) => Some(LeaseInfo {
+                    token: t.into(),
+                    worker: w.into(),
+                    attempt: a,
+                    deadline_ms: score.unwrap_or(0.0) as u64,
+                }),
+                _ => return Err(bad()),
+            }
+        };
+        let err_raw = bytes(&items[5]).unwrap_or_default();
+        let last_error = split3(&err_raw).map(|(a, at, m)| Failure {
+            attempt: a as u32,
+            at_ms: at,
+            message: String::from_utf8_lossy(m).into_owned(),
+        });
+        let res_raw = bytes(&items[6]).unwrap_or_default();
+        let (result, finished_ms) = match split3(&res_raw) {
+            Some((_, at, r)) => (Some(r.to_vec()), Some(at)),
+            None if state == State::Done => (Some(Vec::new()), None),
+            None => (None, None),
+        };
+        let due_or_expiry_ms = match state {
+            State::Delayed | State::Done | State::Dead | State::Cancelled => score.map(|s| s as u64),
+            _ => None,
+        };
+        Ok(Some(Task {
+            id: id.into(),
+            queue: self.name().into(),
+            state,
+            record,
+            attempts,
+            lease,
+            due_or_expiry_ms,
+            last_error,
+            result,
+            finished_ms,
+        }))
+    }
+
+    /// Wait until the task is done, dead or cancelled, up to `timeout`.
+    /// Woken by the scripts' finish notifications, with a slow poll as a safety net.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Outcome> {
+        let started = Instant::now();
+        let mut pubsub = self.conn.pubsub().await?;
+        pubsub.subscribe(self.keys.fin_channel()).await.map_err(|e| self.conn.err(e, self.name()))?;
+        let mut messages = pubsub.on_message();
+        loop {
+            // Checked after subscribing, so a finish between the check and the wait is not missed.
+            let state = match self.get(id).await? {
+                None => return Err(Error::NotFound { queue: self.name().into(), id: id.into() }),
+                Some(t) => match t.state {
+                    State::Done => return Ok(Outcome::Done(t.result.unwrap_or_default())),
+                    State::Dead => {
+                        return Ok(Outcome::Dead(t.last_error.map(|f| f.message).unwrap_or_default()))
+                    }
+                    State::Cancelled => return Ok(Outcome::Cancelled),
+                    s => s,
+                },
+            };
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(Error::WaitTimeout {
+                    queue: self.name().into(),
+                    id: id.into(),
+                    waited: timeout,
+                    state: state.to_string(),
+                });
+            }
+            let nap = left.min(Duration::from_secs(1));
+            let deadline = tokio::time::Instant::now() + nap;
+            loop {
+                match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Err(_) => break, // poll again
+                    Ok(None) => {
+                        // pub/sub connection lost: fall back to polling
+                        tokio::time::sleep_until(deadline).await;
+                        break;
+                    }
+                    Ok(Some(msg)) => {
+                        let ids: Vec<u8> = msg.get_payload_bytes().to_vec();
+                        if ids.split(|&b| b == b',').any(|x| x == id.as_bytes()) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancel unfinished tasks. Returns, per id, the state it was cancelled from (None: not
+    /// cancellable — unknown, or already finished).
+    pub async fn cancel(&self, ids: &[&str]) -> Result<Vec<Option<State>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let mut call = self.call(ScriptName::Cancel, &[]);
+            call.arg(ms(self.settings.dead_ttl).max(1));
+            for id in chunk {
+                call.arg(*id);
+            }
+            let v = self.eval(&call).await?;
+            let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Cancel, &v))?;
+            out.extend(items.iter().map(|i| string(i).and_then(|s| State::parse(&s))));
+        }
+        Ok(out)
+    }
+
+    /// Move dead tasks back to pending with fresh attempts. Returns how many moved.
+    pub async fn requeue_dead(&self, ids: &[&str]) -> Result<u64> {
+        let mut moved = 0;
+        for chunk in ids.chunks(1000) {
+            let mut call = self.call(ScriptName::Requeue, &[]);
+            for id in chunk {
+                call.arg(*id);
+            }
+            let v = self.eval(&call).await?;
+            let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Requeue, &v))?;
+            moved += items.iter().filter(|i| int(i) == Some(1)).count() as u64;
+        }
+        Ok(moved)
+    }
+
+    /// Ids in the dead-letter set, oldest first (at most `limit`).
+    pub async fn dead_ids(&self, limit: usize) -> Result<Vec<String>> {
+        self.conn
+            .query(redis::cmd("ZRANGE").arg(self.keys.role("dead")).arg(0).arg(limit as i64 - 1))
+            .await
+    }
+
+    /// Task counts by state.
+    pub async fn counts(&self) -> Result<Counts> {
+        let call = self.call(ScriptName::Counts, &[]);
+        let v = self.eval(&call).await?;
+        let n: Vec<u64> = array(&v)
+            .map(|a| a.iter().filter_map(int).map(|x| x as u64).collect())
+            .unwrap_or_default();
+        if n.len() != 7 {
+            return Err(self.bad_reply(ScriptName::Counts, &v));
+        }
+        Ok(Counts {
+            pending: n[0],
+            delayed: n[1],
+            leased: n[2],
+            done: n[3],
+            dead: n[4],
+            cancelled: n[5],
+            paused: n[6] == 1,
+        })
+    }
+
+    // ---- worker side ----
+
+    /// Claim up to `n` (1..=1000) pending tasks under a lease of the queue's lease duration.
+    pub async fn claim(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
+        let v = self.eval(&self.claim_call(worker, n)).await?;
+        self.parse_claim(&v)
+    }
+
+    pub(crate) fn claim_call(&self, worker: &str, n: usize) -> Call {
+        let mut call = self.call(ScriptName::Claim, &[]);
+        call.arg(worker).arg(n).arg(ms(self.settings.lease));
+        call
+    }
+
+    pub(crate) fn parse_claim(&self, v: &Value) -> Result<Vec<Claimed>> {
+        let items = array(v).ok_or_else(|| self.bad_reply(ScriptName::Claim, v))?;
+        let mut out = Vec::with_capacity(items.len() / 5);
+        for c in items.chunks(5) {
+            let bad = || self.bad_reply(ScriptName::Claim, v);
+            let [id, token, attempt, deadline, rec] = c else { return Err(bad()) };
+            out.push(Claimed {
+                id: string(id).ok_or_else(bad)?,
+                token: string(token).ok_or_else(bad)?,
+                attempt: int(attempt).ok_or_else(bad)? as u32,
+                deadline_ms: int(deadline).ok_or_else(bad)? as u64,
+                record: Record::parse(&bytes(rec).ok_or_else(bad)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Renew leases (id, token) held by `worker`; one status per lease.
+    pub async fn heartbeat(&self, worker: &str, leases: &[(&str, &str)]) -> Result<Vec<LeaseStatus>> {
+        let mut out = Vec::with_capacity(leases.len());
+        for chunk in leases.chunks(1000) {
+            let mut call = self.call(ScriptName::Heartbeat, &[]);
+            call.arg(worker).arg(ms(self.settings.lease));
+            for (id, token) in chunk {
+                call.arg(*id).arg(*token);
+            }
+            let v = self.eval(&call).await?;
+            let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Heartbeat, &v))?;
+            out.extend(items.iter().map(|i| match int(i) {
+                Some(1) => LeaseStatus::Renewed,
+                Some(2) => LeaseStatus::Cancelled,
+                _ => LeaseStatus::Lost,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Complete one task; `Error::StaleLease` if the lease is not held any more.
+    pub async fn complete(&self, worker: &str, id: &str, token: &str, result: &[u8]) -> Result<()> {
+        let call = self.complete_call(worker, &[(id, token, result)]);
+        let v = self.eval(&call).await?;
+        match self.parse_statuses(ScriptName::Complete, &v)?.first() {
+            Some(1) => Ok(()),
+            _ => Err(Error::StaleLease { queue: self.name().into(), id: id.into() }),
+        }
+    }
+
+    /// One `complete` call for up to 1000 (id, token, result).
+    pub(crate) fn complete_call(&self, worker: &str, items: &[(&str, &str, &[u8])]) -> Call {
+        let mut call = self.call(ScriptName::Complete, &[]);
+        call.arg(worker);
+        for (id, token, result) in items {
+            call.arg(*id).arg(*token).arg(*result);
+        }
+        call
+    }
+
+    /// Report one failed attempt.
+    pub async fn fail(&self, worker: &str, report: &FailReport) -> Result<FailStatus> {
+        let call = self.fail_call(worker, std::slice::from_ref(report));
+        let v = self.eval(&call).await?;
+        match self.parse_fail(&v)?.first() {
+            Some(FailStatus::Stale) | None => {
+                Err(Error::StaleLease { queue: self.name().into(), id: report.id.clone() })
+            }
+            Some(s) => Ok(*s),
+        }
+    }
+
+    pub(crate) fn fail_call(&self, worker: &str, reports: &[FailReport]) -> Call {
+        let mut call = self.call(ScriptName::Fail, &[]);
+        call.arg(worker).arg(ms(self.settings.dead_ttl).max(1));
+        for r in reports {
+            let mode = if r.retry { format!("r:{:.6}", fastrand::f64().min(0.999999)) } else { "final".into() };
+            call.arg(&r.id).arg(&r.token).arg(&r.error).arg(mode);
+        }
+        call
+    }
+
+    pub(crate) fn parse_fail(&self, v: &Value) -> Result<Vec<FailStatus>> {
+        Ok(self
+            .parse_statuses(ScriptName::Fail, v)?
+            .into_iter()
+            .map(|s| match s {
+                1 => FailStatus::Retrying,
+                2 => FailStatus::Dead,
+                _ => FailStatus::Stale,
+            })
+            .collect())
+    }
+
+    pub(crate) fn parse_statuses(&self, script: ScriptName, v: &Value) -> Result<Vec<i64>> {
+        let items = array(v).ok_or_else(|| self.bad_reply(script, v))?;
+        items.iter().map(|i| int(i).ok_or_else(|| self.bad_reply(script, v))).collect()
+    }
+
+    /// Give leases back without counting the attempt (shutdown). Returns how many were released.
+    pub async fn release(&self, worker: &str, leases: &[(&str, &str)]) -> Result<u64> {
+        let mut n = 0;
+        for chunk in leases.chunks(1000) {
+            let mut call = self.call(ScriptName::Release, &[]);
+            call.arg(worker);
+            for (id, token) in chunk {
+                call.arg(*id).arg(*token);
+            }
+            let v = self.eval(&call).await?;
+            n += self.parse_statuses(ScriptName::Release, &v)?.iter().filter(|s| **s == 1).count() as u64;
+        }
+        Ok(n)
+    }
+
+    // ---- maintenance ----
+
+    /// Move due delayed tasks to pending (at most `limit`). Returns (promoted, time until the
+    /// next delayed task is due).
+    pub async fn promote(&self, limit: usize) -> Result<(u64, Option<Duration>)> {
+        let mut call = self.call(ScriptName::Promote, &[]);
+        call.arg(limit);
+        let v = self.eval(&call).await?;
+        let n = self.parse_statuses(ScriptName::Promote, &v)?;
+        match n[..] {
+            [p, next] => Ok((p as u64, (next >= 0).then(|| Duration::from_millis(next as u64)))),
+            _ => Err(self.bad_reply(ScriptName::Promote, &v)),
+        }
+    }
+
+    /// Take back expired leases (at most `limit`).
+    pub async fn reclaim(&self, limit: usize) -> Result<Reclaimed> {
+        let mut call = self.call(ScriptName::Reclaim, &[]);
+        call.arg(limit).arg(ms(self.settings.dead_ttl).max(1));
+        let v = self.eval(&call).await?;
+        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Reclaim, &v))?;
+        let bad = || self.bad_reply(ScriptName::Reclaim, &v);
+        let [requeued, dead, next, workers] = items else { return Err(bad()) };
+        let next = int(next).ok_or_else(bad)?;
+        Ok(Reclaimed {
+            requeued: int(requeued).ok_or_else(bad)? as u64,
+            dead: int(dead).ok_or_else(bad)? as u64,
+            next_in: (next >= 0).then(|| Duration::from_millis(next as u64)),
+            workers: array(workers).map(|w| w.iter().filter_map(string).collect()).unwrap_or_default(),
+        })
+    }
+
+    /// Drop finished tasks past their retention (at most `limit` per set). Returns (dropped, more).
+    pub async fn trim(&self, limit: usize) -> Result<(u64, bool)> {
+        let mut call = self.call(ScriptName::Trim, &[]);
+        call.arg(limit);
+        let v = self.eval(&call).await?;
+        match self.parse_statuses(ScriptName::Trim, &v)?[..] {
+            [d, more] => Ok((d as u64, more == 1)),
+            _ => Err(self.bad_reply(ScriptName::Trim, &v)),
+        }
+    }
+}
+
+/// A new task id: a ULID (26 characters, sortable by creation time).
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+pub(crate) fn array(v: &Value) -> Option<&[Value]> {
+    match v {
+        Value::Array(a) | Value::Set(a) => Some(a),
+        _ => None,
+    }
+}
+
+pub(crate) fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+pub(crate) fn string(v: &Value) -> Option<String> {
+    bytes(v).and_then(|b| String::from_utf8(b).ok())
+}

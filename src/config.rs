@@ -1,0 +1,351 @@
+//! Typed configuration: one TOML file, environment overrides, validation with named errors.
+//!
+//! The file is `config/baton.toml` by default (every knob is listed there with its default);
+//! `BATON__SECTION__KEY` environment variables override it (`BATON__REDIS__URL`). Unknown keys,
+//! bad durations and impossible values are refused at start with a message that names the key.
+
+use crate::error::{Error, Result};
+use crate::keys::validate_name;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub redis: RedisConfig,
+    /// One table per queue; a queue without one uses the built-in defaults.
+    pub queues: BTreeMap<String, QueueConfig>,
+    pub worker: WorkerConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+/// How to reach Redis.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port/db` (or `rediss://` for TLS).
+    pub url: String,
+    /// ACL user name; overrides the one in `url`.
+    pub username: Option<String>,
+    /// Password; overrides the one in `url`.
+    pub password: Option<String>,
+    /// Database number; overrides the one in `url`.
+    pub db: Option<i64>,
+    /// Prefix of every key Baton writes.
+    pub prefix: String,
+    /// Time allowed to open a connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one reply; a call that times out may still have run on the server.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379/0".into(),
+            username: None,
+            password: None,
+            db: None,
+            prefix: "baton".into(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Retry backoff shape.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackoffKind {
+    Fixed,
+    Exponential,
+}
+
+/// Per-queue settings (defaults for the tasks enqueued there, and lease timing).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Lease duration: a task whose worker stops heartbeating is reclaimed this long after its
+    /// last heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Heartbeat interval; must be shorter than `lease` (about a third of it).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Attempts before a task goes to the dead-letter set.
+    pub max_attempts: u32,
+    /// `exponential` or `fixed`.
+    pub backoff: BackoffKind,
+    /// First retry delay (exponential doubles it each attempt).
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    /// Share of each retry delay removed at random, 0.0 to 1.0.
+    pub backoff_jitter: f64,
+    /// Execution timeout of a task (0s = none).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a result (and the finished task) is kept (0s = dropped at once).
+    #[serde(with = "humantime_serde")]
+    pub result_ttl: Duration,
+    /// How long dead and cancelled tasks are kept.
+    #[serde(with = "humantime_serde")]
+    pub dead_ttl: Duration,
+    /// How long an idempotency key maps to its first task.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+    /// Largest payload accepted, in bytes.
+    pub max_payload: u64,
+    /// Most tasks a worker claims (and acknowledges) in one call.
+    pub claim_batch: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            lease: Duration::from_secs(4),
+            heartbeat: Duration::from_secs(1),
+            max_attempts: 5,
+            backoff: BackoffKind::Exponential,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(600),
+            backoff_jitter: 0.2,
+            timeout: Duration::from_secs(1800),
+            result_ttl: Duration::from_secs(3600),
+            dead_ttl: Duration::from_secs(7 * 86400),
+            idempotency_ttl: Duration::from_secs(86400),
+            max_payload: 1 << 20,
+            claim_batch: 100,
+        }
+    }
+}
+
+/// Worker process settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Queues this worker takes tasks from.
+    pub queues: Vec<String>,
+    /// Most tasks run at once (per queue).
+    pub concurrency: usize,
+    /// On shutdown, how long in-flight tasks may finish before their leases are released.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Safety-net poll when no wake-up arrives (workers normally wake on pub/sub).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Also run the maintenance loops (promote, reclaim, trim) in the worker.
+    pub maintenance: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            queues: vec!["default".into()],
+            concurrency: 16,
+            shutdown_grace: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            maintenance: true,
+        }
+    }
+}
+
+/// Maintenance loop timing (scheduler, and workers with `maintenance = true`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Longest sleep between promotions of due delayed tasks (they also wake it).
+    #[serde(with = "humantime_serde")]
+    pub promote_interval: Duration,
+    /// Longest sleep between reclaims of expired leases.
+    #[serde(with = "humantime_serde")]
+    pub reclaim_interval: Duration,
+    /// Interval of the janitor that drops finished tasks past their retention.
+    #[serde(with = "humantime_serde")]
+    pub trim_interval: Duration,
+    /// Most tasks one maintenance call handles.
+    pub batch: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            promote_interval: Duration::from_secs(1),
+            reclaim_interval: Duration::from_millis(500),
+            trim_interval: Duration::from_secs(5),
+            batch: 500,
+        }
+    }
+}
+
+impl Config {
+    /// Load a TOML file, apply `BATON__…` environment overrides, validate.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "file {} not found — pass --config FILE or set BATON_CONFIG (an example: config/baton.toml)",
+                path.display()
+            )));
+        }
+        let builder = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml));
+        Self::build(builder, &path.display().to_string())
+    }
+
+    /// Parse TOML text (no environment overrides), validate.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        Self::build_without_env(builder, "<toml>")
+    }
+
+    fn build(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        origin: &str,
+    ) -> Result<Config> {
+        let builder = builder.add_source(
+            config::Environment::with_prefix("BATON")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("worker.queues")
+                .try_parsing(true),
+        );
+        Self::build_without_env(builder, origin)
+    }
+
+    fn build_without_env(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        origin: &str,
+    ) -> Result<Config> {
+        let raw = builder
+            .build()
+            .map_err(|e| Error::Config(format!("{origin}: {e} — check the TOML syntax")))?;
+        let cfg: Config = raw.try_deserialize().map_err(|e| {
+            Error::Config(format!("{origin}: {e} — every key and its default is listed in config/baton.toml"))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Settings of one queue (its table, or the built-in defaults).
+    pub fn queue(&self, name: &str) -> QueueConfig {
+        self.queues.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Refuse impossible values, naming the key and the fix.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: &str| Err(Error::Config(format!("{key}: {msg}")));
+        if !(self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("rediss://")
+            || self.redis.url.starts_with("unix://")
+            || self.redis.url.starts_with("redis+unix://"))
+        {
+            return bad("redis.url", "must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)");
+        }
+        validate_name(&self.redis.prefix, "redis.prefix").map_err(|e| Error::Config(e.to_string()))?;
+        if self.redis.response_timeout.is_zero() || self.redis.connect_timeout.is_zero() {
+            return bad("redis.response_timeout/connect_timeout", "must be longer than 0s (e.g. \"5s\")");
+        }
+        for (name, q) in &self.queues {
+            let key = |k: &str| format!("queues.{name}.{k}");
+            validate_name(name, "queue name").map_err(|e| Error::Config(format!("[queues.{name}]: {e}")))?;
+            if q.lease < Duration::from_millis(100) {
+                return bad(&key("lease"), "must be at least 100ms (e.g. \"4s\")");
+            }
+            if q.heartbeat.is_zero() || q.heartbeat >= q.lease {
+                return bad(
+                    &key("heartbeat"),
+                    &format!(
+                        "must be shorter than the lease ({:?}); about a third of it is right",
+                        q.lease
+                    ),
+                );
+            }
+            if q.max_attempts == 0 {
+                return bad(&key("max_attempts"), "must be at least 1");
+            }
+            if q.backoff_cap < q.backoff_base {
+                return bad(&key("backoff_cap"), "must not be shorter than backoff_base");
+            }
+            if !(0.0..=1.0).contains(&q.backoff_jitter) {
+                return bad(&key("backoff_jitter"), "must be between 0.0 and 1.0");
+            }
+            if q.dead_ttl.is_zero() {
+                return bad(&key("dead_ttl"), "must be longer than 0s");
+            }
+            if !(1..=1000).contains(&q.claim_batch) {
+                return bad(&key("claim_batch"), "must be between 1 and 1000");
+            }
+            if q.max_payload == 0 || q.max_payload > 512 << 20 {
+                return bad(&key("max_payload"), "must be between 1 and 536870912 bytes");
+            }
+        }
+        if self.worker.concurrency == 0 {
+            return bad("worker.concurrency", "must be at least 1");
+        }
+        if self.worker.queues.is_empty() {
+            return bad("worker.queues", "list at least one queue (e.g. [\"default\"])");
+        }
+        for q in &self.worker.queues {
+            validate_name(q, "worker.queues entry").map_err(|e| Error::Config(e.to_string()))?;
+        }
+        if self.worker.poll_interval.is_zero() {
+            return bad("worker.poll_interval", "must be longer than 0s");
+        }
+        let s = &self.scheduler;
+        if s.promote_interval.is_zero() || s.reclaim_interval.is_zero() || s.trim_interval.is_zero() {
+            return bad("scheduler.*_interval", "must be longer than 0s");
+        }
+        if !(1..=1000).contains(&s.batch) {
+            return bad("scheduler.batch", "must be between 1 and 1000");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.redis.url, "redis://127.0.0.1:6379/0");
+        assert_eq!(c.queue("anything").max_attempts, 5);
+    }
+
+    #[test]
+    fn reads_durations_and_queue_tables() {
+        let c = Config::from_toml(
+            "[queues.default]\nlease = \"30s\"\nheartbeat = \"10s\"\nmax_attempts = 3\n",
+        )
+        .unwrap();
+        let q = c.queue("default");
+        assert_eq!(q.lease, Duration::from_secs(30));
+        assert_eq!(q.heartbeat, Duration::from_secs(10));
+        assert_eq!(q.max_attempts, 3);
+    }
+
+    #[test]
+    fn refuses_typos_bad_durations_and_impossible_values() {
+        let e = Config::from_toml("[queues.default]\nlese = \"30s\"\n").unwrap_err().to_string();
+        assert!(e.contains("lese"), "{e}");
+        let e = Config::from_toml("[queues.default]\nlease = \"30 parsecs\"\n").unwrap_err().to_string();
+        assert!(e.contains("lease"), "{e}");
+        let e = Config::from_toml("[queues.default]\nlease = \"3s\"\nheartbeat = \"3s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("queues.default.heartbeat"), "{e}");
+        let e = Config::from_toml("[worker]\nconcurrency = 0\n").unwrap_err().to_string();
+        assert!(e.contains("worker.concurrency"), "{e}");
+    }
+}

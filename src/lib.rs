@@ -1,0 +1,23 @@
+//! Baton: a distributed task scheduler on Redis.
+//!
+//! Every state change of a task is one versioned Lua script (`lua/`), run atomically in Redis
+//! with EVALSHA; this crate is the thin orchestrator around them: a producer [`Client`]/[`Queue`],
+//! a [`Worker`] runtime, and the [`Maintenance`] loops. See README.md and docs/.
+
+pub mod client;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod keys;
+pub mod local_redis;
+pub mod scheduler;
+pub mod scripts;
+pub mod task;
+pub mod worker;
+
+pub use client::{Claimed, Client, Enqueued, FailReport, FailStatus, LeaseStatus, Outcome, Queue, Reclaimed};
+pub use config::{BackoffKind, Config, QueueConfig, RedisConfig, SchedulerConfig, WorkerConfig};
+pub use error::{Error, Result};
+pub use scheduler::Maintenance;
+pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
+pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};

@@ -1,0 +1,315 @@
+//! What a task is: the spec a producer enqueues, the record Redis keeps, the state it is in.
+//!
+//! The record format (`kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|
+//! result_ttl_ms|created_ms|payload`) is part of the script contract (docs/contract.md): the
+//! small header is parsed by Lua on the rare paths (fail, reclaim, promote) and by clients at
+//! claim, while the payload stays raw bytes.
+
+use crate::config::{BackoffKind, QueueConfig};
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// Retry policy of a task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub kind: BackoffKind,
+    /// First delay (fixed: every delay).
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+    /// Share of each delay removed at random, 0.0..=1.0.
+    pub jitter: f64,
+}
+
+impl Backoff {
+    /// The queue's configured policy.
+    pub fn from_queue(q: &QueueConfig) -> Backoff {
+        Backoff { kind: q.backoff, base: q.backoff_base, cap: q.backoff_cap, jitter: q.backoff_jitter }
+    }
+
+    /// Retry after the same delay every time.
+    pub fn fixed(delay: Duration) -> Backoff {
+        Backoff { kind: BackoffKind::Fixed, base: delay, cap: delay, jitter: 0.0 }
+    }
+
+    /// Double the delay each attempt from `base` up to `cap`.
+    pub fn exponential(base: Duration, cap: Duration) -> Backoff {
+        Backoff { kind: BackoffKind::Exponential, base, cap, jitter: 0.0 }
+    }
+
+    /// Remove up to this share of each delay at random (0.0..=1.0).
+    pub fn with_jitter(mut self, jitter: f64) -> Backoff {
+        self.jitter = jitter;
+        self
+    }
+}
+
+/// A task to enqueue. Unset fields take the queue's configured defaults.
+#[derive(Clone, Debug)]
+pub struct TaskSpec {
+    pub(crate) id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) priority: i32,
+    pub(crate) delay: Duration,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) result_ttl: Option<Duration>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) idempotency_ttl: Option<Duration>,
+}
+
+impl TaskSpec {
+    /// A task of `kind` with raw payload bytes.
+    pub fn new(kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> TaskSpec {
+        TaskSpec {
+            id: None,
+            kind: kind.into(),
+            payload: payload.into(),
+            priority: 0,
+            delay: Duration::ZERO,
+            max_attempts: None,
+            backoff: None,
+            timeout: None,
+            result_ttl: None,
+            idempotency_key: None,
+            idempotency_ttl: None,
+        }
+    }
+
+    /// A task of `kind` whose payload is `value` serialized as JSON.
+    pub fn json<T: serde::Serialize>(kind: impl Into<String>, value: &T) -> Result<TaskSpec> {
+        let payload = serde_json::to_vec(value)
+            .map_err(|e| Error::Invalid(format!("payload cannot be serialized as JSON: {e}")))?;
+        Ok(TaskSpec::new(kind, payload))
+    }
+
+    /// Use this id instead of a generated one (a retried enqueue with the same id is a no-op).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Higher runs first (-1000..=1000, default 0); FIFO within a priority.
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
+        self
+    }
+    /// Run no sooner than this delay from now (measured by Redis' clock).
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+    /// Run no sooner than this time (converted to a delay with this machine's clock).
+    pub fn run_at(mut self, t: std::time::SystemTime) -> Self {
+        self.delay = t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
+        self
+    }
+    /// Attempts before the task goes to the dead-letter set.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    /// Retry delays.
+    pub fn backoff(mut self, b: Backoff) -> Self {
+        self.backoff = Some(b);
+        self
+    }
+    /// Execution timeout of one attempt (zero = none).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    /// How long the result is kept after completion (zero = not kept).
+    pub fn result_ttl(mut self, d: Duration) -> Self {
+        self.result_ttl = Some(d);
+        self
+    }
+    /// A repeated enqueue with the same key (within the window) returns the first task's id.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+    /// How long the idempotency key is remembered (default: the queue's `idempotency_ttl`).
+    pub fn idempotency_ttl(mut self, d: Duration) -> Self {
+        self.idempotency_ttl = Some(d);
+        self
+    }
+}
+
+/// The state set a task is in. A task is in exactly one at any moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Delayed,
+    Leased,
+    Done,
+    Dead,
+    Cancelled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Delayed => "delayed",
+            State::Leased => "leased",
+            State::Done => "done",
+            State::Dead => "dead",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "pending" => State::Pending,
+            "delayed" => State::Delayed,
+            "leased" => State::Leased,
+            "done" => State::Done,
+            "dead" => State::Dead,
+            "cancelled" => State::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Done, dead or cancelled: the task will not run again unless requeued.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Done | State::Dead | State::Cancelled)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored header and payload of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub kind: String,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Execution timeout (None = no timeout).
+    pub timeout: Option<Duration>,
+    pub result_ttl: Duration,
+    /// Enqueue time, ms since the Unix epoch by Redis' clock.
+    pub created_ms: u64,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    /// Parse `kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
+    pub fn parse(raw: &[u8]) -> Result<Record> {
+        let bad = || Error::Protocol(format!("malformed task record {:?}", String::from_utf8_lossy(&raw[..raw.len().min(80)])));
+        let mut parts = raw.splitn(11, |&b| b == b'|');
+        let mut next = || parts.next().ok_or_else(bad);
+        let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
+        let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
+        let kind = text(next()?)?;
+        let priority = num(next()?)? as i32;
+        let max_attempts = num(next()?)? as u32;
+        let bkind = match next()? {
+            b"f" => BackoffKind::Fixed,
+            b"e" => BackoffKind::Exponential,
+            _ => return Err(bad()),
+        };
+        let base = Duration::from_millis(num(next()?)? as u64);
+        let cap = Duration::from_millis(num(next()?)? as u64);
+        let jitter = num(next()?)? as f64 / 100.0;
+        let timeout_ms = num(next()?)? as u64;
+        let result_ttl = Duration::from_millis(num(next()?)? as u64);
+        let created_ms = num(next()?)? as u64;
+        let payload = next()?.to_vec();
+        Ok(Record {
+            kind,
+            priority,
+            max_attempts,
+            backoff: Backoff { kind: bkind, base, cap, jitter },
+            timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+            result_ttl,
+            created_ms,
+            payload,
+        })
+    }
+}
+
+/// The last failure of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub attempt: u32,
+    pub at_ms: u64,
+    pub message: String,
+}
+
+/// A lease held on a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaseInfo {
+    pub token: String,
+    pub worker: String,
+    pub attempt: u32,
+    pub deadline_ms: u64,
+}
+
+/// Everything known about a task (from the `get` script).
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub id: String,
+    pub queue: String,
+    pub state: State,
+    pub record: Record,
+    /// Attempts started so far.
+    pub attempts: u32,
+    pub lease: Option<LeaseInfo>,
+    /// Delayed: when it becomes due (ms). Done/dead/cancelled: when it is dropped (ms).
+    pub due_or_expiry_ms: Option<u64>,
+    pub last_error: Option<Failure>,
+    /// Present when done (and result_ttl > 0).
+    pub result: Option<Vec<u8>>,
+    /// When it finished (done), ms.
+    pub finished_ms: Option<u64>,
+}
+
+/// Task counts of a queue by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub delayed: u64,
+    pub leased: u64,
+    pub done: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+    pub paused: bool,
+}
+
+/// Split `a|b|rest` values ("attempt|at_ms|message"): the first two fields are numbers.
+pub(crate) fn split3(raw: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let mut parts = raw.splitn(3, |&b| b == b'|');
+    let a = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let b = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    Some((a, b, parts.next()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keeps_pipes_in_the_payload() {
+        let r = Record::parse(b"echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        assert_eq!(r.kind, "echo");
+        assert_eq!(r.priority, 5);
+        assert_eq!(r.max_attempts, 3);
+        assert_eq!(r.backoff.kind, BackoffKind::Exponential);
+        assert_eq!(r.backoff.jitter, 0.2);
+        assert_eq!(r.timeout, None);
+        assert_eq!(r.payload, b"a|b|c");
+    }
+
+    #[test]
+    fn malformed_records_are_errors() {
+        assert!(Record::parse(b"echo|x").is_err());
+        assert!(Record::parse(b"").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! What a task handler is: the trait, the context it receives, and how it reports failure.
+//!
+//! A handler is any `Fn(TaskContext) -> Future<Output = Result<Vec<u8>, HandlerError>>`; the
+//! returned bytes become the task's result. `HandlerError::retry` lets the task's retry policy
+//! decide; `HandlerError::fatal` sends it to the dead-letter set at once.
+
+use futures_util::future::BoxFuture;
+use std::future::Future;
+use tokio_util::sync::CancellationToken;
+
+/// The task as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct TaskContext {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    pub payload: Vec<u8>,
+    /// 1 for the first try.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// Fires when the lease is lost, the task is cancelled, or shutdown gives up waiting:
+    /// long handlers should watch it and stop (the handler's future is dropped anyway).
+    pub cancelled: CancellationToken,
+}
+
+impl TaskContext {
+    /// The payload parsed as JSON; a malformed payload is a fatal error (retrying won't fix it).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandlerError> {
+        serde_json::from_slice(&self.payload).map_err(|e| {
+            HandlerError::fatal(format!("payload of task {} ({}) is not the JSON this handler expects: {e}", self.id, self.kind))
+        })
+    }
+}
+
+/// A failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerError {
+    pub message: String,
+    /// False: no more attempts, dead now.
+    pub retry: bool,
+}
+
+impl HandlerError {
+    /// A failure the retry policy handles (retried while attempts are left).
+    pub fn retry(message: impl Into<String>) -> HandlerError {
+        HandlerError { message: message.into(), retry: true }
+    }
+    /// A failure retrying cannot fix: the task goes to the dead-letter set now.
+    pub fn fatal(message: impl Into<String>) -> HandlerError {
+        HandlerError { message: message.into(), retry: false }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for HandlerError {
+    fn from(s: String) -> Self {
+        HandlerError::retry(s)
+    }
+}
+impl From<&str> for HandlerError {
+    fn from(s: &str) -> Self {
+        HandlerError::retry(s)
+    }
+}
+impl From<std::io::Error> for HandlerError {
+    fn from(e: std::io::Error) -> Self {
+        HandlerError::retry(e.to_string())
+    }
+}
+
+/// Result of one handler run.
+pub type HandlerResult = Result<Vec<u8>, HandlerError>;
+
+/// Runs tasks of one kind.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, task: TaskContext) -> BoxFuture<'static, HandlerResult>;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    fn call(&self, task: TaskContext) -> BoxFuture<'static, HandlerResult> {
+        Box::pin((self)(task))
+    }
+}

@@ -1,0 +1,553 @@
+//! The worker runtime: claim within a concurrency limit, run handlers, heartbeat, acknowledge in
+//! batches, shut down gracefully.
+//!
+//! Shape of a running worker (all on one queue):
+//! - the claim loop takes free concurrency permits and claims that many tasks in one call; when
+//!   the queue runs dry it sleeps until a pub/sub wake-up (or a slow safety poll);
+//! - each task runs in its own tokio task, holding its permit until its outcome is acknowledged;
+//! - the ack flusher sends every finished outcome waiting in its channel as one `complete` and
+//!   one `fail` call in a single pipelined round trip (batches form by themselves under load);
+//! - the heartbeat loop renews all held leases in one call and stops handlers whose lease was
+//!   lost or whose task was cancelled;
+//! - optionally the maintenance loops (promote, reclaim, trim) run alongside.
+
+mod handler;
+
+pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
+
+use crate::client::{Claimed, Client, FailReport, LeaseStatus, Queue};
+use crate::config::SchedulerConfig;
+use crate::error::{Error, Result};
+use crate::scheduler::Maintenance;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Builds a [`Worker`].
+pub struct WorkerBuilder {
+    queue: Queue,
+    id: Option<String>,
+    concurrency: usize,
+    handlers: HashMap<String, Arc<dyn Handler>>,
+    grace: Duration,
+    poll_interval: Duration,
+    maintenance: Option<SchedulerConfig>,
+}
+
+impl WorkerBuilder {
+    /// Most tasks run at once.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Use this worker id (default: unique per process, never reused).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Run tasks of `kind` with `handler` (a closure or a [`Handler`]).
+    pub fn handler(mut self, kind: impl Into<String>, handler: impl Handler) -> Self {
+        self.handlers.insert(kind.into(), Arc::new(handler));
+        self
+    }
+    /// On shutdown, how long in-flight tasks may finish before their leases are released.
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.grace = d;
+        self
+    }
+    /// Safety-net poll interval when no wake-up arrives.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+    /// Run the maintenance loops (promote, reclaim, trim) in this worker too (None: don't).
+    pub fn maintenance(mut self, cfg: Option<SchedulerConfig>) -> Self {
+        self.maintenance = cfg;
+        self
+    }
+
+    pub fn build(self) -> Result<Worker> {
+        if self.concurrency == 0 {
+            return Err(Error::Invalid("worker concurrency must be at least 1".into()));
+        }
+        let id = self.id.unwrap_or_else(new_worker_id);
+        crate::keys::validate_name(&id, "worker id")?;
+        Ok(Worker {
+            queue: self.queue,
+            id,
+            concurrency: self.concurrency,
+            handlers: Arc::new(self.handlers),
+            grace: self.grace,
+            poll_interval: self.poll_interval,
+            maintenance: self.maintenance,
+            stats: Arc::new(WorkerStats::default()),
+        })
+    }
+}
+
+/// A unique worker id: `w-<pid>-<ulid>` (never reused, even across restarts).
+pub fn new_worker_id() -> String {
+    format!("w-{}-{}", std::process::id(), ulid::Ulid::new())
+}
+
+/// Counters of what a worker did.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub claimed: AtomicU64,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    /// Acknowledgements refused because the lease was gone.
+    pub stale: AtomicU64,
+    /// Handlers stopped because their lease was lost or the task cancelled.
+    pub lost: AtomicU64,
+    /// Leases given back at shutdown.
+    pub released: AtomicU64,
+}
+
+/// A worker on one queue.
+pub struct Worker {
+    queue: Queue,
+    id: String,
+    concurrency: usize,
+    handlers: Arc<HashMap<String, Arc<dyn Handler>>>,
+    grace: Duration,
+    poll_interval: Duration,
+    maintenance: Option<SchedulerConfig>,
+    stats: Arc<WorkerStats>,
+}
+
+struct InFlight {
+    token: String,
+    cancel: CancellationToken,
+}
+
+struct Ack {
+    id: String,
+    token: String,
+    outcome: HandlerResult,
+    _permit: OwnedSemaphorePermit,
+}
+
+type InFlightMap = Arc<Mutex<HashMap<String, InFlight>>>;
+
+impl Worker {
+    /// A worker on `queue`, configured from the client's `[worker]` and `[scheduler]` sections.
+    pub fn builder(client: &Client, queue: &str) -> Result<WorkerBuilder> {
+        let w = &client.config().worker;
+        Ok(WorkerBuilder {
+            queue: client.queue(queue)?,
+            id: None,
+            concurrency: w.concurrency,
+            handlers: HashMap::new(),
+            grace: w.shutdown_grace,
+            poll_interval: w.poll_interval,
+            maintenance: w.maintenance.then(|| client.config().scheduler.clone()),
+        })
+    }
+
+    /// This worker's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// Run until `shutdown` resolves, then stop claiming, let in-flight tasks finish within the
+    /// grace period, release the rest, and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<Arc<WorkerStats>> {
+        let queue = self.queue.clone();
+        let stop_claiming = CancellationToken::new();
+        let stop_all = CancellationToken::new();
+        let inflight: InFlightMap = Arc::new(Mutex::new(HashMap::new()));
+        let sem = Arc::new(Semaphore::new(self.concurrency));
+        let claim_wake = Arc::new(Notify::new());
+        let maint_wake = Arc::new(Notify::new());
+
+        // Subscribe before the first claim, so no wake-up after it can be missed.
+        let mut pubsub = queue.conn().pubsub().await?;
+        pubsub.subscribe(queue.keys().wake_channel()).await.map_err(|e| queue.conn().err(e, queue.name()))?;
+        let wake_task = tokio::spawn(wake_listener(
+            queue.clone(),
+            pubsub,
+            claim_wake.clone(),
+            maint_wake.clone(),
+            stop_all.clone(),
+        ));
+
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Ack>();
+        let flusher = tokio::spawn(ack_flusher(
+            queue.clone(),
+            self.id.clone(),
+            ack_rx,
+            inflight.clone(),
+            self.stats.clone(),
+        ));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            queue.clone(),
+            self.id.clone(),
+            inflight.clone(),
+            self.stats.clone(),
+            stop_all.clone(),
+        ));
+        let maintenance = self.maintenance.clone().map(|cfg| {
+            let m = Maintenance::new(vec![queue.clone()], cfg);
+            tokio::spawn(m.run(stop_all.clone(), Some(maint_wake.clone())))
+        });
+
+        tracing::info!(worker = %self.id, queue = queue.name(), concurrency = self.concurrency, "worker started");
+        {
+            let claim = self.claim_loop(sem.clone(), inflight.clone(), ack_tx, claim_wake, stop_claiming.clone());
+            tokio::pin!(claim);
+            tokio::select! {
+                _ = &mut claim => {}
+                _ = shutdown => {
+                    stop_claiming.cancel();
+                    claim.await;
+                }
+            }
+        }
+        tracing::info!(worker = %self.id, "shutting down: no more claims, waiting for in-flight tasks");
+
+        // Every permit back = every task finished and acknowledged.
+        let all = self.concurrency as u32;
+        if tokio::time::timeout(self.grace, sem.acquire_many(all)).await.is_err() {
+            let leftovers: Vec<(String, String)> = {
+                let mut map = inflight.lock().unwrap();
+                map.drain()
+                    .map(|(id, f)| {
+                        f.cancel.cancel();
+                        (id, f.token)
+                    })
+                    .collect()
+            };
+            if !leftovers.is_empty() {
+                let pairs: Vec<(&str, &str)> = leftovers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                match queue.release(&self.id, &pairs).await {
+                    Ok(n) => {
+                        self.stats.released.fetch_add(n, Ordering::Relaxed);
+                        tracing::warn!(worker = %self.id, released = n, "grace period over: leases released, the tasks will run elsewhere");
+                    }
+                    Err(e) => tracing::error!(worker = %self.id, error = %e, "could not release leases; they will be reclaimed when they expire"),
+                }
+            }
+        }
+        // The claim loop dropped its sender; the flusher ends after the last acknowledgement.
+        let _ = flusher.await;
+        stop_all.cancel();
+        let _ = heartbeat.await;
+        let _ = wake_task.await;
+        if let Some(m) = maintenance {
+            let _ = m.await;
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+        Ok(self.stats)
+    }
+
+    async fn claim_loop(
+        &self,
+        sem: Arc<Semaphore>,
+        inflight: InFlightMap,
+        ack_tx: mpsc::UnboundedSender<Ack>,
+        wake: Arc<Notify>,
+        stop: CancellationToken,
+    ) {
+        let batch = self.queue.settings().claim_batch.min(self.concurrency).max(1);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let first = tokio::select! {
+                p = sem.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = stop.cancelled() => return,
+            };
+            let mut permits = vec![first];
+            while permits.len() < batch {
+                match sem.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let want = permits.len();
+            match self.queue.claim(&self.id, want).await {
+                Ok(tasks) => {
+                    backoff = Duration::from_millis(100);
+                    let got = tasks.len();
+                    self.stats.claimed.fetch_add(got as u64, Ordering::Relaxed);
+                    for task in tasks {
+                        let permit = permits.pop().expect("one permit per claimed task");
+                        self.spawn_task(task, permit, &inflight, &ack_tx);
+                    }
+                    drop(permits);
+                    if got < want {
+                        tokio::select! {
+                            _ = wake.notified() => {}
+                            _ = tokio::time::sleep(self.poll_interval) => {}
+                            _ = stop.cancelled() => return,
+                        }
+                    }
+                }
+                Err(e) => {
+                    drop(permits);
+                    tracing::warn!(worker = %self.id, error = %e, "claim failed; retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn spawn_task(&self, task: Claimed, permit: OwnedSemaphorePermit, inflight: &InFlightMap, ack_tx: &mpsc::UnboundedSender<Ack>) {
+        let cancel = CancellationToken::new();
+        inflight
+            .lock()
+            .unwrap()
+            .insert(task.id.clone(), InFlight { token: task.token.clone(), cancel: cancel.clone() });
+        let handler = self.handlers.get(&task.record.kind).cloned();
+        let ack_tx = ack_tx.clone();
+        let inflight = inflight.clone();
+        let worker = self.id.clone();
+        let queue = self.queue.name().to_string();
+        tokio::spawn(async move {
+            let Claimed { id, token, attempt, record, .. } = task;
+            let outcome = match handler {
+                None => Some(Err(HandlerError::retry(format!(
+                    "no handler for task kind {:?} on worker {worker} (queue {queue}) — register a handler for it, or send this kind to a queue whose workers have one",
+                    record.kind
+                )))),
+                Some(h) => {
+                    let ctx = TaskContext {
+                        id: id.clone(),
+                        queue,
+                        kind: record.kind.clone(),
+                        payload: record.payload,
+                        attempt,
+                        max_attempts: record.max_attempts,
+                        cancelled: cancel.clone(),
+                    };
+                    let run = AssertUnwindSafe(h.call(ctx)).catch_unwind();
+                    let timed = async {
+                        match record.timeout {
+                            Some(t) => match tokio::time::timeout(t, run).await {
+                                Ok(r) => r,
+                                Err(_) => Ok(Err(HandlerError::retry(format!("timed out after {t:?} (the task's execution timeout)")))),
+                            },
+                            None => run.await,
+                        }
+                    };
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => None,
+                        r = timed => Some(r.unwrap_or_else(|p| Err(HandlerError::retry(format!("handler panicked: {}", panic_message(&p)))))),
+                    }
+                }
+            };
+            match outcome {
+                Some(outcome) => {
+                    let _ = ack_tx.send(Ack { id, token, outcome, _permit: permit });
+                }
+                None => {
+                    // Lease lost, cancelled, or released at shutdown: nothing to acknowledge.
+                    let mut map = inflight.lock().unwrap();
+                    if map.get(&id).is_some_and(|f| f.token == token) {
+                        map.remove(&id);
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// Sends finished outcomes as batched `complete` + `fail` calls in one round trip.
+async fn ack_flusher(
+    queue: Queue,
+    worker: String,
+    mut rx: mpsc::UnboundedReceiver<Ack>,
+    inflight: InFlightMap,
+    stats: Arc<WorkerStats>,
+) {
+    let max = queue.settings().claim_batch.max(100).min(1000);
+    let mut batch: Vec<Ack> = Vec::with_capacity(max);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        let mut done: Vec<(&str, &str, &[u8])> = Vec::new();
+        let mut failed: Vec<FailReport> = Vec::new();
+        for a in &batch {
+            match &a.outcome {
+                Ok(result) => done.push((&a.id, &a.token, result)),
+                Err(e) => failed.push(FailReport { id: a.id.clone(), token: a.token.clone(), error: e.message.clone(), retry: e.retry }),
+            }
+        }
+        let mut calls = Vec::new();
+        if !done.is_empty() {
+            calls.push(queue.complete_call(&worker, &done));
+        }
+        if !failed.is_empty() {
+            calls.push(queue.fail_call(&worker, &failed));
+        }
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match queue.conn().eval_pipeline(&calls, queue.name()).await {
+                Ok(results) => {
+                    let mut results = results.into_iter();
+                    if !done.is_empty() {
+                        count_acks(&queue, &results.next().unwrap(), &stats, true);
+                    }
+                    if !failed.is_empty() {
+                        count_acks(&queue, &results.next().unwrap(), &stats, false);
+                    }
+                    break;
+                }
+                Err(e) if e.is_transient() => {
+                    // Acks are idempotent (a repeat is refused as stale), so retrying is safe.
+                    // Permits stay held meanwhile, which stops new claims: backpressure.
+                    tracing::warn!(error = %e, n = batch.len(), "acknowledgement failed; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, n = batch.len(), "acknowledgement refused; the leases will expire and the tasks run again");
+                    break;
+                }
+            }
+        }
+        {
+            let mut map = inflight.lock().unwrap();
+            for a in &batch {
+                if map.get(&a.id).is_some_and(|f| f.token == a.token) {
+                    map.remove(&a.id);
+                }
+            }
+        }
+        batch.clear(); // drops the permits: the claim loop may take more
+    }
+}
+
+fn count_acks(queue: &Queue, r: &Result<redis::Value>, stats: &WorkerStats, complete: bool) {
+    match r {
+        Ok(v) => {
+            let script = if complete { crate::scripts::ScriptName::Complete } else { crate::scripts::ScriptName::Fail };
+            match queue.parse_statuses(script, v) {
+                Ok(statuses) => {
+                    for s in statuses {
+                        match (complete, s) {
+                            (_, 0) => {
+                                stats.stale.fetch_add(1, Ordering::Relaxed);
+                            }
+                            (true, _) => {
+                                stats.completed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            (false, _) => {
+                                stats.failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "bad acknowledgement reply"),
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "acknowledgement refused; the leases will expire and the tasks run again"),
+    }
+}
+
+async fn heartbeat_loop(queue: Queue, worker: String, inflight: InFlightMap, stats: Arc<WorkerStats>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(queue.settings().heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let held: Vec<(String, String)> =
+            inflight.lock().unwrap().iter().map(|(id, f)| (id.clone(), f.token.clone())).collect();
+        if held.is_empty() {
+            continue;
+        }
+        let pairs: Vec<(&str, &str)> = held.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        match queue.heartbeat(&worker, &pairs).await {
+            Ok(statuses) => {
+                let mut map = inflight.lock().unwrap();
+                for ((id, token), s) in held.iter().zip(statuses) {
+                    if s == LeaseStatus::Renewed {
+                        continue;
+                    }
+                    if let Some(f) = map.get(id).filter(|f| &f.token == token) {
+                        f.cancel.cancel();
+                        map.remove(id);
+                        stats.lost.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(worker = %worker, task = %id, status = ?s, "lease no longer held: handler stopped");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(worker = %worker, error = %e, "heartbeat failed; will retry"),
+        }
+    }
+}
+
+/// Forwards wake-ups from the queue's channel; resubscribes after a lost connection.
+async fn wake_listener(
+    queue: Queue,
+    mut pubsub: redis::aio::PubSub,
+    claim: Arc<Notify>,
+    maint: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    m = messages.next() => match m {
+                        Some(m) => match m.get_payload_bytes() {
+                            b"d" => maint.notify_one(),
+                            _ => claim.notify_one(),
+                        },
+                        None => break,
+                    },
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+        tracing::warn!(queue = queue.name(), "wake-up connection lost; reconnecting");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Ok(mut p) = queue.conn().pubsub().await {
+                if p.subscribe(queue.keys().wake_channel()).await.is_ok() {
+                    pubsub = p;
+                    break;
+                }
+            }
+        }
+        // Anything may have happened while disconnected.
+        claim.notify_one();
+        maint.notify_one();
+    }
+}
