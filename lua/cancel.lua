@@ -5,7 +5,7 @@ version: 1
 purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
   then ids (1..1000)
@@ -40,7 +40,9 @@ for i = 2, #ARGV do
   end
   if from ~= '' then
     redis.call('ZADD', K_CANCELLED, exp, id)
-    redis.call('HSET', K_ERRORS, id, (redis.call('HGET', K_ATT, id) or '0') .. '|' .. fmt(now) .. '|cancelled while ' .. from)
+    local rec = redis.call('HGET', K_TASKS, id)
+    local used = rec and string.match(rec, '^(%d+)|') or '0'
+    redis.call('HSET', K_ERRORS, id, used .. '|' .. fmt(now) .. '|cancelled while ' .. from)
     final[#final + 1] = id
   end
   reply[#reply + 1] = from

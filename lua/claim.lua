@@ -3,16 +3,18 @@
 name: claim
 version: 1
 purpose: A worker claims up to n pending tasks, highest priority first (FIFO within a priority),
-  each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth.
+  each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth
+  and the record is handed out as stored (the client parses it).
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
   3: lease_ms (int, 1..86400000) — lease duration; the deadline is Redis TIME + lease_ms
-reply: flat array, 5 entries per claimed task: id, token (string), attempt (int, 1 = first try),
-  deadline_ms (int), record (string "kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|
-  timeout_ms|result_ttl_ms|created_ms|payload"). Empty when nothing is pending or the queue is paused.
+reply: flat array, 4 entries per claimed task: id, token (string, unique and increasing per queue),
+  deadline_ms (int), record (string "used|kind|prio|max_attempts|backoff|base_ms|cap_ms|
+  jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"; this attempt is used + 1).
+  Empty when nothing is pending or the queue is paused.
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -32,22 +34,20 @@ local ids = {}
 for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
-local atts = redis.call('HMGET', K_ATT, unpack(ids))
 local fence = redis.call('HINCRBY', K_META, 'fence', #ids) - #ids
 local deadline = fmt(now_ms() + lease_ms)
+local suffix = '|' .. worker
 local zargs, hargs, reply = {}, {}, {}
 for i, id in ipairs(ids) do
   local rec = recs[i]
   if rec then -- a record deleted by hand is dropped from pending, never handed out
     local token = fmt(fence + i)
-    local attempt = (tonumber(atts[i]) or 0) + 1
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
     hargs[#hargs + 1] = id
-    hargs[#hargs + 1] = token .. '|' .. worker .. '|' .. attempt
+    hargs[#hargs + 1] = token .. suffix
     reply[#reply + 1] = id
     reply[#reply + 1] = token
-    reply[#reply + 1] = attempt
     reply[#reply + 1] = deadline
     reply[#reply + 1] = rec
   end

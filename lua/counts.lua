@@ -4,7 +4,7 @@ name: counts
 version: 1
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1)} — integers. done/dead/
   cancelled may include tasks past retention that the janitor has not dropped yet.

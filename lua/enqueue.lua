@@ -4,8 +4,8 @@ name: enqueue
 version: 1
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
 keys:
-  1-12: the queue keyset (meta tasks pending delayed leased lease att done dead cancelled results errors)
-  13..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
+  1-11: the queue keyset (meta tasks pending delayed leased lease done dead cancelled results errors)
+  12..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
 argv:
   1: max_payload (int, bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
@@ -43,7 +43,7 @@ check_schema(true)
 
 -- Validate everything before the first write.
 local tasks = {}
-local idem_i = 12
+local idem_i = NKEYS
 for i = 0, n - 1 do
   local b = 2 + i * F
   local t = {}
@@ -77,7 +77,7 @@ for i = 0, n - 1 do
   tasks[i + 1] = t
 end
 if #KEYS ~= idem_i then
-  bail('BADARG', 'got ' .. (#KEYS - 12) .. ' idempotency keys for ' .. (idem_i - 12) .. ' tasks with idem_ttl_ms > 0')
+  bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' idempotency keys for ' .. (idem_i - NKEYS) .. ' tasks with idem_ttl_ms > 0')
 end
 
 local now = now_ms()
@@ -92,7 +92,7 @@ for i, t in ipairs(tasks) do
     if prev then id, created = prev, 0 end
   end
   if created == 1 then
-    local rec = t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..
+    local rec = '0|' .. t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..
       '|' .. t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|' .. fmt(now) .. '|' .. t.payload
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is

@@ -6,7 +6,7 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   computed here from its own policy, or moved to the dead-letter set with its last error when it
   has no attempts left or the failure is final.
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
@@ -51,22 +51,20 @@ local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local gone, final, reply = {}, {}, {}
+local suffix = '|' .. worker
+local gone, final, reply, seen = {}, {}, {}, {}
 local to_pending = 0
 local seq = nil
-local seen = {}
 for i, id in ipairs(ids) do
-  local v = leases[i]
-  local token, owner, attempt = nil, nil, nil
-  if v then token, owner, attempt = lease_parts(v) end
-  if not seen[id] and token ~= nil and token == ARGV[2 + (i - 1) * 4 + 2] and owner == worker then
+  local b = 2 + (i - 1) * 4
+  local t = recs[i] and parse_record(recs[i])
+  if t and not seen[id] and leases[i] and leases[i] == ARGV[b + 2] .. suffix then
     seen[id] = true
     gone[#gone + 1] = id
-    local err = string.sub(ARGV[2 + (i - 1) * 4 + 3], 1, 8192)
-    redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|' .. err)
-    local t = recs[i] and parse_record(recs[i])
-    if t and retry[i] and attempt < t.max_attempts then
-      redis.call('HSET', K_ATT, id, attempt)
+    local attempt = t.used + 1
+    redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
+    redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|' .. string.sub(ARGV[b + 3], 1, 8192))
+    if retry[i] and attempt < t.max_attempts then
       local d = backoff_ms(t, attempt, rs[i])
       if d > 0 then
         wake_delayed_if_first(now + d)
@@ -78,7 +76,6 @@ for i, id in ipairs(ids) do
       end
       reply[i] = 1
     else
-      redis.call('HSET', K_ATT, id, attempt)
       redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
       final[#final + 1] = id
       reply[i] = 2

@@ -4,15 +4,15 @@ name: get
 version: 1
 purpose: Inspect one task: its state and everything kept about it. Read-only (runs on replicas).
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise
   {state ("pending", "delayed", "leased", "done", "dead", "cancelled"), record (string, see claim),
-   attempts (int, attempts started so far), lease ("token|worker|attempt" or ""),
+   attempts (int, attempts started so far), lease ("token|worker" or ""),
    state_score (string: pending score, run-at ms, lease deadline ms, or expiry ms),
    error ("attempt|at_ms|message" of the last failure, or ""),
-   result ("attempt|finished_ms|result bytes" when done, or "")}
+   result (result bytes when done, or "")}
 errors:
   VERSION: the queue holds another data schema version
 bound: O(log N)
@@ -34,16 +34,10 @@ if state == nil then return {} end
 if (state == 'done' or state == 'dead' or state == 'cancelled') and tonumber(score) <= now_ms() then
   return {} -- past its retention; the janitor drops it soon
 end
+-- attempts that ended are counted in the record; a running or completed one is not
+local attempts = tonumber(string.match(rec, '^(%d+)|')) or 0
+if state == 'leased' or state == 'done' then attempts = attempts + 1 end
 local lease = redis.call('HGET', K_LEASE, id) or ''
-local attempts = tonumber(redis.call('HGET', K_ATT, id) or '0')
-if lease ~= '' then
-  local _, _, a = lease_parts(lease)
-  attempts = a or attempts
-end
 local result = ''
-if state == 'done' then
-  result = redis.call('HGET', K_RESULTS, id) or ''
-  local a = tonumber(string.match(result, '^(%d+)|'))
-  attempts = a or attempts
-end
+if state == 'done' then result = redis.call('HGET', K_RESULTS, id) or '' end
 return {state, rec, attempts, lease, score, redis.call('HGET', K_ERRORS, id) or '', result}

@@ -4,7 +4,7 @@ name: heartbeat
 version: 1
 purpose: Renew every lease a worker holds in one call; report the leases it no longer holds.
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: lease_ms (int, 1..86400000) — new deadline is Redis TIME + lease_ms
@@ -31,12 +31,10 @@ local ids = {}
 for i = 1, np do ids[i] = ARGV[1 + 2 * i] end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local deadline = fmt(now_ms() + lease_ms)
+local suffix = '|' .. worker
 local zargs, reply = {}, {}
 for i, id in ipairs(ids) do
-  local v = leases[i]
-  local token, owner = nil, nil
-  if v then token, owner = lease_parts(v) end
-  if token ~= nil and token == ARGV[2 + 2 * i] and owner == worker then
+  if leases[i] and leases[i] == ARGV[2 + 2 * i] .. suffix then
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
     reply[i] = 1

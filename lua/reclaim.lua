@@ -6,7 +6,7 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   counted, or to the dead-letter set when it has no attempts left. Run by the scheduler (and by
   workers' maintenance loop); any number of callers at once is safe.
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
@@ -33,14 +33,14 @@ if #ids > 0 then
   local seq = take_seq(#ids)
   local final = {}
   for i, id in ipairs(ids) do
-    local _, owner, attempt = nil, nil, 1
-    if leases[i] then _, owner, attempt = lease_parts(leases[i]) end
+    local owner = leases[i] and lease_worker(leases[i])
     workers[#workers + 1] = owner or ''
     local t = recs[i] and parse_record(recs[i])
     if t == nil then
       -- record deleted by hand: nothing left to run
     else
-      redis.call('HSET', K_ATT, id, attempt)
+      local attempt = t.used + 1
+      redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
       redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|lease expired: worker ' ..
         tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt)
       if attempt < t.max_attempts then

@@ -6,7 +6,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   period): token-checked; each task returns to the front of its priority in pending and the
   attempt is not counted.
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs
@@ -31,11 +31,10 @@ local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local gone, reply, seen = {}, {}, {}
+local suffix = '|' .. worker
 for i, id in ipairs(ids) do
-  local token, owner = nil, nil
-  if leases[i] then token, owner = lease_parts(leases[i]) end
   local t = recs[i] and parse_record(recs[i])
-  if t and not seen[id] and token ~= nil and token == ARGV[2 * i + 1] and owner == worker then
+  if t and not seen[id] and leases[i] and leases[i] == ARGV[2 * i + 1] .. suffix then
     seen[id] = true
     gone[#gone + 1] = id
     -- sequence 0: ahead of every task of the same priority

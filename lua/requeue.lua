@@ -4,7 +4,7 @@ name: requeue
 version: 1
 purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "retry" button).
 keys:
-  1-12: the queue keyset
+  1-11: the queue keyset
 argv:
   ids (1..1000)
 reply: flat array, one per id: 1 = requeued, 0 = not in the dead-letter set (nothing changed)
@@ -28,7 +28,7 @@ for i, id in ipairs(ARGV) do
   local rec = redis.call('HGET', K_TASKS, id)
   local t = rec and parse_record(rec)
   if t and redis.call('ZREM', K_DEAD, id) == 1 then
-    redis.call('HDEL', K_ATT, id)
+    redis.call('HSET', K_TASKS, id, with_used(rec, 0))
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
     moved = moved + 1
     reply[i] = 1

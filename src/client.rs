@@ -267,16 +267,13 @@ impl Queue {
         let lease = if lease_raw.is_empty() {
             None
         } else {
-            let mut p = lease_raw.splitn(3, '|');
-            match (p.next(), p.next(), p.next().and_then(|a| a.parse().ok())) {
-                (Some(t), Some(w), Some(a)) => Some(LeaseInfo {
-                    token: t.into(),
-                    worker: w.into(),
-                    attempt: a,
-                    deadline_ms: score.unwrap_or(0.0) as u64,
-                }),
-                _ => return Err(bad()),
-            }
+            let (t, w) = lease_raw.split_once('|').ok_or_else(bad)?;
+            Some(LeaseInfo {
+                token: t.into(),
+                worker: w.into(),
+                attempt: attempts,
+                deadline_ms: score.unwrap_or(0.0) as u64,
+            })
         };
         let err_raw = bytes(&items[5]).unwrap_or_default();
         let last_error = split3(&err_raw).map(|(a, at, m)| Failure {
@@ -284,11 +281,11 @@ impl Queue {
             at_ms: at,
             message: String::from_utf8_lossy(m).into_owned(),
         });
-        let res_raw = bytes(&items[6]).unwrap_or_default();
-        let (result, finished_ms) = match split3(&res_raw) {
-            Some((_, at, r)) => (Some(r.to_vec()), Some(at)),
-            None if state == State::Done => (Some(Vec::new()), None),
-            None => (None, None),
+        let (result, finished_ms) = if state == State::Done {
+            let expiry = score.unwrap_or(0.0) as u64;
+            (Some(bytes(&items[6]).unwrap_or_default()), Some(expiry.saturating_sub(record.result_ttl.as_millis() as u64)))
+        } else {
+            (None, None)
         };
         let due_or_expiry_ms = match state {
             State::Delayed | State::Done | State::Dead | State::Cancelled => score.map(|s| s as u64),
@@ -434,16 +431,18 @@ impl Queue {
 
     pub(crate) fn parse_claim(&self, v: &Value) -> Result<Vec<Claimed>> {
         let items = array(v).ok_or_else(|| self.bad_reply(ScriptName::Claim, v))?;
-        let mut out = Vec::with_capacity(items.len() / 5);
-        for c in items.chunks(5) {
+        let mut out = Vec::with_capacity(items.len() / 4);
+        for c in items.chunks(4) {
             let bad = || self.bad_reply(ScriptName::Claim, v);
-            let [id, token, attempt, deadline, rec] = c else { return Err(bad()) };
+            let [id, token, deadline, rec] = c else { return Err(bad()) };
+            let Value::BulkString(rec) = rec else { return Err(bad()) };
+            let record = Record::parse(rec)?;
             out.push(Claimed {
                 id: string(id).ok_or_else(bad)?,
                 token: string(token).ok_or_else(bad)?,
-                attempt: int(attempt).ok_or_else(bad)? as u32,
+                attempt: record.attempts_used + 1,
                 deadline_ms: int(deadline).ok_or_else(bad)? as u64,
-                record: Record::parse(&bytes(rec).ok_or_else(bad)?)?,
+                record,
             });
         }
         Ok(out)
@@ -469,22 +468,22 @@ impl Queue {
         Ok(out)
     }
 
-    /// Complete one task; `Error::StaleLease` if the lease is not held any more.
-    pub async fn complete(&self, worker: &str, id: &str, token: &str, result: &[u8]) -> Result<()> {
-        let call = self.complete_call(worker, &[(id, token, result)]);
+    /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
+    pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
+        let call = self.complete_call(worker, &[(&task.id, &task.token, task.record.result_ttl, result)]);
         let v = self.eval(&call).await?;
         match self.parse_statuses(ScriptName::Complete, &v)?.first() {
             Some(1) => Ok(()),
-            _ => Err(Error::StaleLease { queue: self.name().into(), id: id.into() }),
+            _ => Err(Error::StaleLease { queue: self.name().into(), id: task.id.clone() }),
         }
     }
 
-    /// One `complete` call for up to 1000 (id, token, result).
-    pub(crate) fn complete_call(&self, worker: &str, items: &[(&str, &str, &[u8])]) -> Call {
+    /// One `complete` call for up to 1000 (id, token, result TTL, result).
+    pub fn complete_call(&self, worker: &str, items: &[(&str, &str, Duration, &[u8])]) -> Call {
         let mut call = self.call(ScriptName::Complete, &[]);
         call.arg(worker);
-        for (id, token, result) in items {
-            call.arg(*id).arg(*token).arg(*result);
+        for (id, token, ttl, result) in items {
+            call.arg(*id).arg(*token).arg(ms(*ttl)).arg(*result);
         }
         call
     }

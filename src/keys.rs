@@ -2,24 +2,23 @@
 //!
 //! Every key of queue `q` is `<prefix>:{q}:<role>`: the `{q}` hash tag puts a whole queue in one
 //! Redis Cluster slot (scripts touch only one queue, so they never cross slots), while different
-//! queues spread over the nodes. Every script receives the same 12 keys first (the "queue
+//! queues spread over the nodes. Every script receives the same 11 keys first (the "queue
 //! keyset"), in the order of [`ROLES`]; see docs/contract.md.
 
 use crate::error::{Error, Result};
 
-/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..12].
-pub const ROLES: [&str; 12] = [
+/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..11].
+pub const ROLES: [&str; 11] = [
     "meta",      // hash: v (schema), seq, fence, paused
     "tasks",     // hash: id -> record
     "pending",   // zset: id by priority/FIFO score
     "delayed",   // zset: id by run-at ms
     "leased",    // zset: id by lease deadline ms
-    "lease",     // hash: id -> "token|worker|attempt"
-    "att",       // hash: id -> attempts used (tasks waiting for another try)
+    "lease",     // hash: id -> "token|worker"
     "done",      // zset: id by expiry ms
     "dead",      // zset: id by expiry ms
     "cancelled", // zset: id by expiry ms
-    "results",   // hash: id -> "attempt|finished_ms|result"
+    "results",   // hash: id -> result bytes (non-empty results of done tasks)
     "errors",    // hash: id -> "attempt|at_ms|message"
 ];
 
@@ -46,7 +45,7 @@ impl QueueKeys {
         &self.queue
     }
 
-    /// The 12 keys of the keyset, in script order.
+    /// The 11 keys of the keyset, in script order.
     pub fn keyset(&self) -> &[String] {
         &self.keys
     }
@@ -93,7 +92,7 @@ mod tests {
     #[test]
     fn keys_share_the_queue_hash_tag() {
         let k = QueueKeys::new("baton", "emails").unwrap();
-        assert_eq!(k.keyset().len(), 12);
+        assert_eq!(k.keyset().len(), 11);
         for key in k.keyset() {
             assert!(key.starts_with("baton:{emails}:"), "{key}");
         }

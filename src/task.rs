@@ -1,6 +1,6 @@
 //! What a task is: the spec a producer enqueues, the record Redis keeps, the state it is in.
 //!
-//! The record format (`kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|
+//! The record format (`used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|
 //! result_ttl_ms|created_ms|payload`) is part of the script contract (docs/contract.md): the
 //! small header is parsed by Lua on the rare paths (fail, reclaim, promote) and by clients at
 //! claim, while the payload stays raw bytes.
@@ -187,6 +187,8 @@ impl std::fmt::Display for State {
 /// The stored header and payload of a task.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// Attempts that ended without success (failed, or lease expired).
+    pub attempts_used: u32,
     pub kind: String,
     pub priority: i32,
     pub max_attempts: u32,
@@ -200,13 +202,14 @@ pub struct Record {
 }
 
 impl Record {
-    /// Parse `kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
+    /// Parse `used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
     pub fn parse(raw: &[u8]) -> Result<Record> {
         let bad = || Error::Protocol(format!("malformed task record {:?}", String::from_utf8_lossy(&raw[..raw.len().min(80)])));
-        let mut parts = raw.splitn(11, |&b| b == b'|');
+        let mut parts = raw.splitn(12, |&b| b == b'|');
         let mut next = || parts.next().ok_or_else(bad);
         let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
         let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
+        let attempts_used = num(next()?)? as u32;
         let kind = text(next()?)?;
         let priority = num(next()?)? as i32;
         let max_attempts = num(next()?)? as u32;
@@ -223,6 +226,7 @@ impl Record {
         let created_ms = num(next()?)? as u64;
         let payload = next()?.to_vec();
         Ok(Record {
+            attempts_used,
             kind,
             priority,
             max_attempts,
@@ -267,7 +271,7 @@ pub struct Task {
     pub last_error: Option<Failure>,
     /// Present when done (and result_ttl > 0).
     pub result: Option<Vec<u8>>,
-    /// When it finished (done), ms.
+    /// When it finished (done), ms by Redis' clock.
     pub finished_ms: Option<u64>,
 }
 
@@ -297,7 +301,8 @@ mod tests {
 
     #[test]
     fn record_keeps_pipes_in_the_payload() {
-        let r = Record::parse(b"echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        let r = Record::parse(b"2|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        assert_eq!(r.attempts_used, 2);
         assert_eq!(r.kind, "echo");
         assert_eq!(r.priority, 5);
         assert_eq!(r.max_attempts, 3);

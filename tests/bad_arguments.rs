@@ -37,7 +37,8 @@ async fn each_script_refuses_bad_arguments_without_writing() {
         (ScriptName::Claim, vec!["bad worker".into(), "5".into(), "1000".into()], "worker"),
         (ScriptName::Heartbeat, vec!["w".into(), "1000".into(), c.id.clone()], "pairs"),
         (ScriptName::Heartbeat, vec!["w".into(), "x".into(), c.id.clone(), c.token.clone()], "lease_ms"),
-        (ScriptName::Complete, vec!["w".into(), c.id.clone(), c.token.clone()], "triples"),
+        (ScriptName::Complete, vec!["w".into(), c.id.clone(), c.token.clone(), "10".into()], "groups"),
+        (ScriptName::Complete, vec!["w".into(), c.id.clone(), c.token.clone(), "-5".into(), "r".into()], "result_ttl_ms"),
         (ScriptName::Fail, vec!["w".into(), "1000".into(), c.id.clone(), c.token.clone(), "e".into(), "maybe".into()], "mode"),
         (ScriptName::Fail, vec!["w".into(), "0".into(), c.id.clone(), c.token.clone(), "e".into(), "retry".into()], "dead_ttl_ms"),
         (ScriptName::Release, vec!["w".into(), c.id.clone()], "pairs"),
@@ -64,6 +65,6 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     // too few keys
     let call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
     let err = q.conn().eval(&call, "q").await.unwrap_err();
-    assert!(err.to_string().contains("12 queue keys"), "{err}");
+    assert!(err.to_string().contains("11 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);
 }

@@ -26,7 +26,7 @@ async fn cancel_pending_delayed_and_leased() {
     }
     // the worker holding `l` learns it at its heartbeat and cannot complete it
     assert_eq!(q.heartbeat("w", &[(&l, &lc.token)]).await.unwrap(), vec![baton::LeaseStatus::Cancelled]);
-    assert!(matches!(q.complete("w", &l, &lc.token, b"x").await, Err(Error::StaleLease { .. })));
+    assert!(matches!(q.complete("w", &lc, b"x").await, Err(Error::StaleLease { .. })));
     // cancelling again does nothing
     assert_eq!(q.cancel(&[&p]).await.unwrap(), vec![None]);
 }

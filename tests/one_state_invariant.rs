@@ -41,7 +41,7 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
             4 => {
                 if let Some(id) = held.keys().next().cloned() {
                     let c = held.remove(&id).unwrap();
-                    let _ = q.complete("w", &c.id, &c.token, b"r").await;
+                    let _ = q.complete("w", &c, b"r").await;
                 }
             }
             5 => {

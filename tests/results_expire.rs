@@ -10,7 +10,7 @@ async fn result_expires_after_its_ttl_and_trim_frees_everything() {
     let q = env.queue();
     let id = q.enqueue(TaskSpec::new("k", "p").result_ttl(Duration::from_millis(400))).await.unwrap().id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    q.complete("w", &id, &c.token, b"the result").await.unwrap();
+    q.complete("w", &c, b"the result").await.unwrap();
     let t = q.get(&id).await.unwrap().unwrap();
     assert_eq!(t.result.as_deref(), Some(&b"the result"[..]));
     assert_eq!(t.attempts, 1);
@@ -20,7 +20,7 @@ async fn result_expires_after_its_ttl_and_trim_frees_everything() {
     assert!(q.get(&id).await.unwrap().is_none(), "expired result is gone even before the janitor runs");
     assert_eq!(q.trim(100).await.unwrap(), (1, false));
     let mut raw = env.raw().await;
-    for role in ["tasks", "results", "errors", "att", "lease"] {
+    for role in ["tasks", "results", "errors", "lease"] {
         let n: u64 = redis::cmd("HLEN").arg(q.keys().role(role)).query_async(&mut raw).await.unwrap();
         assert_eq!(n, 0, "{role} emptied");
     }
@@ -33,7 +33,7 @@ async fn zero_result_ttl_forgets_the_task_at_completion() {
     let q = env.queue();
     let id = q.enqueue(TaskSpec::new("k", "p").result_ttl(Duration::ZERO)).await.unwrap().id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    q.complete("w", &id, &c.token, b"r").await.unwrap();
+    q.complete("w", &c, b"r").await.unwrap();
     assert!(q.get(&id).await.unwrap().is_none());
     assert!(common::sets_holding(&q, &id).await.is_empty());
     let mut raw = env.raw().await;

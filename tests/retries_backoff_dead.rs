@@ -58,7 +58,7 @@ async fn exponential_backoff_then_dead_then_requeue() {
     common::assert_state(&q, &id, "pending").await;
     let c = q.claim("w", 1).await.unwrap().remove(0);
     assert_eq!(c.attempt, 1);
-    q.complete("w", &c.id, &c.token, b"finally").await.unwrap();
+    q.complete("w", &c, b"finally").await.unwrap();
     assert_eq!(q.get(&id).await.unwrap().unwrap().result.unwrap(), b"finally");
 }
 

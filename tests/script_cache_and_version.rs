@@ -19,7 +19,7 @@ async fn calls_survive_an_emptied_script_cache() {
     let c2 = q.claim("w", 1).await.unwrap().remove(0);
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
     let mut complete = baton::conn::Call::new(baton::scripts::ScriptName::Complete, q.keys().keyset(), &[]);
-    complete.arg("w").arg(&id).arg(&c.token).arg("r1");
+    complete.arg("w").arg(&id).arg(&c.token).arg(60_000).arg("r1");
     let mut fail = baton::conn::Call::new(baton::scripts::ScriptName::Fail, q.keys().keyset(), &[]);
     fail.arg("w").arg(1000).arg(&id2).arg(&c2.token).arg("e").arg("final");
     let results = q.conn().eval_pipeline(&[complete, fail], "q").await.unwrap();

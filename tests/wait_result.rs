@@ -17,7 +17,7 @@ async fn wait_wakes_on_completion_and_reports_dead_and_timeouts() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    q.complete("w", &id, &c.token, b"42").await.unwrap();
+    q.complete("w", &c, b"42").await.unwrap();
     let done_at = Instant::now();
     let (r, woke_at) = waiter.await.unwrap();
     assert_eq!(r.unwrap(), Outcome::Done(b"42".to_vec()));

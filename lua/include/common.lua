@@ -1,13 +1,14 @@
 -- include/common.lua — shared by every Baton script (inlined at load time by the Rust loader
 -- and by `baton scripts dump`, so other languages get flat scripts).
 --
--- The queue keyset: every script takes the same 12 queue keys first, all sharing the queue's
+-- The queue keyset: every script takes the same 11 queue keys first, all sharing the queue's
 -- hash tag `{queue}`, so a queue lives in one cluster slot. A script declares every key it
 -- touches; extra per-call keys (idempotency keys) follow the keyset.
 local K_META, K_TASKS, K_PENDING, K_DELAYED, K_LEASED, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_ATT, K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS =
-  KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS =
+  KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local NKEYS = 11
 
 -- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
 -- layout, record format or field meaning; scripts refuse a queue with another version.
@@ -24,8 +25,8 @@ local function bail(code, msg)
   error({err = code .. ' ' .. msg})
 end
 
-if #KEYS < 12 then
-  bail('BADARG', 'expected the 12 queue keys first, got ' .. #KEYS .. ' keys')
+if #KEYS < NKEYS then
+  bail('BADARG', 'expected the 11 queue keys first, got ' .. #KEYS .. ' keys')
 end
 
 -- Numbers are always formatted by hand: redis.call turns a Lua number into a string with
@@ -69,14 +70,22 @@ local function check_schema(create, ...)
   return got
 end
 
--- Record: "kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
-local REC_PATTERN = '^([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+-- Record: "used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
+-- `used` = attempts that ended without success (failed or lease expired). It leads the record so
+-- the rare paths (fail, reclaim, requeue) can rewrite it without touching the rest, and the hot
+-- path (claim) never parses the record at all: the client does.
+local REC_PATTERN = '^(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
 local function parse_record(rec)
-  local kind, prio, ma, bo, base, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
-  if kind == nil then return nil end
-  return {kind = kind, prio = tonumber(prio), max_attempts = tonumber(ma), backoff = bo,
-    base = tonumber(base), cap = tonumber(cap), jitter = tonumber(jit), timeout = tonumber(to),
-    result_ttl = tonumber(rt), created = tonumber(ca), payload_pos = pos}
+  local used, kind, prio, ma, bo, base, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
+  if used == nil then return nil end
+  return {used = tonumber(used), kind = kind, prio = tonumber(prio), max_attempts = tonumber(ma),
+    backoff = bo, base = tonumber(base), cap = tonumber(cap), jitter = tonumber(jit),
+    timeout = tonumber(to), result_ttl = tonumber(rt), created = tonumber(ca), payload_pos = pos}
+end
+
+-- The record with its `used` count replaced.
+local function with_used(rec, used)
+  return used .. string.sub(rec, (string.find(rec, '|', 1, true)))
 end
 
 -- Next pending scores: one HINCRBY for a whole batch. Returns the first sequence number.
@@ -125,8 +134,7 @@ local function backoff_ms(t, attempt, r)
   return d - math.floor(d * t.jitter / 100 * r)
 end
 
-local function lease_parts(v)
-  -- lease value: "token|worker|attempt"
-  local token, worker, attempt = string.match(v, '^([^|]*)|([^|]*)|(%d+)$')
-  return token, worker, tonumber(attempt)
+-- Lease value: "token|worker". Callers prove they hold a lease by sending both.
+local function lease_worker(v)
+  return string.match(v, '|(.*)$')
 end

@@ -130,6 +130,7 @@ struct InFlight {
 struct Ack {
     id: String,
     token: String,
+    result_ttl: Duration,
     outcome: HandlerResult,
     _permit: OwnedSemaphorePermit,
 }
@@ -319,6 +320,7 @@ impl Worker {
         let queue = self.queue.name().to_string();
         tokio::spawn(async move {
             let Claimed { id, token, attempt, record, .. } = task;
+            let result_ttl = record.result_ttl;
             let outcome = match handler {
                 None => Some(Err(HandlerError::retry(format!(
                     "no handler for task kind {:?} on worker {worker} (queue {queue}) — register a handler for it, or send this kind to a queue whose workers have one",
@@ -353,7 +355,7 @@ impl Worker {
             };
             match outcome {
                 Some(outcome) => {
-                    let _ = ack_tx.send(Ack { id, token, outcome, _permit: permit });
+                    let _ = ack_tx.send(Ack { id, token, result_ttl, outcome, _permit: permit });
                 }
                 None => {
                     // Lease lost, cancelled, or released at shutdown: nothing to acknowledge.
@@ -395,11 +397,11 @@ async fn ack_flusher(
                 Err(_) => break,
             }
         }
-        let mut done: Vec<(&str, &str, &[u8])> = Vec::new();
+        let mut done: Vec<(&str, &str, Duration, &[u8])> = Vec::new();
         let mut failed: Vec<FailReport> = Vec::new();
         for a in &batch {
             match &a.outcome {
-                Ok(result) => done.push((&a.id, &a.token, result)),
+                Ok(result) => done.push((&a.id, &a.token, a.result_ttl, result)),
                 Err(e) => failed.push(FailReport { id: a.id.clone(), token: a.token.clone(), error: e.message.clone(), retry: e.retry }),
             }
         }
