@@ -12,7 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Probe {
@@ -28,10 +31,17 @@ struct Sample {
 
 impl Probe {
     async fn info(&mut self, section: &str) -> String {
-        redis::cmd("INFO").arg(section).query_async(&mut self.raw).await.unwrap()
+        redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut self.raw)
+            .await
+            .unwrap()
     }
     fn field(info: &str, name: &str) -> Option<String> {
-        info.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+        info.lines().find_map(|l| {
+            l.strip_prefix(&format!("{name}:"))
+                .map(|v| v.trim().to_string())
+        })
     }
     async fn sample(&mut self) -> Sample {
         let cpu = self.info("cpu").await;
@@ -40,21 +50,41 @@ impl Probe {
         let stats = self.info("commandstats").await;
         // cmdstat_evalsha:calls=123,usec=...
         let evalsha = Self::field(&stats, "cmdstat_evalsha")
-            .and_then(|v| v.split(',').next().and_then(|c| c.strip_prefix("calls=")).and_then(|c| c.parse().ok()))
+            .and_then(|v| {
+                v.split(',')
+                    .next()
+                    .and_then(|c| c.strip_prefix("calls="))
+                    .and_then(|c| c.parse().ok())
+            })
             .unwrap_or(0);
         let commands: u64 = stats
             .lines()
-            .filter_map(|l| l.split_once("calls=").and_then(|(_, r)| r.split(',').next()).and_then(|c| c.parse::<u64>().ok()))
+            .filter_map(|l| {
+                l.split_once("calls=")
+                    .and_then(|(_, r)| r.split(',').next())
+                    .and_then(|c| c.parse::<u64>().ok())
+            })
             .sum();
-        Sample { cpu: user + sys, evalsha, commands }
+        Sample {
+            cpu: user + sys,
+            evalsha,
+            commands,
+        }
     }
     async fn used_memory(&mut self) -> u64 {
         let m = self.info("memory").await;
         Self::field(&m, "used_memory").unwrap().parse().unwrap()
     }
     async fn flush(&mut self) {
-        let _: () = redis::cmd("FLUSHALL").query_async(&mut self.raw).await.unwrap();
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut self.raw).await.unwrap();
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut self.raw)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut self.raw)
+            .await
+            .unwrap();
     }
 }
 
@@ -95,9 +125,13 @@ async fn fill(q: &Queue, n: usize, size: usize) {
     let mut inflight = Vec::new();
     while i < n {
         let k = (n - i).min(1000);
-        let specs: Vec<TaskSpec> = (i..i + k).map(|j| TaskSpec::new("noop", payload(j, size))).collect();
+        let specs: Vec<TaskSpec> = (i..i + k)
+            .map(|j| TaskSpec::new("noop", payload(j, size)))
+            .collect();
         let q = q.clone();
-        inflight.push(tokio::spawn(async move { q.enqueue_batch(specs).await.unwrap() }));
+        inflight.push(tokio::spawn(async move {
+            q.enqueue_batch(specs).await.unwrap()
+        }));
         if inflight.len() >= 4 {
             inflight.remove(0).await.unwrap();
         }
@@ -124,120 +158,181 @@ async fn main() {
     cfg.worker.maintenance = false;
     let client = Client::connect(cfg.clone()).await.unwrap();
     let mut probe = Probe {
-        raw: redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap(),
+        raw: redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap(),
     };
     let version = Probe::field(&probe.info("server").await, "redis_version").unwrap_or_default();
-    println!("baton core bench — redis {version} at {url}, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "baton core bench — redis {version} at {url}, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!("(Redis CPU = INFO used_cpu_user + used_cpu_sys delta; cmds = all commands incl. those run inside scripts)\n");
 
-    // 1. single enqueue: one task per call, 64 concurrent callers on the multiplexed connection
-    probe.flush().await;
-    let q = client.queue("bench-single").unwrap();
-    let total = n / 4;
-    let before = probe.sample().await;
-    let t0 = Instant::now();
-    let per = total / 64;
-    let mut hs = Vec::new();
-    for c in 0..64 {
-        let q = q.clone();
-        hs.push(tokio::spawn(async move {
-            for i in 0..per {
-                q.enqueue(TaskSpec::new("noop", payload(c * per + i, 100))).await.unwrap();
-            }
-        }));
-    }
-    for h in hs {
-        h.await.unwrap();
-    }
-    let row = Row { name: "enqueue, single (64 concurrent callers, 100 B payload)".into(), tasks: per * 64, secs: t0.elapsed().as_secs_f64(), before, after: probe.sample().await };
-    row.print();
-
-    // 2. batch enqueue: 1000 per call, 4 batches in flight
-    probe.flush().await;
-    let q = client.queue("bench-batch").unwrap();
-    let mem0 = probe.used_memory().await;
-    let before = probe.sample().await;
-    let t0 = Instant::now();
-    fill(&q, n, 100).await;
-    let row = Row { name: "enqueue, batch of 1000 (4 in flight, 100 B payload)".into(), tasks: n, secs: t0.elapsed().as_secs_f64(), before, after: probe.sample().await };
-    row.print();
-    let mem1 = probe.used_memory().await;
-    println!("{:<58} {:>9.0} bytes per pending task (100 B payload, {} tasks)", "memory", (mem1 - mem0) as f64 / n as f64, n);
-
-    // 3. end to end: drain the pre-filled queue with one Worker (this process), no-op handler
-    let q = client.queue("bench-batch").unwrap();
-    for (conc, batch) in [(256usize, 128usize), (1024, 256)] {
-        if q.counts().await.unwrap().pending < n as u64 {
-            probe.flush().await;
-            fill(&q, n, 100).await;
-        }
-        let mut wcfg = cfg.clone();
-        wcfg.queues.insert("bench-batch".into(), baton::QueueConfig { claim_batch: batch, ..Default::default() });
-        let wclient = Client::connect(wcfg).await.unwrap();
-        let worker = Worker::builder(&wclient, "bench-batch")
-            .unwrap()
-            .concurrency(conc)
-            .maintenance(None)
-            .handler("noop", |_t| async { Ok(Vec::new()) })
-            .build()
-            .unwrap();
-        let stats = worker.stats();
-        let stop = tokio_util::sync::CancellationToken::new();
-        let s = stop.clone();
+    let parts = std::env::var("BATON_BENCH_PARTS").unwrap_or_else(|_| "enqueue,e2e,depth".into());
+    if parts.contains("enqueue") {
+        // 1. single enqueue: one task per call, 64 concurrent callers on the multiplexed connection
+        probe.flush().await;
+        let q = client.queue("bench-single").unwrap();
+        let total = n / 4;
         let before = probe.sample().await;
         let t0 = Instant::now();
-        let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
-        while stats.completed.load(Ordering::Relaxed) < n as u64 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let per = total / 64;
+        let mut hs = Vec::new();
+        for c in 0..64 {
+            let q = q.clone();
+            hs.push(tokio::spawn(async move {
+                for i in 0..per {
+                    q.enqueue(TaskSpec::new("noop", payload(c * per + i, 100)))
+                        .await
+                        .unwrap();
+                }
+            }));
         }
-        let secs = t0.elapsed().as_secs_f64();
-        let after = probe.sample().await;
-        stop.cancel();
-        h.await.unwrap().unwrap();
-        let row = Row {
-            name: format!("end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}"),
-            tasks: n,
-            secs,
-            before,
-            after,
-        };
-        row.print();
-        let c = q.counts().await.unwrap();
-        assert_eq!(c.done, n as u64, "every task done");
-        if std::env::var("BATON_BENCH_CMDSTATS").is_ok() {
-            // where Redis spent its time: usec per command, in-script commands included
-            for l in probe.info("commandstats").await.lines().filter(|l| l.starts_with("cmdstat_")) {
-                println!("    {l}");
-            }
-        }
-        probe.flush().await;
-    }
-
-    // 4. claim + complete cost at two depths: the same 50k tasks drained from 10k and 1M pending
-    for depth in [10_000usize, deep] {
-        probe.flush().await;
-        let q = client.queue("bench-depth").unwrap();
-        // depth + 50k pending; draining 50k leaves `depth` behind
-        fill(&q, depth + 50_000, 100).await;
-        let drain = 50_000;
-        let before = probe.sample().await;
-        let t0 = Instant::now();
-        let mut done = 0;
-        while done < drain {
-            let claimed = q.claim("bench", 500.min(drain - done)).await.unwrap();
-            let items: Vec<(&str, &str, Duration, &[u8])> =
-                claimed.iter().map(|c| (c.id.as_str(), c.token.as_str(), c.record.result_ttl, &b""[..])).collect();
-            let call = q.complete_call("bench", &items);
-            q.conn().eval(&call, q.name()).await.unwrap();
-            done += claimed.len();
+        for h in hs {
+            h.await.unwrap();
         }
         let row = Row {
-            name: format!("claim 500 + complete 500 per call, {}k..{}k pending", (depth + 50_000) / 1000, depth / 1000),
-            tasks: drain,
+            name: "enqueue, single (64 concurrent callers, 100 B payload)".into(),
+            tasks: per * 64,
             secs: t0.elapsed().as_secs_f64(),
             before,
             after: probe.sample().await,
         };
         row.print();
+
+        // 2. batch enqueue: 1000 per call, 4 batches in flight
+        probe.flush().await;
+        let q = client.queue("bench-batch").unwrap();
+        let mem0 = probe.used_memory().await;
+        let before = probe.sample().await;
+        let t0 = Instant::now();
+        fill(&q, n, 100).await;
+        let row = Row {
+            name: "enqueue, batch of 1000 (4 in flight, 100 B payload)".into(),
+            tasks: n,
+            secs: t0.elapsed().as_secs_f64(),
+            before,
+            after: probe.sample().await,
+        };
+        row.print();
+        let mem1 = probe.used_memory().await;
+        println!(
+            "{:<58} {:>9.0} bytes per pending task (100 B payload, {} tasks)",
+            "memory",
+            (mem1 - mem0) as f64 / n as f64,
+            n
+        );
+    }
+    if parts.contains("e2e") {
+        // 3. end to end: drain the pre-filled queue with one Worker (this process), no-op handler
+        let q = client.queue("bench-batch").unwrap();
+        for (conc, batch) in [(256usize, 128usize), (1024, 256)] {
+            if q.counts().await.unwrap().pending < n as u64 {
+                probe.flush().await;
+                fill(&q, n, 100).await;
+            }
+            let mut wcfg = cfg.clone();
+            wcfg.queues.insert(
+                "bench-batch".into(),
+                baton::QueueConfig {
+                    claim_batch: batch,
+                    ..Default::default()
+                },
+            );
+            let wclient = Client::connect(wcfg).await.unwrap();
+            let worker = Worker::builder(&wclient, "bench-batch")
+                .unwrap()
+                .concurrency(conc)
+                .maintenance(None)
+                .handler("noop", |_t| async { Ok(Vec::new()) })
+                .build()
+                .unwrap();
+            let stats = worker.stats();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let s = stop.clone();
+            let before = probe.sample().await;
+            let t0 = Instant::now();
+            let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+            while stats.completed.load(Ordering::Relaxed) < n as u64 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let after = probe.sample().await;
+            stop.cancel();
+            h.await.unwrap().unwrap();
+            let row = Row {
+                name: format!(
+                    "end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}"
+                ),
+                tasks: n,
+                secs,
+                before,
+                after,
+            };
+            row.print();
+            let c = q.counts().await.unwrap();
+            assert_eq!(c.done, n as u64, "every task done");
+            if std::env::var("BATON_BENCH_CMDSTATS").is_ok() {
+                // where Redis spent its time: usec per command, in-script commands included
+                for l in probe
+                    .info("commandstats")
+                    .await
+                    .lines()
+                    .filter(|l| l.starts_with("cmdstat_"))
+                {
+                    println!("    {l}");
+                }
+            }
+            probe.flush().await;
+        }
+    }
+    if parts.contains("depth") {
+        // 4. claim + complete cost at two depths: the same 50k tasks drained from 10k and 1M pending
+        for depth in [10_000usize, deep] {
+            probe.flush().await;
+            let q = client.queue("bench-depth").unwrap();
+            // depth + 50k pending; draining 50k leaves `depth` behind
+            fill(&q, depth + 50_000, 100).await;
+            // let Redis finish rehashing the grown hash tables (active rehashing) before timing
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let drain = 50_000;
+            let before = probe.sample().await;
+            let t0 = Instant::now();
+            let mut done = 0;
+            while done < drain {
+                let claimed = q.claim("bench", 500.min(drain - done)).await.unwrap();
+                let items: Vec<(&str, &str, Duration, &[u8])> = claimed
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.id.as_str(),
+                            c.token.as_str(),
+                            c.record.result_ttl,
+                            &b""[..],
+                        )
+                    })
+                    .collect();
+                let call = q.complete_call("bench", &items);
+                q.conn().eval(&call, q.name()).await.unwrap();
+                done += claimed.len();
+            }
+            let row = Row {
+                name: format!(
+                    "claim 500 + complete 500 per call, {}k..{}k pending",
+                    (depth + 50_000) / 1000,
+                    depth / 1000
+                ),
+                tasks: drain,
+                secs: t0.elapsed().as_secs_f64(),
+                before,
+                after: probe.sample().await,
+            };
+            row.print();
+        }
     }
 }

@@ -27,7 +27,10 @@ impl Client {
     pub async fn connect(config: Config) -> Result<Client> {
         config.validate()?;
         let conn = Conn::connect(&config.redis).await?;
-        Ok(Client { conn, config: Arc::new(config) })
+        Ok(Client {
+            conn,
+            config: Arc::new(config),
+        })
     }
 
     /// A handle on one queue, with its configured settings.
@@ -150,7 +153,11 @@ impl Queue {
     }
     /// Same queue, other settings (tests, tools).
     pub fn with_settings(&self, settings: QueueConfig) -> Queue {
-        Queue { conn: self.conn.clone(), keys: self.keys.clone(), settings: Arc::new(settings) }
+        Queue {
+            conn: self.conn.clone(),
+            keys: self.keys.clone(),
+            settings: Arc::new(settings),
+        }
     }
 
     fn call(&self, script: ScriptName, extra_keys: &[String]) -> Call {
@@ -162,7 +169,12 @@ impl Queue {
     }
 
     fn bad_reply(&self, script: ScriptName, v: &Value) -> Error {
-        Error::Protocol(format!("{} on queue {} replied {:?}", script.file_stem(), self.name(), v))
+        Error::Protocol(format!(
+            "{} on queue {} replied {:?}",
+            script.file_stem(),
+            self.name(),
+            v
+        ))
     }
 
     // ---- producer side ----
@@ -209,7 +221,9 @@ impl Queue {
         let mut call = self.call(ScriptName::Enqueue, &idem_keys);
         call.arg(s.max_payload).arg(specs.len());
         for spec in &specs {
-            let b = spec.backoff.unwrap_or_else(|| crate::task::Backoff::from_queue(s));
+            let b = spec
+                .backoff
+                .unwrap_or_else(|| crate::task::Backoff::from_queue(s));
             let id = spec.id.clone().unwrap_or_else(new_id);
             call.arg(id)
                 .arg(&spec.kind)
@@ -259,7 +273,9 @@ impl Queue {
         if items.len() != 7 {
             return Err(bad());
         }
-        let state = string(&items[0]).and_then(|s| State::parse(&s)).ok_or_else(bad)?;
+        let state = string(&items[0])
+            .and_then(|s| State::parse(&s))
+            .ok_or_else(bad)?;
         let record = Record::parse(&bytes(&items[1]).ok_or_else(bad)?)?;
         let attempts = int(&items[2]).ok_or_else(bad)? as u32;
         let lease_raw = string(&items[3]).unwrap_or_default();
@@ -283,12 +299,17 @@ impl Queue {
         });
         let (result, finished_ms) = if state == State::Done {
             let expiry = score.unwrap_or(0.0) as u64;
-            (Some(bytes(&items[6]).unwrap_or_default()), Some(expiry.saturating_sub(record.result_ttl.as_millis() as u64)))
+            (
+                Some(bytes(&items[6]).unwrap_or_default()),
+                Some(expiry.saturating_sub(record.result_ttl.as_millis() as u64)),
+            )
         } else {
             (None, None)
         };
         let due_or_expiry_ms = match state {
-            State::Delayed | State::Done | State::Dead | State::Cancelled => score.map(|s| s as u64),
+            State::Delayed | State::Done | State::Dead | State::Cancelled => {
+                score.map(|s| s as u64)
+            }
             _ => None,
         };
         Ok(Some(Task {
@@ -310,16 +331,26 @@ impl Queue {
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Outcome> {
         let started = Instant::now();
         let mut pubsub = self.conn.pubsub().await?;
-        pubsub.subscribe(self.keys.fin_channel()).await.map_err(|e| self.conn.err(e, self.name()))?;
+        pubsub
+            .subscribe(self.keys.fin_channel())
+            .await
+            .map_err(|e| self.conn.err(e, self.name()))?;
         let mut messages = pubsub.on_message();
         loop {
             // Checked after subscribing, so a finish between the check and the wait is not missed.
             let state = match self.get(id).await? {
-                None => return Err(Error::NotFound { queue: self.name().into(), id: id.into() }),
+                None => {
+                    return Err(Error::NotFound {
+                        queue: self.name().into(),
+                        id: id.into(),
+                    })
+                }
                 Some(t) => match t.state {
                     State::Done => return Ok(Outcome::Done(t.result.unwrap_or_default())),
                     State::Dead => {
-                        return Ok(Outcome::Dead(t.last_error.map(|f| f.message).unwrap_or_default()))
+                        return Ok(Outcome::Dead(
+                            t.last_error.map(|f| f.message).unwrap_or_default(),
+                        ))
                     }
                     State::Cancelled => return Ok(Outcome::Cancelled),
                     s => s,
@@ -367,7 +398,11 @@ impl Queue {
             }
             let v = self.eval(&call).await?;
             let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Cancel, &v))?;
-            out.extend(items.iter().map(|i| string(i).and_then(|s| State::parse(&s))));
+            out.extend(
+                items
+                    .iter()
+                    .map(|i| string(i).and_then(|s| State::parse(&s))),
+            );
         }
         Ok(out)
     }
@@ -390,7 +425,12 @@ impl Queue {
     /// Ids in the dead-letter set, oldest first (at most `limit`).
     pub async fn dead_ids(&self, limit: usize) -> Result<Vec<String>> {
         self.conn
-            .query(redis::cmd("ZRANGE").arg(self.keys.role("dead")).arg(0).arg(limit as i64 - 1))
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.role("dead"))
+                    .arg(0)
+                    .arg(limit as i64 - 1),
+            )
             .await
     }
 
@@ -434,8 +474,12 @@ impl Queue {
         let mut out = Vec::with_capacity(items.len() / 4);
         for c in items.chunks(4) {
             let bad = || self.bad_reply(ScriptName::Claim, v);
-            let [id, token, deadline, rec] = c else { return Err(bad()) };
-            let Value::BulkString(rec) = rec else { return Err(bad()) };
+            let [id, token, deadline, rec] = c else {
+                return Err(bad());
+            };
+            let Value::BulkString(rec) = rec else {
+                return Err(bad());
+            };
             let record = Record::parse(rec)?;
             out.push(Claimed {
                 id: string(id).ok_or_else(bad)?,
@@ -449,7 +493,11 @@ impl Queue {
     }
 
     /// Renew leases (id, token) held by `worker`; one status per lease.
-    pub async fn heartbeat(&self, worker: &str, leases: &[(&str, &str)]) -> Result<Vec<LeaseStatus>> {
+    pub async fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[(&str, &str)],
+    ) -> Result<Vec<LeaseStatus>> {
         let mut out = Vec::with_capacity(leases.len());
         for chunk in leases.chunks(1000) {
             let mut call = self.call(ScriptName::Heartbeat, &[]);
@@ -470,11 +518,17 @@ impl Queue {
 
     /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
     pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
-        let call = self.complete_call(worker, &[(&task.id, &task.token, task.record.result_ttl, result)]);
+        let call = self.complete_call(
+            worker,
+            &[(&task.id, &task.token, task.record.result_ttl, result)],
+        );
         let v = self.eval(&call).await?;
         match self.parse_statuses(ScriptName::Complete, &v)?.first() {
             Some(1) => Ok(()),
-            _ => Err(Error::StaleLease { queue: self.name().into(), id: task.id.clone() }),
+            _ => Err(Error::StaleLease {
+                queue: self.name().into(),
+                id: task.id.clone(),
+            }),
         }
     }
 
@@ -493,9 +547,10 @@ impl Queue {
         let call = self.fail_call(worker, std::slice::from_ref(report));
         let v = self.eval(&call).await?;
         match self.parse_fail(&v)?.first() {
-            Some(FailStatus::Stale) | None => {
-                Err(Error::StaleLease { queue: self.name().into(), id: report.id.clone() })
-            }
+            Some(FailStatus::Stale) | None => Err(Error::StaleLease {
+                queue: self.name().into(),
+                id: report.id.clone(),
+            }),
             Some(s) => Ok(*s),
         }
     }
@@ -504,7 +559,11 @@ impl Queue {
         let mut call = self.call(ScriptName::Fail, &[]);
         call.arg(worker).arg(ms(self.settings.dead_ttl).max(1));
         for r in reports {
-            let mode = if r.retry { format!("r:{:.6}", fastrand::f64().min(0.999999)) } else { "final".into() };
+            let mode = if r.retry {
+                format!("r:{:.6}", fastrand::f64().min(0.999999))
+            } else {
+                "final".into()
+            };
             call.arg(&r.id).arg(&r.token).arg(&r.error).arg(mode);
         }
         call
@@ -524,7 +583,10 @@ impl Queue {
 
     pub(crate) fn parse_statuses(&self, script: ScriptName, v: &Value) -> Result<Vec<i64>> {
         let items = array(v).ok_or_else(|| self.bad_reply(script, v))?;
-        items.iter().map(|i| int(i).ok_or_else(|| self.bad_reply(script, v))).collect()
+        items
+            .iter()
+            .map(|i| int(i).ok_or_else(|| self.bad_reply(script, v)))
+            .collect()
     }
 
     /// Give leases back without counting the attempt (shutdown). Returns how many were released.
@@ -537,7 +599,11 @@ impl Queue {
                 call.arg(*id).arg(*token);
             }
             let v = self.eval(&call).await?;
-            n += self.parse_statuses(ScriptName::Release, &v)?.iter().filter(|s| **s == 1).count() as u64;
+            n += self
+                .parse_statuses(ScriptName::Release, &v)?
+                .iter()
+                .filter(|s| **s == 1)
+                .count() as u64;
         }
         Ok(n)
     }
@@ -552,7 +618,10 @@ impl Queue {
         let v = self.eval(&call).await?;
         let n = self.parse_statuses(ScriptName::Promote, &v)?;
         match n[..] {
-            [p, next] => Ok((p as u64, (next >= 0).then(|| Duration::from_millis(next as u64)))),
+            [p, next] => Ok((
+                p as u64,
+                (next >= 0).then(|| Duration::from_millis(next as u64)),
+            )),
             _ => Err(self.bad_reply(ScriptName::Promote, &v)),
         }
     }
@@ -564,13 +633,17 @@ impl Queue {
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Reclaim, &v))?;
         let bad = || self.bad_reply(ScriptName::Reclaim, &v);
-        let [requeued, dead, next, workers] = items else { return Err(bad()) };
+        let [requeued, dead, next, workers] = items else {
+            return Err(bad());
+        };
         let next = int(next).ok_or_else(bad)?;
         Ok(Reclaimed {
             requeued: int(requeued).ok_or_else(bad)? as u64,
             dead: int(dead).ok_or_else(bad)? as u64,
             next_in: (next >= 0).then(|| Duration::from_millis(next as u64)),
-            workers: array(workers).map(|w| w.iter().filter_map(string).collect()).unwrap_or_default(),
+            workers: array(workers)
+                .map(|w| w.iter().filter_map(string).collect())
+                .unwrap_or_default(),
         })
     }
 

@@ -230,7 +230,9 @@ impl Config {
             .build()
             .map_err(|e| Error::Config(format!("{origin}: {e} — check the TOML syntax")))?;
         let cfg: Config = raw.try_deserialize().map_err(|e| {
-            Error::Config(format!("{origin}: {e} — every key and its default is listed in config/baton.toml"))
+            Error::Config(format!(
+                "{origin}: {e} — every key and its default is listed in config/baton.toml"
+            ))
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -249,15 +251,23 @@ impl Config {
             || self.redis.url.starts_with("unix://")
             || self.redis.url.starts_with("redis+unix://"))
         {
-            return bad("redis.url", "must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)");
+            return bad(
+                "redis.url",
+                "must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)",
+            );
         }
-        validate_name(&self.redis.prefix, "redis.prefix").map_err(|e| Error::Config(e.to_string()))?;
+        validate_name(&self.redis.prefix, "redis.prefix")
+            .map_err(|e| Error::Config(e.to_string()))?;
         if self.redis.response_timeout.is_zero() || self.redis.connect_timeout.is_zero() {
-            return bad("redis.response_timeout/connect_timeout", "must be longer than 0s (e.g. \"5s\")");
+            return bad(
+                "redis.response_timeout/connect_timeout",
+                "must be longer than 0s (e.g. \"5s\")",
+            );
         }
         for (name, q) in &self.queues {
             let key = |k: &str| format!("queues.{name}.{k}");
-            validate_name(name, "queue name").map_err(|e| Error::Config(format!("[queues.{name}]: {e}")))?;
+            validate_name(name, "queue name")
+                .map_err(|e| Error::Config(format!("[queues.{name}]: {e}")))?;
             if q.lease < Duration::from_millis(100) {
                 return bad(&key("lease"), "must be at least 100ms (e.g. \"4s\")");
             }
@@ -293,7 +303,10 @@ impl Config {
             return bad("worker.concurrency", "must be at least 1");
         }
         if self.worker.queues.is_empty() {
-            return bad("worker.queues", "list at least one queue (e.g. [\"default\"])");
+            return bad(
+                "worker.queues",
+                "list at least one queue (e.g. [\"default\"])",
+            );
         }
         for q in &self.worker.queues {
             validate_name(q, "worker.queues entry").map_err(|e| Error::Config(e.to_string()))?;
@@ -302,7 +315,8 @@ impl Config {
             return bad("worker.poll_interval", "must be longer than 0s");
         }
         let s = &self.scheduler;
-        if s.promote_interval.is_zero() || s.reclaim_interval.is_zero() || s.trim_interval.is_zero() {
+        if s.promote_interval.is_zero() || s.reclaim_interval.is_zero() || s.trim_interval.is_zero()
+        {
             return bad("scheduler.*_interval", "must be longer than 0s");
         }
         if !(1..=1000).contains(&s.batch) {
@@ -337,15 +351,44 @@ mod tests {
 
     #[test]
     fn refuses_typos_bad_durations_and_impossible_values() {
-        let e = Config::from_toml("[queues.default]\nlese = \"30s\"\n").unwrap_err().to_string();
+        let e = Config::from_toml("[queues.default]\nlese = \"30s\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lese"), "{e}");
-        let e = Config::from_toml("[queues.default]\nlease = \"30 parsecs\"\n").unwrap_err().to_string();
+        let e = Config::from_toml("[queues.default]\nlease = \"30 parsecs\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lease"), "{e}");
         let e = Config::from_toml("[queues.default]\nlease = \"3s\"\nheartbeat = \"3s\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("queues.default.heartbeat"), "{e}");
-        let e = Config::from_toml("[worker]\nconcurrency = 0\n").unwrap_err().to_string();
+        let e = Config::from_toml("[worker]\nconcurrency = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("worker.concurrency"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod shipped_file {
+    use super::*;
+
+    /// config/baton.toml documents every knob with its default: it must parse, and its values
+    /// must be the built-in defaults.
+    #[test]
+    fn shipped_config_is_valid_and_equals_the_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/baton.toml"))
+                .unwrap();
+        let c = Config::from_toml(&text).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));
+        assert_eq!(
+            format!("{:?}", c.queue("default")),
+            format!("{:?}", QueueConfig::default())
+        );
+        assert_eq!(format!("{:?}", c.worker), format!("{:?}", d.worker));
+        assert_eq!(format!("{:?}", c.scheduler), format!("{:?}", d.scheduler));
     }
 }

@@ -40,7 +40,8 @@ impl Call {
     /// Start a call of `script` with the queue keyset plus `extra_keys`.
     pub fn new(script: ScriptName, keyset: &[String], extra_keys: &[String]) -> Call {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&script.script().sha).arg(keyset.len() + extra_keys.len());
+        cmd.arg(&script.script().sha)
+            .arg(keyset.len() + extra_keys.len());
         for k in keyset.iter().chain(extra_keys) {
             cmd.arg(k);
         }
@@ -62,11 +63,12 @@ impl Call {
 impl Conn {
     /// Connect with the configured timeouts, check the server, load the scripts.
     pub async fn connect(cfg: &RedisConfig) -> Result<Conn> {
-        let mut info = cfg
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| Error::Config(format!("redis.url {:?} is not a valid Redis URL ({e}) — e.g. redis://127.0.0.1:6379/0", redact(&cfg.url))))?;
+        let mut info = cfg.url.as_str().into_connection_info().map_err(|e| {
+            Error::Config(format!(
+                "redis.url {:?} is not a valid Redis URL ({e}) — e.g. redis://127.0.0.1:6379/0",
+                redact(&cfg.url)
+            ))
+        })?;
         let addr = info.addr().to_string();
         let mut settings = info.redis_settings().clone();
         if let Some(u) = &cfg.username {
@@ -79,7 +81,8 @@ impl Conn {
             settings = settings.set_db(db);
         }
         info = info.set_redis_settings(settings);
-        let client = redis::Client::open(info).map_err(|e| Error::Config(format!("redis.url: {e}")))?;
+        let client =
+            redis::Client::open(info).map_err(|e| Error::Config(format!("redis.url: {e}")))?;
         let inner = Inner {
             client,
             addr: addr.clone(),
@@ -94,13 +97,21 @@ impl Conn {
             .set_response_timeout(Some(cfg.response_timeout));
         let mut probe = tokio::time::timeout(
             cfg.connect_timeout + Duration::from_millis(100),
-            inner.client.get_multiplexed_async_connection_with_config(&probe_cfg),
+            inner
+                .client
+                .get_multiplexed_async_connection_with_config(&probe_cfg),
         )
         .await
-        .map_err(|_| Error::Unreachable { addr: addr.clone(), detail: format!("no connection within {:?}", cfg.connect_timeout) })?
+        .map_err(|_| Error::Unreachable {
+            addr: addr.clone(),
+            detail: format!("no connection within {:?}", cfg.connect_timeout),
+        })?
         .map_err(|e| inner.err(e, ""))?;
-        let _: String = redis::cmd("PING").query_async(&mut probe).await.map_err(|e| inner.err(e, ""))?;
-        check_server(&mut probe, &addr).await;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut probe)
+            .await
+            .map_err(|e| inner.err(e, ""))?;
+        check_server(&mut probe, &addr).await?;
 
         let mgr_cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.connect_timeout))
@@ -110,7 +121,10 @@ impl Conn {
         let mgr = ConnectionManager::new_with_config(inner.client.clone(), mgr_cfg)
             .await
             .map_err(|e| inner.err(e, ""))?;
-        let conn = Conn { inner: Arc::new(inner), mgr };
+        let conn = Conn {
+            inner: Arc::new(inner),
+            mgr,
+        };
         conn.load_scripts().await?;
         Ok(conn)
     }
@@ -126,7 +140,10 @@ impl Conn {
         for name in ScriptName::ALL {
             pipe.cmd("SCRIPT").arg("LOAD").arg(&name.script().body);
         }
-        let shas: Vec<String> = pipe.query_async(&mut self.mgr.clone()).await.map_err(|e| self.err(e, ""))?;
+        let shas: Vec<String> = pipe
+            .query_async(&mut self.mgr.clone())
+            .await
+            .map_err(|e| self.err(e, ""))?;
         for (name, sha) in ScriptName::ALL.iter().zip(shas) {
             if sha != name.script().sha {
                 return Err(Error::Protocol(format!(
@@ -147,7 +164,10 @@ impl Conn {
             Ok(v) => Ok(v),
             Err(e) if is_noscript(&e) => {
                 self.load_scripts().await?;
-                call.cmd.query_async::<Value>(&mut mgr).await.map_err(|e| self.err(e, queue))
+                call.cmd
+                    .query_async::<Value>(&mut mgr)
+                    .await
+                    .map_err(|e| self.err(e, queue))
             }
             Err(e) => Err(self.err(e, queue)),
         }
@@ -164,8 +184,10 @@ impl Conn {
             for &i in &todo {
                 pipe.add_command(calls[i].cmd.clone());
             }
-            let values: Vec<Value> =
-                pipe.query_async(&mut self.mgr.clone()).await.map_err(|e| self.err(e, queue))?;
+            let values: Vec<Value> = pipe
+                .query_async(&mut self.mgr.clone())
+                .await
+                .map_err(|e| self.err(e, queue))?;
             let mut again = Vec::new();
             for (&i, v) in todo.iter().zip(values) {
                 match v {
@@ -186,23 +208,34 @@ impl Conn {
             self.load_scripts().await?;
             todo = again;
         }
-        Ok(results.into_iter().map(|r| r.expect("every call answered")).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every call answered"))
+            .collect())
     }
 
     /// Run a plain command on the shared connection.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        cmd.query_async(&mut self.mgr.clone()).await.map_err(|e| self.err(e, ""))
+        cmd.query_async(&mut self.mgr.clone())
+            .await
+            .map_err(|e| self.err(e, ""))
     }
 
     /// A dedicated pub/sub connection (never shared with script calls).
     pub async fn pubsub(&self) -> Result<PubSub> {
-        tokio::time::timeout(self.inner.connect_timeout, self.inner.client.get_async_pubsub())
-            .await
-            .map_err(|_| Error::Unreachable {
-                addr: self.inner.addr.clone(),
-                detail: format!("no pub/sub connection within {:?}", self.inner.connect_timeout),
-            })?
-            .map_err(|e| self.err(e, ""))
+        tokio::time::timeout(
+            self.inner.connect_timeout,
+            self.inner.client.get_async_pubsub(),
+        )
+        .await
+        .map_err(|_| Error::Unreachable {
+            addr: self.inner.addr.clone(),
+            detail: format!(
+                "no pub/sub connection within {:?}",
+                self.inner.connect_timeout
+            ),
+        })?
+        .map_err(|e| self.err(e, ""))
     }
 
     pub(crate) fn err(&self, e: redis::RedisError, queue: &str) -> Error {
@@ -220,11 +253,34 @@ fn is_noscript(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
-/// Warn about server settings that can lose tasks. Errors (e.g. CONFIG denied by ACL) are
-/// ignored: this is advice, not a requirement.
-async fn check_server(con: &mut redis::aio::MultiplexedConnection, addr: &str) {
-    let policy: redis::RedisResult<Vec<String>> =
-        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(con).await;
+/// Refuse a Redis older than 7.0 (the scripts use `#!lua` flags and SET NX GET); warn about
+/// settings that can lose tasks. A warning check that fails (e.g. CONFIG denied by ACL) is
+/// skipped: it is advice, not a requirement.
+async fn check_server(con: &mut redis::aio::MultiplexedConnection, addr: &str) -> Result<()> {
+    let info: redis::RedisResult<String> = redis::cmd("INFO").arg("server").query_async(con).await;
+    if let Ok(info) = info {
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major > 0 && major < 7 {
+            return Err(Error::Invalid(format!(
+                "Redis at {addr} is version {version}; Baton's scripts need Redis 7.0 or newer — upgrade the server"
+            )));
+        }
+    }
+    let policy: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(con)
+        .await;
     if let Ok(v) = policy {
         if let Some(p) = v.get(1) {
             if p != "noeviction" {
@@ -234,6 +290,7 @@ async fn check_server(con: &mut redis::aio::MultiplexedConnection, addr: &str) {
             }
         }
     }
+    Ok(())
 }
 
 /// Hide a password in a URL before printing it.

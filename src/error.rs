@@ -22,7 +22,7 @@ pub enum Error {
     Auth { addr: String, detail: String },
 
     /// The user is authenticated but lacks an ACL permission.
-    #[error("Redis at {addr} denied a command to this user ({detail}) — grant the user Baton's rules (see docs/operations.md)")]
+    #[error("Redis at {addr} denied a command to this user ({detail}) — grant the user EVALSHA, EVAL, SCRIPT, PUBLISH, SUBSCRIBE, PING, INFO on keys ~<prefix>:* and channels &<prefix>:*")]
     NoPermission { addr: String, detail: String },
 
     /// Redis did not answer in time. The call may still have run on the server.
@@ -52,7 +52,12 @@ pub enum Error {
 
     /// Waiting for a result timed out; the task is still unfinished.
     #[error("queue {queue}: task {id} has not finished after {waited:?} (state: {state})")]
-    WaitTimeout { queue: String, id: String, waited: Duration, state: String },
+    WaitTimeout {
+        queue: String,
+        id: String,
+        waited: Duration,
+        state: String,
+    },
 
     /// Invalid input refused before reaching Redis (queue names, config values...).
     #[error("{0}")]
@@ -72,7 +77,10 @@ pub enum Error {
 
     /// Any other Redis error.
     #[error("Redis at {addr}: {source}")]
-    Redis { addr: String, source: redis::RedisError },
+    Redis {
+        addr: String,
+        source: redis::RedisError,
+    },
 }
 
 impl Error {
@@ -80,12 +88,20 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Unreachable { .. } | Error::Timeout { .. } | Error::OutOfMemory { .. } | Error::Redis { .. }
+            Error::Unreachable { .. }
+                | Error::Timeout { .. }
+                | Error::OutOfMemory { .. }
+                | Error::Redis { .. }
         )
     }
 
     /// Classify a Redis error for the server at `addr`, answering on behalf of `queue`.
-    pub(crate) fn from_redis(e: redis::RedisError, addr: &str, queue: &str, timeout: Duration) -> Error {
+    pub(crate) fn from_redis(
+        e: redis::RedisError,
+        addr: &str,
+        queue: &str,
+        timeout: Duration,
+    ) -> Error {
         let addr = addr.to_string();
         let queue = queue.to_string();
         if let Some(code) = e.code() {
@@ -96,7 +112,10 @@ impl Error {
                 "VERSION" => return Error::VersionMismatch { queue, detail },
                 "WRONGPASS" => return Error::Auth { addr, detail },
                 "NOAUTH" => {
-                    return Error::Auth { addr, detail: "this Redis requires a password".into() }
+                    return Error::Auth {
+                        addr,
+                        detail: "this Redis requires a password".into(),
+                    }
                 }
                 "NOPERM" => return Error::NoPermission { addr, detail },
                 "OOM" => return Error::OutOfMemory { addr, detail },
@@ -104,13 +123,19 @@ impl Error {
             }
         }
         if e.kind() == redis::ErrorKind::AuthenticationFailed {
-            return Error::Auth { addr, detail: e.to_string() };
+            return Error::Auth {
+                addr,
+                detail: e.to_string(),
+            };
         }
         if e.is_timeout() {
             return Error::Timeout { addr, timeout };
         }
         if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
-            return Error::Unreachable { addr, detail: e.to_string() };
+            return Error::Unreachable {
+                addr,
+                detail: e.to_string(),
+            };
         }
         Error::Redis { addr, source: e }
     }

@@ -37,7 +37,11 @@ impl QueueKeys {
         validate_name(prefix, "redis.prefix")?;
         let base = format!("{prefix}:{{{queue}}}:");
         let keys = ROLES.iter().map(|r| format!("{base}{r}")).collect();
-        Ok(QueueKeys { queue: queue.to_string(), base, keys })
+        Ok(QueueKeys {
+            queue: queue.to_string(),
+            base,
+            keys,
+        })
     }
 
     /// The queue's name.
@@ -75,7 +79,9 @@ impl QueueKeys {
 pub(crate) fn validate_name(name: &str, what: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     if ok {
         Ok(())
     } else {

@@ -33,16 +33,31 @@ impl LocalRedis {
                 Err(e) => last = e.to_string(),
             }
         }
-        Err(Error::Invalid(format!("could not start a private redis-server: {last}")))
+        Err(Error::Invalid(format!(
+            "could not start a private redis-server: {last}"
+        )))
     }
 
     fn try_start(port: u16, extra: &[&str]) -> Result<LocalRedis> {
         let dir = std::env::temp_dir().join(format!("baton-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", dir.display())))?;
         let port_s = port.to_string();
         let mut args = vec![
-            "--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--protected-mode", "yes", "--loglevel", "warning",
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
         ];
         args.extend_from_slice(extra);
         let child = Command::new("redis-server")
@@ -57,11 +72,17 @@ impl LocalRedis {
                     "cannot run redis-server ({e}) — install it (Debian: apt-get install redis-server; scripts/test and scripts/demo do this) or configure redis.url"
                 ))
             })?;
-        let mut me = LocalRedis { child: Some(child), port, dir };
+        let mut me = LocalRedis {
+            child: Some(child),
+            port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                return Err(Error::Invalid(format!("redis-server exited at start ({status}); port {port} may be taken")));
+                return Err(Error::Invalid(format!(
+                    "redis-server exited at start ({status}); port {port} may be taken"
+                )));
             }
             if ping(port) {
                 return Ok(me);
@@ -69,7 +90,9 @@ impl LocalRedis {
             std::thread::sleep(Duration::from_millis(20));
         }
         me.stop();
-        Err(Error::Invalid(format!("redis-server on port {port} did not answer PING within 10s")))
+        Err(Error::Invalid(format!(
+            "redis-server on port {port} did not answer PING within 10s"
+        )))
     }
 
     /// `redis://127.0.0.1:<port>/0`
@@ -103,12 +126,17 @@ impl Drop for LocalRedis {
 }
 
 fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Invalid(format!("no free loopback port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?.port())
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Invalid(format!("no free loopback port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| Error::Invalid(e.to_string()))?
+        .port())
 }
 
 fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));

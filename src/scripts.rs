@@ -127,8 +127,14 @@ mod tests {
     fn every_script_is_flat_and_starts_with_a_shebang() {
         for name in ScriptName::ALL {
             let s = name.script();
-            assert!(s.body.starts_with("#!lua"), "{name:?} must start with #!lua");
-            assert!(!s.body.contains("--@include"), "{name:?} still has an include");
+            assert!(
+                s.body.starts_with("#!lua"),
+                "{name:?} must start with #!lua"
+            );
+            assert!(
+                !s.body.contains("--@include"),
+                "{name:?} still has an include"
+            );
             assert_eq!(s.sha.len(), 40);
             assert_eq!(s.name, name);
         }

@@ -24,17 +24,32 @@ pub struct Backoff {
 impl Backoff {
     /// The queue's configured policy.
     pub fn from_queue(q: &QueueConfig) -> Backoff {
-        Backoff { kind: q.backoff, base: q.backoff_base, cap: q.backoff_cap, jitter: q.backoff_jitter }
+        Backoff {
+            kind: q.backoff,
+            base: q.backoff_base,
+            cap: q.backoff_cap,
+            jitter: q.backoff_jitter,
+        }
     }
 
     /// Retry after the same delay every time.
     pub fn fixed(delay: Duration) -> Backoff {
-        Backoff { kind: BackoffKind::Fixed, base: delay, cap: delay, jitter: 0.0 }
+        Backoff {
+            kind: BackoffKind::Fixed,
+            base: delay,
+            cap: delay,
+            jitter: 0.0,
+        }
     }
 
     /// Double the delay each attempt from `base` up to `cap`.
     pub fn exponential(base: Duration, cap: Duration) -> Backoff {
-        Backoff { kind: BackoffKind::Exponential, base, cap, jitter: 0.0 }
+        Backoff {
+            kind: BackoffKind::Exponential,
+            base,
+            cap,
+            jitter: 0.0,
+        }
     }
 
     /// Remove up to this share of each delay at random (0.0..=1.0).
@@ -102,7 +117,9 @@ impl TaskSpec {
     }
     /// Run no sooner than this time (converted to a delay with this machine's clock).
     pub fn run_at(mut self, t: std::time::SystemTime) -> Self {
-        self.delay = t.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
+        self.delay = t
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
         self
     }
     /// Attempts before the task goes to the dead-letter set.
@@ -204,10 +221,19 @@ pub struct Record {
 impl Record {
     /// Parse `used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
     pub fn parse(raw: &[u8]) -> Result<Record> {
-        let bad = || Error::Protocol(format!("malformed task record {:?}", String::from_utf8_lossy(&raw[..raw.len().min(80)])));
+        let bad = || {
+            Error::Protocol(format!(
+                "malformed task record {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(80)])
+            ))
+        };
         let mut parts = raw.splitn(12, |&b| b == b'|');
         let mut next = || parts.next().ok_or_else(bad);
-        let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
+        let text = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .map(str::to_string)
+                .map_err(|_| bad())
+        };
         let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
         let attempts_used = num(next()?)? as u32;
         let kind = text(next()?)?;
@@ -230,7 +256,12 @@ impl Record {
             kind,
             priority,
             max_attempts,
-            backoff: Backoff { kind: bkind, base, cap, jitter },
+            backoff: Backoff {
+                kind: bkind,
+                base,
+                cap,
+                jitter,
+            },
             timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
             result_ttl,
             created_ms,

@@ -15,7 +15,12 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     let before = common::snapshot(&mut raw).await;
 
     let enqueue_ok = |id: &str| -> Vec<String> {
-        [id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0"].iter().map(|s| s.to_string()).collect()
+        [
+            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let mut bad_enqueue_task = enqueue_ok("a");
     bad_enqueue_task[6] = "z".into(); // unknown backoff
@@ -23,30 +28,115 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     bad_kind[1] = "has space".into();
 
     let cases: Vec<(ScriptName, Vec<String>, &str)> = vec![
-        (ScriptName::Enqueue, vec!["1000".into(), "0".into()], "n must be"),
-        (ScriptName::Enqueue, vec!["1000".into(), "2".into()], "expected 28 arguments"),
-        (ScriptName::Enqueue, [vec!["1000".into(), "1".into()], bad_enqueue_task].concat(), "backoff"),
-        (ScriptName::Enqueue, [vec!["1000".into(), "1".into()], bad_kind].concat(), "kind"),
-        (ScriptName::Enqueue, [vec!["1000".into(), "2".into()], enqueue_ok("c"), {
-            let mut t = enqueue_ok("d");
-            t[12] = "1000".into(); // asks for an idempotency key that is not in KEYS
-            t
-        }].concat(), "idempotency key"),
-        (ScriptName::Claim, vec!["w".into(), "0".into(), "1000".into()], "n must be"),
-        (ScriptName::Claim, vec!["w".into(), "5".into(), "-1".into()], "lease_ms"),
-        (ScriptName::Claim, vec!["bad worker".into(), "5".into(), "1000".into()], "worker"),
-        (ScriptName::Heartbeat, vec!["w".into(), "1000".into(), c.id.clone()], "pairs"),
-        (ScriptName::Heartbeat, vec!["w".into(), "x".into(), c.id.clone(), c.token.clone()], "lease_ms"),
-        (ScriptName::Complete, vec!["w".into(), c.id.clone(), c.token.clone(), "10".into()], "groups"),
-        (ScriptName::Complete, vec!["w".into(), c.id.clone(), c.token.clone(), "-5".into(), "r".into()], "result_ttl_ms"),
-        (ScriptName::Fail, vec!["w".into(), "1000".into(), c.id.clone(), c.token.clone(), "e".into(), "maybe".into()], "mode"),
-        (ScriptName::Fail, vec!["w".into(), "0".into(), c.id.clone(), c.token.clone(), "e".into(), "retry".into()], "dead_ttl_ms"),
+        (
+            ScriptName::Enqueue,
+            vec!["1000".into(), "0".into()],
+            "n must be",
+        ),
+        (
+            ScriptName::Enqueue,
+            vec!["1000".into(), "2".into()],
+            "expected 28 arguments",
+        ),
+        (
+            ScriptName::Enqueue,
+            [vec!["1000".into(), "1".into()], bad_enqueue_task].concat(),
+            "backoff",
+        ),
+        (
+            ScriptName::Enqueue,
+            [vec!["1000".into(), "1".into()], bad_kind].concat(),
+            "kind",
+        ),
+        (
+            ScriptName::Enqueue,
+            [vec!["1000".into(), "2".into()], enqueue_ok("c"), {
+                let mut t = enqueue_ok("d");
+                t[12] = "1000".into(); // asks for an idempotency key that is not in KEYS
+                t
+            }]
+            .concat(),
+            "idempotency key",
+        ),
+        (
+            ScriptName::Claim,
+            vec!["w".into(), "0".into(), "1000".into()],
+            "n must be",
+        ),
+        (
+            ScriptName::Claim,
+            vec!["w".into(), "5".into(), "-1".into()],
+            "lease_ms",
+        ),
+        (
+            ScriptName::Claim,
+            vec!["bad worker".into(), "5".into(), "1000".into()],
+            "worker",
+        ),
+        (
+            ScriptName::Heartbeat,
+            vec!["w".into(), "1000".into(), c.id.clone()],
+            "pairs",
+        ),
+        (
+            ScriptName::Heartbeat,
+            vec!["w".into(), "x".into(), c.id.clone(), c.token.clone()],
+            "lease_ms",
+        ),
+        (
+            ScriptName::Complete,
+            vec!["w".into(), c.id.clone(), c.token.clone(), "10".into()],
+            "groups",
+        ),
+        (
+            ScriptName::Complete,
+            vec![
+                "w".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "-5".into(),
+                "r".into(),
+            ],
+            "result_ttl_ms",
+        ),
+        (
+            ScriptName::Fail,
+            vec![
+                "w".into(),
+                "1000".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "e".into(),
+                "maybe".into(),
+            ],
+            "mode",
+        ),
+        (
+            ScriptName::Fail,
+            vec![
+                "w".into(),
+                "0".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "e".into(),
+                "retry".into(),
+            ],
+            "dead_ttl_ms",
+        ),
         (ScriptName::Release, vec!["w".into(), c.id.clone()], "pairs"),
-        (ScriptName::Reclaim, vec!["0".into(), "1000".into()], "limit"),
+        (
+            ScriptName::Reclaim,
+            vec!["0".into(), "1000".into()],
+            "limit",
+        ),
         (ScriptName::Reclaim, vec!["10".into()], "dead_ttl_ms"),
         (ScriptName::Promote, vec!["1001".into()], "limit"),
         (ScriptName::Cancel, vec!["1000".into()], "task ids"),
-        (ScriptName::Cancel, vec!["soon".into(), c.id.clone()], "ttl_ms"),
+        (
+            ScriptName::Cancel,
+            vec!["soon".into(), c.id.clone()],
+            "ttl_ms",
+        ),
         (ScriptName::Requeue, vec![], "task ids"),
         (ScriptName::Trim, vec!["x".into()], "limit"),
         (ScriptName::Get, vec![], "task id"),
@@ -57,9 +147,19 @@ async fn each_script_refuses_bad_arguments_without_writing() {
             call.arg(a);
         }
         let err = q.conn().eval(&call, "q").await.unwrap_err();
-        assert!(matches!(err, Error::BadArgument { .. }), "{script:?} {args:?}: {err}");
-        assert!(err.to_string().contains(needle), "{script:?}: {err} should mention {needle:?}");
-        assert_eq!(common::snapshot(&mut raw).await, before, "{script:?} {args:?} wrote something");
+        assert!(
+            matches!(err, Error::BadArgument { .. }),
+            "{script:?} {args:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains(needle),
+            "{script:?}: {err} should mention {needle:?}"
+        );
+        assert_eq!(
+            common::snapshot(&mut raw).await,
+            before,
+            "{script:?} {args:?} wrote something"
+        );
     }
 
     // too few keys

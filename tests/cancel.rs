@@ -9,7 +9,11 @@ async fn cancel_pending_delayed_and_leased() {
     let env = common::env().await;
     let q = env.queue();
     let p = q.enqueue(TaskSpec::new("k", "")).await.unwrap().id;
-    let d = q.enqueue(TaskSpec::new("k", "").delay(Duration::from_secs(60))).await.unwrap().id;
+    let d = q
+        .enqueue(TaskSpec::new("k", "").delay(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .id;
     let l = q.enqueue(TaskSpec::new("k", "")).await.unwrap().id;
     // claim only `l`: it was enqueued after `p`, so claim both and release `p` back
     let claimed = q.claim("w", 2).await.unwrap();
@@ -19,14 +23,31 @@ async fn cancel_pending_delayed_and_leased() {
     common::assert_state(&q, &p, "pending").await;
 
     let out = q.cancel(&[&p, &d, &l, "nope"]).await.unwrap();
-    assert_eq!(out, vec![Some(State::Pending), Some(State::Delayed), Some(State::Leased), None]);
+    assert_eq!(
+        out,
+        vec![
+            Some(State::Pending),
+            Some(State::Delayed),
+            Some(State::Leased),
+            None
+        ]
+    );
     for id in [&p, &d, &l] {
         common::assert_state(&q, id, "cancelled").await;
-        assert_eq!(q.wait(id, Duration::from_secs(1)).await.unwrap(), Outcome::Cancelled);
+        assert_eq!(
+            q.wait(id, Duration::from_secs(1)).await.unwrap(),
+            Outcome::Cancelled
+        );
     }
     // the worker holding `l` learns it at its heartbeat and cannot complete it
-    assert_eq!(q.heartbeat("w", &[(&l, &lc.token)]).await.unwrap(), vec![baton::LeaseStatus::Cancelled]);
-    assert!(matches!(q.complete("w", &lc, b"x").await, Err(Error::StaleLease { .. })));
+    assert_eq!(
+        q.heartbeat("w", &[(&l, &lc.token)]).await.unwrap(),
+        vec![baton::LeaseStatus::Cancelled]
+    );
+    assert!(matches!(
+        q.complete("w", &lc, b"x").await,
+        Err(Error::StaleLease { .. })
+    ));
     // cancelling again does nothing
     assert_eq!(q.cancel(&[&p]).await.unwrap(), vec![None]);
 }
@@ -58,10 +79,14 @@ async fn a_running_handler_is_stopped_when_its_task_is_cancelled() {
     let id = q.enqueue(TaskSpec::new("long", "")).await.unwrap().id;
     assert_eq!(rx.recv().await, Some("started"));
     q.cancel(&[&id]).await.unwrap();
-    common::eventually(Duration::from_secs(3), "handler stopped by heartbeat", || {
-        let s = stats.clone();
-        async move { s.lost.load(std::sync::atomic::Ordering::SeqCst) == 1 }
-    })
+    common::eventually(
+        Duration::from_secs(3),
+        "handler stopped by heartbeat",
+        || {
+            let s = stats.clone();
+            async move { s.lost.load(std::sync::atomic::Ordering::SeqCst) == 1 }
+        },
+    )
     .await;
     common::assert_state(&q, &id, "cancelled").await;
     stop.cancel();

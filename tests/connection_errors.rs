@@ -13,7 +13,10 @@ async fn unreachable_redis_names_the_config_key() {
     let e = Client::connect(cfg).await.err().expect("must fail");
     assert!(matches!(e, Error::Unreachable { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("redis.url") && msg.contains(&port.to_string()), "{msg}");
+    assert!(
+        msg.contains("redis.url") && msg.contains(&port.to_string()),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

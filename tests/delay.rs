@@ -8,13 +8,23 @@ use std::time::{Duration, Instant};
 async fn delayed_task_waits_then_is_promoted() {
     let env = common::env().await;
     let q = env.queue();
-    let id = q.enqueue(TaskSpec::new("k", "x").delay(Duration::from_millis(400))).await.unwrap().id;
+    let id = q
+        .enqueue(TaskSpec::new("k", "x").delay(Duration::from_millis(400)))
+        .await
+        .unwrap()
+        .id;
     common::assert_state(&q, &id, "delayed").await;
-    assert!(q.claim("w", 10).await.unwrap().is_empty(), "not claimable yet");
+    assert!(
+        q.claim("w", 10).await.unwrap().is_empty(),
+        "not claimable yet"
+    );
     let (n, next) = q.promote(100).await.unwrap();
     assert_eq!(n, 0, "not due yet");
     let next = next.expect("a delayed task remains");
-    assert!(next <= Duration::from_millis(400) && next >= Duration::from_millis(200), "{next:?}");
+    assert!(
+        next <= Duration::from_millis(400) && next >= Duration::from_millis(200),
+        "{next:?}"
+    );
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(q.promote(100).await.unwrap(), (1, None));
     common::assert_state(&q, &id, "pending").await;
@@ -43,7 +53,11 @@ async fn worker_runs_a_delayed_task_after_its_delay() {
     let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
     tokio::time::sleep(Duration::from_millis(200)).await; // worker idle and subscribed
     let t0 = Instant::now();
-    let id = q.enqueue(TaskSpec::new("k", "x").delay(Duration::from_millis(700))).await.unwrap().id;
+    let id = q
+        .enqueue(TaskSpec::new("k", "x").delay(Duration::from_millis(700)))
+        .await
+        .unwrap()
+        .id;
     let out = q.wait(&id, Duration::from_secs(5)).await.unwrap();
     assert_eq!(out, baton::Outcome::Done(b"ok".to_vec()));
     let at = ran.lock().unwrap().unwrap() - t0;

@@ -46,11 +46,22 @@ async fn heartbeat_moves_the_deadline() {
     let id = q.enqueue(TaskSpec::new("k", "")).await.unwrap().id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(q.heartbeat("w", &[(&id, &c.token)]).await.unwrap(), vec![baton::LeaseStatus::Renewed]);
+    assert_eq!(
+        q.heartbeat("w", &[(&id, &c.token)]).await.unwrap(),
+        vec![baton::LeaseStatus::Renewed]
+    );
     let t = q.get(&id).await.unwrap().unwrap();
     let new_deadline = t.lease.unwrap().deadline_ms;
-    assert!(new_deadline >= c.deadline_ms + 550, "deadline moved by the heartbeat: {} -> {new_deadline}", c.deadline_ms);
+    assert!(
+        new_deadline >= c.deadline_ms + 550,
+        "deadline moved by the heartbeat: {} -> {new_deadline}",
+        c.deadline_ms
+    );
     tokio::time::sleep(Duration::from_millis(600)).await; // past the first deadline
-    assert_eq!(q.reclaim(10).await.unwrap().requeued, 0, "renewed lease is not reclaimed");
+    assert_eq!(
+        q.reclaim(10).await.unwrap().requeued,
+        0,
+        "renewed lease is not reclaimed"
+    );
     common::assert_state(&q, &id, "leased").await;
 }

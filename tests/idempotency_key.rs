@@ -9,8 +9,22 @@ async fn same_key_returns_the_first_id_within_the_window() {
     let env = common::env().await;
     let q = env.queue();
     let ttl = Duration::from_millis(500);
-    let a = q.enqueue(TaskSpec::new("k", "1").idempotency_key("order-7").idempotency_ttl(ttl)).await.unwrap();
-    let b = q.enqueue(TaskSpec::new("k", "2").idempotency_key("order-7").idempotency_ttl(ttl)).await.unwrap();
+    let a = q
+        .enqueue(
+            TaskSpec::new("k", "1")
+                .idempotency_key("order-7")
+                .idempotency_ttl(ttl),
+        )
+        .await
+        .unwrap();
+    let b = q
+        .enqueue(
+            TaskSpec::new("k", "2")
+                .idempotency_key("order-7")
+                .idempotency_ttl(ttl),
+        )
+        .await
+        .unwrap();
     assert!(a.created);
     assert!(!b.created);
     assert_eq!(a.id, b.id);
@@ -27,7 +41,14 @@ async fn same_key_returns_the_first_id_within_the_window() {
     assert_eq!(out[0].id, out[1].id);
     // after the window a new task is created
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let c = q.enqueue(TaskSpec::new("k", "5").idempotency_key("order-7").idempotency_ttl(ttl)).await.unwrap();
+    let c = q
+        .enqueue(
+            TaskSpec::new("k", "5")
+                .idempotency_key("order-7")
+                .idempotency_ttl(ttl),
+        )
+        .await
+        .unwrap();
     assert!(c.created);
     assert_ne!(c.id, a.id);
 }
@@ -36,12 +57,18 @@ async fn same_key_returns_the_first_id_within_the_window() {
 async fn retried_enqueue_with_the_same_id_is_a_no_op() {
     let env = common::env().await;
     let q = env.queue();
-    let a = q.enqueue(TaskSpec::new("k", "1").id("fixed-id")).await.unwrap();
+    let a = q
+        .enqueue(TaskSpec::new("k", "1").id("fixed-id"))
+        .await
+        .unwrap();
     assert!(a.created);
     let claimed = q.claim("w", 1).await.unwrap();
     assert_eq!(claimed.len(), 1);
     // the same call again (e.g. after a response timeout) must not re-queue the leased task
-    let b = q.enqueue(TaskSpec::new("k", "1").id("fixed-id")).await.unwrap();
+    let b = q
+        .enqueue(TaskSpec::new("k", "1").id("fixed-id"))
+        .await
+        .unwrap();
     assert!(!b.created);
     common::assert_state(&q, "fixed-id", "leased").await;
     assert_eq!(q.counts().await.unwrap().pending, 0);

@@ -8,12 +8,19 @@ use std::time::Duration;
 async fn expired_lease_is_reclaimed_and_the_task_runs_again() {
     let env = common::env().await; // lease 1s
     let q = env.queue();
-    let id = q.enqueue(TaskSpec::new("k", "p").max_attempts(2)).await.unwrap().id;
+    let id = q
+        .enqueue(TaskSpec::new("k", "p").max_attempts(2))
+        .await
+        .unwrap()
+        .id;
     let first = q.claim("w1", 1).await.unwrap().remove(0);
     let r = q.reclaim(100).await.unwrap();
     assert_eq!((r.requeued, r.dead), (0, 0), "lease still valid");
     let left = r.next_in.unwrap();
-    assert!(left > Duration::from_millis(800) && left <= Duration::from_secs(1), "{left:?}");
+    assert!(
+        left > Duration::from_millis(800) && left <= Duration::from_secs(1),
+        "{left:?}"
+    );
 
     tokio::time::sleep(Duration::from_millis(1050)).await;
     let r = q.reclaim(100).await.unwrap();
@@ -40,8 +47,13 @@ async fn expired_lease_is_reclaimed_and_the_task_runs_again() {
 #[tokio::test]
 async fn reclaim_is_bounded_per_call() {
     let env = common::env().await;
-    let q = env.queue().with_settings(baton::QueueConfig { lease: Duration::from_millis(100), ..Default::default() });
-    let specs = (0..50).map(|i| TaskSpec::new("k", format!("{i}"))).collect();
+    let q = env.queue().with_settings(baton::QueueConfig {
+        lease: Duration::from_millis(100),
+        ..Default::default()
+    });
+    let specs = (0..50)
+        .map(|i| TaskSpec::new("k", format!("{i}")))
+        .collect();
     q.enqueue_batch(specs).await.unwrap();
     assert_eq!(q.claim("w", 50).await.unwrap().len(), 50);
     tokio::time::sleep(Duration::from_millis(150)).await;

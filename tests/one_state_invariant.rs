@@ -28,10 +28,20 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
                 let specs = (0..n)
                     .map(|_| {
                         let s = TaskSpec::new("k", "x").priority(rng.i32(-2..3));
-                        if rng.bool() { s.delay(Duration::from_millis(rng.u64(0..60))) } else { s }
+                        if rng.bool() {
+                            s.delay(Duration::from_millis(rng.u64(0..60)))
+                        } else {
+                            s
+                        }
                     })
                     .collect();
-                ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
+                ids.extend(
+                    q.enqueue_batch(specs)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| e.id),
+                );
             }
             2 | 3 => {
                 for c in q.claim("w", rng.usize(1..4)).await.unwrap() {
@@ -47,7 +57,12 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
             5 => {
                 if let Some(id) = held.keys().next().cloned() {
                     let c = held.remove(&id).unwrap();
-                    let r = FailReport { id: c.id.clone(), token: c.token.clone(), error: "e".into(), retry: rng.u32(0..4) > 0 };
+                    let r = FailReport {
+                        id: c.id.clone(),
+                        token: c.token.clone(),
+                        error: "e".into(),
+                        retry: rng.u32(0..4) > 0,
+                    };
                     let _ = q.fail("w", &r).await;
                 }
             }
@@ -81,14 +96,28 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
             for id in &ids {
                 let sets = common::sets_holding(&q, id).await;
                 assert_eq!(sets.len(), 1, "step {step}: task {id} is in {sets:?}");
-                let lease: Option<String> =
-                    q.conn().query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id)).await.unwrap();
-                assert_eq!(lease.is_some(), sets == ["leased"], "step {step}: lease entry of {id} vs {sets:?}");
+                let lease: Option<String> = q
+                    .conn()
+                    .query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    lease.is_some(),
+                    sets == ["leased"],
+                    "step {step}: lease entry of {id} vs {sets:?}"
+                );
             }
         }
     }
-    assert!(transitions == 400 && ids.len() > 50, "the walk exercised enough tasks ({})", ids.len());
+    assert!(
+        transitions == 400 && ids.len() > 50,
+        "the walk exercised enough tasks ({})",
+        ids.len()
+    );
     // the state counts add up to the number of tasks
     let c = q.counts().await.unwrap();
-    assert_eq!(c.pending + c.delayed + c.leased + c.done + c.dead + c.cancelled, ids.len() as u64);
+    assert_eq!(
+        c.pending + c.delayed + c.leased + c.done + c.dead + c.cancelled,
+        ids.len() as u64
+    );
 }

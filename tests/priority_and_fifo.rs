@@ -8,9 +8,20 @@ async fn claims_by_priority_then_fifo() {
     let q = env.queue();
     let mut expected = Vec::new();
     // interleave priorities so FIFO order and priority order disagree with enqueue order
-    let plan = [(0, "a"), (5, "b"), (0, "c"), (-3, "d"), (5, "e"), (1000, "f"), (-1000, "g"), (0, "h")];
+    let plan = [
+        (0, "a"),
+        (5, "b"),
+        (0, "c"),
+        (-3, "d"),
+        (5, "e"),
+        (1000, "f"),
+        (-1000, "g"),
+        (0, "h"),
+    ];
     for (p, name) in plan {
-        q.enqueue(TaskSpec::new("k", name).priority(p).id(name)).await.unwrap();
+        q.enqueue(TaskSpec::new("k", name).priority(p).id(name))
+            .await
+            .unwrap();
     }
     for name in ["f", "b", "e", "a", "c", "h", "d", "g"] {
         expected.push(name.to_string());
@@ -31,7 +42,9 @@ async fn claims_by_priority_then_fifo() {
 async fn fifo_holds_for_a_large_batch() {
     let env = common::env().await;
     let q = env.queue();
-    let specs: Vec<TaskSpec> = (0..500).map(|i| TaskSpec::new("k", format!("{i}")).id(format!("t{i:04}"))).collect();
+    let specs: Vec<TaskSpec> = (0..500)
+        .map(|i| TaskSpec::new("k", format!("{i}")).id(format!("t{i:04}")))
+        .collect();
     q.enqueue_batch(specs).await.unwrap();
     let c = q.claim("w1", 1000).await.unwrap();
     let ids: Vec<String> = c.iter().map(|t| t.id.clone()).collect();

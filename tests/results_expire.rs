@@ -8,7 +8,11 @@ use std::time::Duration;
 async fn result_expires_after_its_ttl_and_trim_frees_everything() {
     let env = common::env().await;
     let q = env.queue();
-    let id = q.enqueue(TaskSpec::new("k", "p").result_ttl(Duration::from_millis(400))).await.unwrap().id;
+    let id = q
+        .enqueue(TaskSpec::new("k", "p").result_ttl(Duration::from_millis(400)))
+        .await
+        .unwrap()
+        .id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
     q.complete("w", &c, b"the result").await.unwrap();
     let t = q.get(&id).await.unwrap().unwrap();
@@ -17,11 +21,18 @@ async fn result_expires_after_its_ttl_and_trim_frees_everything() {
     assert_eq!(q.trim(100).await.unwrap().0, 0, "not expired yet");
 
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(q.get(&id).await.unwrap().is_none(), "expired result is gone even before the janitor runs");
+    assert!(
+        q.get(&id).await.unwrap().is_none(),
+        "expired result is gone even before the janitor runs"
+    );
     assert_eq!(q.trim(100).await.unwrap(), (1, false));
     let mut raw = env.raw().await;
     for role in ["tasks", "results", "errors", "lease"] {
-        let n: u64 = redis::cmd("HLEN").arg(q.keys().role(role)).query_async(&mut raw).await.unwrap();
+        let n: u64 = redis::cmd("HLEN")
+            .arg(q.keys().role(role))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
         assert_eq!(n, 0, "{role} emptied");
     }
     assert!(common::sets_holding(&q, &id).await.is_empty());
@@ -31,13 +42,21 @@ async fn result_expires_after_its_ttl_and_trim_frees_everything() {
 async fn zero_result_ttl_forgets_the_task_at_completion() {
     let env = common::env().await;
     let q = env.queue();
-    let id = q.enqueue(TaskSpec::new("k", "p").result_ttl(Duration::ZERO)).await.unwrap().id;
+    let id = q
+        .enqueue(TaskSpec::new("k", "p").result_ttl(Duration::ZERO))
+        .await
+        .unwrap()
+        .id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
     q.complete("w", &c, b"r").await.unwrap();
     assert!(q.get(&id).await.unwrap().is_none());
     assert!(common::sets_holding(&q, &id).await.is_empty());
     let mut raw = env.raw().await;
-    let n: u64 = redis::cmd("HLEN").arg(q.keys().role("tasks")).query_async(&mut raw).await.unwrap();
+    let n: u64 = redis::cmd("HLEN")
+        .arg(q.keys().role("tasks"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
 }
 
@@ -50,7 +69,17 @@ async fn dead_tasks_expire_after_dead_ttl() {
     let q = env.queue();
     let id = q.enqueue(TaskSpec::new("k", "p")).await.unwrap().id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    q.fail("w", &baton::FailReport { id: id.clone(), token: c.token, error: "e".into(), retry: false }).await.unwrap();
+    q.fail(
+        "w",
+        &baton::FailReport {
+            id: id.clone(),
+            token: c.token,
+            error: "e".into(),
+            retry: false,
+        },
+    )
+    .await
+    .unwrap();
     assert!(q.get(&id).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(q.trim(100).await.unwrap().0, 1);

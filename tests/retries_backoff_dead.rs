@@ -5,7 +5,12 @@ use baton::{Backoff, FailReport, FailStatus, State, TaskSpec};
 use std::time::Duration;
 
 fn report(c: &baton::Claimed, msg: &str) -> FailReport {
-    FailReport { id: c.id.clone(), token: c.token.clone(), error: msg.into(), retry: true }
+    FailReport {
+        id: c.id.clone(),
+        token: c.token.clone(),
+        error: msg.into(),
+        retry: true,
+    }
 }
 
 #[tokio::test]
@@ -14,17 +19,26 @@ async fn exponential_backoff_then_dead_then_requeue() {
     let q = env.queue();
     let spec = TaskSpec::new("k", "p")
         .max_attempts(3)
-        .backoff(Backoff::exponential(Duration::from_millis(200), Duration::from_millis(300)));
+        .backoff(Backoff::exponential(
+            Duration::from_millis(200),
+            Duration::from_millis(300),
+        ));
     let id = q.enqueue(spec).await.unwrap().id;
 
     // attempt 1 fails: retry in 200ms
     let c = q.claim("w", 1).await.unwrap().remove(0);
     assert_eq!(c.attempt, 1);
-    assert_eq!(q.fail("w", &report(&c, "boom 1")).await.unwrap(), FailStatus::Retrying);
+    assert_eq!(
+        q.fail("w", &report(&c, "boom 1")).await.unwrap(),
+        FailStatus::Retrying
+    );
     common::assert_state(&q, &id, "delayed").await;
     let (_, next) = q.promote(10).await.unwrap();
     let next = next.unwrap();
-    assert!(next > Duration::from_millis(150) && next <= Duration::from_millis(200), "first backoff {next:?}");
+    assert!(
+        next > Duration::from_millis(150) && next <= Duration::from_millis(200),
+        "first backoff {next:?}"
+    );
     let t = q.get(&id).await.unwrap().unwrap();
     assert_eq!((t.state, t.attempts), (State::Delayed, 1));
     assert_eq!(t.last_error.unwrap().message, "boom 1");
@@ -37,14 +51,20 @@ async fn exponential_backoff_then_dead_then_requeue() {
     q.fail("w", &report(&c, "boom 2")).await.unwrap();
     let (_, next) = q.promote(10).await.unwrap();
     let next = next.unwrap();
-    assert!(next > Duration::from_millis(250) && next <= Duration::from_millis(300), "capped backoff {next:?}");
+    assert!(
+        next > Duration::from_millis(250) && next <= Duration::from_millis(300),
+        "capped backoff {next:?}"
+    );
 
     // attempt 3 fails: no attempts left -> dead, with its last error
     tokio::time::sleep(Duration::from_millis(310)).await;
     q.promote(10).await.unwrap();
     let c = q.claim("w", 1).await.unwrap().remove(0);
     assert_eq!(c.attempt, 3);
-    assert_eq!(q.fail("w", &report(&c, "boom 3")).await.unwrap(), FailStatus::Dead);
+    assert_eq!(
+        q.fail("w", &report(&c, "boom 3")).await.unwrap(),
+        FailStatus::Dead
+    );
     common::assert_state(&q, &id, "dead").await;
     let t = q.get(&id).await.unwrap().unwrap();
     assert_eq!(t.state, State::Dead);
@@ -59,21 +79,37 @@ async fn exponential_backoff_then_dead_then_requeue() {
     let c = q.claim("w", 1).await.unwrap().remove(0);
     assert_eq!(c.attempt, 1);
     q.complete("w", &c, b"finally").await.unwrap();
-    assert_eq!(q.get(&id).await.unwrap().unwrap().result.unwrap(), b"finally");
+    assert_eq!(
+        q.get(&id).await.unwrap().unwrap().result.unwrap(),
+        b"finally"
+    );
 }
 
 #[tokio::test]
 async fn a_final_failure_goes_dead_at_once_and_jitter_stays_in_range() {
     let env = common::env().await;
     let q = env.queue();
-    let id = q.enqueue(TaskSpec::new("k", "p").max_attempts(10)).await.unwrap().id;
+    let id = q
+        .enqueue(TaskSpec::new("k", "p").max_attempts(10))
+        .await
+        .unwrap()
+        .id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    let r = FailReport { id: c.id.clone(), token: c.token.clone(), error: "bad payload".into(), retry: false };
+    let r = FailReport {
+        id: c.id.clone(),
+        token: c.token.clone(),
+        error: "bad payload".into(),
+        retry: false,
+    };
     assert_eq!(q.fail("w", &r).await.unwrap(), FailStatus::Dead);
     common::assert_state(&q, &id, "dead").await;
 
     // jitter 50% on a fixed 1s backoff: every delay within [500ms, 1000ms]
-    let spec = |i: i32| TaskSpec::new("k", "j").backoff(Backoff::fixed(Duration::from_secs(1)).with_jitter(0.5)).priority(i);
+    let spec = |i: i32| {
+        TaskSpec::new("k", "j")
+            .backoff(Backoff::fixed(Duration::from_secs(1)).with_jitter(0.5))
+            .priority(i)
+    };
     let mut delays = Vec::new();
     for i in 0..20 {
         let id = q.enqueue(spec(i)).await.unwrap().id;
@@ -84,7 +120,10 @@ async fn a_final_failure_goes_dead_at_once_and_jitter_stays_in_range() {
         let err_at = t.last_error.unwrap().at_ms;
         delays.push(t.due_or_expiry_ms.unwrap() - err_at);
     }
-    assert!(delays.iter().all(|d| (500..=1000).contains(d)), "{delays:?}");
+    assert!(
+        delays.iter().all(|d| (500..=1000).contains(d)),
+        "{delays:?}"
+    );
     let distinct: std::collections::HashSet<_> = delays.iter().collect();
     assert!(distinct.len() > 5, "jitter should vary: {delays:?}");
 }

@@ -18,20 +18,38 @@ async fn a_zombie_cannot_complete_fail_renew_or_release() {
     let mut raw = env.raw().await;
     let before = common::snapshot(&mut raw).await;
 
-    let e = q.complete("w1", &zombie, b"zombie result").await.unwrap_err();
-    assert!(matches!(e, Error::StaleLease { .. }), "{e}");
     let e = q
-        .fail("w1", &FailReport { id: id.clone(), token: zombie.token.clone(), error: "x".into(), retry: true })
+        .complete("w1", &zombie, b"zombie result")
         .await
         .unwrap_err();
     assert!(matches!(e, Error::StaleLease { .. }), "{e}");
-    assert_eq!(q.heartbeat("w1", &[(&id, &zombie.token)]).await.unwrap(), vec![LeaseStatus::Lost]);
+    let e = q
+        .fail(
+            "w1",
+            &FailReport {
+                id: id.clone(),
+                token: zombie.token.clone(),
+                error: "x".into(),
+                retry: true,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleLease { .. }), "{e}");
+    assert_eq!(
+        q.heartbeat("w1", &[(&id, &zombie.token)]).await.unwrap(),
+        vec![LeaseStatus::Lost]
+    );
     assert_eq!(q.release("w1", &[(&id, &zombie.token)]).await.unwrap(), 0);
     // the right token from the wrong worker is refused too
     let e = q.complete("w1", &fresh, b"thief").await.unwrap_err();
     assert!(matches!(e, Error::StaleLease { .. }), "{e}");
 
-    assert_eq!(common::snapshot(&mut raw).await, before, "stale calls changed nothing");
+    assert_eq!(
+        common::snapshot(&mut raw).await,
+        before,
+        "stale calls changed nothing"
+    );
     common::assert_state(&q, &id, "leased").await;
 
     // the real holder completes; a replay of its own completion is then stale too

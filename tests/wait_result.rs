@@ -22,17 +22,37 @@ async fn wait_wakes_on_completion_and_reports_dead_and_timeouts() {
     let (r, woke_at) = waiter.await.unwrap();
     assert_eq!(r.unwrap(), Outcome::Done(b"42".to_vec()));
     // woken by the notification, not by the 1s safety poll
-    assert!(woke_at.duration_since(done_at) < Duration::from_millis(300), "{:?}", woke_at.duration_since(done_at));
+    assert!(
+        woke_at.duration_since(done_at) < Duration::from_millis(300),
+        "{:?}",
+        woke_at.duration_since(done_at)
+    );
 
     let dead = q.enqueue(TaskSpec::new("k", "p")).await.unwrap().id;
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    q.fail("w", &FailReport { id: dead.clone(), token: c.token, error: "no such user".into(), retry: false }).await.unwrap();
-    assert_eq!(q.wait(&dead, Duration::from_secs(1)).await.unwrap(), Outcome::Dead("no such user".into()));
+    q.fail(
+        "w",
+        &FailReport {
+            id: dead.clone(),
+            token: c.token,
+            error: "no such user".into(),
+            retry: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        q.wait(&dead, Duration::from_secs(1)).await.unwrap(),
+        Outcome::Dead("no such user".into())
+    );
 
     let slow = q.enqueue(TaskSpec::new("k", "p")).await.unwrap().id;
     let e = q.wait(&slow, Duration::from_millis(300)).await.unwrap_err();
     assert!(matches!(e, Error::WaitTimeout { .. }), "{e}");
     assert!(e.to_string().contains("pending"), "{e}");
 
-    assert!(matches!(q.wait("nope", Duration::from_millis(100)).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        q.wait("nope", Duration::from_millis(100)).await,
+        Err(Error::NotFound { .. })
+    ));
 }

@@ -7,10 +7,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn spawn(worker: Worker) -> (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<baton::Result<Arc<baton::WorkerStats>>>) {
+fn spawn(
+    worker: Worker,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<baton::Result<Arc<baton::WorkerStats>>>,
+) {
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
-    (stop, tokio::spawn(worker.run(async move { s.cancelled().await })))
+    (
+        stop,
+        tokio::spawn(worker.run(async move { s.cancelled().await })),
+    )
 }
 
 #[tokio::test]
@@ -37,13 +45,22 @@ async fn runs_many_tasks_within_the_concurrency_limit() {
         .build()
         .unwrap();
     let (stop, h) = spawn(worker);
-    let specs = (0..200u64).map(|i| TaskSpec::json("sq", &i).unwrap()).collect();
+    let specs = (0..200u64)
+        .map(|i| TaskSpec::json("sq", &i).unwrap())
+        .collect();
     let ids = q.enqueue_batch(specs).await.unwrap();
     for (i, e) in ids.iter().enumerate() {
         let out = q.wait(&e.id, Duration::from_secs(10)).await.unwrap();
-        assert_eq!(out, Outcome::Done(((i * i) as u64).to_string().into_bytes()));
+        assert_eq!(
+            out,
+            Outcome::Done(((i * i) as u64).to_string().into_bytes())
+        );
     }
-    assert!(peak.load(Ordering::SeqCst) <= 4, "peak {}", peak.load(Ordering::SeqCst));
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
     assert!(peak.load(Ordering::SeqCst) >= 2, "ran in parallel");
     stop.cancel();
     let stats = h.await.unwrap().unwrap();
@@ -68,7 +85,9 @@ async fn failures_panics_timeouts_and_unknown_kinds() {
                 }
             }
         })
-        .handler("fatal", |_t| async { Err(HandlerError::fatal("invalid input")) })
+        .handler("fatal", |_t| async {
+            Err(HandlerError::fatal("invalid input"))
+        })
         .handler("panics", |_t| async { panic!("kaboom") })
         .handler("hangs", |_t| async {
             tokio::time::sleep(Duration::from_secs(60)).await;
@@ -83,12 +102,22 @@ async fn failures_panics_timeouts_and_unknown_kinds() {
     let (stop, h) = spawn(worker);
 
     let flaky = q.enqueue(TaskSpec::new("flaky", "")).await.unwrap().id;
-    assert_eq!(q.wait(&flaky, Duration::from_secs(5)).await.unwrap(), Outcome::Done(b"third time".to_vec()));
+    assert_eq!(
+        q.wait(&flaky, Duration::from_secs(5)).await.unwrap(),
+        Outcome::Done(b"third time".to_vec())
+    );
     assert_eq!(q.get(&flaky).await.unwrap().unwrap().attempts, 3);
 
     let fatal = q.enqueue(TaskSpec::new("fatal", "")).await.unwrap().id;
-    assert_eq!(q.wait(&fatal, Duration::from_secs(5)).await.unwrap(), Outcome::Dead("invalid input".into()));
-    assert_eq!(q.get(&fatal).await.unwrap().unwrap().attempts, 1, "fatal: no retries");
+    assert_eq!(
+        q.wait(&fatal, Duration::from_secs(5)).await.unwrap(),
+        Outcome::Dead("invalid input".into())
+    );
+    assert_eq!(
+        q.get(&fatal).await.unwrap().unwrap().attempts,
+        1,
+        "fatal: no retries"
+    );
 
     let panics = q.enqueue(TaskSpec::new("panics", "")).await.unwrap().id;
     match q.wait(&panics, Duration::from_secs(5)).await.unwrap() {
@@ -97,7 +126,15 @@ async fn failures_panics_timeouts_and_unknown_kinds() {
     }
     assert_eq!(q.get(&panics).await.unwrap().unwrap().attempts, 3);
 
-    let hangs = q.enqueue(TaskSpec::new("hangs", "").timeout(Duration::from_millis(200)).max_attempts(1)).await.unwrap().id;
+    let hangs = q
+        .enqueue(
+            TaskSpec::new("hangs", "")
+                .timeout(Duration::from_millis(200))
+                .max_attempts(1),
+        )
+        .await
+        .unwrap()
+        .id;
     let t0 = Instant::now();
     match q.wait(&hangs, Duration::from_secs(5)).await.unwrap() {
         Outcome::Dead(e) => assert!(e.contains("timed out"), "{e}"),
@@ -105,18 +142,33 @@ async fn failures_panics_timeouts_and_unknown_kinds() {
     }
     assert!(t0.elapsed() < Duration::from_secs(2));
 
-    let unknown = q.enqueue(TaskSpec::new("nobody-handles-this", "")).await.unwrap().id;
+    let unknown = q
+        .enqueue(TaskSpec::new("nobody-handles-this", ""))
+        .await
+        .unwrap()
+        .id;
     match q.wait(&unknown, Duration::from_secs(5)).await.unwrap() {
-        Outcome::Dead(e) => assert!(e.contains("no handler for task kind \"nobody-handles-this\""), "{e}"),
+        Outcome::Dead(e) => assert!(
+            e.contains("no handler for task kind \"nobody-handles-this\""),
+            "{e}"
+        ),
         o => panic!("{o:?}"),
     }
 
-    let bad = q.enqueue(TaskSpec::new("bad-json", "{not json")).await.unwrap().id;
+    let bad = q
+        .enqueue(TaskSpec::new("bad-json", "{not json"))
+        .await
+        .unwrap()
+        .id;
     match q.wait(&bad, Duration::from_secs(5)).await.unwrap() {
         Outcome::Dead(e) => assert!(e.contains("not the JSON"), "{e}"),
         o => panic!("{o:?}"),
     }
-    assert_eq!(q.get(&bad).await.unwrap().unwrap().attempts, 1, "malformed payload is not retried");
+    assert_eq!(
+        q.get(&bad).await.unwrap().unwrap().attempts,
+        1,
+        "malformed payload is not retried"
+    );
     stop.cancel();
     h.await.unwrap().unwrap();
 }
@@ -125,7 +177,11 @@ async fn failures_panics_timeouts_and_unknown_kinds() {
 async fn an_idle_worker_wakes_on_new_work_without_polling() {
     let env = common::env_with(|c| c.worker.poll_interval = Duration::from_secs(30)).await;
     let q = env.queue();
-    let worker = Worker::builder(&env.client, "q").unwrap().handler("k", |_t| async { Ok(Vec::new()) }).build().unwrap();
+    let worker = Worker::builder(&env.client, "q")
+        .unwrap()
+        .handler("k", |_t| async { Ok(Vec::new()) })
+        .build()
+        .unwrap();
     let stats = worker.stats();
     let (stop, h) = spawn(worker);
     tokio::time::sleep(Duration::from_millis(300)).await; // idle, sleeping on the wake channel
@@ -133,7 +189,11 @@ async fn an_idle_worker_wakes_on_new_work_without_polling() {
         let t0 = Instant::now();
         let id = q.enqueue(TaskSpec::new("k", "")).await.unwrap().id;
         q.wait(&id, Duration::from_secs(5)).await.unwrap();
-        assert!(t0.elapsed() < Duration::from_millis(500), "round {round}: took {:?} (woken by the 30s poll?)", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "round {round}: took {:?} (woken by the 30s poll?)",
+            t0.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(stats.completed.load(Ordering::SeqCst), 3);
@@ -172,7 +232,11 @@ async fn shutdown_lets_short_tasks_finish_and_releases_long_ones() {
     // new work enqueued during shutdown is not taken
     let late = q.enqueue(TaskSpec::new("short", "")).await.unwrap().id;
     let stats = h.await.unwrap().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(2), "grace respected: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "grace respected: {:?}",
+        t0.elapsed()
+    );
     common::assert_state(&q, &short, "done").await;
     common::assert_state(&q, &long, "pending").await; // released, not counted as an attempt
     assert_eq!(q.get(&long).await.unwrap().unwrap().attempts, 0);

@@ -30,8 +30,17 @@ impl Maintenance {
         let wake = wake.unwrap_or_default();
         let mut tasks = Vec::new();
         for q in self.queues {
-            tasks.push(tokio::spawn(promote_loop(q.clone(), self.cfg.clone(), stop.clone(), wake.clone())));
-            tasks.push(tokio::spawn(reclaim_loop(q.clone(), self.cfg.clone(), stop.clone())));
+            tasks.push(tokio::spawn(promote_loop(
+                q.clone(),
+                self.cfg.clone(),
+                stop.clone(),
+                wake.clone(),
+            )));
+            tasks.push(tokio::spawn(reclaim_loop(
+                q.clone(),
+                self.cfg.clone(),
+                stop.clone(),
+            )));
             tasks.push(tokio::spawn(trim_loop(q, self.cfg.clone(), stop.clone())));
         }
         for t in tasks {
@@ -51,7 +60,10 @@ async fn nap(d: Duration, stop: &CancellationToken, wake: Option<&Notify>) -> bo
 
 fn next_sleep(next_in: Option<Duration>, interval: Duration) -> Duration {
     // +1ms: the scripts compare with `<= now`, so wake just after the due time.
-    next_in.map(|d| d + Duration::from_millis(1)).unwrap_or(interval).min(interval)
+    next_in
+        .map(|d| d + Duration::from_millis(1))
+        .unwrap_or(interval)
+        .min(interval)
 }
 
 async fn promote_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken, wake: Arc<Notify>) {

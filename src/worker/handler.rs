@@ -27,7 +27,10 @@ impl TaskContext {
     /// The payload parsed as JSON; a malformed payload is a fatal error (retrying won't fix it).
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandlerError> {
         serde_json::from_slice(&self.payload).map_err(|e| {
-            HandlerError::fatal(format!("payload of task {} ({}) is not the JSON this handler expects: {e}", self.id, self.kind))
+            HandlerError::fatal(format!(
+                "payload of task {} ({}) is not the JSON this handler expects: {e}",
+                self.id, self.kind
+            ))
         })
     }
 }
@@ -43,11 +46,17 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure the retry policy handles (retried while attempts are left).
     pub fn retry(message: impl Into<String>) -> HandlerError {
-        HandlerError { message: message.into(), retry: true }
+        HandlerError {
+            message: message.into(),
+            retry: true,
+        }
     }
     /// A failure retrying cannot fix: the task goes to the dead-letter set now.
     pub fn fatal(message: impl Into<String>) -> HandlerError {
-        HandlerError { message: message.into(), retry: false }
+        HandlerError {
+            message: message.into(),
+            retry: false,
+        }
     }
 }
 

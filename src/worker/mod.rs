@@ -74,7 +74,9 @@ impl WorkerBuilder {
 
     pub fn build(self) -> Result<Worker> {
         if self.concurrency == 0 {
-            return Err(Error::Invalid("worker concurrency must be at least 1".into()));
+            return Err(Error::Invalid(
+                "worker concurrency must be at least 1".into(),
+            ));
         }
         let id = self.id.unwrap_or_else(new_worker_id);
         crate::keys::validate_name(&id, "worker id")?;
@@ -175,7 +177,10 @@ impl Worker {
 
         // Subscribe before the first claim, so no wake-up after it can be missed.
         let mut pubsub = queue.conn().pubsub().await?;
-        pubsub.subscribe(queue.keys().wake_channel()).await.map_err(|e| queue.conn().err(e, queue.name()))?;
+        pubsub
+            .subscribe(queue.keys().wake_channel())
+            .await
+            .map_err(|e| queue.conn().err(e, queue.name()))?;
         let wake_task = tokio::spawn(wake_listener(
             queue.clone(),
             pubsub,
@@ -206,7 +211,13 @@ impl Worker {
 
         tracing::info!(worker = %self.id, queue = queue.name(), concurrency = self.concurrency, "worker started");
         {
-            let claim = self.claim_loop(sem.clone(), inflight.clone(), ack_tx, claim_wake, stop_claiming.clone());
+            let claim = self.claim_loop(
+                sem.clone(),
+                inflight.clone(),
+                ack_tx,
+                claim_wake,
+                stop_claiming.clone(),
+            );
             tokio::pin!(claim);
             tokio::select! {
                 _ = &mut claim => {}
@@ -220,7 +231,10 @@ impl Worker {
 
         // Every permit back = every task finished and acknowledged.
         let all = self.concurrency as u32;
-        if tokio::time::timeout(self.grace, sem.acquire_many(all)).await.is_err() {
+        if tokio::time::timeout(self.grace, sem.acquire_many(all))
+            .await
+            .is_err()
+        {
             let leftovers: Vec<(String, String)> = {
                 let mut map = inflight.lock().unwrap();
                 map.drain()
@@ -231,13 +245,18 @@ impl Worker {
                     .collect()
             };
             if !leftovers.is_empty() {
-                let pairs: Vec<(&str, &str)> = leftovers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                let pairs: Vec<(&str, &str)> = leftovers
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
                 match queue.release(&self.id, &pairs).await {
                     Ok(n) => {
                         self.stats.released.fetch_add(n, Ordering::Relaxed);
                         tracing::warn!(worker = %self.id, released = n, "grace period over: leases released, the tasks will run elsewhere");
                     }
-                    Err(e) => tracing::error!(worker = %self.id, error = %e, "could not release leases; they will be reclaimed when they expire"),
+                    Err(e) => {
+                        tracing::error!(worker = %self.id, error = %e, "could not release leases; they will be reclaimed when they expire")
+                    }
                 }
             }
         }
@@ -261,7 +280,12 @@ impl Worker {
         wake: Arc<Notify>,
         stop: CancellationToken,
     ) {
-        let batch = self.queue.settings().claim_batch.min(self.concurrency).max(1);
+        let batch = self
+            .queue
+            .settings()
+            .claim_batch
+            .min(self.concurrency)
+            .max(1);
         let mut backoff = Duration::from_millis(100);
         loop {
             let first = tokio::select! {
@@ -307,19 +331,34 @@ impl Worker {
         }
     }
 
-    fn spawn_task(&self, task: Claimed, permit: OwnedSemaphorePermit, inflight: &InFlightMap, ack_tx: &mpsc::UnboundedSender<Ack>) {
+    fn spawn_task(
+        &self,
+        task: Claimed,
+        permit: OwnedSemaphorePermit,
+        inflight: &InFlightMap,
+        ack_tx: &mpsc::UnboundedSender<Ack>,
+    ) {
         let cancel = CancellationToken::new();
-        inflight
-            .lock()
-            .unwrap()
-            .insert(task.id.clone(), InFlight { token: task.token.clone(), cancel: cancel.clone() });
+        inflight.lock().unwrap().insert(
+            task.id.clone(),
+            InFlight {
+                token: task.token.clone(),
+                cancel: cancel.clone(),
+            },
+        );
         let handler = self.handlers.get(&task.record.kind).cloned();
         let ack_tx = ack_tx.clone();
         let inflight = inflight.clone();
         let worker = self.id.clone();
         let queue = self.queue.name().to_string();
         tokio::spawn(async move {
-            let Claimed { id, token, attempt, record, .. } = task;
+            let Claimed {
+                id,
+                token,
+                attempt,
+                record,
+                ..
+            } = task;
             let result_ttl = record.result_ttl;
             let outcome = match handler {
                 None => Some(Err(HandlerError::retry(format!(
@@ -355,7 +394,13 @@ impl Worker {
             };
             match outcome {
                 Some(outcome) => {
-                    let _ = ack_tx.send(Ack { id, token, result_ttl, outcome, _permit: permit });
+                    let _ = ack_tx.send(Ack {
+                        id,
+                        token,
+                        result_ttl,
+                        outcome,
+                        _permit: permit,
+                    });
                 }
                 None => {
                     // Lease lost, cancelled, or released at shutdown: nothing to acknowledge.
@@ -402,7 +447,12 @@ async fn ack_flusher(
         for a in &batch {
             match &a.outcome {
                 Ok(result) => done.push((&a.id, &a.token, a.result_ttl, result)),
-                Err(e) => failed.push(FailReport { id: a.id.clone(), token: a.token.clone(), error: e.message.clone(), retry: e.retry }),
+                Err(e) => failed.push(FailReport {
+                    id: a.id.clone(),
+                    token: a.token.clone(),
+                    error: e.message.clone(),
+                    retry: e.retry,
+                }),
             }
         }
         let mut calls = Vec::new();
@@ -453,7 +503,11 @@ async fn ack_flusher(
 fn count_acks(queue: &Queue, r: &Result<redis::Value>, stats: &WorkerStats, complete: bool) {
     match r {
         Ok(v) => {
-            let script = if complete { crate::scripts::ScriptName::Complete } else { crate::scripts::ScriptName::Fail };
+            let script = if complete {
+                crate::scripts::ScriptName::Complete
+            } else {
+                crate::scripts::ScriptName::Fail
+            };
             match queue.parse_statuses(script, v) {
                 Ok(statuses) => {
                     for s in statuses {
@@ -473,11 +527,19 @@ fn count_acks(queue: &Queue, r: &Result<redis::Value>, stats: &WorkerStats, comp
                 Err(e) => tracing::error!(error = %e, "bad acknowledgement reply"),
             }
         }
-        Err(e) => tracing::error!(error = %e, "acknowledgement refused; the leases will expire and the tasks run again"),
+        Err(e) => {
+            tracing::error!(error = %e, "acknowledgement refused; the leases will expire and the tasks run again")
+        }
     }
 }
 
-async fn heartbeat_loop(queue: Queue, worker: String, inflight: InFlightMap, stats: Arc<WorkerStats>, stop: CancellationToken) {
+async fn heartbeat_loop(
+    queue: Queue,
+    worker: String,
+    inflight: InFlightMap,
+    stats: Arc<WorkerStats>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(queue.settings().heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -485,8 +547,12 @@ async fn heartbeat_loop(queue: Queue, worker: String, inflight: InFlightMap, sta
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let held: Vec<(String, String)> =
-            inflight.lock().unwrap().iter().map(|(id, f)| (id.clone(), f.token.clone())).collect();
+        let held: Vec<(String, String)> = inflight
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, f)| (id.clone(), f.token.clone()))
+            .collect();
         if held.is_empty() {
             continue;
         }
@@ -535,7 +601,10 @@ async fn wake_listener(
                 }
             }
         }
-        tracing::warn!(queue = queue.name(), "wake-up connection lost; reconnecting");
+        tracing::warn!(
+            queue = queue.name(),
+            "wake-up connection lost; reconnecting"
+        );
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -60,7 +60,11 @@ pub async fn env_with(tweak: impl FnOnce(&mut Config)) -> Env {
     let mut config = test_config(&redis.url());
     tweak(&mut config);
     let client = Client::connect(config.clone()).await.expect("connect");
-    Env { client, config, redis }
+    Env {
+        client,
+        config,
+        redis,
+    }
 }
 
 impl Env {
@@ -70,7 +74,11 @@ impl Env {
 
     /// A plain redis connection for inspecting keys directly.
     pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+        redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 }
 
@@ -98,7 +106,11 @@ pub const STATE_SETS: [&str; 6] = ["pending", "delayed", "leased", "done", "dead
 pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
     for s in STATE_SETS {
-        let score: Option<f64> = q.conn().query(redis::cmd("ZSCORE").arg(q.keys().role(s)).arg(id)).await.unwrap();
+        let score: Option<f64> = q
+            .conn()
+            .query(redis::cmd("ZSCORE").arg(q.keys().role(s)).arg(id))
+            .await
+            .unwrap();
         if score.is_some() {
             out.push(s);
         }
@@ -109,10 +121,22 @@ pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
 /// Assert the one-state-set invariant for `id`, and that it is in `expected`.
 pub async fn assert_state(q: &Queue, id: &str, expected: &str) {
     let sets = sets_holding(q, id).await;
-    assert_eq!(sets, vec![expected], "task {id} must be in exactly one state set");
+    assert_eq!(
+        sets,
+        vec![expected],
+        "task {id} must be in exactly one state set"
+    );
     // a lease entry exists exactly when leased
-    let lease: Option<String> = q.conn().query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id)).await.unwrap();
-    assert_eq!(lease.is_some(), expected == "leased", "lease entry of {id} vs state {expected}");
+    let lease: Option<String> = q
+        .conn()
+        .query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id))
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.is_some(),
+        expected == "leased",
+        "lease entry of {id} vs state {expected}"
+    );
 }
 
 /// Every key and its full contents, for "nothing was written" checks.
@@ -123,15 +147,30 @@ pub async fn snapshot(raw: &mut redis::aio::MultiplexedConnection) -> Vec<(Strin
     for k in keys {
         let t: String = redis::cmd("TYPE").arg(&k).query_async(raw).await.unwrap();
         let v: redis::Value = match t.as_str() {
-            "hash" => redis::cmd("HGETALL").arg(&k).query_async(raw).await.unwrap(),
-            "zset" => redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query_async(raw).await.unwrap(),
+            "hash" => redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(raw)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(raw)
+                .await
+                .unwrap(),
             "string" => redis::cmd("GET").arg(&k).query_async(raw).await.unwrap(),
             _ => redis::Value::Nil,
         };
         let mut v = format!("{v:?}");
         if t == "hash" {
             // field order of a hash is not stable; sort the pairs
-            let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&k).query_async(raw).await.unwrap();
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(raw)
+                .await
+                .unwrap();
             let mut pairs = pairs;
             pairs.sort();
             v = format!("{pairs:?}");
