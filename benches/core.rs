@@ -38,10 +38,8 @@ impl Probe {
             .unwrap()
     }
     fn field(info: &str, name: &str) -> Option<String> {
-        info.lines().find_map(|l| {
-            l.strip_prefix(&format!("{name}:"))
-                .map(|v| v.trim().to_string())
-        })
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
     }
     async fn sample(&mut self) -> Sample {
         let cpu = self.info("cpu").await;
@@ -76,10 +74,7 @@ impl Probe {
         Self::field(&m, "used_memory").unwrap().parse().unwrap()
     }
     async fn flush(&mut self) {
-        let _: () = redis::cmd("FLUSHALL")
-            .query_async(&mut self.raw)
-            .await
-            .unwrap();
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut self.raw).await.unwrap();
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query_async(&mut self.raw)
@@ -129,9 +124,7 @@ async fn fill(q: &Queue, n: usize, size: usize) {
             .map(|j| TaskSpec::new("noop", payload(j, size)))
             .collect();
         let q = q.clone();
-        inflight.push(tokio::spawn(async move {
-            q.enqueue_batch(specs).await.unwrap()
-        }));
+        inflight.push(tokio::spawn(async move { q.enqueue_batch(specs).await.unwrap() }));
         if inflight.len() >= 4 {
             inflight.remove(0).await.unwrap();
         }
@@ -167,9 +160,7 @@ async fn main() {
     let version = Probe::field(&probe.info("server").await, "redis_version").unwrap_or_default();
     println!(
         "baton core bench — redis {version} at {url}, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!("(Redis CPU = INFO used_cpu_user + used_cpu_sys delta; cmds = all commands incl. those run inside scripts)\n");
 
@@ -266,9 +257,7 @@ async fn main() {
             stop.cancel();
             h.await.unwrap().unwrap();
             let row = Row {
-                name: format!(
-                    "end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}"
-                ),
+                name: format!("end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}"),
                 tasks: n,
                 secs,
                 before,
@@ -308,14 +297,7 @@ async fn main() {
                 let claimed = q.claim("bench", 500.min(drain - done)).await.unwrap();
                 let items: Vec<(&str, &str, Duration, &[u8])> = claimed
                     .iter()
-                    .map(|c| {
-                        (
-                            c.id.as_str(),
-                            c.token.as_str(),
-                            c.record.result_ttl,
-                            &b""[..],
-                        )
-                    })
+                    .map(|c| (c.id.as_str(), c.token.as_str(), c.record.result_ttl, &b""[..]))
                     .collect();
                 let call = q.complete_call("bench", &items);
                 q.conn().eval(&call, q.name()).await.unwrap();

@@ -84,11 +84,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| match i % 3 {
             0 => TaskSpec::new("email", format!("{{\"to\":\"user{i}@example.com\"}}"))
                 .backoff(baton::Backoff::fixed(Duration::from_millis(300))),
-            1 => TaskSpec::new("resize", format!("image-{i}.png")).priority(if i % 10 == 1 {
-                10
-            } else {
-                0
-            }),
+            1 => TaskSpec::new("resize", format!("image-{i}.png")).priority(if i % 10 == 1 { 10 } else { 0 }),
             _ => TaskSpec::new("resize", format!("thumb-{i}.png"))
                 .delay(Duration::from_millis(fastrand::u64(0..1500))),
         })
@@ -136,10 +132,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         c.done + c.dead,
         (c.done + c.dead) as f64 / secs
     );
-    let total: u64 = stats
-        .iter()
-        .map(|s| s.completed.load(Ordering::Relaxed))
-        .sum();
+    let total: u64 = stats.iter().map(|s| s.completed.load(Ordering::Relaxed)).sum();
     for (i, s) in stats.iter().enumerate() {
         let done = s.completed.load(Ordering::Relaxed);
         println!(

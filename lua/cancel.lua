@@ -5,7 +5,7 @@ version: 1
 purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
   then ids (1..1000)

@@ -5,7 +5,7 @@ version: 1
 purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task and its result for
   its result TTL in `done`, and wakes result waiters.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: worker (string) — the worker's id
   then groups of 4: id, token, result_ttl_ms (int, >= 0, the record's result_ttl_ms; 0 = forget
@@ -63,9 +63,9 @@ if #ok_ids > 0 then
   if #res_h > 0 then redis.call('HSET', K_RESULTS, unpack(res_h)) end
   if #drop > 0 then
     -- result_ttl 0: the task is forgotten at once, with everything kept about it
-    redis.call('HDEL', K_TASKS, unpack(drop))
-    redis.call('HDEL', K_ERRORS, unpack(drop))
+    drop_tasks(drop)
   end
+  redis.call('HINCRBY', K_META, 'n_done', #ok_ids)
   notify_final(ok_ids)
 end
 return reply

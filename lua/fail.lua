@@ -6,7 +6,7 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   computed here from its own policy, or moved to the dead-letter set with its last error when it
   has no attempts left or the failure is final.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
@@ -87,6 +87,8 @@ end
 if #gone > 0 then
   redis.call('HDEL', K_LEASE, unpack(gone))
   redis.call('ZREM', K_LEASED, unpack(gone))
+  redis.call('HINCRBY', K_META, 'n_failed', #gone)
+  if #final > 0 then redis.call('HINCRBY', K_META, 'n_dead', #final) end
 end
 wake_pending(was_empty and to_pending > 0)
 notify_final(final)

@@ -2,16 +2,18 @@
 --[[
 name: heartbeat
 version: 1
-purpose: Renew every lease a worker holds in one call; report the leases it no longer holds.
+purpose: Renew every lease a worker holds in one call, and the worker's own liveness in the
+  registry; report the leases it no longer holds.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: lease_ms (int, 1..86400000) — new deadline is Redis TIME + lease_ms
-  then pairs: id, token — the leases to renew (1..1000 pairs)
-reply: flat array, one status per pair, in order: 1 = renewed, 0 = lost (the lease expired and was
-  reclaimed, or the token is stale: stop the handler, its result will be refused),
-  2 = cancelled (stop the handler)
+  then pairs: id, token — the leases to renew (0..1000 pairs)
+reply: flat array: first 1 if the worker is in the registry (0: it was pruned as dead or never
+  registered — call register again), then one status per pair, in order: 1 = renewed, 0 = lost
+  (the lease expired and was reclaimed, or the token is stale: stop the handler, its result will
+  be refused), 2 = cancelled (stop the handler)
 errors:
   BADARG: an argument is out of range or the pairs are incomplete; nothing was written
   VERSION: the queue holds another data schema version
@@ -22,26 +24,33 @@ bound: O(n log N) for n <= 1000 pairs
 local worker = id_arg(ARGV[1], 'worker')
 local lease_ms = int_arg(ARGV[2], 'lease_ms', 1, 86400000)
 local np = (#ARGV - 2) / 2
-if np < 1 or np > MAX_BATCH or np ~= math.floor(np) then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token pairs after worker and lease_ms, got ' .. (#ARGV - 2) .. ' values')
+if np < 0 or np > MAX_BATCH or np ~= math.floor(np) then
+  bail('BADARG', 'expected 0..' .. MAX_BATCH .. ' id/token pairs after worker and lease_ms, got ' .. (#ARGV - 2) .. ' values')
 end
 check_schema(false)
 
+local now = now_ms()
+local registered = 0
+if redis.call('ZSCORE', K_WBEAT, worker) then
+  redis.call('ZADD', K_WBEAT, fmt(now), worker)
+  registered = 1
+end
+if np == 0 then return {registered} end
 local ids = {}
 for i = 1, np do ids[i] = ARGV[1 + 2 * i] end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
-local deadline = fmt(now_ms() + lease_ms)
+local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
-local zargs, reply = {}, {}
+local zargs, reply = {}, {registered}
 for i, id in ipairs(ids) do
   if leases[i] and leases[i] == ARGV[2 + 2 * i] .. suffix then
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
-    reply[i] = 1
+    reply[i + 1] = 1
   elseif redis.call('ZSCORE', K_CANCELLED, id) then
-    reply[i] = 2
+    reply[i + 1] = 2
   else
-    reply[i] = 0
+    reply[i + 1] = 0
   end
 end
 if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end

@@ -3,15 +3,17 @@
 name: reclaim
 version: 1
 purpose: Take back expired leases (a bounded batch): each task goes back to pending, its attempt
-  counted, or to the dead-letter set when it has no attempts left. Run by the scheduler (and by
-  workers' maintenance loop); any number of callers at once is safe.
+  counted, or to the dead-letter set when it has no attempts left; and drop workers that stopped
+  heartbeating from the registry. Run by the scheduler (and by workers' maintenance loop); any
+  number of callers at once is safe.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
+  3: worker_ttl_ms (int, >= 1) — a worker silent for this long is dropped from the registry
 reply: {requeued (int), dead (int), next_in_ms (int, ms from now until the earliest remaining lease
-  deadline, 0 if already past, -1 if none), workers (array of the worker ids whose leases expired, one entry per task)}
+  deadline, 0 if already past, -1 if none), pruned (array of worker ids dropped from the registry), workers (array of the worker ids whose leases expired, one entry per task)}
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -21,6 +23,7 @@ bound: O(limit log N)
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
+local worker_ttl = int_arg(ARGV[3], 'worker_ttl_ms', 1, 315360000000)
 check_schema(false)
 
 local now = now_ms()
@@ -55,8 +58,15 @@ if #ids > 0 then
   end
   redis.call('ZREM', K_LEASED, unpack(ids))
   redis.call('HDEL', K_LEASE, unpack(ids))
+  if dead > 0 then redis.call('HINCRBY', K_META, 'n_dead', dead) end
+  redis.call('HINCRBY', K_META, 'n_expired', #ids)
   wake_pending(was_empty and requeued > 0)
   notify_final(final)
 end
+local pruned = redis.call('ZRANGEBYSCORE', K_WBEAT, '-inf', fmt(now - worker_ttl), 'LIMIT', 0, limit)
+if #pruned > 0 then
+  redis.call('ZREM', K_WBEAT, unpack(pruned))
+  redis.call('HDEL', K_WORKERS, unpack(pruned))
+end
 local nxt = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
-return {requeued, dead, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1, workers}
+return {requeued, dead, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1, workers, pruned}

@@ -6,7 +6,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   period): token-checked; each task returns to the front of its priority in pending and the
   attempt is not counted.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs

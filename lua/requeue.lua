@@ -2,29 +2,44 @@
 --[[
 name: requeue
 version: 1
-purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "retry" button).
+purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "retry" button):
+  given ids, or the oldest ones.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
-  ids (1..1000)
-reply: flat array, one per id: 1 = requeued, 0 = not in the dead-letter set (nothing changed)
+  1: mode (string): "ids" — the rest of ARGV are task ids (1..1000); "oldest" — ARGV[2] is a
+     limit (int, 1..1000) and the oldest dead tasks are requeued
+reply: flat array, one per task considered: 1 = requeued, 0 = not in the dead-letter set (nothing
+  changed). In "oldest" mode, one 1 per task requeued.
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
-bound: O(n log N) for n <= 1000 ids
+bound: O(n log N) for n <= 1000
 ]]
 --@include common
 
-if #ARGV < 1 or #ARGV > MAX_BATCH then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids, got ' .. #ARGV)
+local mode = ARGV[1]
+local ids
+if mode == 'oldest' then
+  local limit = int_arg(ARGV[2], 'limit', 1, MAX_BATCH)
+  check_schema(false)
+  ids = redis.call('ZRANGE', K_DEAD, 0, limit - 1)
+elseif mode == 'ids' then
+  if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
+    bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids after "ids", got ' .. (#ARGV - 1))
+  end
+  check_schema(false)
+  ids = {}
+  for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  bail('BADARG', 'mode must be "ids" or "oldest", got ' .. tostring(mode))
 end
-check_schema(false)
 
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local seq = take_seq(#ARGV)
+local seq = take_seq(math.max(#ids, 1))
 local reply = {}
 local moved = 0
-for i, id in ipairs(ARGV) do
+for i, id in ipairs(ids) do
   local rec = redis.call('HGET', K_TASKS, id)
   local t = rec and parse_record(rec)
   if t and redis.call('ZREM', K_DEAD, id) == 1 then

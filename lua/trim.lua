@@ -5,7 +5,7 @@ version: 1
 purpose: The janitor: drop finished tasks (done, dead, cancelled) whose retention has passed,
   with everything kept about them (record, result, error). Bounded per call.
 keys:
-  1-11: the queue keyset
+  1-13: the queue keyset
 argv:
   1: limit (int, 1..1000) — most tasks dropped per terminal set in this call
 reply: {dropped (int), more (int, 1 when a set still holds expired tasks: call again)}
@@ -24,9 +24,7 @@ for _, set in ipairs({K_DONE, K_DEAD, K_CANCELLED}) do
   local ids = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, limit)
   if #ids > 0 then
     redis.call('ZREM', set, unpack(ids))
-    redis.call('HDEL', K_TASKS, unpack(ids))
-    redis.call('HDEL', K_RESULTS, unpack(ids))
-    redis.call('HDEL', K_ERRORS, unpack(ids))
+    drop_tasks(ids)
     dropped = dropped + #ids
     if #ids == limit then more = 1 end
   end

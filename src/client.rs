@@ -124,6 +124,32 @@ pub struct Reclaimed {
     pub next_in: Option<Duration>,
     /// The worker of each reclaimed lease.
     pub workers: Vec<String>,
+    /// Workers dropped from the registry (silent for three lease durations).
+    pub pruned_workers: Vec<String>,
+}
+
+/// The reply to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// False when the worker is not in the registry (pruned as dead): register again.
+    pub registered: bool,
+    /// One status per lease sent.
+    pub statuses: Vec<LeaseStatus>,
+}
+
+/// A registered worker.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    /// The JSON description the worker registered with.
+    pub info: serde_json::Value,
+    /// Time since its last heartbeat, ms.
+    #[serde(rename = "last_seen_ms", serialize_with = "ser_ms")]
+    pub last_seen: Duration,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
 }
 
 /// One queue: its keys, its settings, and every transition on it.
@@ -273,9 +299,7 @@ impl Queue {
         if items.len() != 7 {
             return Err(bad());
         }
-        let state = string(&items[0])
-            .and_then(|s| State::parse(&s))
-            .ok_or_else(bad)?;
+        let state = string(&items[0]).and_then(|s| State::parse(&s)).ok_or_else(bad)?;
         let record = Record::parse(&bytes(&items[1]).ok_or_else(bad)?)?;
         let attempts = int(&items[2]).ok_or_else(bad)? as u32;
         let lease_raw = string(&items[3]).unwrap_or_default();
@@ -307,9 +331,7 @@ impl Queue {
             (None, None)
         };
         let due_or_expiry_ms = match state {
-            State::Delayed | State::Done | State::Dead | State::Cancelled => {
-                score.map(|s| s as u64)
-            }
+            State::Delayed | State::Done | State::Dead | State::Cancelled => score.map(|s| s as u64),
             _ => None,
         };
         Ok(Some(Task {
@@ -348,9 +370,7 @@ impl Queue {
                 Some(t) => match t.state {
                     State::Done => return Ok(Outcome::Done(t.result.unwrap_or_default())),
                     State::Dead => {
-                        return Ok(Outcome::Dead(
-                            t.last_error.map(|f| f.message).unwrap_or_default(),
-                        ))
+                        return Ok(Outcome::Dead(t.last_error.map(|f| f.message).unwrap_or_default()))
                     }
                     State::Cancelled => return Ok(Outcome::Cancelled),
                     s => s,
@@ -398,11 +418,7 @@ impl Queue {
             }
             let v = self.eval(&call).await?;
             let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Cancel, &v))?;
-            out.extend(
-                items
-                    .iter()
-                    .map(|i| string(i).and_then(|s| State::parse(&s))),
-            );
+            out.extend(items.iter().map(|i| string(i).and_then(|s| State::parse(&s))));
         }
         Ok(out)
     }
@@ -412,14 +428,92 @@ impl Queue {
         let mut moved = 0;
         for chunk in ids.chunks(1000) {
             let mut call = self.call(ScriptName::Requeue, &[]);
+            call.arg("ids");
+            for id in chunk {
+                call.arg(*id);
+            }
+            moved += self.count_ones(ScriptName::Requeue, &call).await?;
+        }
+        Ok(moved)
+    }
+
+    /// Move the oldest `limit` (1..=1000) dead tasks back to pending. Returns how many moved.
+    pub async fn requeue_oldest_dead(&self, limit: usize) -> Result<u64> {
+        let mut call = self.call(ScriptName::Requeue, &[]);
+        call.arg("oldest").arg(limit);
+        self.count_ones(ScriptName::Requeue, &call).await
+    }
+
+    async fn count_ones(&self, script: ScriptName, call: &Call) -> Result<u64> {
+        let v = self.eval(call).await?;
+        let items = array(&v).ok_or_else(|| self.bad_reply(script, &v))?;
+        Ok(items.iter().filter(|i| int(i) == Some(1)).count() as u64)
+    }
+
+    /// Delete dead tasks now. Returns how many were deleted.
+    pub async fn purge_dead(&self, ids: &[&str]) -> Result<u64> {
+        let mut n = 0;
+        for chunk in ids.chunks(1000) {
+            let mut call = self.call(ScriptName::Purge, &[]);
+            call.arg("ids");
             for id in chunk {
                 call.arg(*id);
             }
             let v = self.eval(&call).await?;
-            let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Requeue, &v))?;
-            moved += items.iter().filter(|i| int(i) == Some(1)).count() as u64;
+            n += int(&v).ok_or_else(|| self.bad_reply(ScriptName::Purge, &v))? as u64;
         }
-        Ok(moved)
+        Ok(n)
+    }
+
+    /// Delete the oldest `limit` (1..=1000) dead tasks now. Returns how many were deleted.
+    pub async fn purge_oldest_dead(&self, limit: usize) -> Result<u64> {
+        let mut call = self.call(ScriptName::Purge, &[]);
+        call.arg("oldest").arg(limit);
+        let v = self.eval(&call).await?;
+        Ok(int(&v).ok_or_else(|| self.bad_reply(ScriptName::Purge, &v))? as u64)
+    }
+
+    /// Pause (true) or resume (false) claiming on this queue. Returns whether it was paused.
+    pub async fn set_paused(&self, paused: bool) -> Result<bool> {
+        let mut call = self.call(ScriptName::Pause, &[]);
+        call.arg(if paused { 1 } else { 0 });
+        let v = self.eval(&call).await?;
+        Ok(int(&v) == Some(1))
+    }
+
+    /// Add (or refresh) a worker in the registry with its JSON description.
+    pub async fn register(&self, worker: &str, info: &serde_json::Value) -> Result<()> {
+        let mut call = self.call(ScriptName::Register, &[]);
+        call.arg(worker).arg(info.to_string());
+        self.eval(&call).await.map(|_| ())
+    }
+
+    /// Remove a worker from the registry.
+    pub async fn deregister(&self, worker: &str) -> Result<bool> {
+        let mut call = self.call(ScriptName::Deregister, &[]);
+        call.arg(worker);
+        Ok(int(&self.eval(&call).await?) == Some(1))
+    }
+
+    /// Registered workers, most recently seen first (at most `limit`, 1..=1000).
+    pub async fn workers(&self, limit: usize) -> Result<Vec<WorkerInfo>> {
+        let mut call = self.call(ScriptName::Workers, &[]);
+        call.arg(limit);
+        let v = self.eval(&call).await?;
+        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Workers, &v))?;
+        items
+            .chunks(3)
+            .map(|c| {
+                let bad = || self.bad_reply(ScriptName::Workers, &v);
+                let [id, info, age] = c else { return Err(bad()) };
+                Ok(WorkerInfo {
+                    id: string(id).ok_or_else(bad)?,
+                    info: serde_json::from_slice(&bytes(info).ok_or_else(bad)?)
+                        .unwrap_or(serde_json::Value::Null),
+                    last_seen: Duration::from_millis(int(age).ok_or_else(bad)? as u64),
+                })
+            })
+            .collect()
     }
 
     /// Ids in the dead-letter set, oldest first (at most `limit`).
@@ -441,7 +535,7 @@ impl Queue {
         let n: Vec<u64> = array(&v)
             .map(|a| a.iter().filter_map(int).map(|x| x as u64).collect())
             .unwrap_or_default();
-        if n.len() != 7 {
+        if n.len() != 12 {
             return Err(self.bad_reply(ScriptName::Counts, &v));
         }
         Ok(Counts {
@@ -452,6 +546,11 @@ impl Queue {
             dead: n[4],
             cancelled: n[5],
             paused: n[6] == 1,
+            workers: n[7],
+            completed_total: n[8],
+            failed_total: n[9],
+            dead_total: n[10],
+            expired_total: n[11],
         })
     }
 
@@ -492,22 +591,28 @@ impl Queue {
         Ok(out)
     }
 
-    /// Renew leases (id, token) held by `worker`; one status per lease.
-    pub async fn heartbeat(
-        &self,
-        worker: &str,
-        leases: &[(&str, &str)],
-    ) -> Result<Vec<LeaseStatus>> {
-        let mut out = Vec::with_capacity(leases.len());
-        for chunk in leases.chunks(1000) {
+    /// Mark `worker` alive and renew the leases (id, token) it holds; one status per lease.
+    pub async fn heartbeat(&self, worker: &str, leases: &[(&str, &str)]) -> Result<Heartbeat> {
+        let mut out = Heartbeat {
+            registered: true,
+            statuses: Vec::with_capacity(leases.len()),
+        };
+        let mut chunks: Vec<&[(&str, &str)]> = leases.chunks(1000).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for chunk in chunks {
             let mut call = self.call(ScriptName::Heartbeat, &[]);
             call.arg(worker).arg(ms(self.settings.lease));
             for (id, token) in chunk {
                 call.arg(*id).arg(*token);
             }
             let v = self.eval(&call).await?;
-            let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Heartbeat, &v))?;
-            out.extend(items.iter().map(|i| match int(i) {
+            let items = array(&v)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| self.bad_reply(ScriptName::Heartbeat, &v))?;
+            out.registered &= int(&items[0]) == Some(1);
+            out.statuses.extend(items[1..].iter().map(|i| match int(i) {
                 Some(1) => LeaseStatus::Renewed,
                 Some(2) => LeaseStatus::Cancelled,
                 _ => LeaseStatus::Lost,
@@ -518,10 +623,7 @@ impl Queue {
 
     /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
     pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
-        let call = self.complete_call(
-            worker,
-            &[(&task.id, &task.token, task.record.result_ttl, result)],
-        );
+        let call = self.complete_call(worker, &[(&task.id, &task.token, task.record.result_ttl, result)]);
         let v = self.eval(&call).await?;
         match self.parse_statuses(ScriptName::Complete, &v)?.first() {
             Some(1) => Ok(()),
@@ -618,22 +720,22 @@ impl Queue {
         let v = self.eval(&call).await?;
         let n = self.parse_statuses(ScriptName::Promote, &v)?;
         match n[..] {
-            [p, next] => Ok((
-                p as u64,
-                (next >= 0).then(|| Duration::from_millis(next as u64)),
-            )),
+            [p, next] => Ok((p as u64, (next >= 0).then(|| Duration::from_millis(next as u64)))),
             _ => Err(self.bad_reply(ScriptName::Promote, &v)),
         }
     }
 
-    /// Take back expired leases (at most `limit`).
+    /// Take back expired leases (at most `limit`), and drop workers silent for three lease
+    /// durations from the registry.
     pub async fn reclaim(&self, limit: usize) -> Result<Reclaimed> {
         let mut call = self.call(ScriptName::Reclaim, &[]);
-        call.arg(limit).arg(ms(self.settings.dead_ttl).max(1));
+        call.arg(limit)
+            .arg(ms(self.settings.dead_ttl).max(1))
+            .arg(ms(self.settings.lease * 3).max(1));
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Reclaim, &v))?;
         let bad = || self.bad_reply(ScriptName::Reclaim, &v);
-        let [requeued, dead, next, workers] = items else {
+        let [requeued, dead, next, workers, pruned] = items else {
             return Err(bad());
         };
         let next = int(next).ok_or_else(bad)?;
@@ -642,6 +744,9 @@ impl Queue {
             dead: int(dead).ok_or_else(bad)? as u64,
             next_in: (next >= 0).then(|| Duration::from_millis(next as u64)),
             workers: array(workers)
+                .map(|w| w.iter().filter_map(string).collect())
+                .unwrap_or_default(),
+            pruned_workers: array(pruned)
                 .map(|w| w.iter().filter_map(string).collect())
                 .unwrap_or_default(),
         })

@@ -195,22 +195,19 @@ impl Config {
                 path.display()
             )));
         }
-        let builder = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml));
+        let builder =
+            config::Config::builder().add_source(config::File::from(path).format(config::FileFormat::Toml));
         Self::build(builder, &path.display().to_string())
     }
 
     /// Parse TOML text (no environment overrides), validate.
     pub fn from_toml(text: &str) -> Result<Config> {
-        let builder = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        let builder =
+            config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
         Self::build_without_env(builder, "<toml>")
     }
 
-    fn build(
-        builder: config::ConfigBuilder<config::builder::DefaultState>,
-        origin: &str,
-    ) -> Result<Config> {
+    fn build(builder: config::ConfigBuilder<config::builder::DefaultState>, origin: &str) -> Result<Config> {
         let builder = builder.add_source(
             config::Environment::with_prefix("BATON")
                 .prefix_separator("__")
@@ -256,8 +253,7 @@ impl Config {
                 "must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)",
             );
         }
-        validate_name(&self.redis.prefix, "redis.prefix")
-            .map_err(|e| Error::Config(e.to_string()))?;
+        validate_name(&self.redis.prefix, "redis.prefix").map_err(|e| Error::Config(e.to_string()))?;
         if self.redis.response_timeout.is_zero() || self.redis.connect_timeout.is_zero() {
             return bad(
                 "redis.response_timeout/connect_timeout",
@@ -266,8 +262,7 @@ impl Config {
         }
         for (name, q) in &self.queues {
             let key = |k: &str| format!("queues.{name}.{k}");
-            validate_name(name, "queue name")
-                .map_err(|e| Error::Config(format!("[queues.{name}]: {e}")))?;
+            validate_name(name, "queue name").map_err(|e| Error::Config(format!("[queues.{name}]: {e}")))?;
             if q.lease < Duration::from_millis(100) {
                 return bad(&key("lease"), "must be at least 100ms (e.g. \"4s\")");
             }
@@ -303,10 +298,7 @@ impl Config {
             return bad("worker.concurrency", "must be at least 1");
         }
         if self.worker.queues.is_empty() {
-            return bad(
-                "worker.queues",
-                "list at least one queue (e.g. [\"default\"])",
-            );
+            return bad("worker.queues", "list at least one queue (e.g. [\"default\"])");
         }
         for q in &self.worker.queues {
             validate_name(q, "worker.queues entry").map_err(|e| Error::Config(e.to_string()))?;
@@ -315,8 +307,7 @@ impl Config {
             return bad("worker.poll_interval", "must be longer than 0s");
         }
         let s = &self.scheduler;
-        if s.promote_interval.is_zero() || s.reclaim_interval.is_zero() || s.trim_interval.is_zero()
-        {
+        if s.promote_interval.is_zero() || s.reclaim_interval.is_zero() || s.trim_interval.is_zero() {
             return bad("scheduler.*_interval", "must be longer than 0s");
         }
         if !(1..=1000).contains(&s.batch) {
@@ -339,10 +330,9 @@ mod tests {
 
     #[test]
     fn reads_durations_and_queue_tables() {
-        let c = Config::from_toml(
-            "[queues.default]\nlease = \"30s\"\nheartbeat = \"10s\"\nmax_attempts = 3\n",
-        )
-        .unwrap();
+        let c =
+            Config::from_toml("[queues.default]\nlease = \"30s\"\nheartbeat = \"10s\"\nmax_attempts = 3\n")
+                .unwrap();
         let q = c.queue("default");
         assert_eq!(q.lease, Duration::from_secs(30));
         assert_eq!(q.heartbeat, Duration::from_secs(10));
@@ -379,8 +369,7 @@ mod shipped_file {
     #[test]
     fn shipped_config_is_valid_and_equals_the_defaults() {
         let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/baton.toml"))
-                .unwrap();
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/baton.toml")).unwrap();
         let c = Config::from_toml(&text).unwrap();
         let d = Config::default();
         assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));

@@ -40,8 +40,7 @@ impl Call {
     /// Start a call of `script` with the queue keyset plus `extra_keys`.
     pub fn new(script: ScriptName, keyset: &[String], extra_keys: &[String]) -> Call {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&script.script().sha)
-            .arg(keyset.len() + extra_keys.len());
+        cmd.arg(&script.script().sha).arg(keyset.len() + extra_keys.len());
         for k in keyset.iter().chain(extra_keys) {
             cmd.arg(k);
         }
@@ -81,8 +80,7 @@ impl Conn {
             settings = settings.set_db(db);
         }
         info = info.set_redis_settings(settings);
-        let client =
-            redis::Client::open(info).map_err(|e| Error::Config(format!("redis.url: {e}")))?;
+        let client = redis::Client::open(info).map_err(|e| Error::Config(format!("redis.url: {e}")))?;
         let inner = Inner {
             client,
             addr: addr.clone(),
@@ -223,19 +221,13 @@ impl Conn {
 
     /// A dedicated pub/sub connection (never shared with script calls).
     pub async fn pubsub(&self) -> Result<PubSub> {
-        tokio::time::timeout(
-            self.inner.connect_timeout,
-            self.inner.client.get_async_pubsub(),
-        )
-        .await
-        .map_err(|_| Error::Unreachable {
-            addr: self.inner.addr.clone(),
-            detail: format!(
-                "no pub/sub connection within {:?}",
-                self.inner.connect_timeout
-            ),
-        })?
-        .map_err(|e| self.err(e, ""))
+        tokio::time::timeout(self.inner.connect_timeout, self.inner.client.get_async_pubsub())
+            .await
+            .map_err(|_| Error::Unreachable {
+                addr: self.inner.addr.clone(),
+                detail: format!("no pub/sub connection within {:?}", self.inner.connect_timeout),
+            })?
+            .map_err(|e| self.err(e, ""))
     }
 
     pub(crate) fn err(&self, e: redis::RedisError, queue: &str) -> Error {

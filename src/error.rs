@@ -77,10 +77,7 @@ pub enum Error {
 
     /// Any other Redis error.
     #[error("Redis at {addr}: {source}")]
-    Redis {
-        addr: String,
-        source: redis::RedisError,
-    },
+    Redis { addr: String, source: redis::RedisError },
 }
 
 impl Error {
@@ -96,12 +93,7 @@ impl Error {
     }
 
     /// Classify a Redis error for the server at `addr`, answering on behalf of `queue`.
-    pub(crate) fn from_redis(
-        e: redis::RedisError,
-        addr: &str,
-        queue: &str,
-        timeout: Duration,
-    ) -> Error {
+    pub(crate) fn from_redis(e: redis::RedisError, addr: &str, queue: &str, timeout: Duration) -> Error {
         let addr = addr.to_string();
         let queue = queue.to_string();
         if let Some(code) = e.code() {

@@ -2,13 +2,13 @@
 //!
 //! Every key of queue `q` is `<prefix>:{q}:<role>`: the `{q}` hash tag puts a whole queue in one
 //! Redis Cluster slot (scripts touch only one queue, so they never cross slots), while different
-//! queues spread over the nodes. Every script receives the same 11 keys first (the "queue
+//! queues spread over the nodes. Every script receives the same 13 keys first (the "queue
 //! keyset"), in the order of [`ROLES`]; see docs/contract.md.
 
 use crate::error::{Error, Result};
 
-/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..11].
-pub const ROLES: [&str; 11] = [
+/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..13].
+pub const ROLES: [&str; 13] = [
     "meta",      // hash: v (schema), seq, fence, paused
     "tasks",     // hash: id -> record
     "pending",   // zset: id by priority/FIFO score
@@ -20,6 +20,8 @@ pub const ROLES: [&str; 11] = [
     "cancelled", // zset: id by expiry ms
     "results",   // hash: id -> result bytes (non-empty results of done tasks)
     "errors",    // hash: id -> "attempt|at_ms|message"
+    "workers",   // hash: worker id -> JSON description
+    "wbeat",     // zset: worker id by last heartbeat ms
 ];
 
 /// Names of the keys of one queue.
@@ -49,7 +51,7 @@ impl QueueKeys {
         &self.queue
     }
 
-    /// The 11 keys of the keyset, in script order.
+    /// The 13 keys of the keyset, in script order.
     pub fn keyset(&self) -> &[String] {
         &self.keys
     }
@@ -98,7 +100,7 @@ mod tests {
     #[test]
     fn keys_share_the_queue_hash_tag() {
         let k = QueueKeys::new("baton", "emails").unwrap();
-        assert_eq!(k.keyset().len(), 11);
+        assert_eq!(k.keyset().len(), 13);
         for key in k.keyset() {
             assert!(key.starts_with("baton:{emails}:"), "{key}");
         }

@@ -15,9 +15,7 @@ pub mod scripts;
 pub mod task;
 pub mod worker;
 
-pub use client::{
-    Claimed, Client, Enqueued, FailReport, FailStatus, LeaseStatus, Outcome, Queue, Reclaimed,
-};
+pub use client::{Claimed, Client, Enqueued, FailReport, FailStatus, LeaseStatus, Outcome, Queue, Reclaimed};
 pub use config::{BackoffKind, Config, QueueConfig, RedisConfig, SchedulerConfig, WorkerConfig};
 pub use error::{Error, Result};
 pub use scheduler::Maintenance;

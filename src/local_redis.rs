@@ -128,14 +128,11 @@ impl Drop for LocalRedis {
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::Invalid(format!("no free loopback port: {e}")))?;
-    Ok(l.local_addr()
-        .map_err(|e| Error::Invalid(e.to_string()))?
-        .port())
+    Ok(l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?.port())
 }
 
 fn ping(port: u16) -> bool {
-    let Ok(mut s) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
     else {
         return false;
     };

@@ -28,11 +28,16 @@ pub enum ScriptName {
     Get,
     Trim,
     Counts,
+    Register,
+    Deregister,
+    Pause,
+    Purge,
+    Workers,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 13] = [
+    pub const ALL: [ScriptName; 18] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -46,6 +51,11 @@ impl ScriptName {
         ScriptName::Get,
         ScriptName::Trim,
         ScriptName::Counts,
+        ScriptName::Register,
+        ScriptName::Deregister,
+        ScriptName::Pause,
+        ScriptName::Purge,
+        ScriptName::Workers,
     ];
 
     /// The file stem under `lua/`.
@@ -64,6 +74,11 @@ impl ScriptName {
             ScriptName::Get => "get",
             ScriptName::Trim => "trim",
             ScriptName::Counts => "counts",
+            ScriptName::Register => "register",
+            ScriptName::Deregister => "deregister",
+            ScriptName::Pause => "pause",
+            ScriptName::Purge => "purge",
+            ScriptName::Workers => "workers",
         }
     }
 
@@ -127,14 +142,8 @@ mod tests {
     fn every_script_is_flat_and_starts_with_a_shebang() {
         for name in ScriptName::ALL {
             let s = name.script();
-            assert!(
-                s.body.starts_with("#!lua"),
-                "{name:?} must start with #!lua"
-            );
-            assert!(
-                !s.body.contains("--@include"),
-                "{name:?} still has an include"
-            );
+            assert!(s.body.starts_with("#!lua"), "{name:?} must start with #!lua");
+            assert!(!s.body.contains("--@include"), "{name:?} still has an include");
             assert_eq!(s.sha.len(), 40);
             assert_eq!(s.name, name);
         }

@@ -229,11 +229,7 @@ impl Record {
         };
         let mut parts = raw.splitn(12, |&b| b == b'|');
         let mut next = || parts.next().ok_or_else(bad);
-        let text = |b: &[u8]| {
-            std::str::from_utf8(b)
-                .map(str::to_string)
-                .map_err(|_| bad())
-        };
+        let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
         let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
         let attempts_used = num(next()?)? as u32;
         let kind = text(next()?)?;
@@ -316,6 +312,16 @@ pub struct Counts {
     pub dead: u64,
     pub cancelled: u64,
     pub paused: bool,
+    /// Workers in the registry.
+    pub workers: u64,
+    /// Tasks completed since the queue was created.
+    pub completed_total: u64,
+    /// Failed attempts since the queue was created.
+    pub failed_total: u64,
+    /// Tasks that went to the dead-letter set since the queue was created.
+    pub dead_total: u64,
+    /// Leases that expired and were reclaimed since the queue was created.
+    pub expired_total: u64,
 }
 
 /// Split `a|b|rest` values ("attempt|at_ms|message"): the first two fields are numbers.

@@ -16,11 +16,7 @@ async fn a_bad_task_in_a_batch_writes_nothing() {
     let err = q.enqueue_batch(specs).await.unwrap_err();
     assert!(matches!(err, Error::BadArgument { .. }), "{err}");
     assert!(err.to_string().contains("priority"), "{err}");
-    assert_eq!(
-        common::snapshot(&mut raw).await,
-        before,
-        "nothing may be written"
-    );
+    assert_eq!(common::snapshot(&mut raw).await, before, "nothing may be written");
     assert_eq!(q.counts().await.unwrap().pending, 1);
 }
 
@@ -28,9 +24,7 @@ async fn a_bad_task_in_a_batch_writes_nothing() {
 async fn a_good_batch_is_stored_whole_and_in_order() {
     let env = common::env().await;
     let q = env.queue();
-    let specs: Vec<TaskSpec> = (0..1000)
-        .map(|i| TaskSpec::new("k", format!("{i}")))
-        .collect();
+    let specs: Vec<TaskSpec> = (0..1000).map(|i| TaskSpec::new("k", format!("{i}"))).collect();
     let out = q.enqueue_batch(specs).await.unwrap();
     assert_eq!(out.len(), 1000);
     assert!(out.iter().all(|e| e.created));
@@ -45,9 +39,7 @@ async fn a_good_batch_is_stored_whole_and_in_order() {
 async fn oversized_batches_and_payloads_are_refused_with_the_fix() {
     let env = common::env().await;
     let q = env.queue();
-    let specs: Vec<TaskSpec> = (0..1001)
-        .map(|i| TaskSpec::new("k", format!("{i}")))
-        .collect();
+    let specs: Vec<TaskSpec> = (0..1001).map(|i| TaskSpec::new("k", format!("{i}"))).collect();
     let e = q.enqueue_batch(specs).await.unwrap_err().to_string();
     assert!(e.contains("at most 1000"), "{e}");
     let big = vec![b'x'; (1 << 20) + 1];

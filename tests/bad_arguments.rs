@@ -28,11 +28,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     bad_kind[1] = "has space".into();
 
     let cases: Vec<(ScriptName, Vec<String>, &str)> = vec![
-        (
-            ScriptName::Enqueue,
-            vec!["1000".into(), "0".into()],
-            "n must be",
-        ),
+        (ScriptName::Enqueue, vec!["1000".into(), "0".into()], "n must be"),
         (
             ScriptName::Enqueue,
             vec!["1000".into(), "2".into()],
@@ -90,13 +86,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
         ),
         (
             ScriptName::Complete,
-            vec![
-                "w".into(),
-                c.id.clone(),
-                c.token.clone(),
-                "-5".into(),
-                "r".into(),
-            ],
+            vec!["w".into(), c.id.clone(), c.token.clone(), "-5".into(), "r".into()],
             "result_ttl_ms",
         ),
         (
@@ -124,20 +114,21 @@ async fn each_script_refuses_bad_arguments_without_writing() {
             "dead_ttl_ms",
         ),
         (ScriptName::Release, vec!["w".into(), c.id.clone()], "pairs"),
-        (
-            ScriptName::Reclaim,
-            vec!["0".into(), "1000".into()],
-            "limit",
-        ),
+        (ScriptName::Reclaim, vec!["0".into(), "1000".into(), "1000".into()], "limit"),
         (ScriptName::Reclaim, vec!["10".into()], "dead_ttl_ms"),
+        (ScriptName::Reclaim, vec!["10".into(), "1000".into()], "worker_ttl_ms"),
         (ScriptName::Promote, vec!["1001".into()], "limit"),
         (ScriptName::Cancel, vec!["1000".into()], "task ids"),
-        (
-            ScriptName::Cancel,
-            vec!["soon".into(), c.id.clone()],
-            "ttl_ms",
-        ),
-        (ScriptName::Requeue, vec![], "task ids"),
+        (ScriptName::Cancel, vec!["soon".into(), c.id.clone()], "ttl_ms"),
+        (ScriptName::Requeue, vec![], "mode"),
+        (ScriptName::Requeue, vec!["ids".into()], "task ids"),
+        (ScriptName::Requeue, vec!["oldest".into(), "0".into()], "limit"),
+        (ScriptName::Purge, vec!["all".into()], "mode"),
+        (ScriptName::Purge, vec!["oldest".into(), "5000".into()], "limit"),
+        (ScriptName::Register, vec!["w".into(), "not json".into()], "JSON object"),
+        (ScriptName::Deregister, vec!["bad worker".into()], "worker"),
+        (ScriptName::Pause, vec!["2".into()], "paused"),
+        (ScriptName::Workers, vec!["0".into()], "limit"),
         (ScriptName::Trim, vec!["x".into()], "limit"),
         (ScriptName::Get, vec![], "task id"),
     ];
@@ -165,6 +156,6 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     // too few keys
     let call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
     let err = q.conn().eval(&call, "q").await.unwrap_err();
-    assert!(err.to_string().contains("11 queue keys"), "{err}");
+    assert!(err.to_string().contains("13 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);
 }

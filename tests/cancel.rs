@@ -41,7 +41,7 @@ async fn cancel_pending_delayed_and_leased() {
     }
     // the worker holding `l` learns it at its heartbeat and cannot complete it
     assert_eq!(
-        q.heartbeat("w", &[(&l, &lc.token)]).await.unwrap(),
+        q.heartbeat("w", &[(&l, &lc.token)]).await.unwrap().statuses,
         vec![baton::LeaseStatus::Cancelled]
     );
     assert!(matches!(
@@ -79,14 +79,10 @@ async fn a_running_handler_is_stopped_when_its_task_is_cancelled() {
     let id = q.enqueue(TaskSpec::new("long", "")).await.unwrap().id;
     assert_eq!(rx.recv().await, Some("started"));
     q.cancel(&[&id]).await.unwrap();
-    common::eventually(
-        Duration::from_secs(3),
-        "handler stopped by heartbeat",
-        || {
-            let s = stats.clone();
-            async move { s.lost.load(std::sync::atomic::Ordering::SeqCst) == 1 }
-        },
-    )
+    common::eventually(Duration::from_secs(3), "handler stopped by heartbeat", || {
+        let s = stats.clone();
+        async move { s.lost.load(std::sync::atomic::Ordering::SeqCst) == 1 }
+    })
     .await;
     common::assert_state(&q, &id, "cancelled").await;
     stop.cancel();

@@ -14,10 +14,7 @@ async fn delayed_task_waits_then_is_promoted() {
         .unwrap()
         .id;
     common::assert_state(&q, &id, "delayed").await;
-    assert!(
-        q.claim("w", 10).await.unwrap().is_empty(),
-        "not claimable yet"
-    );
+    assert!(q.claim("w", 10).await.unwrap().is_empty(), "not claimable yet");
     let (n, next) = q.promote(100).await.unwrap();
     assert_eq!(n, 0, "not due yet");
     let next = next.expect("a delayed task remains");

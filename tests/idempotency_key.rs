@@ -57,18 +57,12 @@ async fn same_key_returns_the_first_id_within_the_window() {
 async fn retried_enqueue_with_the_same_id_is_a_no_op() {
     let env = common::env().await;
     let q = env.queue();
-    let a = q
-        .enqueue(TaskSpec::new("k", "1").id("fixed-id"))
-        .await
-        .unwrap();
+    let a = q.enqueue(TaskSpec::new("k", "1").id("fixed-id")).await.unwrap();
     assert!(a.created);
     let claimed = q.claim("w", 1).await.unwrap();
     assert_eq!(claimed.len(), 1);
     // the same call again (e.g. after a response timeout) must not re-queue the leased task
-    let b = q
-        .enqueue(TaskSpec::new("k", "1").id("fixed-id"))
-        .await
-        .unwrap();
+    let b = q.enqueue(TaskSpec::new("k", "1").id("fixed-id")).await.unwrap();
     assert!(!b.created);
     common::assert_state(&q, "fixed-id", "leased").await;
     assert_eq!(q.counts().await.unwrap().pending, 0);

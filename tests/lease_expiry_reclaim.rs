@@ -51,9 +51,7 @@ async fn reclaim_is_bounded_per_call() {
         lease: Duration::from_millis(100),
         ..Default::default()
     });
-    let specs = (0..50)
-        .map(|i| TaskSpec::new("k", format!("{i}")))
-        .collect();
+    let specs = (0..50).map(|i| TaskSpec::new("k", format!("{i}"))).collect();
     q.enqueue_batch(specs).await.unwrap();
     assert_eq!(q.claim("w", 50).await.unwrap().len(), 50);
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -35,13 +35,7 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
                         }
                     })
                     .collect();
-                ids.extend(
-                    q.enqueue_batch(specs)
-                        .await
-                        .unwrap()
-                        .into_iter()
-                        .map(|e| e.id),
-                );
+                ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
             }
             2 | 3 => {
                 for c in q.claim("w", rng.usize(1..4)).await.unwrap() {

@@ -79,10 +79,7 @@ async fn exponential_backoff_then_dead_then_requeue() {
     let c = q.claim("w", 1).await.unwrap().remove(0);
     assert_eq!(c.attempt, 1);
     q.complete("w", &c, b"finally").await.unwrap();
-    assert_eq!(
-        q.get(&id).await.unwrap().unwrap().result.unwrap(),
-        b"finally"
-    );
+    assert_eq!(q.get(&id).await.unwrap().unwrap().result.unwrap(), b"finally");
 }
 
 #[tokio::test]
@@ -120,10 +117,7 @@ async fn a_final_failure_goes_dead_at_once_and_jitter_stays_in_range() {
         let err_at = t.last_error.unwrap().at_ms;
         delays.push(t.due_or_expiry_ms.unwrap() - err_at);
     }
-    assert!(
-        delays.iter().all(|d| (500..=1000).contains(d)),
-        "{delays:?}"
-    );
+    assert!(delays.iter().all(|d| (500..=1000).contains(d)), "{delays:?}");
     let distinct: std::collections::HashSet<_> = delays.iter().collect();
     assert!(distinct.len() > 5, "jitter should vary: {delays:?}");
 }

@@ -26,14 +26,8 @@ async fn calls_survive_an_emptied_script_cache() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let mut complete =
-        baton::conn::Call::new(baton::scripts::ScriptName::Complete, q.keys().keyset(), &[]);
-    complete
-        .arg("w")
-        .arg(&id)
-        .arg(&c.token)
-        .arg(60_000)
-        .arg("r1");
+    let mut complete = baton::conn::Call::new(baton::scripts::ScriptName::Complete, q.keys().keyset(), &[]);
+    complete.arg("w").arg(&id).arg(&c.token).arg(60_000).arg("r1");
     let mut fail = baton::conn::Call::new(baton::scripts::ScriptName::Fail, q.keys().keyset(), &[]);
     fail.arg("w")
         .arg(1000)
@@ -41,11 +35,7 @@ async fn calls_survive_an_emptied_script_cache() {
         .arg(&c2.token)
         .arg("e")
         .arg("final");
-    let results = q
-        .conn()
-        .eval_pipeline(&[complete, fail], "q")
-        .await
-        .unwrap();
+    let results = q.conn().eval_pipeline(&[complete, fail], "q").await.unwrap();
     assert_eq!(results.len(), 2);
     for r in &results {
         assert!(r.is_ok(), "{r:?}");
@@ -98,13 +88,7 @@ async fn a_queue_with_another_schema_version_is_refused() {
         q.claim("w", 1).await,
         Err(Error::VersionMismatch { .. })
     ));
-    assert!(matches!(
-        q.counts().await,
-        Err(Error::VersionMismatch { .. })
-    ));
-    assert!(matches!(
-        q.reclaim(10).await,
-        Err(Error::VersionMismatch { .. })
-    ));
+    assert!(matches!(q.counts().await, Err(Error::VersionMismatch { .. })));
+    assert!(matches!(q.reclaim(10).await, Err(Error::VersionMismatch { .. })));
     assert_eq!(common::snapshot(&mut raw).await, before);
 }

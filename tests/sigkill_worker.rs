@@ -33,11 +33,7 @@ async fn sigkill_worker_loses_no_task() {
     let env = common::env().await; // lease 1s, heartbeat 300ms
     let q = env.queue();
     let ids: Vec<String> = q
-        .enqueue_batch(
-            (0..20)
-                .map(|i| TaskSpec::new("work", format!("{i}")))
-                .collect(),
-        )
+        .enqueue_batch((0..20).map(|i| TaskSpec::new("work", format!("{i}"))).collect())
         .await
         .unwrap()
         .into_iter()
@@ -51,25 +47,16 @@ async fn sigkill_worker_loses_no_task() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    common::eventually(
-        Duration::from_secs(20),
-        "child worker holds 4 leases",
-        || {
-            let q = q.clone();
-            async move { q.counts().await.unwrap().leased == 4 }
-        },
-    )
+    common::eventually(Duration::from_secs(20), "child worker holds 4 leases", || {
+        let q = q.clone();
+        async move { q.counts().await.unwrap().leased == 4 }
+    })
     .await;
     // let it heartbeat a few times so the leases are live ones, then kill it mid-task
     tokio::time::sleep(Duration::from_millis(700)).await;
     let held: Vec<String> = q
         .conn()
-        .query(
-            redis::cmd("ZRANGE")
-                .arg(q.keys().role("leased"))
-                .arg(0)
-                .arg(-1),
-        )
+        .query(redis::cmd("ZRANGE").arg(q.keys().role("leased")).arg(0).arg(-1))
         .await
         .unwrap();
     assert_eq!(held.len(), 4);
@@ -114,11 +101,7 @@ async fn sigkill_worker_loses_no_task() {
         common::assert_state(&q, id, "done").await;
         let t = q.get(id).await.unwrap().unwrap();
         assert_eq!(t.result.as_deref(), Some(&b"survivor"[..]));
-        assert_eq!(
-            t.attempts,
-            if held.contains(id) { 2 } else { 1 },
-            "task {id}"
-        );
+        assert_eq!(t.attempts, if held.contains(id) { 2 } else { 1 }, "task {id}");
     }
     assert_eq!(stats.completed.load(Ordering::SeqCst), 20);
     stop.cancel();

@@ -18,10 +18,7 @@ async fn a_zombie_cannot_complete_fail_renew_or_release() {
     let mut raw = env.raw().await;
     let before = common::snapshot(&mut raw).await;
 
-    let e = q
-        .complete("w1", &zombie, b"zombie result")
-        .await
-        .unwrap_err();
+    let e = q.complete("w1", &zombie, b"zombie result").await.unwrap_err();
     assert!(matches!(e, Error::StaleLease { .. }), "{e}");
     let e = q
         .fail(
@@ -37,7 +34,7 @@ async fn a_zombie_cannot_complete_fail_renew_or_release() {
         .unwrap_err();
     assert!(matches!(e, Error::StaleLease { .. }), "{e}");
     assert_eq!(
-        q.heartbeat("w1", &[(&id, &zombie.token)]).await.unwrap(),
+        q.heartbeat("w1", &[(&id, &zombie.token)]).await.unwrap().statuses,
         vec![LeaseStatus::Lost]
     );
     assert_eq!(q.release("w1", &[(&id, &zombie.token)]).await.unwrap(), 0);

@@ -15,10 +15,7 @@ fn spawn(
 ) {
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
-    (
-        stop,
-        tokio::spawn(worker.run(async move { s.cancelled().await })),
-    )
+    (stop, tokio::spawn(worker.run(async move { s.cancelled().await })))
 }
 
 #[tokio::test]
@@ -45,16 +42,11 @@ async fn runs_many_tasks_within_the_concurrency_limit() {
         .build()
         .unwrap();
     let (stop, h) = spawn(worker);
-    let specs = (0..200u64)
-        .map(|i| TaskSpec::json("sq", &i).unwrap())
-        .collect();
+    let specs = (0..200u64).map(|i| TaskSpec::json("sq", &i).unwrap()).collect();
     let ids = q.enqueue_batch(specs).await.unwrap();
     for (i, e) in ids.iter().enumerate() {
         let out = q.wait(&e.id, Duration::from_secs(10)).await.unwrap();
-        assert_eq!(
-            out,
-            Outcome::Done(((i * i) as u64).to_string().into_bytes())
-        );
+        assert_eq!(out, Outcome::Done(((i * i) as u64).to_string().into_bytes()));
     }
     assert!(
         peak.load(Ordering::SeqCst) <= 4,
@@ -85,9 +77,7 @@ async fn failures_panics_timeouts_and_unknown_kinds() {
                 }
             }
         })
-        .handler("fatal", |_t| async {
-            Err(HandlerError::fatal("invalid input"))
-        })
+        .handler("fatal", |_t| async { Err(HandlerError::fatal("invalid input")) })
         .handler("panics", |_t| async { panic!("kaboom") })
         .handler("hangs", |_t| async {
             tokio::time::sleep(Duration::from_secs(60)).await;

@@ -1,14 +1,14 @@
 -- include/common.lua — shared by every Baton script (inlined at load time by the Rust loader
 -- and by `baton scripts dump`, so other languages get flat scripts).
 --
--- The queue keyset: every script takes the same 11 queue keys first, all sharing the queue's
+-- The queue keyset: every script takes the same 13 queue keys first, all sharing the queue's
 -- hash tag `{queue}`, so a queue lives in one cluster slot. A script declares every key it
 -- touches; extra per-call keys (idempotency keys) follow the keyset.
 local K_META, K_TASKS, K_PENDING, K_DELAYED, K_LEASED, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS =
-  KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local NKEYS = 11
+local K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS, K_WORKERS, K_WBEAT =
+  KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local NKEYS = 13
 
 -- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
 -- layout, record format or field meaning; scripts refuse a queue with another version.
@@ -26,7 +26,7 @@ local function bail(code, msg)
 end
 
 if #KEYS < NKEYS then
-  bail('BADARG', 'expected the 11 queue keys first, got ' .. #KEYS .. ' keys')
+  bail('BADARG', 'expected the 13 queue keys first, got ' .. #KEYS .. ' keys')
 end
 
 -- Numbers are always formatted by hand: redis.call turns a Lua number into a string with
@@ -132,6 +132,15 @@ local function backoff_ms(t, attempt, r)
     if d > t.cap then d = t.cap end
   end
   return d - math.floor(d * t.jitter / 100 * r)
+end
+
+-- Drop finished tasks now, with everything kept about them.
+local function drop_tasks(ids)
+  if #ids > 0 then
+    redis.call('HDEL', K_TASKS, unpack(ids))
+    redis.call('HDEL', K_RESULTS, unpack(ids))
+    redis.call('HDEL', K_ERRORS, unpack(ids))
+  end
 end
 
 -- Lease value: "token|worker". Callers prove they hold a lease by sending both.

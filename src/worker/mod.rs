@@ -38,9 +38,15 @@ pub struct WorkerBuilder {
     grace: Duration,
     poll_interval: Duration,
     maintenance: Option<SchedulerConfig>,
+    extra_info: serde_json::Value,
 }
 
 impl WorkerBuilder {
+    /// Extra fields (a JSON object) for this worker's entry in the registry.
+    pub fn info(mut self, extra: serde_json::Value) -> Self {
+        self.extra_info = extra;
+        self
+    }
     /// Most tasks run at once.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
@@ -74,9 +80,7 @@ impl WorkerBuilder {
 
     pub fn build(self) -> Result<Worker> {
         if self.concurrency == 0 {
-            return Err(Error::Invalid(
-                "worker concurrency must be at least 1".into(),
-            ));
+            return Err(Error::Invalid("worker concurrency must be at least 1".into()));
         }
         let id = self.id.unwrap_or_else(new_worker_id);
         crate::keys::validate_name(&id, "worker id")?;
@@ -89,6 +93,7 @@ impl WorkerBuilder {
             poll_interval: self.poll_interval,
             maintenance: self.maintenance,
             stats: Arc::new(WorkerStats::default()),
+            extra_info: self.extra_info,
         })
     }
 }
@@ -122,6 +127,7 @@ pub struct Worker {
     poll_interval: Duration,
     maintenance: Option<SchedulerConfig>,
     stats: Arc<WorkerStats>,
+    extra_info: serde_json::Value,
 }
 
 struct InFlight {
@@ -151,6 +157,7 @@ impl Worker {
             grace: w.shutdown_grace,
             poll_interval: w.poll_interval,
             maintenance: w.maintenance.then(|| client.config().scheduler.clone()),
+            extra_info: serde_json::Value::Null,
         })
     }
 
@@ -162,6 +169,29 @@ impl Worker {
     /// Live counters.
     pub fn stats(&self) -> Arc<WorkerStats> {
         self.stats.clone()
+    }
+
+    /// How this worker describes itself in the registry.
+    fn info(&self) -> serde_json::Value {
+        let mut kinds: Vec<&String> = self.handlers.keys().collect();
+        kinds.sort();
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut info = serde_json::json!({
+            "id": self.id,
+            "host": hostname(),
+            "pid": std::process::id(),
+            "concurrency": self.concurrency,
+            "kinds": kinds,
+            "started_ms": started_ms,
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (info.as_object_mut(), &self.extra_info) {
+            obj.extend(extra.clone());
+        }
+        info
     }
 
     /// Run until `shutdown` resolves, then stop claiming, let in-flight tasks finish within the
@@ -197,9 +227,12 @@ impl Worker {
             inflight.clone(),
             self.stats.clone(),
         ));
+        let info = self.info();
+        queue.register(&self.id, &info).await?;
         let heartbeat = tokio::spawn(heartbeat_loop(
             queue.clone(),
             self.id.clone(),
+            info,
             inflight.clone(),
             self.stats.clone(),
             stop_all.clone(),
@@ -245,10 +278,8 @@ impl Worker {
                     .collect()
             };
             if !leftovers.is_empty() {
-                let pairs: Vec<(&str, &str)> = leftovers
-                    .iter()
-                    .map(|(a, b)| (a.as_str(), b.as_str()))
-                    .collect();
+                let pairs: Vec<(&str, &str)> =
+                    leftovers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                 match queue.release(&self.id, &pairs).await {
                     Ok(n) => {
                         self.stats.released.fetch_add(n, Ordering::Relaxed);
@@ -263,6 +294,9 @@ impl Worker {
         // The claim loop dropped its sender; the flusher ends after the last acknowledgement.
         let _ = flusher.await;
         stop_all.cancel();
+        if let Err(e) = queue.deregister(&self.id).await {
+            tracing::warn!(worker = %self.id, error = %e, "deregister failed; the registry drops this worker once it is silent");
+        }
         let _ = heartbeat.await;
         let _ = wake_task.await;
         if let Some(m) = maintenance {
@@ -280,12 +314,7 @@ impl Worker {
         wake: Arc<Notify>,
         stop: CancellationToken,
     ) {
-        let batch = self
-            .queue
-            .settings()
-            .claim_batch
-            .min(self.concurrency)
-            .max(1);
+        let batch = self.queue.settings().claim_batch.min(self.concurrency).max(1);
         let mut backoff = Duration::from_millis(100);
         loop {
             let first = tokio::select! {
@@ -414,6 +443,14 @@ impl Worker {
     }
 }
 
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
@@ -536,6 +573,7 @@ fn count_acks(queue: &Queue, r: &Result<redis::Value>, stats: &WorkerStats, comp
 async fn heartbeat_loop(
     queue: Queue,
     worker: String,
+    info: serde_json::Value,
     inflight: InFlightMap,
     stats: Arc<WorkerStats>,
     stop: CancellationToken,
@@ -558,9 +596,15 @@ async fn heartbeat_loop(
         }
         let pairs: Vec<(&str, &str)> = held.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         match queue.heartbeat(&worker, &pairs).await {
-            Ok(statuses) => {
+            Ok(hb) => {
+                if !hb.registered {
+                    tracing::warn!(worker = %worker, "not in the registry (pruned after a long silence?): registering again");
+                    if let Err(e) = queue.register(&worker, &info).await {
+                        tracing::warn!(worker = %worker, error = %e, "register failed; will retry");
+                    }
+                }
                 let mut map = inflight.lock().unwrap();
-                for ((id, token), s) in held.iter().zip(statuses) {
+                for ((id, token), s) in held.iter().zip(hb.statuses) {
                     if s == LeaseStatus::Renewed {
                         continue;
                     }
@@ -601,10 +645,7 @@ async fn wake_listener(
                 }
             }
         }
-        tracing::warn!(
-            queue = queue.name(),
-            "wake-up connection lost; reconnecting"
-        );
+        tracing::warn!(queue = queue.name(), "wake-up connection lost; reconnecting");
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -121,11 +121,7 @@ pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
 /// Assert the one-state-set invariant for `id`, and that it is in `expected`.
 pub async fn assert_state(q: &Queue, id: &str, expected: &str) {
     let sets = sets_holding(q, id).await;
-    assert_eq!(
-        sets,
-        vec![expected],
-        "task {id} must be in exactly one state set"
-    );
+    assert_eq!(sets, vec![expected], "task {id} must be in exactly one state set");
     // a lease entry exists exactly when leased
     let lease: Option<String> = q
         .conn()
@@ -147,11 +143,7 @@ pub async fn snapshot(raw: &mut redis::aio::MultiplexedConnection) -> Vec<(Strin
     for k in keys {
         let t: String = redis::cmd("TYPE").arg(&k).query_async(raw).await.unwrap();
         let v: redis::Value = match t.as_str() {
-            "hash" => redis::cmd("HGETALL")
-                .arg(&k)
-                .query_async(raw)
-                .await
-                .unwrap(),
+            "hash" => redis::cmd("HGETALL").arg(&k).query_async(raw).await.unwrap(),
             "zset" => redis::cmd("ZRANGE")
                 .arg(&k)
                 .arg(0)
@@ -166,11 +158,8 @@ pub async fn snapshot(raw: &mut redis::aio::MultiplexedConnection) -> Vec<(Strin
         let mut v = format!("{v:?}");
         if t == "hash" {
             // field order of a hash is not stable; sort the pairs
-            let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
-                .arg(&k)
-                .query_async(raw)
-                .await
-                .unwrap();
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> =
+                redis::cmd("HGETALL").arg(&k).query_async(raw).await.unwrap();
             let mut pairs = pairs;
             pairs.sort();
             v = format!("{pairs:?}");

@@ -1,0 +1,21 @@
+#!lua
+--[[
+name: deregister
+version: 1
+purpose: Remove a worker from the queue's registry (clean shutdown, after releasing its leases).
+keys:
+  1-13: the queue keyset
+argv:
+  1: worker (string) — the worker's id
+reply: 1 if it was registered, 0 if not
+errors:
+  BADARG: an argument is out of range; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(log N)
+]]
+--@include common
+
+local worker = id_arg(ARGV[1], 'worker')
+check_schema(false)
+redis.call('HDEL', K_WORKERS, worker)
+return redis.call('ZREM', K_WBEAT, worker)

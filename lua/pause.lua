@@ -1,0 +1,26 @@
+#!lua
+--[[
+name: pause
+version: 1
+purpose: Pause (no task is claimed) or resume a queue. Enqueue, maintenance and running tasks go
+  on while paused. Resuming wakes idle workers.
+keys:
+  1-13: the queue keyset
+argv:
+  1: paused (int, 1 = pause, 0 = resume)
+reply: the previous state (1 paused, 0 running)
+errors:
+  BADARG: an argument is out of range; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(1)
+]]
+--@include common
+
+local paused = int_arg(ARGV[1], 'paused', 0, 1)
+local meta = check_schema(true, 'paused')
+local was = meta[2] == '1' and 1 or 0
+redis.call('HSET', K_META, 'paused', paused)
+if paused == 0 and was == 1 and redis.call('ZCARD', K_PENDING) > 0 then
+  redis.call('PUBLISH', CHAN_WAKE, 'p')
+end
+return was

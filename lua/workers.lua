@@ -1,0 +1,29 @@
+#!lua flags=no-writes
+--[[
+name: workers
+version: 1
+purpose: List the queue's registered workers with their description and heartbeat age.
+  Read-only (runs on replicas).
+keys:
+  1-13: the queue keyset
+argv:
+  1: limit (int, 1..1000) — most workers listed (most recently seen first)
+reply: flat array, 3 entries per worker: id, info (JSON string given at register), last_seen_ms_ago (int)
+errors:
+  BADARG: an argument is out of range
+  VERSION: the queue holds another data schema version
+bound: O(limit log N)
+]]
+--@include common
+
+local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
+check_schema(false)
+local now = now_ms()
+local beats = redis.call('ZRANGE', K_WBEAT, 0, limit - 1, 'REV', 'WITHSCORES')
+local reply = {}
+for i = 1, #beats, 2 do
+  reply[#reply + 1] = beats[i]
+  reply[#reply + 1] = redis.call('HGET', K_WORKERS, beats[i]) or '{}'
+  reply[#reply + 1] = math.max(0, now - tonumber(beats[i + 1]))
+end
+return reply
