@@ -128,6 +128,18 @@ pub struct Reclaimed {
     pub pruned_workers: Vec<String>,
 }
 
+/// How a group of waited-for tasks ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WaitSummary {
+    pub done: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+    /// Unknown, or dropped after their retention before they were seen finished.
+    pub missing: u64,
+    /// Still not finished when the wait ended.
+    pub unfinished: u64,
+}
+
 /// The reply to a heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
@@ -402,6 +414,83 @@ impl Queue {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Wait until every task in `ids` is done, dead or cancelled, or `timeout` passes; calls
+    /// `progress(finished)` as tasks finish. Woken by finish notifications, with a re-check of
+    /// the unfinished ones every 2 s as a safety net.
+    pub async fn wait_many(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+        mut progress: impl FnMut(u64),
+    ) -> Result<WaitSummary> {
+        let started = Instant::now();
+        let mut pubsub = self.conn.pubsub().await?;
+        pubsub
+            .subscribe(self.keys.fin_channel())
+            .await
+            .map_err(|e| self.conn.err(e, self.name()))?;
+        let mut messages = pubsub.on_message();
+        let mut open: std::collections::HashSet<String> = ids.iter().cloned().collect();
+        let mut summary = WaitSummary::default();
+        let mut check: Vec<String> = open.iter().cloned().collect();
+        loop {
+            let states: Vec<(String, Result<Option<Task>>)> = futures_util::stream::iter(check.drain(..))
+                .map(|id| async move {
+                    let t = self.get(&id).await;
+                    (id, t)
+                })
+                .buffer_unordered(64)
+                .collect()
+                .await;
+            for (id, t) in states {
+                let state = match t? {
+                    None => None,
+                    Some(t) if t.state.is_final() => Some(t.state),
+                    Some(_) => continue,
+                };
+                if open.remove(&id) {
+                    match state {
+                        Some(State::Done) => summary.done += 1,
+                        Some(State::Dead) => summary.dead += 1,
+                        Some(State::Cancelled) => summary.cancelled += 1,
+                        _ => summary.missing += 1,
+                    }
+                    progress(ids.len() as u64 - open.len() as u64);
+                }
+            }
+            if open.is_empty() || started.elapsed() >= timeout {
+                summary.unfinished = open.len() as u64;
+                return Ok(summary);
+            }
+            let until =
+                tokio::time::Instant::now() + (timeout - started.elapsed()).min(Duration::from_secs(2));
+            loop {
+                match tokio::time::timeout_at(until, messages.next()).await {
+                    Ok(Some(msg)) => {
+                        for id in msg.get_payload_bytes().split(|&b| b == b',') {
+                            if let Ok(id) = std::str::from_utf8(id) {
+                                if open.contains(id) {
+                                    check.push(id.to_string());
+                                }
+                            }
+                        }
+                        if check.len() >= 256 {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        tokio::time::sleep_until(until).await;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if check.is_empty() {
+                check = open.iter().cloned().collect(); // safety-net re-check
             }
         }
     }

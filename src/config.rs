@@ -143,6 +143,55 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Also run the maintenance loops (promote, reclaim, trim) in the worker.
     pub maintenance: bool,
+    /// This worker's share under weighted push dispatch (shown in the registry).
+    pub weight: u32,
+    /// Most tasks push dispatch may assign to this worker at once (default: concurrency).
+    pub capacity: Option<usize>,
+    /// How each task kind is run: one table per kind.
+    pub handlers: BTreeMap<String, HandlerConfig>,
+}
+
+/// How `baton-worker` runs one task kind: exactly one of `exec`, `shell`, `http`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandlerConfig {
+    /// Run this program (argv, no shell): payload on stdin, stdout is the result, a non-zero
+    /// exit is a failure with the tail of stderr as the error.
+    pub exec: Option<Vec<String>>,
+    /// Run this command line with `sh -c` (only when you want a shell); same I/O as `exec`.
+    pub shell: Option<String>,
+    /// POST the payload to this URL; a 2xx answer is success with the body as result.
+    pub http: Option<String>,
+    /// Kill / abort an attempt after this long (the task's own timeout applies as well).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Extra environment variables for `exec`/`shell`.
+    pub env: BTreeMap<String, String>,
+    /// Extra request headers for `http`.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A periodic task fired by `baton-scheduler`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CronEntry {
+    /// Cron expression, UTC: 5 fields (minute precision) or 6 (with seconds first).
+    pub schedule: String,
+    /// Queue to enqueue on.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Task kind.
+    pub kind: String,
+    /// Payload (a string; JSON by convention).
+    #[serde(default)]
+    pub payload: String,
+    /// Priority of the fired tasks.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn default_queue() -> String {
+    "default".into()
 }
 
 impl Default for WorkerConfig {
@@ -153,6 +202,9 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             maintenance: true,
+            weight: 1,
+            capacity: None,
+            handlers: BTreeMap::new(),
         }
     }
 }
@@ -172,6 +224,10 @@ pub struct SchedulerConfig {
     pub trim_interval: Duration,
     /// Most tasks one maintenance call handles.
     pub batch: usize,
+    /// Queues the scheduler maintains (empty: every queue named in this file).
+    pub queues: Vec<String>,
+    /// Periodic tasks, one table per entry name.
+    pub cron: BTreeMap<String, CronEntry>,
 }
 
 impl Default for SchedulerConfig {
@@ -181,6 +237,8 @@ impl Default for SchedulerConfig {
             reclaim_interval: Duration::from_millis(500),
             trim_interval: Duration::from_secs(5),
             batch: 500,
+            queues: Vec::new(),
+            cron: BTreeMap::new(),
         }
     }
 }
@@ -198,6 +256,11 @@ impl Config {
         let builder =
             config::Config::builder().add_source(config::File::from(path).format(config::FileFormat::Toml));
         Self::build(builder, &path.display().to_string())
+    }
+
+    /// Built-in defaults with `BATON__…` environment overrides, validated.
+    pub fn from_env() -> Result<Config> {
+        Self::build(config::Config::builder(), "<defaults>")
     }
 
     /// Parse TOML text (no environment overrides), validate.
@@ -233,6 +296,18 @@ impl Config {
         })?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The queues a scheduler maintains: `scheduler.queues`, or every queue this file names
+    /// (its `[queues.*]` tables, `worker.queues` and the cron entries' queues).
+    pub fn scheduler_queues(&self) -> Vec<String> {
+        if !self.scheduler.queues.is_empty() {
+            return self.scheduler.queues.clone();
+        }
+        let mut q: std::collections::BTreeSet<String> = self.queues.keys().cloned().collect();
+        q.extend(self.worker.queues.iter().cloned());
+        q.extend(self.scheduler.cron.values().map(|c| c.queue.clone()));
+        q.into_iter().collect()
     }
 
     /// Settings of one queue (its table, or the built-in defaults).
@@ -302,6 +377,48 @@ impl Config {
         }
         for q in &self.worker.queues {
             validate_name(q, "worker.queues entry").map_err(|e| Error::Config(e.to_string()))?;
+        }
+        if self.worker.weight == 0 {
+            return bad("worker.weight", "must be at least 1");
+        }
+        if self.worker.capacity == Some(0) {
+            return bad(
+                "worker.capacity",
+                "must be at least 1 (or left out: defaults to concurrency)",
+            );
+        }
+        for (kind, h) in &self.worker.handlers {
+            let key = format!("worker.handlers.{kind}");
+            validate_name(kind, "task kind").map_err(|e| Error::Config(format!("[{key}]: {e}")))?;
+            let n = h.exec.is_some() as u8 + h.shell.is_some() as u8 + h.http.is_some() as u8;
+            if n != 1 {
+                return bad(&key, "set exactly one of exec = [\"program\", \"arg\"], shell = \"command line\" or http = \"http://host/path\"");
+            }
+            if h.exec.as_ref().is_some_and(|a| a.is_empty() || a[0].is_empty()) {
+                return bad(
+                    &format!("{key}.exec"),
+                    "must name a program, e.g. exec = [\"cat\"]",
+                );
+            }
+            if let Some(u) = &h.http {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return bad(&format!("{key}.http"), "must be an http:// or https:// URL");
+                }
+            }
+            if h.timeout.is_some_and(|t| t.is_zero()) {
+                return bad(&format!("{key}.timeout"), "must be longer than 0s (or left out)");
+            }
+        }
+        for (name, c) in &self.scheduler.cron {
+            let key = format!("scheduler.cron.{name}");
+            validate_name(name, "cron entry name").map_err(|e| Error::Config(format!("[{key}]: {e}")))?;
+            crate::scheduler::cron::parse(&c.schedule)
+                .map_err(|e| Error::Config(format!("{key}.schedule: {e}")))?;
+            validate_name(&c.queue, "queue").map_err(|e| Error::Config(format!("{key}.queue: {e}")))?;
+            validate_name(&c.kind, "kind").map_err(|e| Error::Config(format!("{key}.kind: {e}")))?;
+        }
+        for q in &self.scheduler.queues {
+            validate_name(q, "scheduler.queues entry").map_err(|e| Error::Config(e.to_string()))?;
         }
         if self.worker.poll_interval.is_zero() {
             return bad("worker.poll_interval", "must be longer than 0s");

@@ -4,12 +4,14 @@
 //! with EVALSHA; this crate is the thin orchestrator around them: a producer [`Client`]/[`Queue`],
 //! a [`Worker`] runtime, and the [`Maintenance`] loops. See README.md and docs/.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod error;
 pub mod keys;
 pub mod local_redis;
+pub mod process;
 pub mod scheduler;
 pub mod scripts;
 pub mod task;
@@ -21,3 +23,8 @@ pub use error::{Error, Result};
 pub use scheduler::Maintenance;
 pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
+
+/// Install rustls' ring crypto provider once (TLS for the http handler and, later, Redis).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -6,6 +6,9 @@
 //! script is atomic and idempotent, so any number of schedulers and workers may run these loops
 //! on the same queue at once.
 
+pub mod cron;
+pub mod service;
+
 use crate::client::Queue;
 use crate::config::SchedulerConfig;
 use std::sync::Arc;

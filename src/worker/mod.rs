@@ -11,7 +11,10 @@
 //!   lost or whose task was cancelled;
 //! - optionally the maintenance loops (promote, reclaim, trim) run alongside.
 
+mod exec;
 mod handler;
+mod http;
+pub mod service;
 
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 
@@ -60,6 +63,11 @@ impl WorkerBuilder {
     /// Run tasks of `kind` with `handler` (a closure or a [`Handler`]).
     pub fn handler(mut self, kind: impl Into<String>, handler: impl Handler) -> Self {
         self.handlers.insert(kind.into(), Arc::new(handler));
+        self
+    }
+    /// Run tasks of `kind` with a shared handler.
+    pub fn handler_arc(mut self, kind: impl Into<String>, handler: Arc<dyn Handler>) -> Self {
+        self.handlers.insert(kind.into(), handler);
         self
     }
     /// On shutdown, how long in-flight tasks may finish before their leases are released.

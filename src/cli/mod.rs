@@ -1,0 +1,200 @@
+//! The `baton` command line for people and scripts.
+//!
+//! Output is for people by default and JSON with `--json`. Exit codes are stable so scripts can
+//! rely on them (see [`exit`]).
+
+mod commands;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes of `baton`.
+pub mod exit {
+    /// Success (for `result`: the task completed).
+    pub const OK: i32 = 0;
+    /// An error: Redis unreachable, bad config, bad input...
+    pub const ERROR: i32 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// The task is dead (in the dead-letter set).
+    pub const DEAD: i32 = 3;
+    /// The task was cancelled.
+    pub const CANCELLED: i32 = 4;
+    /// The task has not finished within the wait (or at all, without `--wait`).
+    pub const NOT_FINISHED: i32 = 5;
+    /// No such task (never enqueued, or dropped after its retention).
+    pub const NOT_FOUND: i32 = 6;
+}
+
+/// Baton: a distributed task scheduler on Redis.
+#[derive(Parser, Debug)]
+#[command(name = "baton", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file (default: $BATON_CONFIG, else config/baton.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 task dead, 4 task cancelled, \
+5 task not finished (wait timed out), 6 no such task.";
+
+#[derive(Args, Debug, Clone)]
+pub struct QueueArg {
+    /// Queue name.
+    #[arg(long, short, default_value = "default")]
+    pub queue: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Enqueue a task (prints its id), or one task per line of a file.
+    Enqueue(EnqueueArgs),
+    /// Show a task: state, attempts, last error, result.
+    Status {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Task id.
+        id: String,
+    },
+    /// Print a task's result on stdout (exit 0), or why there is none (exit 3-6).
+    Result {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Task id.
+        id: String,
+        /// Wait this long for the task to finish (e.g. 30s).
+        #[arg(long, value_parser = duration)]
+        wait: Option<Duration>,
+    },
+    /// Task counts per state and throughput, per queue.
+    Stats {
+        /// Only this queue (default: every queue named in the config).
+        #[arg(long, short)]
+        queue: Option<String>,
+        /// Measure throughput over this long (0s: skip).
+        #[arg(long, value_parser = duration, default_value = "1s")]
+        sample: Duration,
+    },
+    /// Registered workers of a queue.
+    Workers {
+        #[command(flatten)]
+        queue: QueueArg,
+    },
+    /// The dead-letter set: list, requeue or purge.
+    Dead {
+        #[command(subcommand)]
+        action: DeadAction,
+    },
+    /// Stop handing out tasks of a queue (enqueue and running tasks go on).
+    Pause {
+        #[command(flatten)]
+        queue: QueueArg,
+    },
+    /// Hand out tasks of a paused queue again.
+    Resume {
+        #[command(flatten)]
+        queue: QueueArg,
+    },
+    /// Cancel unfinished tasks.
+    Cancel {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Task ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// Task kind (the handler that runs it).
+    #[arg(long, short)]
+    pub kind: String,
+    /// Payload: JSON text, @FILE to read a file, or - to read stdin.
+    #[arg(
+        long,
+        short,
+        conflicts_with = "from_file",
+        required_unless_present = "from_file"
+    )]
+    pub payload: Option<String>,
+    /// Enqueue one task per line of FILE (the line is the payload); prints the ids in order.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Do not require payloads to be JSON.
+    #[arg(long)]
+    pub raw: bool,
+    /// Higher runs first (-1000..1000).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Run no sooner than this from now (e.g. 10s, 5m).
+    #[arg(long, value_parser = duration)]
+    pub delay: Option<Duration>,
+    /// Attempts before the task goes to the dead-letter set.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Execution timeout of one attempt.
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// A repeated enqueue with the same key returns the first task's id.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Wait this long for the result(s): prints the result (one task) or a summary (file).
+    #[arg(long, value_parser = duration)]
+    pub wait: Option<Duration>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeadAction {
+    /// List dead tasks, oldest first, with their last error.
+    List {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Most tasks listed.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move dead tasks back to pending with fresh attempts.
+    Requeue {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Task ids (or --all).
+        ids: Vec<String>,
+        /// Every dead task.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete dead tasks now.
+    Purge {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Task ids (or --all).
+        ids: Vec<String>,
+        /// Every dead task.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} — write durations like 500ms, 30s, 5m, 1h"))
+}
+
+/// Run the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match commands::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            exit::ERROR
+        }
+    }
+}

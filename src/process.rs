@@ -1,0 +1,48 @@
+//! What the binaries share: logging setup, the shutdown signal, config discovery.
+
+use crate::config::Config;
+use crate::error::Result;
+use std::path::PathBuf;
+
+/// Log to stderr; `BATON_LOG` sets the filter (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// For the CLI: only warnings and errors unless `BATON_LOG` says otherwise.
+pub fn init_logging_quiet() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves at the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received: shutting down");
+}
+
+/// The config file: `--config`, else `BATON_CONFIG`, else `config/baton.toml` when it exists,
+/// else built-in defaults (with environment overrides).
+pub fn load_config(flag: Option<PathBuf>) -> Result<Config> {
+    let path = flag.or_else(|| std::env::var_os("BATON_CONFIG").map(PathBuf::from));
+    match path {
+        Some(p) => Config::load(p),
+        None if std::path::Path::new("config/baton.toml").exists() => Config::load("config/baton.toml"),
+        None => Config::from_env(),
+    }
+}

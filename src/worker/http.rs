@@ -1,0 +1,97 @@
+//! The `http` handler: POST the payload to a URL.
+//!
+//! A 2xx answer is success with the body as the result. 408, 425, 429 and 5xx answers, and
+//! network errors, are retried by the task's policy; any other 4xx is final (the request itself
+//! is wrong, so retrying cannot help) and sends the task to the dead-letter set.
+
+use super::handler::{Handler, HandlerError, HandlerResult, TaskContext};
+use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub(crate) struct HttpHandler {
+    pub kind: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub client: reqwest::Client,
+}
+
+impl HttpHandler {
+    pub fn new(
+        kind: &str,
+        url: &str,
+        headers: BTreeMap<String, String>,
+        timeout: Option<Duration>,
+    ) -> crate::Result<HttpHandler> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| crate::Error::Config(format!("worker.handlers.{kind}.http: {e}")))?;
+        Ok(HttpHandler {
+            kind: kind.into(),
+            url: url.into(),
+            headers,
+            timeout,
+            client,
+        })
+    }
+}
+
+impl Handler for HttpHandler {
+    fn call(&self, task: TaskContext) -> BoxFuture<'static, HandlerResult> {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("x-baton-task-id", &task.id)
+            .header("x-baton-kind", &task.kind)
+            .header("x-baton-queue", &task.queue)
+            .header("x-baton-attempt", task.attempt.to_string());
+        let json = serde_json::from_slice::<serde::de::IgnoredAny>(&task.payload).is_ok();
+        req = req.header(
+            "content-type",
+            if json {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            },
+        );
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if let Some(t) = self.timeout {
+            req = req.timeout(t);
+        }
+        let req = req.body(task.payload);
+        let url = self.url.clone();
+        let kind = self.kind.clone();
+        Box::pin(async move {
+            let resp = req.send().await.map_err(|e| {
+                let what = if e.is_timeout() {
+                    format!("no answer within the timeout (worker.handlers.{kind}.timeout)")
+                } else {
+                    e.to_string()
+                };
+                HandlerError::retry(format!("POST {url}: {what}"))
+            })?;
+            let status = resp.status();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| HandlerError::retry(format!("POST {url}: reading the answer failed: {e}")))?;
+            if status.is_success() {
+                return Ok(body.to_vec());
+            }
+            let text = String::from_utf8_lossy(&body[..body.len().min(2000)])
+                .trim()
+                .to_string();
+            let msg = format!("POST {url} answered {status}: {text}");
+            let retryable = status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429);
+            Err(if retryable {
+                HandlerError::retry(msg)
+            } else {
+                HandlerError::fatal(msg)
+            })
+        })
+    }
+}

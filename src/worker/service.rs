@@ -1,0 +1,92 @@
+//! The `baton-worker` process: one worker per configured queue, handlers from the config,
+//! one worker id for the whole process, graceful shutdown on a signal.
+
+use super::exec::ExecHandler;
+use super::http::HttpHandler;
+use super::{new_worker_id, Handler, Worker};
+use crate::client::Client;
+use crate::config::{Config, WorkerConfig};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Build the handlers configured under `[worker.handlers.<kind>]`.
+pub fn build_handlers(cfg: &WorkerConfig) -> Result<BTreeMap<String, Arc<dyn Handler>>> {
+    let mut out: BTreeMap<String, Arc<dyn Handler>> = BTreeMap::new();
+    for (kind, h) in &cfg.handlers {
+        let handler: Arc<dyn Handler> = if let Some(argv) = &h.exec {
+            Arc::new(ExecHandler {
+                kind: kind.clone(),
+                argv: argv.clone(),
+                env: h.env.clone(),
+                timeout: h.timeout,
+            })
+        } else if let Some(line) = &h.shell {
+            let argv = vec!["sh".to_string(), "-c".to_string(), line.clone()];
+            Arc::new(ExecHandler {
+                kind: kind.clone(),
+                argv,
+                env: h.env.clone(),
+                timeout: h.timeout,
+            })
+        } else if let Some(url) = &h.http {
+            Arc::new(HttpHandler::new(kind, url, h.headers.clone(), h.timeout)?)
+        } else {
+            return Err(Error::Config(format!(
+                "worker.handlers.{kind}: set exec, shell or http"
+            )));
+        };
+        out.insert(kind.clone(), handler);
+    }
+    Ok(out)
+}
+
+/// Run the worker process until `shutdown` resolves; then drain and deregister.
+/// Returns an error if a queue's worker fails (e.g. Redis refuses the scripts).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+    let handlers = build_handlers(&config.worker)?;
+    if handlers.is_empty() {
+        tracing::warn!("no [worker.handlers.*] configured: every task will fail with \"no handler\"");
+    }
+    let client = Client::connect(config.clone()).await?;
+    let id = new_worker_id();
+    let capacity = config.worker.capacity.unwrap_or(config.worker.concurrency);
+    let stop = CancellationToken::new();
+    let mut runs = tokio::task::JoinSet::new();
+    for queue in &config.worker.queues {
+        let mut b = Worker::builder(&client, queue)?
+            .id(id.clone())
+            .info(serde_json::json!({ "weight": config.worker.weight, "capacity": capacity }));
+        for (kind, h) in &handlers {
+            b = b.handler_arc(kind.clone(), h.clone());
+        }
+        let worker = b.build()?;
+        let s = stop.clone();
+        runs.spawn(async move { worker.run(s.cancelled_owned()).await });
+    }
+    tracing::info!(worker = %id, queues = ?config.worker.queues, kinds = ?handlers.keys().collect::<Vec<_>>(), "baton-worker running");
+    let mut first_error = None;
+    tokio::select! {
+        _ = shutdown => {}
+        Some(r) = runs.join_next() => {
+            // a queue's worker stopped on its own: that is an error; stop the others too
+            first_error = Some(match r {
+                Ok(Ok(_)) => Error::Invalid("a queue worker stopped unexpectedly".into()),
+                Ok(Err(e)) => e,
+                Err(e) => Error::Invalid(format!("a queue worker crashed: {e}")),
+            });
+        }
+    }
+    stop.cancel();
+    while let Some(r) = runs.join_next().await {
+        if let Ok(Err(e)) = r {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
