@@ -168,3 +168,150 @@ pub async fn snapshot(raw: &mut redis::aio::MultiplexedConnection) -> Vec<(Strin
     }
     out
 }
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("baton-test-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+    pub fn write(&self, name: &str, body: &str) -> std::path::PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (SIGKILL) on drop unless it already exited.
+pub struct Proc {
+    pub child: std::process::Child,
+}
+
+impl Proc {
+    /// Start one of the package's binaries with `--config <config>`.
+    pub fn start(bin: &str, config: &std::path::Path) -> Proc {
+        let child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .env(
+                "BATON_LOG",
+                std::env::var("BATON_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Proc { child }
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Send a signal by PID (e.g. "TERM", "KILL").
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig} {}", self.pid());
+    }
+    /// Wait for the exit, at most `within`; returns the exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            if start.elapsed() > within {
+                panic!("process {} did not exit within {within:?}", self.pid());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub const WORKER: &str = env!("CARGO_BIN_EXE_baton-worker");
+pub const SCHEDULER: &str = env!("CARGO_BIN_EXE_baton-scheduler");
+pub const CLI: &str = env!("CARGO_BIN_EXE_baton");
+
+/// Run `baton --config <config> args…`; returns (exit code, stdout, stderr).
+pub fn baton(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    baton_stdin(config, args, None)
+}
+
+pub fn baton_stdin(config: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(CLI)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(data) = stdin {
+        input.write_all(data).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A config file for the binaries: the test Redis, fast timings, plus `extra` TOML.
+pub fn product_config(dir: &TempDir, url: &str, extra: &str) -> std::path::PathBuf {
+    dir.write(
+        "baton.toml",
+        &format!(
+            r#"
+[redis]
+url = "{url}"
+
+[queues.q]
+lease = "1s"
+heartbeat = "300ms"
+max_attempts = 2
+backoff = "fixed"
+backoff_base = "100ms"
+backoff_cap = "100ms"
+
+[worker]
+queues = ["q"]
+concurrency = 4
+shutdown_grace = "5s"
+maintenance = false
+
+[scheduler]
+promote_interval = "100ms"
+reclaim_interval = "100ms"
+trim_interval = "1s"
+{extra}
+"#
+        ),
+    )
+}
