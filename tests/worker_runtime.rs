@@ -234,3 +234,44 @@ async fn shutdown_lets_short_tasks_finish_and_releases_long_ones() {
     assert_eq!(stats.released.load(Ordering::SeqCst), 1);
     assert_eq!(stats.completed.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn an_idle_worker_stays_registered_and_is_pruned_once_silent() {
+    let env = common::env().await; // lease 1s, heartbeat 300ms: pruned after 3s of silence
+    let q = env.queue();
+    let worker = Worker::builder(&env.client, "q")
+        .unwrap()
+        .handler("k", |_t| async { Ok(Vec::new()) })
+        .build()
+        .unwrap();
+    let id = worker.id().to_string();
+    let (stop, h) = spawn(worker);
+    tokio::time::sleep(Duration::from_millis(3500)).await; // idle, longer than the prune age
+    let list = q.workers(10).await.unwrap();
+    assert_eq!(list.len(), 1, "idle worker still registered");
+    assert_eq!(list[0].id, id);
+    assert!(
+        list[0].last_seen < Duration::from_millis(700),
+        "heartbeats keep it fresh: {:?}",
+        list[0].last_seen
+    );
+    assert_eq!(list[0].info["concurrency"], 8);
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    assert!(
+        q.workers(10).await.unwrap().is_empty(),
+        "deregistered on shutdown"
+    );
+
+    // a worker that vanishes without deregistering is pruned by reclaim after 3 leases
+    q.register("ghost", &serde_json::json!({"host": "gone"}))
+        .await
+        .unwrap();
+    assert_eq!(q.workers(10).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = q.reclaim(100).await.unwrap();
+    assert_eq!(r.pruned_workers, vec!["ghost".to_string()]);
+    assert!(q.workers(10).await.unwrap().is_empty());
+    // and a heartbeat after that says "not registered"
+    assert!(!q.heartbeat("ghost", &[]).await.unwrap().registered);
+}

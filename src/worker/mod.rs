@@ -599,9 +599,7 @@ async fn heartbeat_loop(
             .iter()
             .map(|(id, f)| (id.clone(), f.token.clone()))
             .collect();
-        if held.is_empty() {
-            continue;
-        }
+        // sent even with no lease: it is also the worker's liveness in the registry
         let pairs: Vec<(&str, &str)> = held.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         match queue.heartbeat(&worker, &pairs).await {
             Ok(hb) => {
