@@ -497,4 +497,32 @@ mod shipped_file {
         assert_eq!(format!("{:?}", c.worker), format!("{:?}", d.worker));
         assert_eq!(format!("{:?}", c.scheduler), format!("{:?}", d.scheduler));
     }
+
+    /// The commented-out examples in config/baton.toml are valid config too.
+    #[test]
+    fn shipped_examples_are_valid() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/baton.toml")).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                let body = l.strip_prefix("# ").unwrap_or("");
+                let is_table = body.starts_with('[');
+                let is_key = body.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                if is_table || is_key {
+                    body.to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_toml(&uncommented).unwrap();
+        assert_eq!(c.worker.handlers.len(), 3);
+        assert_eq!(c.worker.handlers["echo"].exec, Some(vec!["cat".to_string()]));
+        assert_eq!(c.scheduler.cron["nightly-report"].schedule, "0 3 * * *");
+        assert_eq!(c.worker.capacity, Some(16));
+    }
 }
