@@ -16,23 +16,9 @@ bound: O(n log N) for n <= 1000
 ]]
 --@include common
 
-local mode = ARGV[1]
-local ids
-if mode == 'oldest' then
-  local limit = int_arg(ARGV[2], 'limit', 1, MAX_BATCH)
-  check_schema(false)
-  ids = redis.call('ZRANGE', K_DEAD, 0, limit - 1)
-elseif mode == 'ids' then
-  if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
-    bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids after "ids", got ' .. (#ARGV - 1))
-  end
-  check_schema(false)
-  ids = {}
-  for i = 2, #ARGV do
-    if redis.call('ZSCORE', K_DEAD, ARGV[i]) then ids[#ids + 1] = ARGV[i] end
-  end
-else
-  bail('BADARG', 'mode must be "ids" or "oldest", got ' .. tostring(mode))
+local ids = {}
+for _, id in ipairs(select_dead()) do
+  if redis.call('ZSCORE', K_DEAD, id) then ids[#ids + 1] = id end
 end
 if #ids > 0 then
   redis.call('ZREM', K_DEAD, unpack(ids))

@@ -36,6 +36,24 @@ pub async fn shutdown_signal() {
     tracing::info!("{name} received: shutting down");
 }
 
+/// The body of `baton-worker` and `baton-scheduler`: logging, config, run until a signal, exit 1
+/// with the error on failure.
+pub async fn run_service<F, Fut>(name: &str, config_flag: Option<PathBuf>, service: F)
+where
+    F: FnOnce(Config, std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    init_logging();
+    let result = match load_config(config_flag) {
+        Ok(config) => service(config, Box::pin(shutdown_signal())).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("{name}: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// The config file: `--config`, else `BATON_CONFIG`, else `config/baton.toml` when it exists,
 /// else built-in defaults (with environment overrides).
 pub fn load_config(flag: Option<PathBuf>) -> Result<Config> {

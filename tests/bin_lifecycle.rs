@@ -15,6 +15,11 @@ async fn sigterm_finishes_in_flight_tasks_then_deregisters() {
         &env.redis.url(),
         "[worker.handlers.nap]\nshell = \"sleep 1; echo napped\"\n",
     );
+    // 3 slots, all busy: the late task can only be claimed if shutdown failed to stop claiming
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("concurrency = 4", "concurrency = 3");
+    std::fs::write(&cfg, text).unwrap();
     let mut worker = Proc::start(WORKER, &cfg);
     let q = env.queue();
     let ids: Vec<String> = q

@@ -73,9 +73,7 @@ async fn a_running_handler_is_stopped_when_its_task_is_cancelled() {
         .build()
         .unwrap();
     let stats = worker.stats();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let s = stop.clone();
-    let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+    let (stop, h) = common::spawn_worker(worker);
     let id = q.enqueue(TaskSpec::new("long", "")).await.unwrap().id;
     assert_eq!(rx.recv().await, Some("started"));
     q.cancel(&[&id]).await.unwrap();

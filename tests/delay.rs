@@ -45,9 +45,7 @@ async fn worker_runs_a_delayed_task_after_its_delay() {
         })
         .build()
         .unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let s = stop.clone();
-    let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+    let (stop, h) = common::spawn_worker(worker);
     tokio::time::sleep(Duration::from_millis(200)).await; // worker idle and subscribed
     let t0 = Instant::now();
     let id = q

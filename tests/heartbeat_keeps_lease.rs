@@ -25,9 +25,7 @@ async fn long_task_outlives_its_lease_through_heartbeats() {
         .build()
         .unwrap();
     let stats = worker.stats();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let s = stop.clone();
-    let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+    let (stop, h) = common::spawn_worker(worker);
     let id = q.enqueue(TaskSpec::new("slow", "")).await.unwrap().id;
     let out = q.wait(&id, Duration::from_secs(10)).await.unwrap();
     assert_eq!(out, baton::Outcome::Done(b"slow done".to_vec()));

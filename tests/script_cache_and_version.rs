@@ -49,9 +49,7 @@ async fn calls_survive_an_emptied_script_cache() {
         .handler("k", |_t| async { Ok(b"w".to_vec()) })
         .build()
         .unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let s = stop.clone();
-    let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+    let (stop, h) = common::spawn_worker(worker);
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut raw)

@@ -78,9 +78,7 @@ async fn sigkill_worker_loses_no_task() {
         .build()
         .unwrap();
     let stats = worker.stats();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let s = stop.clone();
-    let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+    let (stop, h) = common::spawn_worker(worker);
 
     common::eventually(Duration::from_secs(15), "all 20 tasks done", || {
         let q = q.clone();

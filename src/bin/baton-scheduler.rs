@@ -13,14 +13,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    baton::process::init_logging();
     let args = Args::parse();
-    let result = match baton::process::load_config(args.config) {
-        Ok(config) => baton::scheduler::service::run(config, baton::process::shutdown_signal()).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        eprintln!("baton-scheduler: {e}");
-        std::process::exit(1);
-    }
+    baton::process::run_service("baton-scheduler", args.config, baton::scheduler::service::run).await;
 }

@@ -12,14 +12,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    baton::process::init_logging();
     let args = Args::parse();
-    let result = match baton::process::load_config(args.config) {
-        Ok(config) => baton::worker::service::run(config, baton::process::shutdown_signal()).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        eprintln!("baton-worker: {e}");
-        std::process::exit(1);
-    }
+    baton::process::run_service("baton-worker", args.config, baton::worker::service::run).await;
 }

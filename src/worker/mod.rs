@@ -325,9 +325,11 @@ impl Worker {
         let batch = self.queue.settings().claim_batch.min(self.concurrency).max(1);
         let mut backoff = Duration::from_millis(100);
         loop {
+            // biased: once shutdown has begun, never claim again
             let first = tokio::select! {
-                p = sem.clone().acquire_owned() => p.expect("semaphore never closed"),
+                biased;
                 _ = stop.cancelled() => return,
+                p = sem.clone().acquire_owned() => p.expect("semaphore never closed"),
             };
             let mut permits = vec![first];
             while permits.len() < batch {

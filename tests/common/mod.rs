@@ -315,3 +315,15 @@ trim_interval = "1s"
         ),
     )
 }
+
+/// Run a worker in the background; cancel the token to shut it down, await the handle for its stats.
+pub fn spawn_worker(
+    worker: baton::Worker,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<baton::Result<std::sync::Arc<baton::WorkerStats>>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    (stop, tokio::spawn(worker.run(async move { s.cancelled().await })))
+}
