@@ -10,6 +10,7 @@ reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
+  BADARG: fewer than the 13 queue keys
   VERSION: the queue holds another data schema version
 bound: O(1)
 ]]

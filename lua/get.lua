@@ -14,6 +14,7 @@ reply: {} when the task is unknown or its retention has passed; otherwise
    error ("attempt|at_ms|message" of the last failure, or ""),
    result (result bytes when done, or "")}
 errors:
+  BADARG: no task id
   VERSION: the queue holds another data schema version
 bound: O(log N)
 ]]

@@ -6,8 +6,9 @@ purpose: Delete dead tasks now (the dead-letter "delete" button): given ids, or 
 keys:
   1-13: the queue keyset
 argv:
-  1: mode (string): "ids" — the rest of ARGV are task ids (1..1000); "oldest" — ARGV[2] is a
-     limit (int, 1..1000) and the oldest dead tasks are purged
+  1: mode (string, "ids" or "oldest")
+  then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
+     the oldest dead tasks are purged
 reply: number of tasks purged (ids not in the dead-letter set are skipped)
 errors:
   BADARG: an argument is out of range; nothing was written

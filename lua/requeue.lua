@@ -7,8 +7,9 @@ purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "r
 keys:
   1-13: the queue keyset
 argv:
-  1: mode (string): "ids" — the rest of ARGV are task ids (1..1000); "oldest" — ARGV[2] is a
-     limit (int, 1..1000) and the oldest dead tasks are requeued
+  1: mode (string, "ids" or "oldest")
+  then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
+     the oldest dead tasks are requeued
 reply: flat array, one per task considered: 1 = requeued, 0 = not in the dead-letter set (nothing
   changed). In "oldest" mode, one 1 per task requeued.
 errors:

@@ -257,32 +257,38 @@ impl Queue {
             }
         }
         let mut call = self.call(ScriptName::Enqueue, &idem_keys);
-        call.arg(s.max_payload).arg(specs.len());
+        call.named("max_payload", s.max_payload).named("n", specs.len());
         for spec in &specs {
             let b = spec
                 .backoff
                 .unwrap_or_else(|| crate::task::Backoff::from_queue(s));
             let id = spec.id.clone().unwrap_or_else(new_id);
-            call.arg(id)
-                .arg(&spec.kind)
-                .arg(&spec.payload[..])
-                .arg(spec.priority)
-                .arg(ms(spec.delay))
-                .arg(spec.max_attempts.unwrap_or(s.max_attempts))
-                .arg(match b.kind {
-                    BackoffKind::Fixed => "f",
-                    BackoffKind::Exponential => "e",
-                })
-                .arg(ms(b.base))
-                .arg(ms(b.cap.max(b.base)))
-                .arg((b.jitter.clamp(0.0, 1.0) * 100.0).round() as u64)
-                .arg(ms(spec.timeout.unwrap_or(s.timeout)))
-                .arg(ms(spec.result_ttl.unwrap_or(s.result_ttl)))
-                .arg(if spec.idempotency_key.is_some() {
-                    ms(spec.idempotency_ttl.unwrap_or(s.idempotency_ttl)).max(1)
-                } else {
-                    0
-                });
+            call.named("id", id)
+                .named("kind", &spec.kind)
+                .named("payload", &spec.payload[..])
+                .named("priority", spec.priority)
+                .named("delay_ms", ms(spec.delay))
+                .named("max_attempts", spec.max_attempts.unwrap_or(s.max_attempts))
+                .named(
+                    "backoff",
+                    match b.kind {
+                        BackoffKind::Fixed => "f",
+                        BackoffKind::Exponential => "e",
+                    },
+                )
+                .named("backoff_base_ms", ms(b.base))
+                .named("backoff_cap_ms", ms(b.cap.max(b.base)))
+                .named("jitter_pct", (b.jitter.clamp(0.0, 1.0) * 100.0).round() as u64)
+                .named("timeout_ms", ms(spec.timeout.unwrap_or(s.timeout)))
+                .named("result_ttl_ms", ms(spec.result_ttl.unwrap_or(s.result_ttl)))
+                .named(
+                    "idem_ttl_ms",
+                    if spec.idempotency_key.is_some() {
+                        ms(spec.idempotency_ttl.unwrap_or(s.idempotency_ttl)).max(1)
+                    } else {
+                        0
+                    },
+                );
         }
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Enqueue, &v))?;
@@ -301,7 +307,7 @@ impl Queue {
     /// Everything known about a task, or None if unknown or past its retention.
     pub async fn get(&self, id: &str) -> Result<Option<Task>> {
         let mut call = self.call(ScriptName::Get, &[]);
-        call.arg(id);
+        call.named("id", id);
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Get, &v))?;
         if items.is_empty() {
@@ -501,9 +507,9 @@ impl Queue {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             let mut call = self.call(ScriptName::Cancel, &[]);
-            call.arg(ms(self.settings.dead_ttl).max(1));
+            call.named("ttl_ms", ms(self.settings.dead_ttl).max(1));
             for id in chunk {
-                call.arg(*id);
+                call.named("id", *id);
             }
             let v = self.eval(&call).await?;
             let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Cancel, &v))?;
@@ -517,9 +523,9 @@ impl Queue {
         let mut moved = 0;
         for chunk in ids.chunks(1000) {
             let mut call = self.call(ScriptName::Requeue, &[]);
-            call.arg("ids");
+            call.named("mode", "ids");
             for id in chunk {
-                call.arg(*id);
+                call.named("target", *id);
             }
             moved += self.count_ones(ScriptName::Requeue, &call).await?;
         }
@@ -529,7 +535,7 @@ impl Queue {
     /// Move the oldest `limit` (1..=1000) dead tasks back to pending. Returns how many moved.
     pub async fn requeue_oldest_dead(&self, limit: usize) -> Result<u64> {
         let mut call = self.call(ScriptName::Requeue, &[]);
-        call.arg("oldest").arg(limit);
+        call.named("mode", "oldest").named("target", limit);
         self.count_ones(ScriptName::Requeue, &call).await
     }
 
@@ -544,9 +550,9 @@ impl Queue {
         let mut n = 0;
         for chunk in ids.chunks(1000) {
             let mut call = self.call(ScriptName::Purge, &[]);
-            call.arg("ids");
+            call.named("mode", "ids");
             for id in chunk {
-                call.arg(*id);
+                call.named("target", *id);
             }
             let v = self.eval(&call).await?;
             n += int(&v).ok_or_else(|| self.bad_reply(ScriptName::Purge, &v))? as u64;
@@ -557,7 +563,7 @@ impl Queue {
     /// Delete the oldest `limit` (1..=1000) dead tasks now. Returns how many were deleted.
     pub async fn purge_oldest_dead(&self, limit: usize) -> Result<u64> {
         let mut call = self.call(ScriptName::Purge, &[]);
-        call.arg("oldest").arg(limit);
+        call.named("mode", "oldest").named("target", limit);
         let v = self.eval(&call).await?;
         Ok(int(&v).ok_or_else(|| self.bad_reply(ScriptName::Purge, &v))? as u64)
     }
@@ -565,7 +571,7 @@ impl Queue {
     /// Pause (true) or resume (false) claiming on this queue. Returns whether it was paused.
     pub async fn set_paused(&self, paused: bool) -> Result<bool> {
         let mut call = self.call(ScriptName::Pause, &[]);
-        call.arg(if paused { 1 } else { 0 });
+        call.named("paused", if paused { 1 } else { 0 });
         let v = self.eval(&call).await?;
         Ok(int(&v) == Some(1))
     }
@@ -573,21 +579,21 @@ impl Queue {
     /// Add (or refresh) a worker in the registry with its JSON description.
     pub async fn register(&self, worker: &str, info: &serde_json::Value) -> Result<()> {
         let mut call = self.call(ScriptName::Register, &[]);
-        call.arg(worker).arg(info.to_string());
+        call.named("worker", worker).named("info", info.to_string());
         self.eval(&call).await.map(|_| ())
     }
 
     /// Remove a worker from the registry.
     pub async fn deregister(&self, worker: &str) -> Result<bool> {
         let mut call = self.call(ScriptName::Deregister, &[]);
-        call.arg(worker);
+        call.named("worker", worker);
         Ok(int(&self.eval(&call).await?) == Some(1))
     }
 
     /// Registered workers, most recently seen first (at most `limit`, 1..=1000).
     pub async fn workers(&self, limit: usize) -> Result<Vec<WorkerInfo>> {
         let mut call = self.call(ScriptName::Workers, &[]);
-        call.arg(limit);
+        call.named("limit", limit);
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Workers, &v))?;
         items
@@ -653,7 +659,9 @@ impl Queue {
 
     pub(crate) fn claim_call(&self, worker: &str, n: usize) -> Call {
         let mut call = self.call(ScriptName::Claim, &[]);
-        call.arg(worker).arg(n).arg(ms(self.settings.lease));
+        call.named("worker", worker)
+            .named("n", n)
+            .named("lease_ms", ms(self.settings.lease));
         call
     }
 
@@ -692,9 +700,10 @@ impl Queue {
         }
         for chunk in chunks {
             let mut call = self.call(ScriptName::Heartbeat, &[]);
-            call.arg(worker).arg(ms(self.settings.lease));
+            call.named("worker", worker)
+                .named("lease_ms", ms(self.settings.lease));
             for (id, token) in chunk {
-                call.arg(*id).arg(*token);
+                call.named("id", *id).named("token", *token);
             }
             let v = self.eval(&call).await?;
             let items = array(&v)
@@ -726,9 +735,12 @@ impl Queue {
     /// One `complete` call for up to 1000 (id, token, result TTL, result).
     pub fn complete_call(&self, worker: &str, items: &[(&str, &str, Duration, &[u8])]) -> Call {
         let mut call = self.call(ScriptName::Complete, &[]);
-        call.arg(worker);
+        call.named("worker", worker);
         for (id, token, ttl, result) in items {
-            call.arg(*id).arg(*token).arg(ms(*ttl)).arg(*result);
+            call.named("id", *id)
+                .named("token", *token)
+                .named("result_ttl_ms", ms(*ttl))
+                .named("result", *result);
         }
         call
     }
@@ -748,14 +760,18 @@ impl Queue {
 
     pub(crate) fn fail_call(&self, worker: &str, reports: &[FailReport]) -> Call {
         let mut call = self.call(ScriptName::Fail, &[]);
-        call.arg(worker).arg(ms(self.settings.dead_ttl).max(1));
+        call.named("worker", worker)
+            .named("dead_ttl_ms", ms(self.settings.dead_ttl).max(1));
         for r in reports {
             let mode = if r.retry {
                 format!("r:{:.6}", fastrand::f64().min(0.999999))
             } else {
                 "final".into()
             };
-            call.arg(&r.id).arg(&r.token).arg(&r.error).arg(mode);
+            call.named("id", &r.id)
+                .named("token", &r.token)
+                .named("error", &r.error)
+                .named("mode", mode);
         }
         call
     }
@@ -785,9 +801,9 @@ impl Queue {
         let mut n = 0;
         for chunk in leases.chunks(1000) {
             let mut call = self.call(ScriptName::Release, &[]);
-            call.arg(worker);
+            call.named("worker", worker);
             for (id, token) in chunk {
-                call.arg(*id).arg(*token);
+                call.named("id", *id).named("token", *token);
             }
             let v = self.eval(&call).await?;
             n += self
@@ -805,7 +821,7 @@ impl Queue {
     /// next delayed task is due).
     pub async fn promote(&self, limit: usize) -> Result<(u64, Option<Duration>)> {
         let mut call = self.call(ScriptName::Promote, &[]);
-        call.arg(limit);
+        call.named("limit", limit);
         let v = self.eval(&call).await?;
         let n = self.parse_statuses(ScriptName::Promote, &v)?;
         match n[..] {
@@ -818,9 +834,9 @@ impl Queue {
     /// durations from the registry.
     pub async fn reclaim(&self, limit: usize) -> Result<Reclaimed> {
         let mut call = self.call(ScriptName::Reclaim, &[]);
-        call.arg(limit)
-            .arg(ms(self.settings.dead_ttl).max(1))
-            .arg(ms(self.settings.lease * 3).max(1));
+        call.named("limit", limit)
+            .named("dead_ttl_ms", ms(self.settings.dead_ttl).max(1))
+            .named("worker_ttl_ms", ms(self.settings.lease * 3).max(1));
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Reclaim, &v))?;
         let bad = || self.bad_reply(ScriptName::Reclaim, &v);
@@ -844,7 +860,7 @@ impl Queue {
     /// Drop finished tasks past their retention (at most `limit` per set). Returns (dropped, more).
     pub async fn trim(&self, limit: usize) -> Result<(u64, bool)> {
         let mut call = self.call(ScriptName::Trim, &[]);
-        call.arg(limit);
+        call.named("limit", limit);
         let v = self.eval(&call).await?;
         match self.parse_statuses(ScriptName::Trim, &v)?[..] {
             [d, more] => Ok((d as u64, more == 1)),

@@ -34,6 +34,10 @@ struct Inner {
 pub struct Call {
     script: ScriptName,
     cmd: Cmd,
+    /// Arguments given so far.
+    args: usize,
+    /// Every argument so far was given with `named` (so the call is checked on send).
+    checked: bool,
 }
 
 impl Call {
@@ -44,13 +48,60 @@ impl Call {
         for k in keyset.iter().chain(extra_keys) {
             cmd.arg(k);
         }
-        Call { script, cmd }
+        Call {
+            script,
+            cmd,
+            args: 0,
+            checked: true,
+        }
     }
 
-    /// Append one ARGV value.
+    /// Append one ARGV value, unchecked (tests use it to send deliberately bad calls).
     pub fn arg<T: redis::ToRedisArgs>(&mut self, v: T) -> &mut Call {
         self.cmd.arg(v);
+        self.args += 1;
+        self.checked = false;
         self
+    }
+
+    /// Skip the manifest check for this call (tests of the scripts' own validation).
+    pub fn unchecked(&mut self) -> &mut Call {
+        self.checked = false;
+        self
+    }
+
+    /// Append the ARGV value the manifest calls `name` at this position. In debug builds a
+    /// name that disagrees with `lua/manifest.json` panics.
+    pub fn named<T: redis::ToRedisArgs>(&mut self, name: &str, v: T) -> &mut Call {
+        #[cfg(debug_assertions)]
+        {
+            let spec = &crate::manifest::get().scripts[self.script.file_stem()];
+            let want = spec.arg_name(self.args);
+            assert!(
+                want == Some(name),
+                "script {}: argument {} is {:?} in lua/manifest.json, but the Rust call site passes {name:?}",
+                self.script.file_stem(),
+                self.args + 1,
+                want
+            );
+        }
+        self.cmd.arg(v);
+        self.args += 1;
+        self
+    }
+
+    /// In debug builds, panic if a checked call is incomplete per the manifest.
+    fn verify(&self) {
+        #[cfg(debug_assertions)]
+        if self.checked {
+            let spec = &crate::manifest::get().scripts[self.script.file_stem()];
+            assert!(
+                spec.complete_with(self.args),
+                "script {}: {} arguments is not a complete call per lua/manifest.json",
+                self.script.file_stem(),
+                self.args
+            );
+        }
     }
 
     /// The script this call runs.
@@ -157,6 +208,7 @@ impl Conn {
 
     /// Run one script call; on NOSCRIPT reload the scripts and send it again.
     pub async fn eval(&self, call: &Call, queue: &str) -> Result<Value> {
+        call.verify();
         let mut mgr = self.mgr.clone();
         match call.cmd.query_async::<Value>(&mut mgr).await {
             Ok(v) => Ok(v),
@@ -174,6 +226,7 @@ impl Conn {
     /// Run several script calls in one round trip. Each call gets its own result; calls refused
     /// with NOSCRIPT are resent (alone) after reloading the scripts.
     pub async fn eval_pipeline(&self, calls: &[Call], queue: &str) -> Result<Vec<Result<Value>>> {
+        calls.iter().for_each(Call::verify);
         let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
         let mut todo: Vec<usize> = (0..calls.len()).collect();
         for round in 0..2 {

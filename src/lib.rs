@@ -11,6 +11,7 @@ pub mod conn;
 pub mod error;
 pub mod keys;
 pub mod local_redis;
+pub mod manifest;
 pub mod process;
 pub mod scheduler;
 pub mod scripts;

@@ -110,7 +110,7 @@ fn all() -> &'static [Script] {
     })
 }
 
-fn source(path: &str) -> &'static str {
+pub(crate) fn source(path: &str) -> &'static str {
     LUA.get_file(path)
         .and_then(|f| f.contents_utf8())
         .unwrap_or_else(|| panic!("embedded script lua/{path} is missing (build bug)"))

@@ -146,6 +146,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     ];
     for (script, args, needle) in cases {
         let mut call = Call::new(script, q.keys().keyset(), &[]);
+        call.unchecked();
         for a in &args {
             call.arg(a);
         }
@@ -166,7 +167,8 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     }
 
     // too few keys
-    let call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
+    let mut call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
+    call.unchecked();
     let err = q.conn().eval(&call, "q").await.unwrap_err();
     assert!(err.to_string().contains("13 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);

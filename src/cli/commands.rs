@@ -1,6 +1,6 @@
 //! The `baton` subcommands.
 
-use super::{exit, Cli, Command, DeadAction, EnqueueArgs};
+use super::{exit, Cli, Command, DeadAction, EnqueueArgs, ScriptsAction};
 use crate::client::{Client, Outcome, Queue};
 use crate::error::{Error, Result};
 use crate::task::{State, Task, TaskSpec};
@@ -9,6 +9,9 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 pub(super) async fn run(cli: Cli) -> Result<i32> {
+    if let Command::Scripts { action } = &cli.command {
+        return scripts(action, cli.json); // needs no Redis
+    }
     let config = crate::process::load_config(cli.config.clone())?;
     let client = Client::connect(config).await?;
     let json = cli.json;
@@ -22,6 +25,7 @@ pub(super) async fn run(cli: Cli) -> Result<i32> {
         Command::Pause { queue } => pause(&client.queue(&queue.queue)?, true, json).await,
         Command::Resume { queue } => pause(&client.queue(&queue.queue)?, false, json).await,
         Command::Cancel { queue, ids } => cancel(&client.queue(&queue.queue)?, &ids, json).await,
+        Command::Scripts { .. } => unreachable!("handled above"),
     }
 }
 
@@ -559,4 +563,54 @@ async fn cancel(queue: &Queue, ids: &[String], json: bool) -> Result<i32> {
         }
     }
     Ok(if all { exit::OK } else { exit::ERROR })
+}
+
+/// The manifest with each script's SHA1 added (what other-language clients vendor).
+fn manifest_with_shas() -> serde_json::Value {
+    let mut m: serde_json::Value = serde_json::from_str(crate::manifest::text()).unwrap_or_default();
+    for name in crate::scripts::ScriptName::ALL {
+        m["scripts"][name.file_stem()]["sha1"] = serde_json::json!(name.script().sha);
+    }
+    m
+}
+
+fn scripts(action: &ScriptsAction, json: bool) -> Result<i32> {
+    let m = crate::manifest::get();
+    match action {
+        ScriptsAction::List => {
+            if json {
+                println!("{}", manifest_with_shas()["scripts"]);
+                return Ok(exit::OK);
+            }
+            println!("{:<12} {:>7} {:<40} {}", "SCRIPT", "VERSION", "SHA1", "READ-ONLY");
+            for name in crate::scripts::ScriptName::ALL {
+                let spec = &m.scripts[name.file_stem()];
+                println!(
+                    "{:<12} {:>7} {:<40} {}",
+                    name.file_stem(),
+                    spec.version,
+                    name.script().sha,
+                    if spec.read_only { "yes" } else { "" }
+                );
+            }
+            println!("data schema version {}", m.schema_version);
+            Ok(exit::OK)
+        }
+        ScriptsAction::Dump { dir } => {
+            let io = |e: std::io::Error| Error::Invalid(format!("cannot write to {}: {e}", dir.display()));
+            std::fs::create_dir_all(dir).map_err(io)?;
+            for name in crate::scripts::ScriptName::ALL {
+                let s = name.script();
+                std::fs::write(dir.join(format!("{}.lua", name.file_stem())), &s.body).map_err(io)?;
+            }
+            let text = serde_json::to_string_pretty(&manifest_with_shas()).unwrap_or_default();
+            std::fs::write(dir.join("manifest.json"), text + "\n").map_err(io)?;
+            eprintln!(
+                "wrote {} scripts and manifest.json to {}",
+                crate::scripts::ScriptName::ALL.len(),
+                dir.display()
+            );
+            Ok(exit::OK)
+        }
+    }
 }

@@ -101,6 +101,11 @@ pub enum Command {
         #[command(flatten)]
         queue: QueueArg,
     },
+    /// The Lua scripts: list them, or dump them (flattened) with the manifest for other languages.
+    Scripts {
+        #[command(subcommand)]
+        action: ScriptsAction,
+    },
     /// Cancel unfinished tasks.
     Cancel {
         #[command(flatten)]
@@ -150,6 +155,17 @@ pub struct EnqueueArgs {
     /// Wait this long for the result(s): prints the result (one task) or a summary (file).
     #[arg(long, value_parser = duration)]
     pub wait: Option<Duration>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScriptsAction {
+    /// Name, version and SHA1 of every script.
+    List,
+    /// Write every script, includes resolved, and manifest.json (with SHA1s) to DIR.
+    Dump {
+        /// Target directory (created if needed).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,0 +1,401 @@
+"""Baton for Python: enqueue, inspect, wait for and process Baton tasks.
+
+This client holds no queue logic of its own: every state change is one call of Baton's Lua
+scripts, exactly as the Rust library makes it, so Python and Rust producers and workers share
+queues safely. It needs only ``redis`` (redis-py >= 5) and the scripts, either from a Baton
+source tree (``lua/``) or from ``baton scripts dump DIR``. The contract (key layout, record
+format, arguments, replies, error codes) is ``lua/manifest.json``, and every call made here is
+checked against it before it is sent.
+
+    import redis, baton_client as baton
+    q = baton.Queue(redis.Redis(), "emails")
+    task_id, created = q.enqueue("send", {"to": "a@example.com"}, priority=5)
+    state, value = q.wait(task_id, timeout=30)
+
+    def send(task):                      # task.payload is bytes
+        return b"sent"                   # becomes the result; raise to fail the attempt
+    baton.Worker(q, {"send": send}).run()
+"""
+
+import json
+import os
+import random
+import socket
+import threading
+import time
+
+import redis
+
+__all__ = [
+    "Scripts", "Queue", "Worker", "Claimed", "BatonError", "BadArgument", "PayloadTooLarge",
+    "VersionMismatch", "StaleLease", "Fatal", "new_id",
+]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BatonError(Exception):
+    """A script refused a call; ``code`` is the contract's error code."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+
+
+class BadArgument(BatonError):
+    """BADARG: an argument is missing or out of range; nothing was written."""
+
+
+class PayloadTooLarge(BatonError):
+    """TOOLARGE: a payload is over the queue's limit; nothing was written."""
+
+
+class VersionMismatch(BatonError):
+    """VERSION: the queue's data schema differs from these scripts'; nothing was written."""
+
+
+class StaleLease(Exception):
+    """The lease is not held any more (reclaimed, cancelled or already acknowledged)."""
+
+
+class Fatal(Exception):
+    """Raise from a handler to send the task to the dead-letter set without retrying."""
+
+
+_ERRORS = {"BADARG": BadArgument, "TOOLARGE": PayloadTooLarge, "VERSION": VersionMismatch}
+
+
+def _script_error(e):
+    text = str(e)
+    code, _, rest = text.partition(" ")
+    cls = _ERRORS.get(code)
+    if cls is None:
+        return e
+    return cls(code, rest.split(" script: ")[0])
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id():
+    """A ULID: 48 bits of milliseconds + 80 random bits, 26 characters (like the Rust client)."""
+    n = (int(time.time() * 1000) << 80) | random.getrandbits(80)
+    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def _default_scripts_dir():
+    for candidate in (os.environ.get("BATON_SCRIPTS"), os.path.join(_HERE, "..", "..", "..", "lua")):
+        if candidate and os.path.exists(os.path.join(candidate, "manifest.json")):
+            return os.path.abspath(candidate)
+    raise FileNotFoundError(
+        "no Baton scripts found: pass Scripts(path) with a Baton lua/ directory or the output of "
+        "`baton scripts dump DIR`, or set BATON_SCRIPTS")
+
+
+class Scripts:
+    """The Lua scripts and their manifest, registered on a Redis connection."""
+
+    def __init__(self, path=None):
+        path = path or _default_scripts_dir()
+        with open(os.path.join(path, "manifest.json")) as f:
+            self.manifest = json.load(f)
+        self.bodies = {}
+        for name, spec in self.manifest["scripts"].items():
+            self.bodies[name] = self._flatten(path, spec["file"])
+
+    @staticmethod
+    def _flatten(path, file):
+        out = []
+        with open(os.path.join(path, file)) as f:
+            for line in f.read().split("\n"):
+                if line.startswith("--@include "):
+                    inc = line[len("--@include "):].strip()
+                    with open(os.path.join(path, "include", inc + ".lua")) as g:
+                        out.append(f"-- begin include/{inc}.lua\n" + g.read() + f"-- end include/{inc}.lua")
+                else:
+                    out.append(line)
+        text = "\n".join(out)
+        return text if text.endswith("\n") else text + "\n"
+
+    def check(self, name, args):
+        """Raise ValueError unless ``args`` (a list of (name, value)) fits the manifest."""
+        spec = self.manifest["scripts"][name]
+        fixed = spec["argv"]
+        fields = spec.get("repeat", {}).get("fields", [])
+        for pos, (arg, _) in enumerate(args):
+            if pos < len(fixed):
+                want = fixed[pos]["name"]
+            elif fields:
+                want = fields[(pos - len(fixed)) % len(fields)]["name"]
+            else:
+                want = None
+            if arg != want:
+                raise ValueError(f"{name}: argument {pos + 1} is {want!r} in the manifest, got {arg!r}")
+        rest = len(args) - len(fixed)
+        if rest < 0 or (fields and rest % len(fields)) or (not fields and rest):
+            raise ValueError(f"{name}: {len(args)} arguments is not a complete call")
+
+
+class Claimed:
+    """A task held under a lease."""
+
+    __slots__ = ("id", "token", "deadline_ms", "attempt", "kind", "priority", "max_attempts",
+                 "timeout_ms", "result_ttl_ms", "created_ms", "payload")
+
+    def __init__(self, task_id, token, deadline_ms, record):
+        self.id, self.token, self.deadline_ms = task_id, token, deadline_ms
+        rec = _parse_record(record)
+        self.attempt = rec["used"] + 1
+        for k in ("kind", "priority", "max_attempts", "timeout_ms", "result_ttl_ms", "created_ms", "payload"):
+            setattr(self, k, rec[k])
+
+    def json(self):
+        return json.loads(self.payload)
+
+
+def _parse_record(raw):
+    parts = raw.split(b"|", 11)
+    names = ["used", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
+             "jitter_pct", "timeout_ms", "result_ttl_ms", "created_ms", "payload"]
+    rec = dict(zip(names, parts))
+    for k in names:
+        if k == "payload":
+            continue
+        rec[k] = rec[k].decode()
+        if k not in ("kind", "backoff"):
+            rec[k] = int(rec[k])
+    return rec
+
+
+def _b(v):
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode()
+    return json.dumps(v, separators=(",", ":")).encode()
+
+
+class Queue:
+    """One Baton queue on a redis-py connection. Defaults mirror config/baton.toml's."""
+
+    def __init__(self, r, name, prefix="baton", scripts=None, lease_ms=4000, max_attempts=5,
+                 backoff=("e", 1000, 600000, 20), timeout_ms=1800000, result_ttl_ms=3600000,
+                 dead_ttl_ms=7 * 86400000, idempotency_ttl_ms=86400000, max_payload=1 << 20):
+        self.r, self.name, self.prefix = r, name, prefix
+        self.scripts = scripts or Scripts()
+        m = self.scripts.manifest
+        self.keys = [m["key_pattern"].format(prefix=prefix, queue=name, role=role) for role in m["keyset"]]
+        self.fin_channel = m["channels"]["fin"].format(prefix=prefix, queue=name)
+        self.wake_channel = m["channels"]["wake"].format(prefix=prefix, queue=name)
+        self.lease_ms, self.max_attempts, self.backoff = lease_ms, max_attempts, backoff
+        self.timeout_ms, self.result_ttl_ms, self.dead_ttl_ms = timeout_ms, result_ttl_ms, dead_ttl_ms
+        self.idempotency_ttl_ms, self.max_payload = idempotency_ttl_ms, max_payload
+        self._registered = {n: r.register_script(body) for n, body in self.scripts.bodies.items()}
+
+    def _call(self, name, args, extra_keys=()):
+        self.scripts.check(name, args)
+        try:
+            return self._registered[name](keys=self.keys + list(extra_keys), args=[v for _, v in args])
+        except redis.exceptions.ResponseError as e:
+            raise _script_error(e) from None
+
+    # ---- producer ----
+
+    def enqueue(self, kind, payload, **opts):
+        """Enqueue one task; returns (id, created). ``payload``: bytes, str, or JSON-able."""
+        return self.enqueue_batch([dict(opts, kind=kind, payload=payload)])[0]
+
+    def enqueue_batch(self, tasks):
+        """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]."""
+        args = [("max_payload", self.max_payload), ("n", len(tasks))]
+        idem = []
+        for t in tasks:
+            bo = t.get("backoff", self.backoff)
+            key = t.get("idempotency_key")
+            if key is not None:
+                pattern = self.scripts.manifest["scripts"]["enqueue"]["extra_keys"]["pattern"]
+                idem.append(pattern.format(prefix=self.prefix, queue=self.name, key=key))
+            args += [("id", t.get("id") or new_id()), ("kind", t["kind"]), ("payload", _b(t["payload"])),
+                     ("priority", t.get("priority", 0)), ("delay_ms", int(t.get("delay_ms", 0))),
+                     ("max_attempts", t.get("max_attempts", self.max_attempts)), ("backoff", bo[0]),
+                     ("backoff_base_ms", bo[1]), ("backoff_cap_ms", bo[2]), ("jitter_pct", bo[3]),
+                     ("timeout_ms", t.get("timeout_ms", self.timeout_ms)),
+                     ("result_ttl_ms", t.get("result_ttl_ms", self.result_ttl_ms)),
+                     ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0)]
+        reply = self._call("enqueue", args, idem)
+        return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+
+    def get(self, task_id):
+        """The task as a dict (state, attempts, record fields, error, result), or None."""
+        reply = self._call("get", [("id", task_id)])
+        if not reply:
+            return None
+        state, record, attempts, lease, score, error, result = reply
+        task = _parse_record(record)
+        task.update(id=task_id, state=state.decode(), attempts=int(attempts), lease=lease.decode() or None)
+        task["error"] = error.split(b"|", 2)[2].decode(errors="replace") if error else None
+        task["result"] = result if state == b"done" else None
+        return task
+
+    def wait(self, task_id, timeout=30.0):
+        """Wait until the task finishes: ("done", result bytes) | ("dead", error) | ("cancelled", None).
+        Raises TimeoutError, or KeyError for an unknown task."""
+        deadline = time.monotonic() + timeout
+        pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.fin_channel)
+        try:
+            while True:
+                t = self.get(task_id)
+                if t is None:
+                    raise KeyError(f"no task {task_id} on queue {self.name}")
+                if t["state"] == "done":
+                    return "done", t["result"]
+                if t["state"] == "dead":
+                    return "dead", t["error"]
+                if t["state"] == "cancelled":
+                    return "cancelled", None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"task {task_id} still {t['state']} after {timeout}s")
+                end = time.monotonic() + min(left, 1.0)
+                while time.monotonic() < end:
+                    msg = pubsub.get_message(timeout=max(0.0, end - time.monotonic()))
+                    if msg and task_id.encode() in msg["data"].split(b","):
+                        break
+        finally:
+            pubsub.close()
+
+    def reclaim(self, limit=100):
+        """Take back expired leases (maintenance); returns (requeued, dead)."""
+        reply = self._call("reclaim", [("limit", limit), ("dead_ttl_ms", self.dead_ttl_ms),
+                                       ("worker_ttl_ms", self.lease_ms * 3)])
+        return reply[0], reply[1]
+
+    def cancel(self, *task_ids):
+        reply = self._call("cancel", [("ttl_ms", self.dead_ttl_ms)] + [("id", i) for i in task_ids])
+        return [s.decode() or None for s in reply]
+
+    def counts(self):
+        names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
+                 "completed_total", "failed_total", "dead_total", "expired_total"]
+        return dict(zip(names, self._call("counts", [])))
+
+    # ---- worker ----
+
+    def register(self, worker, info):
+        self._call("register", [("worker", worker), ("info", json.dumps(info))])
+
+    def deregister(self, worker):
+        self._call("deregister", [("worker", worker)])
+
+    def claim(self, worker, n=1):
+        reply = self._call("claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms)])
+        return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
+                for i in range(0, len(reply), 4)]
+
+    def heartbeat(self, worker, leases):
+        """Renew leases [(id, token)]; returns (registered, ["renewed"|"lost"|"cancelled", ...])."""
+        args = [("worker", worker), ("lease_ms", self.lease_ms)]
+        for task_id, token in leases:
+            args += [("id", task_id), ("token", token)]
+        reply = self._call("heartbeat", args)
+        names = {1: "renewed", 2: "cancelled"}
+        return reply[0] == 1, [names.get(s, "lost") for s in reply[1:]]
+
+    def complete(self, worker, task, result=b""):
+        """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone."""
+        reply = self._call("complete", [("worker", worker), ("id", task.id), ("token", task.token),
+                                        ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))])
+        if reply[0] != 1:
+            raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+
+    def fail(self, worker, task, error, retry=True):
+        """Report a failed attempt: returns "retrying" or "dead"; raises StaleLease."""
+        mode = f"r:{random.random():.6f}" if retry else "final"
+        reply = self._call("fail", [("worker", worker), ("dead_ttl_ms", self.dead_ttl_ms), ("id", task.id),
+                                    ("token", task.token), ("error", str(error)[:8192]), ("mode", mode)])
+        if reply[0] == 0:
+            raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+        return "retrying" if reply[0] == 1 else "dead"
+
+
+class Worker:
+    """A minimal worker loop: claims one task at a time, heartbeats its lease from a thread,
+    completes or fails it. Handlers take a Claimed and return the result (bytes/str/JSON-able);
+    raising Fatal sends the task to the dead-letter set, any other exception retries it."""
+
+    def __init__(self, queue, handlers, heartbeat_ms=1000, poll_s=1.0, worker_id=None):
+        self.q, self.handlers = queue, handlers
+        self.heartbeat_ms, self.poll_s = heartbeat_ms, poll_s
+        self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
+        self._held = {}
+        self._lock = threading.Lock()
+        self._lost = set()
+
+    def _heartbeat_loop(self, stop):
+        while not stop.wait(self.heartbeat_ms / 1000.0):
+            with self._lock:
+                held = list(self._held.items())
+            registered, statuses = self.q.heartbeat(self.id, held)
+            if not registered:
+                self.q.register(self.id, self._info())
+            with self._lock:
+                for (task_id, _), status in zip(held, statuses):
+                    if status != "renewed":
+                        self._lost.add(task_id)
+
+    def _info(self):
+        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": 1,
+                "kinds": sorted(self.handlers), "language": "python"}
+
+    def run(self, stop=None, max_tasks=None):
+        """Process tasks until ``stop`` (a threading.Event) is set or ``max_tasks`` are done."""
+        stop = stop or threading.Event()
+        hb_stop = threading.Event()
+        self.q.register(self.id, self._info())
+        hb = threading.Thread(target=self._heartbeat_loop, args=(hb_stop,), daemon=True)
+        hb.start()
+        pubsub = self.q.r.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.q.wake_channel)
+        done = 0
+        try:
+            while not stop.is_set() and (max_tasks is None or done < max_tasks):
+                tasks = self.q.claim(self.id, 1)
+                if not tasks:
+                    pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
+                    continue
+                self._run_one(tasks[0])
+                done += 1
+        finally:
+            hb_stop.set()
+            hb.join()
+            pubsub.close()
+            self.q.deregister(self.id)
+        return done
+
+    def _run_one(self, task):
+        with self._lock:
+            self._held[task.id] = task.token
+        try:
+            handler = self.handlers.get(task.kind)
+            if handler is None:
+                raise RuntimeError(f"no handler for task kind {task.kind!r} on worker {self.id}")
+            result = handler(task)
+            self.q.complete(self.id, task, _b(result if result is not None else b""))
+        except StaleLease:
+            pass  # reclaimed or cancelled meanwhile: the result is refused, as it must be
+        except Fatal as e:
+            self._fail(task, e, retry=False)
+        except Exception as e:  # noqa: BLE001 — any handler error is a failed attempt
+            self._fail(task, f"{type(e).__name__}: {e}", retry=True)
+        finally:
+            with self._lock:
+                self._held.pop(task.id, None)
+                self._lost.discard(task.id)
+
+    def _fail(self, task, error, retry):
+        try:
+            self.q.fail(self.id, task, error, retry=retry)
+        except StaleLease:
+            pass

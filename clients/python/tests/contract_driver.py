@@ -1,0 +1,75 @@
+"""Python side of Baton's cross-language contract tests (driven by tests/contract_python.rs).
+
+Usage: contract_driver.py COMMAND REDIS_URL QUEUE [ARGS...]
+  enqueue N          enqueue N "reverse" tasks (payload "item-<i>"), print the ids
+  results ID...      wait for each task, print "<state>:<value>" per line
+  work N             process N tasks as a Python worker ("slow-upper": 1.5 s, longer than the lease)
+  stale              claim, let the lease expire, reclaim, claim again; show the zombie is refused
+  version            expect a VERSION error from enqueue
+"""
+import json
+import sys
+import time
+
+import redis
+
+import baton_client as baton
+
+
+def main():
+    cmd, url, queue = sys.argv[1], sys.argv[2], sys.argv[3]
+    rest = sys.argv[4:]
+    r = redis.Redis.from_url(url)
+    if cmd == "enqueue":
+        q = baton.Queue(r, queue)
+        out = q.enqueue_batch([{"kind": "reverse", "payload": f"item-{i}"} for i in range(int(rest[0]))])
+        for task_id, created in out:
+            assert created
+            print(task_id)
+    elif cmd == "results":
+        q = baton.Queue(r, queue)
+        for task_id in rest:
+            state, value = q.wait(task_id, timeout=20)
+            print(f"{state}:{value.decode() if isinstance(value, bytes) else value}")
+    elif cmd == "work":
+        q = baton.Queue(r, queue, lease_ms=1000)
+
+        def slow_upper(task):
+            time.sleep(1.5)  # longer than the lease: only heartbeats keep it
+            return task.payload.upper()
+
+        n = baton.Worker(q, {"slow-upper": slow_upper}, heartbeat_ms=300).run(max_tasks=int(rest[0]))
+        print(f"processed {n}")
+    elif cmd == "stale":
+        q = baton.Queue(r, queue, lease_ms=200)
+        zombie = q.claim("py-zombie", 1)[0]
+        time.sleep(0.4)
+        assert q.reclaim() == (1, 0), "lease expired and reclaimed"
+        fresh = q.claim("py-fresh", 1)[0]
+        refused = []
+        try:
+            q.complete("py-zombie", zombie, b"zombie")
+        except baton.StaleLease:
+            refused.append("complete")
+        try:
+            q.fail("py-zombie", zombie, "zombie failure")
+        except baton.StaleLease:
+            refused.append("fail")
+        _, statuses = q.heartbeat("py-zombie", [(zombie.id, zombie.token)])
+        if statuses == ["lost"]:
+            refused.append("heartbeat")
+        print(json.dumps({"id": zombie.id, "zombie_token": zombie.token, "fresh_token": fresh.token,
+                          "fresh_attempt": fresh.attempt, "refused": refused}))
+    elif cmd == "version":
+        q = baton.Queue(r, queue)
+        try:
+            q.enqueue("k", {})
+            print("accepted")
+        except baton.VersionMismatch as e:
+            print(f"VERSION {e.message}")
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

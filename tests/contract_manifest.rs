@@ -1,0 +1,109 @@
+//! lua/manifest.json is the machine-readable contract: it must agree with the scripts' headers,
+//! the Rust binding (checked at every call in debug builds, see Call::named) and the key layout.
+use baton::manifest;
+use baton::scripts::{ScriptName, SCHEMA_VERSION};
+
+fn header(name: &str) -> String {
+    let path = format!("{}/lua/{name}.lua", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let end = text.find("]]").expect("header block");
+    text[..end].to_string()
+}
+
+#[test]
+fn manifest_lists_exactly_the_scripts() {
+    let m = manifest::get();
+    let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/lua"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f.ends_with(".lua"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = m.scripts.values().map(|s| s.file.clone()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "every lua/*.lua in the manifest and nothing else");
+    let mut bound: Vec<String> = ScriptName::ALL
+        .iter()
+        .map(|s| format!("{}.lua", s.file_stem()))
+        .collect();
+    bound.sort();
+    assert_eq!(bound, listed, "every script bound in Rust");
+}
+
+#[test]
+fn headers_agree_with_the_manifest() {
+    let m = manifest::get();
+    assert_eq!(m.schema_version, SCHEMA_VERSION);
+    assert_eq!(
+        m.keyset,
+        baton::keys::ROLES
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    );
+    for (name, spec) in &m.scripts {
+        let h = header(name);
+        assert!(h.contains(&format!("name: {name}\n")), "{name}: header name");
+        assert!(
+            h.contains(&format!("version: {}\n", spec.version)),
+            "{name}: header version"
+        );
+        assert!(
+            h.contains(&format!("1-{}: the queue keyset", m.keyset.len())),
+            "{name}: header keys"
+        );
+        let shebang = h.lines().next().unwrap();
+        assert_eq!(
+            shebang == "#!lua flags=no-writes",
+            spec.read_only,
+            "{name}: read_only vs shebang {shebang:?}"
+        );
+        let fields = spec
+            .argv
+            .iter()
+            .chain(spec.repeat.iter().flat_map(|r| r.fields.iter()));
+        for a in fields {
+            assert!(
+                h.contains(&a.name),
+                "{name}: header does not document argument {}",
+                a.name
+            );
+        }
+        for e in &spec.errors {
+            assert!(m.errors.contains_key(e), "{name}: unknown error code {e}");
+            assert!(
+                h.contains(e.as_str()),
+                "{name}: header does not document error {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_record_layout_matches_the_rust_parser() {
+    let m = manifest::get();
+    let sample: Vec<String> = m
+        .record
+        .iter()
+        .map(|f| match f.as_str() {
+            "kind" => "k".to_string(),
+            "backoff" => "e".to_string(),
+            "payload" => "p|q".to_string(),
+            _ => "7".to_string(),
+        })
+        .collect();
+    let r = baton::Record::parse(sample.join("|").as_bytes()).unwrap();
+    assert_eq!(
+        (r.attempts_used, r.kind.as_str(), r.payload.as_slice()),
+        (7, "k", &b"p|q"[..])
+    );
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "argument 2 is Some(\"n\")")]
+fn a_call_site_that_disagrees_with_the_manifest_panics() {
+    let keys = baton::keys::QueueKeys::new("baton", "q").unwrap();
+    let mut call = baton::conn::Call::new(ScriptName::Claim, keys.keyset(), &[]);
+    call.named("worker", "w").named("count", 5);
+}

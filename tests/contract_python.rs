@@ -1,0 +1,158 @@
+//! Cross-language contract: the Python client (clients/python, redis-py only) and the Rust
+//! library share queues through the same scripts — each side produces, works and reads the
+//! other's tasks, and stale tokens and version mismatches are refused the same way.
+mod common;
+use baton::{Error, Outcome, TaskSpec, Worker};
+use std::process::Command;
+use std::time::Duration;
+
+fn python(args: &[&str]) -> String {
+    let py = std::env::var("BATON_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(&py)
+        .arg(format!("{root}/clients/python/tests/contract_driver.py"))
+        .args(args)
+        .env("PYTHONPATH", format!("{root}/clients/python"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {py} ({e}): scripts/test installs python3 and redis-py"));
+    assert!(
+        out.status.success(),
+        "python {args:?} failed: {}\n(scripts/test installs redis-py: python3 -m pip install redis)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn python_enqueues_rust_works_python_reads() {
+    let env = common::env().await;
+    let worker = Worker::builder(&env.client, "q")
+        .unwrap()
+        .handler("reverse", |t: baton::TaskContext| async move {
+            let mut p = t.payload.clone();
+            p.reverse();
+            Ok(p)
+        })
+        .build()
+        .unwrap();
+    let (stop, h) = common::spawn_worker(worker);
+    let url = env.redis.url();
+    let ids: Vec<String> = python(&["enqueue", &url, "q", "20"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 20);
+    let mut args = vec!["results".to_string(), url.clone(), "q".to_string()];
+    args.extend(ids.iter().cloned());
+    // blocking: off the runtime thread, so the in-process Rust worker keeps running
+    let out =
+        tokio::task::spawn_blocking(move || python(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>()))
+            .await
+            .unwrap();
+    let results: Vec<String> = out.lines().map(str::to_string).collect();
+    let want: Vec<String> = (0..20)
+        .map(|i| format!("done:{}", format!("item-{i}").chars().rev().collect::<String>()))
+        .collect();
+    assert_eq!(results, want);
+    // and Rust reads the same tasks
+    let t = env.queue().get(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(t.result.unwrap(), b"0-meti");
+    stop.cancel();
+    h.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn rust_enqueues_python_works_with_heartbeats() {
+    let env = common::env().await;
+    let q = env.queue();
+    // reclaim runs every 100ms: only the Python worker's heartbeats keep its 1s leases alive
+    let stop = tokio_util::sync::CancellationToken::new();
+    let m = baton::Maintenance::new(vec![q.clone()], env.config.scheduler.clone());
+    let maint = tokio::spawn(m.run(stop.clone(), None));
+    let ids: Vec<String> = q
+        .enqueue_batch(
+            (0..2)
+                .map(|i| TaskSpec::new("slow-upper", format!("job {i}")))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let url = env.redis.url();
+    let out = tokio::task::spawn_blocking(move || python(&["work", &url, "q", "2"]))
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), "processed 2");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            q.wait(id, Duration::from_secs(5)).await.unwrap(),
+            Outcome::Done(format!("JOB {i}").into_bytes())
+        );
+        assert_eq!(
+            q.get(id).await.unwrap().unwrap().attempts,
+            1,
+            "never reclaimed: heartbeats worked"
+        );
+    }
+    assert!(
+        q.workers(10).await.unwrap().is_empty(),
+        "the Python worker deregistered"
+    );
+    stop.cancel();
+    maint.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_token_is_refused_the_same_from_python_and_rust() {
+    let env = common::env().await;
+    let q = env.queue();
+    let id = q.enqueue(TaskSpec::new("k", "x")).await.unwrap().id;
+    let out = python(&["stale", &env.redis.url(), "q"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["refused"], serde_json::json!(["complete", "fail", "heartbeat"]));
+    assert_eq!(v["fresh_attempt"], 2);
+    // the zombie's token, replayed from Rust, is refused too, and changes nothing
+    let zombie = baton::Claimed {
+        id: id.clone(),
+        token: v["zombie_token"].as_str().unwrap().into(),
+        attempt: 1,
+        deadline_ms: 0,
+        record: q.get(&id).await.unwrap().unwrap().record,
+    };
+    assert!(matches!(
+        q.complete("py-zombie", &zombie, b"zombie").await,
+        Err(Error::StaleLease { .. })
+    ));
+    let t = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(t.lease.unwrap().worker, "py-fresh");
+    common::assert_state(&q, &id, "leased").await;
+}
+
+#[tokio::test]
+async fn a_version_mismatch_is_refused_in_both() {
+    let env = common::env().await;
+    let q = env.queue();
+    q.enqueue(TaskSpec::new("k", "x")).await.unwrap();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("HSET")
+        .arg(q.keys().role("meta"))
+        .arg("v")
+        .arg("2")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let out = python(&["version", &env.redis.url(), "q"]);
+    assert!(out.starts_with("VERSION ") && out.contains("schema v2"), "{out}");
+    let e = q.enqueue(TaskSpec::new("k", "x")).await.unwrap_err();
+    assert!(matches!(e, Error::VersionMismatch { .. }), "{e}");
+    assert_eq!(
+        q.counts()
+            .await
+            .err()
+            .map(|e| matches!(e, Error::VersionMismatch { .. })),
+        Some(true)
+    );
+}
