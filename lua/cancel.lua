@@ -5,7 +5,7 @@ version: 1
 purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
   then ids (1..1000)
@@ -35,7 +35,13 @@ for i = 2, #ARGV do
   elseif redis.call('ZREM', K_DELAYED, id) == 1 then
     from = 'delayed'
   elseif redis.call('ZREM', K_LEASED, id) == 1 then
+    local owner = lease_worker(redis.call('HGET', K_LEASE, id) or '|')
     redis.call('HDEL', K_LEASE, id)
+    if owner and owner ~= '' then
+      redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id)
+      if redis.call('HEXISTS', K_WINFL, owner) == 1 then inflight_add(owner, -1) end
+      signal_free()
+    end
     from = 'leased'
   end
   if from ~= '' then

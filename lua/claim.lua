@@ -6,7 +6,7 @@ purpose: A worker claims up to n pending tasks, highest priority first (FIFO wit
   each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth
   and the record is handed out as stored (the client parses it).
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
@@ -55,5 +55,7 @@ end
 if #zargs > 0 then
   redis.call('ZADD', K_LEASED, unpack(zargs))
   redis.call('HSET', K_LEASE, unpack(hargs))
+  inflight_add(worker, #zargs / 2)
+  stat_add(worker, 'a', #zargs / 2)
 end
 return reply

@@ -5,9 +5,10 @@ version: 1
 purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task and its result for
   its result TTL in `done`, and wakes result waiters.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: worker (string) — the worker's id
+  2: busy_ms (int, >= 0) — run time of these tasks' handlers, summed (worker statistics)
   then groups of 4: id, token, result_ttl_ms (int, >= 0, the record's result_ttl_ms; 0 = forget
     the task now), result (bytes; an empty result is not stored) — 1..1000 groups
 reply: flat array, one status per group, in order: 1 = completed, 0 = stale (the lease is not
@@ -21,14 +22,15 @@ bound: O(n log N) for n <= 1000 groups
 --@include common
 
 local worker = id_arg(ARGV[1], 'worker')
-local ng = (#ARGV - 1) / 4
+local busy = int_arg(ARGV[2], 'busy_ms', 0, 315360000000)
+local ng = (#ARGV - 2) / 4
 if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/result_ttl_ms/result groups after worker, got ' .. (#ARGV - 1) .. ' values')
+  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/result_ttl_ms/result groups after worker and busy_ms, got ' .. (#ARGV - 2) .. ' values')
 end
 local ids, ttls = {}, {}
 for i = 1, ng do
-  ids[i] = ARGV[4 * i - 2]
-  ttls[i] = int_arg(ARGV[4 * i], 'result_ttl_ms', 0, 315360000000)
+  ids[i] = ARGV[4 * i - 1]
+  ttls[i] = int_arg(ARGV[4 * i + 1], 'result_ttl_ms', 0, 315360000000)
 end
 check_schema(false)
 
@@ -37,14 +39,14 @@ local now = now_ms()
 local suffix = '|' .. worker
 local ok_ids, done_z, res_h, drop, reply, seen = {}, {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
-  if not seen[id] and leases[i] and leases[i] == ARGV[4 * i - 1] .. suffix then
+  if not seen[id] and leases[i] and leases[i] == ARGV[4 * i] .. suffix then
     seen[id] = true
     reply[i] = 1
     ok_ids[#ok_ids + 1] = id
     if ttls[i] > 0 then
       done_z[#done_z + 1] = fmt(now + ttls[i])
       done_z[#done_z + 1] = id
-      local result = ARGV[4 * i + 1]
+      local result = ARGV[4 * i + 2]
       if #result > 0 then
         res_h[#res_h + 1] = id
         res_h[#res_h + 1] = result
@@ -66,6 +68,10 @@ if #ok_ids > 0 then
     drop_tasks(drop)
   end
   redis.call('HINCRBY', K_META, 'n_done', #ok_ids)
+  inflight_add(worker, -#ok_ids)
+  stat_add(worker, 'c', #ok_ids)
+  stat_add(worker, 'b', busy)
+  signal_free()
   notify_final(ok_ids)
 end
 return reply

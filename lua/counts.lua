@@ -4,13 +4,13 @@ name: counts
 version: 1
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
-  BADARG: fewer than the 13 queue keys
+  BADARG: fewer than the 16 queue keys
   VERSION: the queue holds another data schema version
 bound: O(1)
 ]]

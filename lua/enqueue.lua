@@ -4,7 +4,7 @@ name: enqueue
 version: 1
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
 keys:
-  1-13: the queue keyset (meta tasks pending delayed leased lease done dead cancelled results errors workers wbeat)
+  1-16: the queue keyset (meta tasks pending delayed leased lease done dead cancelled results errors workers wbeat assigned winfl wstat)
   12..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
 argv:
   1: max_payload (int, bytes) — refuse any payload larger than this

@@ -6,10 +6,11 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   computed here from its own policy, or moved to the dead-letter set with its last error when it
   has no attempts left or the failure is final.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
+  3: busy_ms (int, >= 0) — run time of these attempts' handlers, summed (worker statistics)
   then groups of 4: id, token, error (string, cut to 8 KiB), mode (string):
     "retry" = retry while attempts are left; "final" = dead now;
     "r:<x>" where x is a random number in [0,1) from the caller = retry, jitter drawn from x
@@ -24,13 +25,14 @@ bound: O(n log N) for n <= 1000 groups
 
 local worker = id_arg(ARGV[1], 'worker')
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
-local ng = (#ARGV - 2) / 4
+local busy = int_arg(ARGV[3], 'busy_ms', 0, 315360000000)
+local ng = (#ARGV - 3) / 4
 if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/error/mode groups after worker and dead_ttl_ms, got ' .. (#ARGV - 2) .. ' values')
+  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/error/mode groups after worker, dead_ttl_ms and busy_ms, got ' .. (#ARGV - 3) .. ' values')
 end
 local ids, rs, retry = {}, {}, {}
 for i = 1, ng do
-  local b = 2 + (i - 1) * 4
+  local b = 3 + (i - 1) * 4
   ids[i] = ARGV[b + 1]
   local mode = ARGV[b + 4]
   if mode == 'final' then
@@ -56,7 +58,7 @@ local gone, final, reply, seen = {}, {}, {}, {}
 local to_pending = 0
 local seq = nil
 for i, id in ipairs(ids) do
-  local b = 2 + (i - 1) * 4
+  local b = 3 + (i - 1) * 4
   local t = recs[i] and parse_record(recs[i])
   if t and not seen[id] and leases[i] and leases[i] == ARGV[b + 2] .. suffix then
     seen[id] = true
@@ -88,6 +90,10 @@ if #gone > 0 then
   redis.call('HDEL', K_LEASE, unpack(gone))
   redis.call('ZREM', K_LEASED, unpack(gone))
   redis.call('HINCRBY', K_META, 'n_failed', #gone)
+  inflight_add(worker, -#gone)
+  stat_add(worker, 'f', #gone)
+  stat_add(worker, 'b', busy)
+  signal_free()
   if #final > 0 then redis.call('HINCRBY', K_META, 'n_dead', #final) end
 end
 wake_pending(was_empty and to_pending > 0)

@@ -2,10 +2,11 @@
 --[[
 name: heartbeat
 version: 1
-purpose: Renew every lease a worker holds in one call, and the worker's own liveness in the
-  registry; report the leases it no longer holds.
+purpose: Renew every lease a worker holds in one call — those it runs and those push dispatch
+  assigned to it that it has not taken yet — and the worker's own liveness in the registry;
+  report the leases it no longer holds.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: lease_ms (int, 1..86400000) — new deadline is Redis TIME + lease_ms
@@ -35,11 +36,20 @@ if redis.call('ZSCORE', K_WBEAT, worker) then
   redis.call('ZADD', K_WBEAT, fmt(now), worker)
   registered = 1
 end
+local deadline = fmt(now + lease_ms)
+local waiting = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, MAX_BATCH)
+if #waiting > 0 then
+  local z = {}
+  for _, m in ipairs(waiting) do
+    z[#z + 1] = deadline
+    z[#z + 1] = string.sub(m, #worker + 2)
+  end
+  redis.call('ZADD', K_LEASED, 'XX', unpack(z))
+end
 if np == 0 then return {registered} end
 local ids = {}
 for i = 1, np do ids[i] = ARGV[1 + 2 * i] end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
-local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
 local zargs, reply = {}, {registered}
 for i, id in ipairs(ids) do

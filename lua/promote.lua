@@ -4,7 +4,7 @@ name: promote
 version: 1
 purpose: Move due delayed tasks (delays and retry backoffs) to pending, a bounded batch per call.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: limit (int, 1..1000) — most tasks moved in this call
 reply: {promoted (int), next_in_ms (int, ms from now until the earliest remaining delayed task is

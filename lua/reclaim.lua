@@ -7,7 +7,7 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   heartbeating from the registry. Run by the scheduler (and by workers' maintenance loop); any
   number of callers at once is safe.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
@@ -35,9 +35,14 @@ if #ids > 0 then
   local was_empty = redis.call('ZCARD', K_PENDING) == 0
   local seq = take_seq(#ids)
   local final = {}
+  local per_owner = {}
   for i, id in ipairs(ids) do
     local owner = leases[i] and lease_worker(leases[i])
     workers[#workers + 1] = owner or ''
+    if owner then
+      per_owner[owner] = (per_owner[owner] or 0) + 1
+      redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id) -- assigned by push dispatch, never taken
+    end
     local t = recs[i] and parse_record(recs[i])
     if t == nil then
       -- record deleted by hand: nothing left to run
@@ -60,6 +65,10 @@ if #ids > 0 then
   redis.call('HDEL', K_LEASE, unpack(ids))
   if dead > 0 then redis.call('HINCRBY', K_META, 'n_dead', dead) end
   redis.call('HINCRBY', K_META, 'n_expired', #ids)
+  for owner, n in pairs(per_owner) do
+    if redis.call('HEXISTS', K_WINFL, owner) == 1 then inflight_add(owner, -n) end
+  end
+  signal_free()
   wake_pending(was_empty and requeued > 0)
   notify_final(final)
 end
@@ -67,6 +76,11 @@ local pruned = redis.call('ZRANGEBYSCORE', K_WBEAT, '-inf', fmt(now - worker_ttl
 if #pruned > 0 then
   redis.call('ZREM', K_WBEAT, unpack(pruned))
   redis.call('HDEL', K_WORKERS, unpack(pruned))
+  redis.call('HDEL', K_WINFL, unpack(pruned))
+  for _, w in ipairs(pruned) do
+    redis.call('HDEL', K_WSTAT, w .. ':a', w .. ':c', w .. ':f', w .. ':b')
+    redis.call('HDEL', K_META, 'sw:' .. w)
+  end
 end
 local nxt = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
 return {requeued, dead, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1, workers, pruned}

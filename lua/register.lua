@@ -5,7 +5,7 @@ version: 1
 purpose: Add a worker to the queue's registry (or refresh its description), marking it alive now.
   Workers call it at start and again when a heartbeat says they were pruned.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id, unique per process
   2: info (string, JSON object, at most 4096 bytes) — how the worker describes itself (host, pid,
@@ -25,5 +25,6 @@ if info == nil or #info > 4096 or string.sub(info, 1, 1) ~= '{' then
 end
 check_schema(true)
 redis.call('HSET', K_WORKERS, worker, info)
+redis.call('HSETNX', K_WINFL, worker, 0)
 redis.call('ZADD', K_WBEAT, fmt(now_ms()), worker)
 return 1

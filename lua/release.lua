@@ -6,7 +6,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   period): token-checked; each task returns to the front of its priority in pending and the
   attempt is not counted.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs
@@ -47,6 +47,8 @@ end
 if #gone > 0 then
   redis.call('HDEL', K_LEASE, unpack(gone))
   redis.call('ZREM', K_LEASED, unpack(gone))
+  inflight_add(worker, -#gone)
+  signal_free()
 end
 wake_pending(was_empty and #gone > 0)
 return reply

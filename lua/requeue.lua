@@ -5,7 +5,7 @@ version: 1
 purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "retry" button):
   given ids, or the oldest ones.
 keys:
-  1-13: the queue keyset
+  1-16: the queue keyset
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —

@@ -128,6 +128,14 @@ pub struct Reclaimed {
     pub pruned_workers: Vec<String>,
 }
 
+/// What one dispatch call assigned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    pub assigned: u64,
+    /// (worker, tasks assigned to it) for each worker that got some.
+    pub per_worker: Vec<(String, u64)>,
+}
+
 /// How a group of waited-for tasks ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WaitSummary {
@@ -158,6 +166,16 @@ pub struct WorkerInfo {
     /// Time since its last heartbeat, ms.
     #[serde(rename = "last_seen_ms", serialize_with = "ser_ms")]
     pub last_seen: Duration,
+    /// Leases it holds now.
+    pub inflight: u64,
+    /// Tasks assigned to it (push) or claimed by it (pull), in total.
+    pub assigned: u64,
+    /// Tasks it completed.
+    pub completed: u64,
+    /// Attempts that failed on it.
+    pub failed: u64,
+    /// Time its handlers ran, in total (ms).
+    pub busy_ms: u64,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -597,15 +615,23 @@ impl Queue {
         let v = self.eval(&call).await?;
         let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Workers, &v))?;
         items
-            .chunks(3)
+            .chunks(8)
             .map(|c| {
                 let bad = || self.bad_reply(ScriptName::Workers, &v);
-                let [id, info, age] = c else { return Err(bad()) };
+                let [id, info, age, inflight, assigned, completed, failed, busy] = c else {
+                    return Err(bad());
+                };
+                let n = |x: &Value| int(x).map(|i| i.max(0) as u64).ok_or_else(bad);
                 Ok(WorkerInfo {
                     id: string(id).ok_or_else(bad)?,
                     info: serde_json::from_slice(&bytes(info).ok_or_else(bad)?)
                         .unwrap_or(serde_json::Value::Null),
                     last_seen: Duration::from_millis(int(age).ok_or_else(bad)? as u64),
+                    inflight: n(inflight)?,
+                    assigned: n(assigned)?,
+                    completed: n(completed)?,
+                    failed: n(failed)?,
+                    busy_ms: n(busy)?,
                 })
             })
             .collect()
@@ -721,7 +747,11 @@ impl Queue {
 
     /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
     pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
-        let call = self.complete_call(worker, &[(&task.id, &task.token, task.record.result_ttl, result)]);
+        let call = self.complete_call(
+            worker,
+            Duration::ZERO,
+            &[(&task.id, &task.token, task.record.result_ttl, result)],
+        );
         let v = self.eval(&call).await?;
         match self.parse_statuses(ScriptName::Complete, &v)?.first() {
             Some(1) => Ok(()),
@@ -733,9 +763,14 @@ impl Queue {
     }
 
     /// One `complete` call for up to 1000 (id, token, result TTL, result).
-    pub fn complete_call(&self, worker: &str, items: &[(&str, &str, Duration, &[u8])]) -> Call {
+    pub fn complete_call(
+        &self,
+        worker: &str,
+        busy: Duration,
+        items: &[(&str, &str, Duration, &[u8])],
+    ) -> Call {
         let mut call = self.call(ScriptName::Complete, &[]);
-        call.named("worker", worker);
+        call.named("worker", worker).named("busy_ms", ms(busy));
         for (id, token, ttl, result) in items {
             call.named("id", *id)
                 .named("token", *token)
@@ -747,7 +782,7 @@ impl Queue {
 
     /// Report one failed attempt.
     pub async fn fail(&self, worker: &str, report: &FailReport) -> Result<FailStatus> {
-        let call = self.fail_call(worker, std::slice::from_ref(report));
+        let call = self.fail_call(worker, Duration::ZERO, std::slice::from_ref(report));
         let v = self.eval(&call).await?;
         match self.parse_fail(&v)?.first() {
             Some(FailStatus::Stale) | None => Err(Error::StaleLease {
@@ -758,10 +793,11 @@ impl Queue {
         }
     }
 
-    pub(crate) fn fail_call(&self, worker: &str, reports: &[FailReport]) -> Call {
+    pub(crate) fn fail_call(&self, worker: &str, busy: Duration, reports: &[FailReport]) -> Call {
         let mut call = self.call(ScriptName::Fail, &[]);
         call.named("worker", worker)
-            .named("dead_ttl_ms", ms(self.settings.dead_ttl).max(1));
+            .named("dead_ttl_ms", ms(self.settings.dead_ttl).max(1))
+            .named("busy_ms", ms(busy));
         for r in reports {
             let mode = if r.retry {
                 format!("r:{:.6}", fastrand::f64().min(0.999999))
@@ -813,6 +849,48 @@ impl Queue {
                 .count() as u64;
         }
         Ok(n)
+    }
+
+    /// Push mode: take up to `n` (1..=1000) tasks dispatch assigned to `worker`.
+    pub async fn take(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
+        let mut call = self.call(ScriptName::Take, &[]);
+        call.named("worker", worker)
+            .named("n", n)
+            .named("lease_ms", ms(self.settings.lease));
+        let v = self.eval(&call).await?;
+        self.parse_claim(&v)
+    }
+
+    /// Push dispatch: assign up to `n` pending tasks to the live workers by `strategy`, with a
+    /// random `seed` (1..2^31-2) for the random strategy. Workers are live if they heartbeat
+    /// within three heartbeat intervals.
+    pub async fn dispatch(
+        &self,
+        strategy: crate::config::Strategy,
+        n: usize,
+        seed: u32,
+    ) -> Result<Dispatched> {
+        let mut call = self.call(ScriptName::Dispatch, &[]);
+        call.named("strategy", strategy.as_str())
+            .named("n", n)
+            .named("lease_ms", ms(self.settings.lease))
+            .named("alive_ms", ms(self.settings.heartbeat * 3).max(1))
+            .named("seed", seed.clamp(1, 2_147_483_646));
+        let v = self.eval(&call).await?;
+        let items = array(&v)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| self.bad_reply(ScriptName::Dispatch, &v))?;
+        let bad = || self.bad_reply(ScriptName::Dispatch, &v);
+        let mut out = Dispatched {
+            assigned: int(&items[0]).ok_or_else(bad)? as u64,
+            per_worker: Vec::new(),
+        };
+        for c in items[1..].chunks(2) {
+            let [w, k] = c else { return Err(bad()) };
+            out.per_worker
+                .push((string(w).ok_or_else(bad)?, int(k).ok_or_else(bad)? as u64));
+        }
+        Ok(out)
     }
 
     // ---- maintenance ----

@@ -66,6 +66,44 @@ pub enum BackoffKind {
     Exponential,
 }
 
+/// How tasks reach workers.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DispatchMode {
+    /// Idle workers claim the highest-priority pending tasks themselves.
+    #[default]
+    Pull,
+    /// The scheduler (and workers' maintenance) assign each task to a worker by `strategy`.
+    Push,
+}
+
+/// Push dispatch strategy.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Uniformly at random among workers with free capacity.
+    Random,
+    /// Each live worker in turn.
+    RoundRobin,
+    /// Smooth weighted round-robin: worker i receives weight_i / sum of weights of the tasks.
+    Weighted,
+    /// The worker with the fewest tasks in flight (ties taken in turn).
+    #[default]
+    LeastConcurrency,
+}
+
+impl Strategy {
+    /// The name the dispatch script takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Random => "random",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastConcurrency => "least-concurrency",
+        }
+    }
+}
+
 /// Per-queue settings (defaults for the tasks enqueued there, and lease timing).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,6 +143,10 @@ pub struct QueueConfig {
     pub max_payload: u64,
     /// Most tasks a worker claims (and acknowledges) in one call.
     pub claim_batch: usize,
+    /// `pull` (workers claim) or `push` (tasks are assigned to workers by `strategy`).
+    pub dispatch: DispatchMode,
+    /// Push strategy: `random`, `round-robin`, `weighted` or `least-concurrency`.
+    pub strategy: Strategy,
 }
 
 impl Default for QueueConfig {
@@ -123,6 +165,8 @@ impl Default for QueueConfig {
             idempotency_ttl: Duration::from_secs(86400),
             max_payload: 1 << 20,
             claim_batch: 100,
+            dispatch: DispatchMode::Pull,
+            strategy: Strategy::LeastConcurrency,
         }
     }
 }
@@ -224,6 +268,9 @@ pub struct SchedulerConfig {
     pub trim_interval: Duration,
     /// Most tasks one maintenance call handles.
     pub batch: usize,
+    /// Push queues: longest sleep between dispatch rounds (new tasks and freed capacity wake it).
+    #[serde(with = "humantime_serde")]
+    pub dispatch_interval: Duration,
     /// Queues the scheduler maintains (empty: every queue named in this file).
     pub queues: Vec<String>,
     /// Periodic tasks, one table per entry name.
@@ -237,6 +284,7 @@ impl Default for SchedulerConfig {
             reclaim_interval: Duration::from_millis(500),
             trim_interval: Duration::from_secs(5),
             batch: 500,
+            dispatch_interval: Duration::from_millis(200),
             queues: Vec::new(),
             cron: BTreeMap::new(),
         }
@@ -424,7 +472,11 @@ impl Config {
             return bad("worker.poll_interval", "must be longer than 0s");
         }
         let s = &self.scheduler;
-        if s.promote_interval.is_zero() || s.reclaim_interval.is_zero() || s.trim_interval.is_zero() {
+        if s.promote_interval.is_zero()
+            || s.reclaim_interval.is_zero()
+            || s.trim_interval.is_zero()
+            || s.dispatch_interval.is_zero()
+        {
             return bad("scheduler.*_interval", "must be longer than 0s");
         }
         if !(1..=1000).contains(&s.batch) {

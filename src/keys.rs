@@ -2,13 +2,13 @@
 //!
 //! Every key of queue `q` is `<prefix>:{q}:<role>`: the `{q}` hash tag puts a whole queue in one
 //! Redis Cluster slot (scripts touch only one queue, so they never cross slots), while different
-//! queues spread over the nodes. Every script receives the same 13 keys first (the "queue
+//! queues spread over the nodes. Every script receives the same 16 keys first (the "queue
 //! keyset"), in the order of [`ROLES`]; see docs/contract.md.
 
 use crate::error::{Error, Result};
 
-/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..13].
-pub const ROLES: [&str; 13] = [
+/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..16].
+pub const ROLES: [&str; 16] = [
     "meta",      // hash: v (schema), seq, fence, paused
     "tasks",     // hash: id -> record
     "pending",   // zset: id by priority/FIFO score
@@ -22,6 +22,9 @@ pub const ROLES: [&str; 13] = [
     "errors",    // hash: id -> "attempt|at_ms|message"
     "workers",   // hash: worker id -> JSON description
     "wbeat",     // zset: worker id by last heartbeat ms
+    "assigned",  // zset (lex): "worker|id" of tasks push-dispatched and not yet taken
+    "winfl",     // hash: worker id -> leases held (in flight)
+    "wstat",     // hash: "worker:a|c|f|b" -> assigned, completed, failed, busy ms
 ];
 
 /// Names of the keys of one queue.
@@ -51,7 +54,7 @@ impl QueueKeys {
         &self.queue
     }
 
-    /// The 13 keys of the keyset, in script order.
+    /// The 16 keys of the keyset, in script order.
     pub fn keyset(&self) -> &[String] {
         &self.keys
     }
@@ -70,6 +73,11 @@ impl QueueKeys {
     /// Pub/sub channel that wakes idle workers ("p") and maintenance loops ("d").
     pub fn wake_channel(&self) -> String {
         format!("{}wake", self.base)
+    }
+
+    /// Pub/sub channel signalled when leases end (push dispatchers may assign more).
+    pub fn free_channel(&self) -> String {
+        format!("{}free", self.base)
     }
 
     /// Pub/sub channel on which comma-joined ids of finished tasks are published.
@@ -100,7 +108,7 @@ mod tests {
     #[test]
     fn keys_share_the_queue_hash_tag() {
         let k = QueueKeys::new("baton", "emails").unwrap();
-        assert_eq!(k.keyset().len(), 13);
+        assert_eq!(k.keyset().len(), 16);
         for key in k.keyset() {
             assert!(key.starts_with("baton:{emails}:"), "{key}");
         }

@@ -18,8 +18,12 @@ pub mod scripts;
 pub mod task;
 pub mod worker;
 
-pub use client::{Claimed, Client, Enqueued, FailReport, FailStatus, LeaseStatus, Outcome, Queue, Reclaimed};
-pub use config::{BackoffKind, Config, QueueConfig, RedisConfig, SchedulerConfig, WorkerConfig};
+pub use client::{
+    Claimed, Client, Dispatched, Enqueued, FailReport, FailStatus, LeaseStatus, Outcome, Queue, Reclaimed,
+};
+pub use config::{
+    BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,
+};
 pub use error::{Error, Result};
 pub use scheduler::Maintenance;
 pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};

@@ -33,11 +33,13 @@ pub enum ScriptName {
     Pause,
     Purge,
     Workers,
+    Dispatch,
+    Take,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 18] = [
+    pub const ALL: [ScriptName; 20] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -56,6 +58,8 @@ impl ScriptName {
         ScriptName::Pause,
         ScriptName::Purge,
         ScriptName::Workers,
+        ScriptName::Dispatch,
+        ScriptName::Take,
     ];
 
     /// The file stem under `lua/`.
@@ -79,6 +83,8 @@ impl ScriptName {
             ScriptName::Pause => "pause",
             ScriptName::Purge => "purge",
             ScriptName::Workers => "workers",
+            ScriptName::Dispatch => "dispatch",
+            ScriptName::Take => "take",
         }
     }
 

@@ -81,19 +81,39 @@ async fn each_script_refuses_bad_arguments_without_writing() {
         ),
         (
             ScriptName::Complete,
-            vec!["w".into(), c.id.clone(), c.token.clone(), "10".into()],
+            vec!["w".into(), "0".into(), c.id.clone(), c.token.clone(), "10".into()],
             "groups",
         ),
         (
             ScriptName::Complete,
-            vec!["w".into(), c.id.clone(), c.token.clone(), "-5".into(), "r".into()],
+            vec![
+                "w".into(),
+                "0".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "-5".into(),
+                "r".into(),
+            ],
             "result_ttl_ms",
+        ),
+        (
+            ScriptName::Complete,
+            vec![
+                "w".into(),
+                "-1".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "5".into(),
+                "r".into(),
+            ],
+            "busy_ms",
         ),
         (
             ScriptName::Fail,
             vec![
                 "w".into(),
                 "1000".into(),
+                "0".into(),
                 c.id.clone(),
                 c.token.clone(),
                 "e".into(),
@@ -106,6 +126,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
             vec![
                 "w".into(),
                 "0".into(),
+                "0".into(),
                 c.id.clone(),
                 c.token.clone(),
                 "e".into(),
@@ -114,6 +135,40 @@ async fn each_script_refuses_bad_arguments_without_writing() {
             "dead_ttl_ms",
         ),
         (ScriptName::Release, vec!["w".into(), c.id.clone()], "pairs"),
+        (
+            ScriptName::Dispatch,
+            vec![
+                "fastest".into(),
+                "10".into(),
+                "1000".into(),
+                "1000".into(),
+                "7".into(),
+            ],
+            "strategy",
+        ),
+        (
+            ScriptName::Dispatch,
+            vec![
+                "random".into(),
+                "10".into(),
+                "1000".into(),
+                "1000".into(),
+                "0".into(),
+            ],
+            "seed",
+        ),
+        (
+            ScriptName::Dispatch,
+            vec![
+                "weighted".into(),
+                "0".into(),
+                "1000".into(),
+                "1000".into(),
+                "7".into(),
+            ],
+            "n must be",
+        ),
+        (ScriptName::Take, vec!["w".into(), "5".into()], "lease_ms"),
         (
             ScriptName::Reclaim,
             vec!["0".into(), "1000".into(), "1000".into()],
@@ -170,6 +225,6 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     let mut call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
     call.unchecked();
     let err = q.conn().eval(&call, "q").await.unwrap_err();
-    assert!(err.to_string().contains("13 queue keys"), "{err}");
+    assert!(err.to_string().contains("16 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);
 }

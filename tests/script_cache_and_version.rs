@@ -27,10 +27,17 @@ async fn calls_survive_an_emptied_script_cache() {
         .await
         .unwrap();
     let mut complete = baton::conn::Call::new(baton::scripts::ScriptName::Complete, q.keys().keyset(), &[]);
-    complete.arg("w").arg(&id).arg(&c.token).arg(60_000).arg("r1");
+    complete
+        .named("worker", "w")
+        .named("busy_ms", 0)
+        .named("id", &id)
+        .named("token", &c.token)
+        .named("result_ttl_ms", 60_000)
+        .named("result", "r1");
     let mut fail = baton::conn::Call::new(baton::scripts::ScriptName::Fail, q.keys().keyset(), &[]);
     fail.arg("w")
         .arg(1000)
+        .arg(0)
         .arg(&id2)
         .arg(&c2.token)
         .arg("e")

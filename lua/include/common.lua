@@ -1,14 +1,15 @@
 -- include/common.lua — shared by every Baton script (inlined at load time by the Rust loader
 -- and by `baton scripts dump`, so other languages get flat scripts).
 --
--- The queue keyset: every script takes the same 13 queue keys first, all sharing the queue's
+-- The queue keyset: every script takes the same 16 queue keys first, all sharing the queue's
 -- hash tag `{queue}`, so a queue lives in one cluster slot. A script declares every key it
 -- touches; extra per-call keys (idempotency keys) follow the keyset.
 local K_META, K_TASKS, K_PENDING, K_DELAYED, K_LEASED, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS, K_WORKERS, K_WBEAT =
   KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local NKEYS = 13
+local K_ASSIGNED, K_WINFL, K_WSTAT = KEYS[14], KEYS[15], KEYS[16]
+local NKEYS = 16
 
 -- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
 -- layout, record format or field meaning; scripts refuse a queue with another version.
@@ -26,7 +27,7 @@ local function bail(code, msg)
 end
 
 if #KEYS < NKEYS then
-  bail('BADARG', 'expected the 13 queue keys first, got ' .. #KEYS .. ' keys')
+  bail('BADARG', 'expected the 16 queue keys first, got ' .. #KEYS .. ' keys')
 end
 
 -- Numbers are always formatted by hand: redis.call turns a Lua number into a string with
@@ -101,6 +102,7 @@ end
 local CHAN_BASE = string.sub(K_META, 1, -5)
 local CHAN_WAKE = CHAN_BASE .. 'wake'
 local CHAN_FIN = CHAN_BASE .. 'fin'
+local CHAN_FREE = CHAN_BASE .. 'free'
 
 -- Wake sleeping workers when pending goes from empty to non-empty ('p'), or the maintenance
 -- loop when the earliest delayed task changed ('d'). Workers stay subscribed, so a wake sent
@@ -161,6 +163,22 @@ local function drop_tasks(ids)
     redis.call('HDEL', K_RESULTS, unpack(ids))
     redis.call('HDEL', K_ERRORS, unpack(ids))
   end
+end
+
+-- The worker registry's counters, kept by the same scripts that move leases, so they never
+-- drift from the real leases: winfl = leases held (in flight), wstat = "<worker>:a" assigned,
+-- ":c" completed, ":f" failed attempts, ":b" busy ms.
+local function inflight_add(worker, n)
+  if n ~= 0 then redis.call('HINCRBY', K_WINFL, worker, n) end
+end
+
+local function stat_add(worker, field, n)
+  if n ~= 0 then redis.call('HINCRBY', K_WSTAT, worker .. ':' .. field, n) end
+end
+
+-- Capacity was freed (a lease ended): push dispatchers may assign more.
+local function signal_free()
+  redis.call('PUBLISH', CHAN_FREE, '1')
 end
 
 -- Lease value: "token|worker". Callers prove they hold a lease by sending both.

@@ -1,5 +1,5 @@
 //! Maintenance loops: promote due delayed tasks, reclaim expired leases, drop finished tasks
-//! past their retention.
+//! past their retention, and — for push queues — dispatch pending tasks to workers.
 //!
 //! Each loop calls one bounded script and sleeps until the next thing is due (the scripts
 //! report how long that is, by Redis' clock) or its interval passes, whichever is first. Every
@@ -44,6 +44,13 @@ impl Maintenance {
                 self.cfg.clone(),
                 stop.clone(),
             )));
+            if q.settings().dispatch == crate::config::DispatchMode::Push {
+                tasks.push(tokio::spawn(dispatch_loop(
+                    q.clone(),
+                    self.cfg.clone(),
+                    stop.clone(),
+                )));
+            }
             tasks.push(tokio::spawn(trim_loop(q, self.cfg.clone(), stop.clone())));
         }
         for t in tasks {
@@ -130,6 +137,65 @@ async fn trim_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) {
         }
         if stop.is_cancelled() {
             return;
+        }
+    }
+}
+
+/// Push dispatch: assign pending tasks whenever there are some and workers have room. Woken by
+/// the queue's wake channel (pending became non-empty) and free channel (a lease ended).
+async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) {
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(forward_signals(q.clone(), wake.clone(), stop.clone()));
+    let strategy = q.settings().strategy;
+    loop {
+        let seed = fastrand::u32(1..2_147_483_646);
+        let sleep = match q.dispatch(strategy, cfg.batch, seed).await {
+            Ok(d) if d.assigned as usize >= cfg.batch => Duration::ZERO,
+            Ok(_) => cfg.dispatch_interval,
+            Err(e) => {
+                tracing::warn!(queue = q.name(), error = %e, "dispatch failed");
+                cfg.dispatch_interval
+            }
+        };
+        if !sleep.is_zero() && !nap(sleep, &stop, Some(&wake)).await {
+            break;
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+    }
+    let _ = listener.await;
+}
+
+/// Forward messages of the queue's wake and free channels to `wake` (reconnecting as needed).
+async fn forward_signals(q: Queue, wake: Arc<Notify>, stop: CancellationToken) {
+    use futures_util::StreamExt;
+    loop {
+        let sub = async {
+            let mut ps = q.conn().pubsub().await.ok()?;
+            ps.subscribe(&[q.keys().wake_channel(), q.keys().free_channel()])
+                .await
+                .ok()?;
+            Some(ps)
+        };
+        if let Some(mut ps) = sub.await {
+            wake.notify_one();
+            let mut messages = ps.on_message();
+            loop {
+                tokio::select! {
+                    m = messages.next() => match m {
+                        // "p": pending became non-empty; "1" (free channel): capacity was freed
+                        Some(m) if matches!(m.get_payload_bytes(), b"p" | b"1") => wake.notify_one(),
+                        Some(_) => {}
+                        None => break,
+                    },
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }

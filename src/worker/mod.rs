@@ -147,6 +147,8 @@ struct Ack {
     id: String,
     token: String,
     result_ttl: Duration,
+    /// How long the handler ran.
+    run: Duration,
     outcome: HandlerResult,
     _permit: OwnedSemaphorePermit,
 }
@@ -399,6 +401,7 @@ impl Worker {
                 ..
             } = task;
             let result_ttl = record.result_ttl;
+            let started = std::time::Instant::now();
             let outcome = match handler {
                 None => Some(Err(HandlerError::retry(format!(
                     "no handler for task kind {:?} on worker {worker} (queue {queue}) — register a handler for it, or send this kind to a queue whose workers have one",
@@ -437,6 +440,7 @@ impl Worker {
                         id,
                         token,
                         result_ttl,
+                        run: started.elapsed(),
                         outcome,
                         _permit: permit,
                     });
@@ -491,7 +495,12 @@ async fn ack_flusher(
         }
         let mut done: Vec<(&str, &str, Duration, &[u8])> = Vec::new();
         let mut failed: Vec<FailReport> = Vec::new();
+        let (mut busy_done, mut busy_failed) = (Duration::ZERO, Duration::ZERO);
         for a in &batch {
+            match &a.outcome {
+                Ok(_) => busy_done += a.run,
+                Err(_) => busy_failed += a.run,
+            }
             match &a.outcome {
                 Ok(result) => done.push((&a.id, &a.token, a.result_ttl, result)),
                 Err(e) => failed.push(FailReport {
@@ -504,10 +513,10 @@ async fn ack_flusher(
         }
         let mut calls = Vec::new();
         if !done.is_empty() {
-            calls.push(queue.complete_call(&worker, &done));
+            calls.push(queue.complete_call(&worker, busy_done, &done));
         }
         if !failed.is_empty() {
-            calls.push(queue.fail_call(&worker, &failed));
+            calls.push(queue.fail_call(&worker, busy_failed, &failed));
         }
         let mut delay = Duration::from_millis(50);
         loop {

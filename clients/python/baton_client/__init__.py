@@ -303,17 +303,19 @@ class Queue:
         names = {1: "renewed", 2: "cancelled"}
         return reply[0] == 1, [names.get(s, "lost") for s in reply[1:]]
 
-    def complete(self, worker, task, result=b""):
-        """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone."""
-        reply = self._call("complete", [("worker", worker), ("id", task.id), ("token", task.token),
+    def complete(self, worker, task, result=b"", busy_ms=0):
+        """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone.
+        ``busy_ms`` (the handler's run time) feeds the worker statistics."""
+        reply = self._call("complete", [("worker", worker), ("busy_ms", int(busy_ms)), ("id", task.id), ("token", task.token),
                                         ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))])
         if reply[0] != 1:
             raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
 
-    def fail(self, worker, task, error, retry=True):
+    def fail(self, worker, task, error, retry=True, busy_ms=0):
         """Report a failed attempt: returns "retrying" or "dead"; raises StaleLease."""
         mode = f"r:{random.random():.6f}" if retry else "final"
-        reply = self._call("fail", [("worker", worker), ("dead_ttl_ms", self.dead_ttl_ms), ("id", task.id),
+        reply = self._call("fail", [("worker", worker), ("dead_ttl_ms", self.dead_ttl_ms),
+                                    ("busy_ms", int(busy_ms)), ("id", task.id),
                                     ("token", task.token), ("error", str(error)[:8192]), ("mode", mode)])
         if reply[0] == 0:
             raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
@@ -346,7 +348,7 @@ class Worker:
                         self._lost.add(task_id)
 
     def _info(self):
-        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": 1,
+        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": 1, "capacity": 1, "weight": 1,
                 "kinds": sorted(self.handlers), "language": "python"}
 
     def run(self, stop=None, max_tasks=None):
@@ -377,25 +379,27 @@ class Worker:
     def _run_one(self, task):
         with self._lock:
             self._held[task.id] = task.token
+        started = time.monotonic()
+        busy = lambda: (time.monotonic() - started) * 1000  # noqa: E731
         try:
             handler = self.handlers.get(task.kind)
             if handler is None:
                 raise RuntimeError(f"no handler for task kind {task.kind!r} on worker {self.id}")
             result = handler(task)
-            self.q.complete(self.id, task, _b(result if result is not None else b""))
+            self.q.complete(self.id, task, _b(result if result is not None else b""), busy_ms=busy())
         except StaleLease:
             pass  # reclaimed or cancelled meanwhile: the result is refused, as it must be
         except Fatal as e:
-            self._fail(task, e, retry=False)
+            self._fail(task, e, retry=False, busy_ms=busy())
         except Exception as e:  # noqa: BLE001 — any handler error is a failed attempt
-            self._fail(task, f"{type(e).__name__}: {e}", retry=True)
+            self._fail(task, f"{type(e).__name__}: {e}", retry=True, busy_ms=busy())
         finally:
             with self._lock:
                 self._held.pop(task.id, None)
                 self._lost.discard(task.id)
 
-    def _fail(self, task, error, retry):
+    def _fail(self, task, error, retry, busy_ms=0):
         try:
-            self.q.fail(self.id, task, error, retry=retry)
+            self.q.fail(self.id, task, error, retry=retry, busy_ms=busy_ms)
         except StaleLease:
             pass

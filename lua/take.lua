@@ -1,0 +1,47 @@
+#!lua
+--[[
+name: take
+version: 1
+purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it (their leases
+  already exist); each lease's deadline restarts now.
+keys:
+  1-16: the queue keyset
+argv:
+  1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
+  2: n (int, 1..1000) — most tasks taken
+  3: lease_ms (int, 1..86400000) — the leases' new duration
+reply: flat array, 4 entries per task, as claim: id, token, deadline_ms, record
+errors:
+  BADARG: an argument is out of range; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(n log N) for n <= 1000
+]]
+--@include common
+
+local worker = id_arg(ARGV[1], 'worker')
+local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
+local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
+check_schema(false)
+local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, n)
+if #members == 0 then return {} end
+redis.call('ZREM', K_ASSIGNED, unpack(members))
+local ids = {}
+for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
+local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local recs = redis.call('HMGET', K_TASKS, unpack(ids))
+local deadline = fmt(now_ms() + lease_ms)
+local suffix = '|' .. worker
+local zargs, reply = {}, {}
+for i, id in ipairs(ids) do
+  local v = leases[i]
+  if v and recs[i] and string.sub(v, -#suffix) == suffix then
+    zargs[#zargs + 1] = deadline
+    zargs[#zargs + 1] = id
+    reply[#reply + 1] = id
+    reply[#reply + 1] = string.sub(v, 1, #v - #suffix)
+    reply[#reply + 1] = deadline
+    reply[#reply + 1] = recs[i]
+  end
+end
+if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
+return reply
