@@ -19,7 +19,7 @@ pub mod service;
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 
 use crate::client::{Claimed, Client, FailReport, LeaseStatus, Queue};
-use crate::config::SchedulerConfig;
+use crate::config::{DispatchMode, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::scheduler::Maintenance;
 use futures_util::{FutureExt, StreamExt};
@@ -141,6 +141,8 @@ pub struct Worker {
 struct InFlight {
     token: String,
     cancel: CancellationToken,
+    /// The handler has finished; its acknowledgement is on the way.
+    finished: bool,
 }
 
 struct Ack {
@@ -194,6 +196,8 @@ impl Worker {
             "host": hostname(),
             "pid": std::process::id(),
             "concurrency": self.concurrency,
+            "capacity": self.concurrency,
+            "weight": 1,
             "kinds": kinds,
             "started_ms": started_ms,
             "version": env!("CARGO_PKG_VERSION"),
@@ -223,6 +227,7 @@ impl Worker {
             .map_err(|e| queue.conn().err(e, queue.name()))?;
         let wake_task = tokio::spawn(wake_listener(
             queue.clone(),
+            self.id.clone(),
             pubsub,
             claim_wake.clone(),
             maint_wake.clone(),
@@ -341,7 +346,11 @@ impl Worker {
                 }
             }
             let want = permits.len();
-            match self.queue.claim(&self.id, want).await {
+            let claimed = match self.queue.settings().dispatch {
+                DispatchMode::Pull => self.queue.claim(&self.id, want).await,
+                DispatchMode::Push => self.queue.take(&self.id, want).await,
+            };
+            match claimed {
                 Ok(tasks) => {
                     backoff = Duration::from_millis(100);
                     let got = tasks.len();
@@ -385,6 +394,7 @@ impl Worker {
             InFlight {
                 token: task.token.clone(),
                 cancel: cancel.clone(),
+                finished: false,
             },
         );
         let handler = self.handlers.get(&task.record.kind).cloned();
@@ -436,6 +446,9 @@ impl Worker {
             };
             match outcome {
                 Some(outcome) => {
+                    if let Some(f) = inflight.lock().unwrap().get_mut(&id) {
+                        f.finished = true;
+                    }
                     let _ = ack_tx.send(Ack {
                         id,
                         token,
@@ -626,6 +639,9 @@ async fn heartbeat_loop(
                         continue;
                     }
                     if let Some(f) = map.get(id).filter(|f| &f.token == token) {
+                        if f.finished {
+                            continue; // acknowledged meanwhile: the flusher will drop it
+                        }
                         f.cancel.cancel();
                         map.remove(id);
                         stats.lost.fetch_add(1, Ordering::Relaxed);
@@ -641,20 +657,26 @@ async fn heartbeat_loop(
 /// Forwards wake-ups from the queue's channel; resubscribes after a lost connection.
 async fn wake_listener(
     queue: Queue,
+    me: String,
     mut pubsub: redis::aio::PubSub,
     claim: Arc<Notify>,
     maint: Arc<Notify>,
     stop: CancellationToken,
 ) {
+    let push = queue.settings().dispatch == DispatchMode::Push;
     loop {
         {
             let mut messages = pubsub.on_message();
             loop {
                 tokio::select! {
                     m = messages.next() => match m {
-                        Some(m) => match m.get_payload_bytes() {
-                            b"d" => maint.notify_one(),
-                            _ => claim.notify_one(),
+                        // pull workers wake on "p" (pending became non-empty), push workers on
+                        // "a:<their id>" (tasks assigned to them)
+                        Some(m) => match (m.get_payload_bytes(), push) {
+                            (b"d", _) => maint.notify_one(),
+                            (b"p", false) => claim.notify_one(),
+                            (a, true) if a.strip_prefix(b"a:") == Some(me.as_bytes()) => claim.notify_one(),
+                            _ => {}
                         },
                         None => break,
                     },
