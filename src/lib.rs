@@ -19,7 +19,8 @@ pub mod task;
 pub mod worker;
 
 pub use client::{
-    Claimed, Client, Dispatched, Enqueued, FailReport, FailStatus, LeaseStatus, Outcome, Queue, Reclaimed,
+    Claimed, Client, Dispatched, Enqueued, FailReport, FailStatus, Heartbeat, LeaseStatus, Outcome, Queue,
+    Reclaimed, WaitSummary, WorkerInfo,
 };
 pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,

@@ -214,4 +214,23 @@ dispatch_interval = "100ms"
     );
     let w = q.workers(10).await.unwrap();
     assert!(w.iter().all(|w| w.inflight == 0), "{w:?}");
+
+    // baton workers --json: per worker id, weight, capacity, inflight, assigned, completed
+    let (code, out, err) = common::baton(&cfg, &["workers", "--queue", "jobs", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let arr: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(!arr.is_empty());
+    let mut completed = 0;
+    for w in &arr {
+        for k in ["id", "weight", "capacity", "inflight", "assigned", "completed", "busy_ms", "mean_exec_ms"] {
+            assert!(w.get(k).is_some(), "{k} missing in {w}");
+        }
+        assert_eq!((w["weight"].as_u64(), w["capacity"].as_u64()), (Some(1), Some(4)));
+        completed += w["completed"].as_u64().unwrap();
+    }
+    assert!(completed > 0 && completed <= 40);
+    let (code, out, _) = common::baton(&cfg, &["stats", "--queue", "jobs", "--json", "--sample", "0s"]);
+    assert_eq!(code, 0);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(s["workers"].is_array(), "stats --json includes the per-worker breakdown: {s}");
 }
