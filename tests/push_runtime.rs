@@ -222,7 +222,16 @@ dispatch_interval = "100ms"
     assert!(!arr.is_empty());
     let mut completed = 0;
     for w in &arr {
-        for k in ["id", "weight", "capacity", "inflight", "assigned", "completed", "busy_ms", "mean_exec_ms"] {
+        for k in [
+            "id",
+            "weight",
+            "capacity",
+            "inflight",
+            "assigned",
+            "completed",
+            "busy_ms",
+            "mean_exec_ms",
+        ] {
             assert!(w.get(k).is_some(), "{k} missing in {w}");
         }
         assert_eq!((w["weight"].as_u64(), w["capacity"].as_u64()), (Some(1), Some(4)));
@@ -232,5 +241,8 @@ dispatch_interval = "100ms"
     let (code, out, _) = common::baton(&cfg, &["stats", "--queue", "jobs", "--json", "--sample", "0s"]);
     assert_eq!(code, 0);
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(s["workers"].is_array(), "stats --json includes the per-worker breakdown: {s}");
+    assert!(
+        s["workers"].is_array(),
+        "stats --json includes the per-worker breakdown: {s}"
+    );
 }

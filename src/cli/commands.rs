@@ -421,7 +421,8 @@ fn worker_json(w: &crate::WorkerInfo, total_completed: u64) -> serde_json::Value
     v["busy_ms"] = serde_json::json!(w.busy_ms);
     let attempts = w.completed + w.failed;
     v["mean_exec_ms"] = serde_json::json!((attempts > 0).then(|| w.busy_ms as f64 / attempts as f64));
-    v["share"] = serde_json::json!((total_completed > 0).then(|| w.completed as f64 / total_completed as f64));
+    v["share"] =
+        serde_json::json!((total_completed > 0).then(|| w.completed as f64 / total_completed as f64));
     for k in ["weight", "capacity"] {
         if v.get(k).is_none() {
             v[k] = serde_json::json!(null);
@@ -434,13 +435,33 @@ fn print_workers(list: &[crate::WorkerInfo]) {
     let total: u64 = list.iter().map(|w| w.completed).sum();
     println!(
         "{:<40} {:>6} {:>8} {:>8} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9}",
-        "WORKER", "WEIGHT", "CAPACITY", "INFLIGHT", "ASSIGNED", "COMPLETED", "FAILED", "SHARE", "MEAN EXEC", "LAST SEEN"
+        "WORKER",
+        "WEIGHT",
+        "CAPACITY",
+        "INFLIGHT",
+        "ASSIGNED",
+        "COMPLETED",
+        "FAILED",
+        "SHARE",
+        "MEAN EXEC",
+        "LAST SEEN"
     );
     for w in list {
         let v = worker_json(w, total);
-        let num = |k: &str| v.get(k).filter(|x| !x.is_null()).map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-        let share = v["share"].as_f64().map(|s| format!("{:.1}%", s * 100.0)).unwrap_or_else(|| "-".into());
-        let mean = v["mean_exec_ms"].as_f64().map(|m| format!("{m:.1}ms")).unwrap_or_else(|| "-".into());
+        let num = |k: &str| {
+            v.get(k)
+                .filter(|x| !x.is_null())
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        let share = v["share"]
+            .as_f64()
+            .map(|s| format!("{:.1}%", s * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let mean = v["mean_exec_ms"]
+            .as_f64()
+            .map(|m| format!("{m:.1}ms"))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<40} {:>6} {:>8} {:>8} {:>9} {:>9} {:>7} {:>6} {:>10} {:>7}ms",
             w.id,

@@ -18,6 +18,8 @@ pub struct TaskContext {
     /// 1 for the first try.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// When the task was enqueued, ms since the Unix epoch (Redis' clock).
+    pub enqueued_ms: u64,
     /// Fires when the lease is lost, the task is cancelled, or shutdown gives up waiting:
     /// long handlers should watch it and stop (the handler's future is dropped anyway).
     pub cancelled: CancellationToken,

@@ -425,6 +425,7 @@ impl Worker {
                         payload: record.payload,
                         attempt,
                         max_attempts: record.max_attempts,
+                        enqueued_ms: record.created_ms,
                         cancelled: cancel.clone(),
                     };
                     let run = AssertUnwindSafe(h.call(ctx)).catch_unwind();
