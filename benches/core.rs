@@ -299,7 +299,7 @@ async fn main() {
                     .iter()
                     .map(|c| (c.id.as_str(), c.token.as_str(), c.record.result_ttl, &b""[..]))
                     .collect();
-                let call = q.complete_call("bench", &items);
+                let call = q.complete_call("bench", Duration::ZERO, &items);
                 q.conn().eval(&call, q.name()).await.unwrap();
                 done += claimed.len();
             }
