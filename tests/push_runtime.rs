@@ -242,7 +242,8 @@ dispatch_interval = "100ms"
     assert_eq!(code, 0);
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(
-        s["workers"].is_array(),
+        s["per_worker"].is_array(),
         "stats --json includes the per-worker breakdown: {s}"
     );
+    assert!(s["workers"].is_u64(), "and the number of registered workers: {s}");
 }

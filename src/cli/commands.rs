@@ -351,7 +351,7 @@ async fn stats(client: &Client, queue: Option<String>, sample: Duration, json: b
         let mut v = serde_json::to_value(c).unwrap_or_default();
         if let Some(list) = per_worker.get(name) {
             let total: u64 = list.iter().map(|w| w.completed).sum();
-            v["workers"] = serde_json::Value::Array(list.iter().map(|w| worker_json(w, total)).collect());
+            v["per_worker"] = serde_json::Value::Array(list.iter().map(|w| worker_json(w, total)).collect());
         }
         v["queue"] = serde_json::json!(name);
         v["throughput_per_s"] = serde_json::json!(rate.map(|r| (r * 10.0).round() / 10.0));
