@@ -89,7 +89,7 @@ impl ScriptSpec {
         }
         match &self.repeat {
             None => n == self.argv.len(),
-            Some(r) => (n - self.argv.len()) % r.fields.len() == 0,
+            Some(r) => (n - self.argv.len()).is_multiple_of(r.fields.len()),
         }
     }
 }

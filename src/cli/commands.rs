@@ -638,7 +638,7 @@ fn scripts(action: &ScriptsAction, json: bool) -> Result<i32> {
                 println!("{}", manifest_with_shas()["scripts"]);
                 return Ok(exit::OK);
             }
-            println!("{:<12} {:>7} {:<40} {}", "SCRIPT", "VERSION", "SHA1", "READ-ONLY");
+            println!("{:<12} {:>7} {:<40} READ-ONLY", "SCRIPT", "VERSION", "SHA1");
             for name in crate::scripts::ScriptName::ALL {
                 let spec = &m.scripts[name.file_stem()];
                 println!(

@@ -497,7 +497,7 @@ async fn ack_flusher(
     inflight: InFlightMap,
     stats: Arc<WorkerStats>,
 ) {
-    let max = queue.settings().claim_batch.max(100).min(1000);
+    let max = queue.settings().claim_batch.clamp(100, 1000);
     let mut batch: Vec<Ack> = Vec::with_capacity(max);
     while let Some(first) = rx.recv().await {
         batch.push(first);
