@@ -156,3 +156,49 @@ async fn a_version_mismatch_is_refused_in_both() {
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn a_python_worker_takes_push_assignments() {
+    let env = common::env_with(|c| {
+        c.queues.insert(
+            "pp".into(),
+            baton::QueueConfig {
+                dispatch: baton::DispatchMode::Push,
+                strategy: baton::Strategy::RoundRobin,
+                lease: Duration::from_secs(1),
+                heartbeat: Duration::from_millis(300),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let q = env.client.queue("pp").unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let m = baton::Maintenance::new(vec![q.clone()], env.config.scheduler.clone());
+    let dispatcher = tokio::spawn(m.run(stop.clone(), None));
+    let ids: Vec<String> = q
+        .enqueue_batch(
+            (0..3)
+                .map(|i| TaskSpec::new("slow-upper", format!("push {i}")))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let url = env.redis.url();
+    let out = tokio::task::spawn_blocking(move || python(&["work-push", &url, "pp", "3"]))
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), "processed 3");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            q.wait(id, Duration::from_secs(5)).await.unwrap(),
+            Outcome::Done(format!("PUSH {i}").into_bytes())
+        );
+        assert_eq!(q.get(id).await.unwrap().unwrap().attempts, 1);
+    }
+    stop.cancel();
+    dispatcher.await.unwrap();
+}

@@ -294,6 +294,12 @@ class Queue:
         return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
                 for i in range(0, len(reply), 4)]
 
+    def take(self, worker, n=1):
+        """Push queues: take up to n tasks the dispatcher assigned to ``worker``."""
+        reply = self._call("take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms)])
+        return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
+                for i in range(0, len(reply), 4)]
+
     def heartbeat(self, worker, leases):
         """Renew leases [(id, token)]; returns (registered, ["renewed"|"lost"|"cancelled", ...])."""
         args = [("worker", worker), ("lease_ms", self.lease_ms)]
@@ -325,10 +331,11 @@ class Queue:
 class Worker:
     """A minimal worker loop: claims one task at a time, heartbeats its lease from a thread,
     completes or fails it. Handlers take a Claimed and return the result (bytes/str/JSON-able);
-    raising Fatal sends the task to the dead-letter set, any other exception retries it."""
+    raising Fatal sends the task to the dead-letter set, any other exception retries it.
+    ``push=True`` for a queue with ``dispatch = "push"``: take assigned tasks instead of claiming."""
 
-    def __init__(self, queue, handlers, heartbeat_ms=1000, poll_s=1.0, worker_id=None):
-        self.q, self.handlers = queue, handlers
+    def __init__(self, queue, handlers, heartbeat_ms=1000, poll_s=1.0, worker_id=None, push=False):
+        self.q, self.handlers, self.push = queue, handlers, push
         self.heartbeat_ms, self.poll_s = heartbeat_ms, poll_s
         self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
         self._held = {}
@@ -363,7 +370,7 @@ class Worker:
         done = 0
         try:
             while not stop.is_set() and (max_tasks is None or done < max_tasks):
-                tasks = self.q.claim(self.id, 1)
+                tasks = self.q.take(self.id, 1) if self.push else self.q.claim(self.id, 1)
                 if not tasks:
                     pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
                     continue

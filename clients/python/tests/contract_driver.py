@@ -4,6 +4,7 @@ Usage: contract_driver.py COMMAND REDIS_URL QUEUE [ARGS...]
   enqueue N          enqueue N "reverse" tasks (payload "item-<i>"), print the ids
   results ID...      wait for each task, print "<state>:<value>" per line
   work N             process N tasks as a Python worker ("slow-upper": 1.5 s, longer than the lease)
+  work-push N        process N tasks on a push queue ("slow-upper" as above, taken when assigned)
   stale              claim, let the lease expire, reclaim, claim again; show the zombie is refused
   version            expect a VERSION error from enqueue
 """
@@ -40,6 +41,11 @@ def main():
 
         n = baton.Worker(q, {"slow-upper": slow_upper}, heartbeat_ms=300).run(max_tasks=int(rest[0]))
         print(f"processed {n}")
+    elif cmd == "work-push":
+        q = baton.Queue(r, queue, lease_ms=1000)
+        w = baton.Worker(q, {"slow-upper": lambda task: task.payload.upper()}, heartbeat_ms=300, push=True,
+                         worker_id="py-push")
+        print(f"processed {w.run(max_tasks=int(rest[0]))}")
     elif cmd == "stale":
         q = baton.Queue(r, queue, lease_ms=200)
         zombie = q.claim("py-zombie", 1)[0]
