@@ -73,6 +73,8 @@ impl Call {
     /// Append the ARGV value the manifest calls `name` at this position. In debug builds a
     /// name that disagrees with `lua/manifest.json` panics.
     pub fn named<T: redis::ToRedisArgs>(&mut self, name: &str, v: T) -> &mut Call {
+        #[cfg(not(debug_assertions))]
+        let _ = name; // checked in debug builds only
         #[cfg(debug_assertions)]
         {
             let spec = &crate::manifest::get().scripts[self.script.file_stem()];
