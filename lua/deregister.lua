@@ -2,24 +2,64 @@
 --[[
 name: deregister
 version: 1
-purpose: Remove a worker from the queue's registry, with its counters (clean shutdown, after
-  releasing its leases).
+purpose: Take a worker out of the queue's registry, in two steps of a clean shutdown.
+  "leave" (shutdown begins): the worker stops being live, so dispatch assigns it nothing more,
+  and the tasks dispatch assigned to it that it has not taken go back to the front of pending
+  without counting an attempt (at most 1000 per call: call again while it returns 1000).
+  "final" (after its last lease ended): its description and counters are removed.
 keys:
   1-16: the queue keyset
 argv:
   1: worker (string) — the worker's id
-reply: 1 if it was registered, 0 if not
+  2: mode (string, "leave" or "final")
+reply: "leave": number of assigned tasks handed back; "final": 1 if it was registered, else 0
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
-bound: O(log N)
+bound: O(n log N) for n <= 1000 assigned tasks
 ]]
 --@include common
 
 local worker = id_arg(ARGV[1], 'worker')
+local mode = ARGV[2]
+if mode ~= 'leave' and mode ~= 'final' then
+  bail('BADARG', 'mode must be "leave" or "final", got ' .. tostring(mode))
+end
 check_schema(false)
-redis.call('HDEL', K_WORKERS, worker)
-redis.call('HDEL', K_WINFL, worker)
-redis.call('HDEL', K_WSTAT, worker .. ':a', worker .. ':c', worker .. ':f', worker .. ':b')
-redis.call('HDEL', K_META, 'sw:' .. worker)
-return redis.call('ZREM', K_WBEAT, worker)
+if mode == 'final' then
+  local was = redis.call('HDEL', K_WORKERS, worker)
+  redis.call('ZREM', K_WBEAT, worker)
+  redis.call('HDEL', K_WINFL, worker)
+  redis.call('HDEL', K_WSTAT, worker .. ':a', worker .. ':c', worker .. ':f', worker .. ':b')
+  redis.call('HDEL', K_META, 'sw:' .. worker)
+  return was
+end
+
+redis.call('ZREM', K_WBEAT, worker)
+local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, MAX_BATCH)
+if #members == 0 then return 0 end
+redis.call('ZREM', K_ASSIGNED, unpack(members))
+local ids = {}
+for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
+local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local recs = redis.call('HMGET', K_TASKS, unpack(ids))
+local was_empty = redis.call('ZCARD', K_PENDING) == 0
+local suffix = '|' .. worker
+local back = {}
+for i, id in ipairs(ids) do
+  local v = leases[i]
+  local t = recs[i] and parse_record(recs[i])
+  if t and v and string.sub(v, -#suffix) == suffix then
+    back[#back + 1] = id
+    -- sequence 0: ahead of every task of the same priority, as release does
+    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
+  end
+end
+if #back > 0 then
+  redis.call('HDEL', K_LEASE, unpack(back))
+  redis.call('ZREM', K_LEASED, unpack(back))
+  inflight_add(worker, -#back)
+  wake_pending(was_empty)
+  signal_free()
+end
+return #back

@@ -49,7 +49,8 @@ local workers, total_free = {}, 0
 for i, w in ipairs(ids) do
   local ok, info = pcall(cjson.decode, infos[i] or '{}')
   if not ok or type(info) ~= 'table' then info = {} end
-  local cap = tonumber(info.capacity) or tonumber(info.concurrency) or 1
+  -- capped at MAX_BATCH: a heartbeat renews at most that many untaken assignments
+  local cap = math.min(tonumber(info.capacity) or tonumber(info.concurrency) or 1, MAX_BATCH)
   local weight = tonumber(info.weight) or 1
   local inflight = tonumber(infl[i]) or 0
   local free = math.max(0, cap - inflight)

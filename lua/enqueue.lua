@@ -39,9 +39,8 @@ local F = 13
 if #ARGV ~= 2 + n * F then
   bail('BADARG', 'expected ' .. (2 + n * F) .. ' arguments for ' .. n .. ' tasks, got ' .. #ARGV)
 end
-check_schema(true)
 
--- Validate everything before the first write.
+-- Validate everything before the first write (the schema stamp of a new queue included).
 local tasks = {}
 local idem_i = NKEYS
 for i = 0, n - 1 do
@@ -80,6 +79,7 @@ if #KEYS ~= idem_i then
   bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' idempotency keys for ' .. (idem_i - NKEYS) .. ' tasks with idem_ttl_ms > 0')
 end
 
+check_schema(true)
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)

@@ -41,7 +41,7 @@ for i = 1, ng do
     retry[i], rs[i] = true, 0.5
   else
     local x = tonumber(string.match(mode, '^r:(.+)$') or '')
-    if x == nil or x < 0 or x >= 1 then
+    if x == nil or x ~= x or x < 0 or x >= 1 then
       bail('BADARG', 'mode must be "retry", "final" or "r:<x>" with 0 <= x < 1, got ' .. tostring(mode))
     end
     retry[i], rs[i] = true, x

@@ -17,9 +17,12 @@ bound: O(n log N) for n <= 1000
 ]]
 --@include common
 
-local ids = {}
+local ids, seen = {}, {}
 for _, id in ipairs(select_dead()) do
-  if redis.call('ZSCORE', K_DEAD, id) then ids[#ids + 1] = id end
+  if not seen[id] and redis.call('ZSCORE', K_DEAD, id) then
+    seen[id] = true
+    ids[#ids + 1] = id
+  end
 end
 if #ids > 0 then
   redis.call('ZREM', K_DEAD, unpack(ids))

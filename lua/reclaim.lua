@@ -13,7 +13,9 @@ argv:
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
   3: worker_ttl_ms (int, >= 1) — a worker silent for this long is dropped from the registry
 reply: {requeued (int), dead (int), next_in_ms (int, ms from now until the earliest remaining lease
-  deadline, 0 if already past, -1 if none), pruned (array of worker ids dropped from the registry), workers (array of the worker ids whose leases expired, one entry per task)}
+  deadline, 0 if already past, -1 if none), workers (array: the worker of each reclaimed lease),
+  pruned (array of worker ids dropped from the registry: silent for worker_ttl_ms and holding no
+  lease)}
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -72,7 +74,16 @@ if #ids > 0 then
   wake_pending(was_empty and requeued > 0)
   notify_final(final)
 end
-local pruned = redis.call('ZRANGEBYSCORE', K_WBEAT, '-inf', fmt(now - worker_ttl), 'LIMIT', 0, limit)
+-- Silent workers leave the registry once they hold no lease any more (their leases expire and
+-- are reclaimed first), so a pruned worker's in-flight counter is 0 and can never drift.
+local silent = redis.call('ZRANGEBYSCORE', K_WBEAT, '-inf', fmt(now - worker_ttl), 'LIMIT', 0, limit)
+local pruned = {}
+if #silent > 0 then
+  local infl = redis.call('HMGET', K_WINFL, unpack(silent))
+  for i, w in ipairs(silent) do
+    if (tonumber(infl[i]) or 0) <= 0 then pruned[#pruned + 1] = w end
+  end
+end
 if #pruned > 0 then
   redis.call('ZREM', K_WBEAT, unpack(pruned))
   redis.call('HDEL', K_WORKERS, unpack(pruned))

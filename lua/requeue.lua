@@ -28,7 +28,10 @@ local moved = 0
 for i, id in ipairs(ids) do
   local rec = redis.call('HGET', K_TASKS, id)
   local t = rec and parse_record(rec)
-  if t and redis.call('ZREM', K_DEAD, id) == 1 then
+  if not t then
+    redis.call('ZREM', K_DEAD, id) -- its record is gone: nothing to requeue, drop the entry
+    reply[i] = 0
+  elseif redis.call('ZREM', K_DEAD, id) == 1 then
     redis.call('HSET', K_TASKS, id, with_used(rec, 0))
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
     moved = moved + 1

@@ -601,11 +601,26 @@ impl Queue {
         self.eval(&call).await.map(|_| ())
     }
 
-    /// Remove a worker from the registry.
+    /// Remove a worker from the registry (after its last lease ended).
     pub async fn deregister(&self, worker: &str) -> Result<bool> {
         let mut call = self.call(ScriptName::Deregister, &[]);
-        call.named("worker", worker);
+        call.named("worker", worker).named("mode", "final");
         Ok(int(&self.eval(&call).await?) == Some(1))
+    }
+
+    /// Shutdown begins: stop receiving push assignments and hand back the assigned tasks the
+    /// worker has not taken (not counted as attempts). Returns how many were handed back.
+    pub async fn leave(&self, worker: &str) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let mut call = self.call(ScriptName::Deregister, &[]);
+            call.named("worker", worker).named("mode", "leave");
+            let n = int(&self.eval(&call).await?).unwrap_or(0).max(0) as u64;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Registered workers, most recently seen first (at most `limit`, 1..=1000).

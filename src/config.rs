@@ -429,10 +429,10 @@ impl Config {
         if self.worker.weight == 0 {
             return bad("worker.weight", "must be at least 1");
         }
-        if self.worker.capacity == Some(0) {
+        if self.worker.capacity.is_some_and(|c| c == 0 || c > 1000) {
             return bad(
                 "worker.capacity",
-                "must be at least 1 (or left out: defaults to concurrency)",
+                "must be between 1 and 1000 (or left out: defaults to concurrency)",
             );
         }
         for (kind, h) in &self.worker.handlers {

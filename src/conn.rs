@@ -232,15 +232,35 @@ impl Conn {
         let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
         let mut todo: Vec<usize> = (0..calls.len()).collect();
         for round in 0..2 {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in &todo {
-                pipe.add_command(calls[i].cmd.clone());
-            }
-            let values: Vec<Value> = pipe
-                .query_async(&mut self.mgr.clone())
-                .await
-                .map_err(|e| self.err(e, queue))?;
+            // After a first round, a failure must not hide the results already in: the calls
+            // still to send get the error, the others keep their answers.
+            let sent = async {
+                if round > 0 {
+                    self.load_scripts().await?;
+                }
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for &i in &todo {
+                    pipe.add_command(calls[i].cmd.clone());
+                }
+                pipe.query_async::<Vec<Value>>(&mut self.mgr.clone())
+                    .await
+                    .map_err(|e| self.err(e, queue))
+            };
+            let values = match (sent.await, round) {
+                (Ok(v), _) => v,
+                (Err(e), 0) => return Err(e),
+                (Err(e), _) => {
+                    let detail = e.to_string();
+                    for &i in &todo {
+                        results[i] = Some(Err(Error::Unreachable {
+                            addr: self.inner.addr.clone(),
+                            detail: detail.clone(),
+                        }));
+                    }
+                    break;
+                }
+            };
             let mut again = Vec::new();
             for (&i, v) in todo.iter().zip(values) {
                 match v {
@@ -258,7 +278,6 @@ impl Conn {
             if again.is_empty() {
                 break;
             }
-            self.load_scripts().await?;
             todo = again;
         }
         Ok(results

@@ -193,7 +193,12 @@ async fn each_script_refuses_bad_arguments_without_writing() {
             vec!["w".into(), "not json".into()],
             "JSON object",
         ),
-        (ScriptName::Deregister, vec!["bad worker".into()], "worker"),
+        (
+            ScriptName::Deregister,
+            vec!["bad worker".into(), "final".into()],
+            "worker",
+        ),
+        (ScriptName::Deregister, vec!["w".into(), "later".into()], "mode"),
         (ScriptName::Pause, vec!["2".into()], "paused"),
         (ScriptName::Workers, vec!["0".into()], "limit"),
         (ScriptName::Trim, vec!["x".into()], "limit"),

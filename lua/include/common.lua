@@ -30,8 +30,8 @@ if #KEYS < NKEYS then
   bail('BADARG', 'expected the 16 queue keys first, got ' .. #KEYS .. ' keys')
 end
 
--- Numbers are always formatted by hand: redis.call turns a Lua number into a string with
--- "%.14g", which would round large scores and timestamps.
+-- Numbers are always formatted by hand: Lua's `..` turns a number into a string with "%.14g",
+-- which would round large scores and timestamps (redis.call itself uses "%.17g").
 local function fmt(n)
   return string.format('%.0f', n)
 end

@@ -248,6 +248,7 @@ impl Worker {
             queue.clone(),
             self.id.clone(),
             info,
+            stop_claiming.clone(),
             inflight.clone(),
             self.stats.clone(),
             stop_all.clone(),
@@ -276,6 +277,14 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, "shutting down: no more claims, waiting for in-flight tasks");
+        // No more push assignments; assigned tasks not taken yet go back to pending.
+        match queue.leave(&self.id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(worker = %self.id, handed_back = n, "assigned tasks handed back"),
+            Err(e) => {
+                tracing::warn!(worker = %self.id, error = %e, "could not hand back assigned tasks; they will be reclaimed")
+            }
+        }
 
         // Every permit back = every task finished and acknowledged.
         let all = self.concurrency as u32;
@@ -283,9 +292,18 @@ impl Worker {
             .await
             .is_err()
         {
+            // Handlers still running are stopped and their leases released; finished ones keep
+            // their leases until the flusher has acknowledged them.
             let leftovers: Vec<(String, String)> = {
                 let mut map = inflight.lock().unwrap();
-                map.drain()
+                let running: Vec<String> = map
+                    .iter()
+                    .filter(|(_, f)| !f.finished)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                running
+                    .into_iter()
+                    .filter_map(|id| map.remove(&id).map(|f| (id, f)))
                     .map(|(id, f)| {
                         f.cancel.cancel();
                         (id, f.token)
@@ -309,10 +327,11 @@ impl Worker {
         // The claim loop dropped its sender; the flusher ends after the last acknowledgement.
         let _ = flusher.await;
         stop_all.cancel();
+        // After the last heartbeat, so none can register the worker again.
+        let _ = heartbeat.await;
         if let Err(e) = queue.deregister(&self.id).await {
             tracing::warn!(worker = %self.id, error = %e, "deregister failed; the registry drops this worker once it is silent");
         }
-        let _ = heartbeat.await;
         let _ = wake_task.await;
         if let Some(m) = maintenance {
             let _ = m.await;
@@ -389,14 +408,17 @@ impl Worker {
         ack_tx: &mpsc::UnboundedSender<Ack>,
     ) {
         let cancel = CancellationToken::new();
-        inflight.lock().unwrap().insert(
+        // The same id claimed again (our earlier lease was reclaimed): the older attempt must stop.
+        if let Some(old) = inflight.lock().unwrap().insert(
             task.id.clone(),
             InFlight {
                 token: task.token.clone(),
                 cancel: cancel.clone(),
                 finished: false,
             },
-        );
+        ) {
+            old.cancel.cancel();
+        }
         let handler = self.handlers.get(&task.record.kind).cloned();
         let ack_tx = ack_tx.clone();
         let inflight = inflight.clone();
@@ -447,7 +469,7 @@ impl Worker {
             };
             match outcome {
                 Some(outcome) => {
-                    if let Some(f) = inflight.lock().unwrap().get_mut(&id) {
+                    if let Some(f) = inflight.lock().unwrap().get_mut(&id).filter(|f| f.token == token) {
                         f.finished = true;
                     }
                     let _ = ack_tx.send(Ack {
@@ -525,37 +547,51 @@ async fn ack_flusher(
                 }),
             }
         }
-        let mut calls = Vec::new();
-        if !done.is_empty() {
-            calls.push(queue.complete_call(&worker, busy_done, &done));
+        // (is this the complete call, the call) still to acknowledge
+        let mut todo: Vec<(bool, crate::conn::Call)> = Vec::new();
+        if let Some(c) = (!done.is_empty()).then(|| queue.complete_call(&worker, busy_done, &done)) {
+            todo.push((true, c));
         }
-        if !failed.is_empty() {
-            calls.push(queue.fail_call(&worker, busy_failed, &failed));
+        if let Some(c) = (!failed.is_empty()).then(|| queue.fail_call(&worker, busy_failed, &failed)) {
+            todo.push((false, c));
         }
+        // Acks are idempotent (a repeat is refused as stale), so retrying is safe; permits stay
+        // held meanwhile, which stops new claims (backpressure). Past two lease durations the
+        // leases are gone anyway: give up, the tasks run again elsewhere.
+        let give_up = std::time::Instant::now() + queue.settings().lease * 2;
         let mut delay = Duration::from_millis(50);
-        loop {
+        while !todo.is_empty() {
+            let calls: Vec<crate::conn::Call> = todo.iter().map(|(_, c)| c.clone()).collect();
+            let mut retry = Vec::new();
             match queue.conn().eval_pipeline(&calls, queue.name()).await {
                 Ok(results) => {
-                    let mut results = results.into_iter();
-                    if !done.is_empty() {
-                        count_acks(&queue, &results.next().unwrap(), &stats, true);
+                    for ((complete, call), r) in todo.drain(..).zip(results) {
+                        match r {
+                            Err(e) if e.is_transient() => {
+                                tracing::warn!(error = %e, "acknowledgement failed; retrying in {delay:?}");
+                                retry.push((complete, call));
+                            }
+                            r => count_acks(&queue, &r, &stats, complete),
+                        }
                     }
-                    if !failed.is_empty() {
-                        count_acks(&queue, &results.next().unwrap(), &stats, false);
-                    }
-                    break;
                 }
                 Err(e) if e.is_transient() => {
-                    // Acks are idempotent (a repeat is refused as stale), so retrying is safe.
-                    // Permits stay held meanwhile, which stops new claims: backpressure.
                     tracing::warn!(error = %e, n = batch.len(), "acknowledgement failed; retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
+                    retry = std::mem::take(&mut todo);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, n = batch.len(), "acknowledgement refused; the leases will expire and the tasks run again");
-                    break;
+                    todo.clear();
                 }
+            }
+            if !retry.is_empty() && std::time::Instant::now() >= give_up {
+                tracing::error!(n = batch.len(), "acknowledgements still failing after two lease durations: giving up, the tasks will run again");
+                break;
+            }
+            todo = retry;
+            if !todo.is_empty() {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
         {
@@ -607,6 +643,7 @@ async fn heartbeat_loop(
     queue: Queue,
     worker: String,
     info: serde_json::Value,
+    leaving: CancellationToken,
     inflight: InFlightMap,
     stats: Arc<WorkerStats>,
     stop: CancellationToken,
@@ -628,7 +665,7 @@ async fn heartbeat_loop(
         let pairs: Vec<(&str, &str)> = held.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         match queue.heartbeat(&worker, &pairs).await {
             Ok(hb) => {
-                if !hb.registered {
+                if !hb.registered && !leaving.is_cancelled() {
                     tracing::warn!(worker = %worker, "not in the registry (pruned after a long silence?): registering again");
                     if let Err(e) = queue.register(&worker, &info).await {
                         tracing::warn!(worker = %worker, error = %e, "register failed; will retry");

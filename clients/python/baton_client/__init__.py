@@ -286,8 +286,14 @@ class Queue:
     def register(self, worker, info):
         self._call("register", [("worker", worker), ("info", json.dumps(info))])
 
+    def leave(self, worker):
+        """Shutdown begins: no more push assignments; untaken ones go back to pending."""
+        while self._call("deregister", [("worker", worker), ("mode", "leave")]) >= 1000:
+            pass
+
     def deregister(self, worker):
-        self._call("deregister", [("worker", worker)])
+        """Remove the worker from the registry (after its last lease ended)."""
+        self._call("deregister", [("worker", worker), ("mode", "final")])
 
     def claim(self, worker, n=1):
         reply = self._call("claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms)])
@@ -377,6 +383,7 @@ class Worker:
                 self._run_one(tasks[0])
                 done += 1
         finally:
+            self.q.leave(self.id)
             hb_stop.set()
             hb.join()
             pubsub.close()
