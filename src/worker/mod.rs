@@ -225,6 +225,9 @@ impl Worker {
             .subscribe(queue.keys().wake_channel())
             .await
             .map_err(|e| queue.conn().err(e, queue.name()))?;
+        // Registered before anything is spawned: an error here leaves nothing running.
+        let info = self.info();
+        queue.register(&self.id, &info).await?;
         let wake_task = tokio::spawn(wake_listener(
             queue.clone(),
             self.id.clone(),
@@ -242,8 +245,6 @@ impl Worker {
             inflight.clone(),
             self.stats.clone(),
         ));
-        let info = self.info();
-        queue.register(&self.id, &info).await?;
         let heartbeat = tokio::spawn(heartbeat_loop(
             queue.clone(),
             self.id.clone(),
