@@ -275,3 +275,64 @@ async fn an_idle_worker_stays_registered_and_is_pruned_once_silent() {
     // and a heartbeat after that says "not registered"
     assert!(!q.heartbeat("ghost", &[]).await.unwrap().registered);
 }
+
+#[tokio::test]
+async fn an_acknowledgement_refused_by_an_out_of_memory_redis_is_retried() {
+    let env = common::env().await;
+    let q = env.queue();
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let worker = Worker::builder(&env.client, "q")
+        .unwrap()
+        .maintenance(None)
+        .handler("k", move |_t| {
+            let mut go = go_rx.clone();
+            async move {
+                let _ = go.wait_for(|g| *g).await;
+                Ok(b"made it".to_vec())
+            }
+        })
+        .build()
+        .unwrap();
+    let stats = worker.stats();
+    let (stop, h) = common::spawn_worker(worker);
+    let id = q.enqueue(TaskSpec::new("k", "")).await.unwrap().id;
+    common::eventually(Duration::from_secs(3), "task running", || async {
+        q.counts().await.unwrap().leased == 1
+    })
+    .await;
+    // Redis refuses every write now: the handler finishes, its complete is refused with OOM
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    go_tx.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        stats.completed.load(Ordering::SeqCst),
+        0,
+        "not acknowledged while Redis refuses writes"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.wait(&id, Duration::from_secs(5)).await.unwrap(),
+        baton::Outcome::Done(b"made it".to_vec())
+    );
+    assert_eq!(
+        q.get(&id).await.unwrap().unwrap().attempts,
+        1,
+        "acknowledged by the retry, not re-run"
+    );
+    assert_eq!(stats.completed.load(Ordering::SeqCst), 1);
+    stop.cancel();
+    h.await.unwrap().unwrap();
+}

@@ -548,52 +548,64 @@ async fn ack_flusher(
                 }),
             }
         }
-        // (is this the complete call, the call) still to acknowledge
-        let mut todo: Vec<(bool, crate::conn::Call)> = Vec::new();
-        if let Some(c) = (!done.is_empty()).then(|| queue.complete_call(&worker, busy_done, &done)) {
-            todo.push((true, c));
+        // the calls still to acknowledge, and whether each is the complete (else the fail) call
+        let mut calls: Vec<crate::conn::Call> = Vec::new();
+        let mut kinds: Vec<bool> = Vec::new();
+        if !done.is_empty() {
+            calls.push(queue.complete_call(&worker, busy_done, &done));
+            kinds.push(true);
         }
-        if let Some(c) = (!failed.is_empty()).then(|| queue.fail_call(&worker, busy_failed, &failed)) {
-            todo.push((false, c));
+        if !failed.is_empty() {
+            calls.push(queue.fail_call(&worker, busy_failed, &failed));
+            kinds.push(false);
         }
         // Acks are idempotent (a repeat is refused as stale), so retrying is safe; permits stay
         // held meanwhile, which stops new claims (backpressure). Past two lease durations the
         // leases are gone anyway: give up, the tasks run again elsewhere.
         let give_up = std::time::Instant::now() + queue.settings().lease * 2;
         let mut delay = Duration::from_millis(50);
-        while !todo.is_empty() {
-            let calls: Vec<crate::conn::Call> = todo.iter().map(|(_, c)| c.clone()).collect();
-            let mut retry = Vec::new();
+        while !calls.is_empty() {
+            let mut retry: Vec<usize> = Vec::new();
             match queue.conn().eval_pipeline(&calls, queue.name()).await {
                 Ok(results) => {
-                    for ((complete, call), r) in todo.drain(..).zip(results) {
+                    for (i, r) in results.into_iter().enumerate() {
                         match r {
                             Err(e) if e.is_transient() => {
                                 tracing::warn!(error = %e, "acknowledgement failed; retrying in {delay:?}");
-                                retry.push((complete, call));
+                                retry.push(i);
                             }
-                            r => count_acks(&queue, &r, &stats, complete),
+                            r => count_acks(&queue, &r, &stats, kinds[i]),
                         }
                     }
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, n = batch.len(), "acknowledgement failed; retrying in {delay:?}");
-                    retry = std::mem::take(&mut todo);
+                    retry = (0..calls.len()).collect();
                 }
                 Err(e) => {
                     tracing::error!(error = %e, n = batch.len(), "acknowledgement refused; the leases will expire and the tasks run again");
-                    todo.clear();
                 }
             }
-            if !retry.is_empty() && std::time::Instant::now() >= give_up {
+            if retry.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() >= give_up {
                 tracing::error!(n = batch.len(), "acknowledgements still failing after two lease durations: giving up, the tasks will run again");
                 break;
             }
-            todo = retry;
-            if !todo.is_empty() {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
+            let keep: std::collections::HashSet<usize> = retry.into_iter().collect();
+            let mut i = 0;
+            calls.retain(|_| {
+                i += 1;
+                keep.contains(&(i - 1))
+            });
+            let mut j = 0;
+            kinds.retain(|_| {
+                j += 1;
+                keep.contains(&(j - 1))
+            });
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
         {
             let mut map = inflight.lock().unwrap();
