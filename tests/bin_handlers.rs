@@ -6,6 +6,14 @@ use common::{product_config, Proc, TempDir, SCHEDULER, WORKER};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Wait for a task's outcome; on a timeout, panic showing the task.
+async fn outcome(q: baton::Queue, id: String) -> Outcome {
+    match q.wait(&id, Duration::from_secs(10)).await {
+        Ok(o) => o,
+        Err(e) => panic!("{e}; task: {:?}", q.get(&id).await),
+    }
+}
+
 fn alive(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -42,15 +50,7 @@ exec = ["/nonexistent/program"]
     let _worker = Proc::start(WORKER, &cfg);
     let _scheduler = Proc::start(SCHEDULER, &cfg); // promotes retries
     let q = env.queue();
-    let wait = |id: String| {
-        let q = q.clone();
-        async move {
-            match q.wait(&id, Duration::from_secs(10)).await {
-                Ok(o) => o,
-                Err(e) => panic!("{e}; task: {:?}", q.get(&id).await),
-            }
-        }
-    };
+    let wait = |id: String| outcome(q.clone(), id);
 
     let id = q.enqueue(TaskSpec::new("wc", "12345")).await.unwrap().id;
     assert_eq!(
@@ -215,15 +215,7 @@ timeout = "300ms"
     let _worker = Proc::start(WORKER, &cfg);
     let _scheduler = Proc::start(SCHEDULER, &cfg); // promotes retries
     let q = env.queue();
-    let wait = |id: String| {
-        let q = q.clone();
-        async move {
-            match q.wait(&id, Duration::from_secs(10)).await {
-                Ok(o) => o,
-                Err(e) => panic!("{e}; task: {:?}", q.get(&id).await),
-            }
-        }
-    };
+    let wait = |id: String| outcome(q.clone(), id);
     let id = q.enqueue(TaskSpec::new("ok", r#"{"a":1}"#)).await.unwrap().id;
     assert_eq!(
         wait(id).await,
