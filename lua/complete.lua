@@ -59,8 +59,7 @@ for i, id in ipairs(ids) do
   end
 end
 if #ok_ids > 0 then
-  redis.call('HDEL', K_LEASE, unpack(ok_ids))
-  redis.call('ZREM', K_LEASED, unpack(ok_ids))
+  end_leases(worker, ok_ids)
   if #done_z > 0 then redis.call('ZADD', K_DONE, unpack(done_z)) end
   if #res_h > 0 then redis.call('HSET', K_RESULTS, unpack(res_h)) end
   if #drop > 0 then
@@ -68,10 +67,8 @@ if #ok_ids > 0 then
     drop_tasks(drop)
   end
   redis.call('HINCRBY', K_META, 'n_done', #ok_ids)
-  inflight_add(worker, -#ok_ids)
   stat_add(worker, 'c', #ok_ids)
   stat_add(worker, 'b', busy)
-  signal_free()
   notify_final(ok_ids)
 end
 return reply

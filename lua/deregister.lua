@@ -56,10 +56,7 @@ for i, id in ipairs(ids) do
   end
 end
 if #back > 0 then
-  redis.call('HDEL', K_LEASE, unpack(back))
-  redis.call('ZREM', K_LEASED, unpack(back))
-  inflight_add(worker, -#back)
+  end_leases(worker, back)
   wake_pending(was_empty)
-  signal_free()
 end
 return #back

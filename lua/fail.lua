@@ -87,13 +87,10 @@ for i, id in ipairs(ids) do
   end
 end
 if #gone > 0 then
-  redis.call('HDEL', K_LEASE, unpack(gone))
-  redis.call('ZREM', K_LEASED, unpack(gone))
+  end_leases(worker, gone)
   redis.call('HINCRBY', K_META, 'n_failed', #gone)
-  inflight_add(worker, -#gone)
   stat_add(worker, 'f', #gone)
   stat_add(worker, 'b', busy)
-  signal_free()
   if #final > 0 then redis.call('HINCRBY', K_META, 'n_dead', #final) end
 end
 wake_pending(was_empty and to_pending > 0)

@@ -45,10 +45,7 @@ for i, id in ipairs(ids) do
   end
 end
 if #gone > 0 then
-  redis.call('HDEL', K_LEASE, unpack(gone))
-  redis.call('ZREM', K_LEASED, unpack(gone))
-  inflight_add(worker, -#gone)
-  signal_free()
+  end_leases(worker, gone)
 end
 wake_pending(was_empty and #gone > 0)
 return reply

@@ -384,15 +384,21 @@ impl Queue {
         }))
     }
 
-    /// Wait until the task is done, dead or cancelled, up to `timeout`.
-    /// Woken by the scripts' finish notifications, with a slow poll as a safety net.
-    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Outcome> {
-        let started = Instant::now();
+    /// A dedicated pub/sub connection subscribed to this queue's finish notifications.
+    async fn subscribe_fin(&self) -> Result<redis::aio::PubSub> {
         let mut pubsub = self.conn.pubsub().await?;
         pubsub
             .subscribe(self.keys.fin_channel())
             .await
             .map_err(|e| self.conn.err(e, self.name()))?;
+        Ok(pubsub)
+    }
+
+    /// Wait until the task is done, dead or cancelled, up to `timeout`.
+    /// Woken by the scripts' finish notifications, with a slow poll as a safety net.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Outcome> {
+        let started = Instant::now();
+        let mut pubsub = self.subscribe_fin().await?;
         let mut messages = pubsub.on_message();
         loop {
             // Checked after subscribing, so a finish between the check and the wait is not missed.
@@ -452,11 +458,7 @@ impl Queue {
         mut progress: impl FnMut(u64),
     ) -> Result<WaitSummary> {
         let started = Instant::now();
-        let mut pubsub = self.conn.pubsub().await?;
-        pubsub
-            .subscribe(self.keys.fin_channel())
-            .await
-            .map_err(|e| self.conn.err(e, self.name()))?;
+        let mut pubsub = self.subscribe_fin().await?;
         let mut messages = pubsub.on_message();
         let mut open: std::collections::HashSet<String> = ids.iter().cloned().collect();
         let mut summary = WaitSummary::default();

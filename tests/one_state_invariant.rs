@@ -88,18 +88,7 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
         transitions += 1;
         if step % 10 == 0 || step > 390 {
             for id in &ids {
-                let sets = common::sets_holding(&q, id).await;
-                assert_eq!(sets.len(), 1, "step {step}: task {id} is in {sets:?}");
-                let lease: Option<String> = q
-                    .conn()
-                    .query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id))
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    lease.is_some(),
-                    sets == ["leased"],
-                    "step {step}: lease entry of {id} vs {sets:?}"
-                );
+                common::assert_one_state(&q, id).await;
             }
         }
     }

@@ -118,11 +118,15 @@ pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
     out
 }
 
-/// Assert the one-state-set invariant for `id`, and that it is in `expected`.
-pub async fn assert_state(q: &Queue, id: &str, expected: &str) {
+/// Assert the one-state-set invariant for `id` (exactly one state set, and a lease entry
+/// exactly when leased); returns the set.
+pub async fn assert_one_state(q: &Queue, id: &str) -> &'static str {
     let sets = sets_holding(q, id).await;
-    assert_eq!(sets, vec![expected], "task {id} must be in exactly one state set");
-    // a lease entry exists exactly when leased
+    assert_eq!(
+        sets.len(),
+        1,
+        "task {id} must be in exactly one state set, is in {sets:?}"
+    );
     let lease: Option<String> = q
         .conn()
         .query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id))
@@ -130,9 +134,16 @@ pub async fn assert_state(q: &Queue, id: &str, expected: &str) {
         .unwrap();
     assert_eq!(
         lease.is_some(),
-        expected == "leased",
-        "lease entry of {id} vs state {expected}"
+        sets[0] == "leased",
+        "lease entry of {id} vs state {}",
+        sets[0]
     );
+    sets[0]
+}
+
+/// Assert the one-state-set invariant for `id`, and that it is in `expected`.
+pub async fn assert_state(q: &Queue, id: &str, expected: &str) {
+    assert_eq!(assert_one_state(q, id).await, expected, "state of task {id}");
 }
 
 /// Every key and its full contents, for "nothing was written" checks.
