@@ -5,7 +5,7 @@ version: 1
 purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
   then ids (1..1000)
@@ -26,7 +26,7 @@ check_schema(false)
 
 local now = now_ms()
 local exp = fmt(now + ttl)
-local reply, final = {}, {}
+local reply, final, items = {}, {}, {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   local from = ''
@@ -50,8 +50,10 @@ for i = 2, #ARGV do
     local used = rec and string.match(rec, '^(%d+)|') or '0'
     redis.call('HSET', K_ERRORS, id, used .. '|' .. fmt(now) .. '|cancelled while ' .. from)
     final[#final + 1] = id
+    items[#items + 1] = id .. ':' .. used
   end
   reply[#reply + 1] = from
 end
 notify_final(final)
+emit('cancelled', '', items, now)
 return reply

@@ -6,7 +6,7 @@ purpose: A worker claims up to n pending tasks, highest priority first (FIFO wit
   each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth
   and the record is handed out as stored (the client parses it).
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
@@ -35,9 +35,10 @@ for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local fence = redis.call('HINCRBY', K_META, 'fence', #ids) - #ids
-local deadline = fmt(now_ms() + lease_ms)
+local now = now_ms()
+local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
-local zargs, hargs, reply = {}, {}, {}
+local zargs, hargs, reply, items = {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local rec = recs[i]
   if rec then -- a record deleted by hand is dropped from pending, never handed out
@@ -50,6 +51,7 @@ for i, id in ipairs(ids) do
     reply[#reply + 1] = token
     reply[#reply + 1] = deadline
     reply[#reply + 1] = rec
+    if events_on() then items[#items + 1] = id .. ':' .. (rec_used(rec) + 1) end
   end
 end
 if #zargs > 0 then
@@ -57,5 +59,6 @@ if #zargs > 0 then
   redis.call('HSET', K_LEASE, unpack(hargs))
   inflight_add(worker, #zargs / 2)
   stat_add(worker, 'a', #zargs / 2)
+  emit('claimed', worker, items, now)
 end
 return reply

@@ -5,7 +5,7 @@ version: 1
 purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task and its result for
   its result TTL in `done`, and wakes result waiters.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: busy_ms (int, >= 0) — run time of these tasks' handlers, summed (worker statistics)
@@ -59,6 +59,11 @@ for i, id in ipairs(ids) do
   end
 end
 if #ok_ids > 0 then
+  local items = {}
+  if events_on() then -- read before result_ttl 0 drops the records
+    local recs = redis.call('HMGET', K_TASKS, unpack(ok_ids))
+    for i, id in ipairs(ok_ids) do items[i] = id .. ':' .. (recs[i] and rec_used(recs[i]) + 1 or 0) end
+  end
   end_leases(worker, ok_ids)
   if #done_z > 0 then redis.call('ZADD', K_DONE, unpack(done_z)) end
   if #res_h > 0 then redis.call('HSET', K_RESULTS, unpack(res_h)) end
@@ -70,5 +75,6 @@ if #ok_ids > 0 then
   stat_add(worker, 'c', #ok_ids)
   stat_add(worker, 'b', busy)
   notify_final(ok_ids)
+  emit('completed', worker, items, now)
 end
 return reply

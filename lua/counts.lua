@@ -4,20 +4,22 @@ name: counts
 version: 1
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
-  completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed)}
+  completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),
+  enqueued_total, retried_total (failed attempts scheduled again)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
-  BADARG: fewer than the 16 queue keys
+  BADARG: fewer than the 17 queue keys
   VERSION: the queue holds another data schema version
 bound: O(1)
 ]]
 --@include common
 
-local meta = check_schema(false, 'paused', 'n_done', 'n_failed', 'n_dead', 'n_expired')
+local meta = check_schema(false, 'paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry')
 return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_LEASED),
   redis.call('ZCARD', K_DONE), redis.call('ZCARD', K_DEAD), redis.call('ZCARD', K_CANCELLED),
   meta[2] == '1' and 1 or 0, redis.call('ZCARD', K_WBEAT), tonumber(meta[3]) or 0,
-  tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0}
+  tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0,
+  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0}

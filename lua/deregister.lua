@@ -8,7 +8,7 @@ purpose: Take a worker out of the queue's registry, in two steps of a clean shut
   without counting an attempt (at most 1000 per call: call again while it returns 1000).
   "final" (after its last lease ended): its description and counters are removed.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: mode (string, "leave" or "final")
@@ -45,12 +45,13 @@ local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local suffix = '|' .. worker
-local back = {}
+local back, items = {}, {}
 for i, id in ipairs(ids) do
   local v = leases[i]
   local t = recs[i] and parse_record(recs[i])
   if t and v and string.sub(v, -#suffix) == suffix then
     back[#back + 1] = id
+    items[#items + 1] = id .. ':' .. t.used
     -- sequence 0: ahead of every task of the same priority, as release does
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
   end
@@ -58,5 +59,6 @@ end
 if #back > 0 then
   end_leases(worker, back)
   wake_pending(was_empty)
+  emit('released', worker, items)
 end
 return #back

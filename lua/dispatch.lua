@@ -8,7 +8,7 @@ purpose: Push dispatch: assign up to n pending tasks, in priority order, to the 
   the task under the worker in `assigned`; each worker that got tasks is woken ("a:<worker>" on
   the wake channel). Any number of dispatchers may run at once.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: strategy (string): "random", "round-robin", "weighted" (smooth weighted round-robin by each
      worker's weight) or "least-concurrency" (fewest in flight; ties taken in turn)
@@ -55,7 +55,7 @@ for i, w in ipairs(ids) do
   local inflight = tonumber(infl[i]) or 0
   local free = math.max(0, cap - inflight)
   total_free = total_free + free
-  workers[i] = {id = w, free = free, weight = weight, inflight = inflight, sw = tonumber(sws[i]) or 0, got = 0}
+  workers[i] = {id = w, free = free, weight = weight, inflight = inflight, sw = tonumber(sws[i]) or 0, got = 0, items = {}}
 end
 local k = math.min(n, total_free)
 if k == 0 then return {0} end
@@ -127,6 +127,7 @@ for i, id in ipairs(tids) do
     w.free = w.free - 1
     w.inflight = w.inflight + 1
     w.got = w.got + 1
+    if events_on() then w.items[#w.items + 1] = id .. ':' .. (rec_used(recs[i]) + 1) end
     assigned = assigned + 1
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
@@ -148,6 +149,7 @@ if assigned > 0 then
       redis.call('PUBLISH', CHAN_WAKE, 'a:' .. w.id)
       reply[#reply + 1] = w.id
       reply[#reply + 1] = w.got
+      emit('dispatched', w.id, w.items, now)
     end
   end
 end

@@ -4,7 +4,7 @@ name: enqueue
 version: 1
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
 keys:
-  1-16: the queue keyset (meta tasks pending delayed leased lease done dead cancelled results errors workers wbeat assigned winfl wstat)
+  1-17: the queue keyset (meta tasks pending delayed leased lease done dead cancelled results errors workers wbeat assigned winfl wstat)
   12..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
 argv:
   1: max_payload (int, bytes) — refuse any payload larger than this
@@ -83,7 +83,7 @@ check_schema(true)
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
-local reply = {}
+local reply, made = {}, {}
 local added_pending = false
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
@@ -104,9 +104,14 @@ for i, t in ipairs(tasks) do
       redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
       added_pending = true
     end
+    if created == 1 then made[#made + 1] = id .. ':0' end
   end
   reply[#reply + 1] = id
   reply[#reply + 1] = created
 end
 wake_pending(was_empty and added_pending)
+if #made > 0 then
+  redis.call('HINCRBY', K_META, 'n_enq', #made)
+  emit('enqueued', '', made, now)
+end
 return reply

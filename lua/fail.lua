@@ -6,7 +6,7 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   computed here from its own policy, or moved to the dead-letter set with its last error when it
   has no attempts left or the failure is final.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
@@ -55,6 +55,7 @@ local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local suffix = '|' .. worker
 local gone, final, reply, seen = {}, {}, {}, {}
+local ev_failed, ev_retried, ev_dead = {}, {}, {}
 local to_pending = 0
 local seq = nil
 for i, id in ipairs(ids) do
@@ -64,6 +65,8 @@ for i, id in ipairs(ids) do
     seen[id] = true
     gone[#gone + 1] = id
     local attempt = t.used + 1
+    local item = id .. ':' .. attempt
+    ev_failed[#ev_failed + 1] = item
     redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
     redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|' .. string.sub(ARGV[b + 3], 1, 8192))
     if retry[i] and attempt < t.max_attempts then
@@ -77,10 +80,12 @@ for i, id in ipairs(ids) do
         to_pending = to_pending + 1
       end
       reply[i] = 1
+      ev_retried[#ev_retried + 1] = item
     else
       redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
       final[#final + 1] = id
       reply[i] = 2
+      ev_dead[#ev_dead + 1] = item
     end
   else
     reply[i] = 0
@@ -92,6 +97,10 @@ if #gone > 0 then
   stat_add(worker, 'f', #gone)
   stat_add(worker, 'b', busy)
   if #final > 0 then redis.call('HINCRBY', K_META, 'n_dead', #final) end
+  if #ev_retried > 0 then redis.call('HINCRBY', K_META, 'n_retry', #ev_retried) end
+  emit('failed', worker, ev_failed, now)
+  emit('retried', worker, ev_retried, now)
+  emit('dead', worker, ev_dead, now)
 end
 wake_pending(was_empty and to_pending > 0)
 notify_final(final)

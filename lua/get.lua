@@ -4,7 +4,7 @@ name: get
 version: 1
 purpose: Inspect one task: its state and everything kept about it. Read-only (runs on replicas).
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise

@@ -5,7 +5,7 @@ version: 1
 purpose: Pause (no task is claimed) or resume a queue. Enqueue, maintenance and running tasks go
   on while paused. Resuming wakes idle workers.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: paused (int, 1 = pause, 0 = resume)
 reply: the previous state (1 paused, 0 running)

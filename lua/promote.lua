@@ -4,7 +4,7 @@ name: promote
 version: 1
 purpose: Move due delayed tasks (delays and retry backoffs) to pending, a bounded batch per call.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: limit (int, 1..1000) — most tasks moved in this call
 reply: {promoted (int), next_in_ms (int, ms from now until the earliest remaining delayed task is
@@ -26,12 +26,13 @@ if #ids > 0 then
   local recs = redis.call('HMGET', K_TASKS, unpack(ids))
   local was_empty = redis.call('ZCARD', K_PENDING) == 0
   local seq = take_seq(#ids)
-  local zargs = {}
+  local zargs, items = {}, {}
   for i, id in ipairs(ids) do
     local t = recs[i] and parse_record(recs[i])
     if t then
       zargs[#zargs + 1] = fmt(pending_score(t.prio, seq + i - 1))
       zargs[#zargs + 1] = id
+      items[#items + 1] = id .. ':' .. t.used
     end
   end
   redis.call('ZREM', K_DELAYED, unpack(ids))
@@ -40,6 +41,7 @@ if #ids > 0 then
     promoted = #zargs / 2
   end
   wake_pending(was_empty and promoted > 0)
+  emit('promoted', '', items, now)
 end
 local nxt = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
 return {promoted, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1}

@@ -4,7 +4,7 @@ name: purge
 version: 1
 purpose: Delete dead tasks now (the dead-letter "delete" button): given ids, or the oldest ones.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
@@ -25,7 +25,13 @@ for _, id in ipairs(select_dead()) do
   end
 end
 if #ids > 0 then
+  local items = {}
+  if events_on() then
+    local recs = redis.call('HMGET', K_TASKS, unpack(ids))
+    for i, id in ipairs(ids) do items[i] = id .. ':' .. (recs[i] and rec_used(recs[i]) or 0) end
+  end
   redis.call('ZREM', K_DEAD, unpack(ids))
   drop_tasks(ids)
+  emit('purged', '', items)
 end
 return #ids

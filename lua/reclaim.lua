@@ -7,7 +7,7 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   heartbeating from the registry. Run by the scheduler (and by workers' maintenance loop); any
   number of callers at once is safe.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
@@ -38,6 +38,7 @@ if #ids > 0 then
   local seq = take_seq(#ids)
   local final = {}
   local per_owner = {}
+  local ev_reclaimed, ev_dead = {}, {}
   for i, id in ipairs(ids) do
     local owner = leases[i] and lease_worker(leases[i])
     workers[#workers + 1] = owner or ''
@@ -50,6 +51,7 @@ if #ids > 0 then
       -- record deleted by hand: nothing left to run
     else
       local attempt = t.used + 1
+      ev_reclaimed[#ev_reclaimed + 1] = id .. ':' .. attempt
       redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
       redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|lease expired: worker ' ..
         tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt)
@@ -60,6 +62,7 @@ if #ids > 0 then
         redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
         final[#final + 1] = id
         dead = dead + 1
+        ev_dead[#ev_dead + 1] = id .. ':' .. attempt
       end
     end
   end
@@ -73,6 +76,8 @@ if #ids > 0 then
   signal_free()
   wake_pending(was_empty and requeued > 0)
   notify_final(final)
+  emit('reclaimed', '', ev_reclaimed, now)
+  emit('dead', '', ev_dead, now)
 end
 -- Silent workers leave the registry once they hold no lease any more (their leases expire and
 -- are reclaimed first), so a pruned worker's in-flight counter is 0 and can never drift.

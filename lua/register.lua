@@ -5,7 +5,7 @@ version: 1
 purpose: Add a worker to the queue's registry (or refresh its description), marking it alive now.
   Workers call it at start and again when a heartbeat says they were pruned.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id, unique per process
   2: info (string, JSON object, at most 4096 bytes) — how the worker describes itself (host, pid,

@@ -6,7 +6,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   period): token-checked; each task returns to the front of its priority in pending and the
   attempt is not counted.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs
@@ -30,7 +30,7 @@ for i = 1, np do ids[i] = ARGV[2 * i] end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local gone, reply, seen = {}, {}, {}
+local gone, reply, seen, items = {}, {}, {}, {}
 local suffix = '|' .. worker
 for i, id in ipairs(ids) do
   local t = recs[i] and parse_record(recs[i])
@@ -40,12 +40,14 @@ for i, id in ipairs(ids) do
     -- sequence 0: ahead of every task of the same priority
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
     reply[i] = 1
+    items[#items + 1] = id .. ':' .. t.used
   else
     reply[i] = 0
   end
 end
 if #gone > 0 then
   end_leases(worker, gone)
+  emit('released', worker, items)
 end
 wake_pending(was_empty and #gone > 0)
 return reply

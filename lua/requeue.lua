@@ -5,7 +5,7 @@ version: 1
 purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "retry" button):
   given ids, or the oldest ones.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
@@ -23,7 +23,7 @@ local ids = select_dead()
 
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(math.max(#ids, 1))
-local reply = {}
+local reply, items = {}, {}
 local moved = 0
 for i, id in ipairs(ids) do
   local rec = redis.call('HGET', K_TASKS, id)
@@ -36,9 +36,11 @@ for i, id in ipairs(ids) do
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
     moved = moved + 1
     reply[i] = 1
+    items[#items + 1] = id .. ':0'
   else
     reply[i] = 0
   end
 end
 wake_pending(was_empty and moved > 0)
+emit('requeued', '', items)
 return reply

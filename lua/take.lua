@@ -5,7 +5,7 @@ version: 1
 purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it (their leases
   already exist); each lease's deadline restarts now.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: n (int, 1..1000) — most tasks taken
@@ -29,9 +29,10 @@ local ids = {}
 for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
-local deadline = fmt(now_ms() + lease_ms)
+local now = now_ms()
+local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
-local zargs, reply = {}, {}
+local zargs, reply, items = {}, {}, {}
 for i, id in ipairs(ids) do
   local v = leases[i]
   if v and recs[i] and string.sub(v, -#suffix) == suffix then
@@ -41,7 +42,9 @@ for i, id in ipairs(ids) do
     reply[#reply + 1] = string.sub(v, 1, #v - #suffix)
     reply[#reply + 1] = deadline
     reply[#reply + 1] = recs[i]
+    if events_on() then items[#items + 1] = id .. ':' .. (rec_used(recs[i]) + 1) end
   end
 end
 if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
+emit('claimed', worker, items, now)
 return reply

@@ -5,7 +5,7 @@ version: 1
 purpose: The janitor: drop finished tasks (done, dead, cancelled) whose retention has passed,
   with everything kept about them (record, result, error). Bounded per call.
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: limit (int, 1..1000) — most tasks dropped per terminal set in this call
 reply: {dropped (int), more (int, 1 when a set still holds expired tasks: call again)}

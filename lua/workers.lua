@@ -5,7 +5,7 @@ version: 1
 purpose: List the queue's registered workers with their description and heartbeat age.
   Read-only (runs on replicas).
 keys:
-  1-16: the queue keyset
+  1-17: the queue keyset
 argv:
   1: limit (int, 1..1000) — most workers listed (most recently seen first)
 reply: flat array, 8 entries per worker: id, info (JSON string given at register),

@@ -596,6 +596,15 @@ impl Queue {
         Ok(int(&v) == Some(1))
     }
 
+    /// Store the queue settings the scripts read from Redis (the events stream cap). The
+    /// scheduler and workers run it at start; every process should share the same [queues].
+    pub async fn configure(&self) -> Result<()> {
+        let mut call = self.call(ScriptName::Configure, &[]);
+        call.named("events_max_len", self.settings.events_max_len);
+        self.eval(&call).await?;
+        Ok(())
+    }
+
     /// Add (or refresh) a worker in the registry with its JSON description.
     pub async fn register(&self, worker: &str, info: &serde_json::Value) -> Result<()> {
         let mut call = self.call(ScriptName::Register, &[]);
@@ -673,7 +682,7 @@ impl Queue {
         let n: Vec<u64> = array(&v)
             .map(|a| a.iter().filter_map(int).map(|x| x as u64).collect())
             .unwrap_or_default();
-        if n.len() != 12 {
+        if n.len() != 14 {
             return Err(self.bad_reply(ScriptName::Counts, &v));
         }
         Ok(Counts {
@@ -689,6 +698,8 @@ impl Queue {
             failed_total: n[9],
             dead_total: n[10],
             expired_total: n[11],
+            enqueued_total: n[12],
+            retried_total: n[13],
         })
     }
 

@@ -147,6 +147,9 @@ pub struct QueueConfig {
     pub dispatch: DispatchMode,
     /// Push strategy: `random`, `round-robin`, `weighted` or `least-concurrency`.
     pub strategy: Strategy,
+    /// Lifecycle events: approximate cap of the queue's events stream, in entries (one entry per
+    /// script call and event type); 0 = no events at all (no stream, no pub/sub).
+    pub events_max_len: u64,
 }
 
 impl Default for QueueConfig {
@@ -167,6 +170,7 @@ impl Default for QueueConfig {
             claim_batch: 100,
             dispatch: DispatchMode::Pull,
             strategy: Strategy::LeastConcurrency,
+            events_max_len: 10000,
         }
     }
 }
@@ -191,6 +195,9 @@ pub struct WorkerConfig {
     pub weight: u32,
     /// Most tasks push dispatch may assign to this worker at once (default: concurrency).
     pub capacity: Option<usize>,
+    /// Address to serve this worker's Prometheus `/metrics` on (e.g. "127.0.0.1:9091"); off when
+    /// unset.
+    pub metrics: Option<String>,
     /// How each task kind is run: one table per kind.
     pub handlers: BTreeMap<String, HandlerConfig>,
 }
@@ -248,6 +255,7 @@ impl Default for WorkerConfig {
             maintenance: true,
             weight: 1,
             capacity: None,
+            metrics: None,
             handlers: BTreeMap::new(),
         }
     }
@@ -273,6 +281,12 @@ pub struct SchedulerConfig {
     pub dispatch_interval: Duration,
     /// Queues the scheduler maintains (empty: every queue named in this file).
     pub queues: Vec<String>,
+    /// Address of the dashboard (`/`) and Prometheus metrics (`/metrics`), e.g.
+    /// "127.0.0.1:9090"; off when unset.
+    pub http: Option<String>,
+    /// Token the dashboard's state-changing actions (requeue, purge, pause) must present as
+    /// `Authorization: Bearer <token>`; without one, actions are refused (read-only dashboard).
+    pub http_token: Option<String>,
     /// Periodic tasks, one table per entry name.
     pub cron: BTreeMap<String, CronEntry>,
 }
@@ -286,6 +300,8 @@ impl Default for SchedulerConfig {
             batch: 500,
             dispatch_interval: Duration::from_millis(200),
             queues: Vec::new(),
+            http: None,
+            http_token: None,
             cron: BTreeMap::new(),
         }
     }
@@ -413,6 +429,9 @@ impl Config {
             if !(1..=1000).contains(&q.claim_batch) {
                 return bad(&key("claim_batch"), "must be between 1 and 1000");
             }
+            if q.events_max_len > 100_000_000 {
+                return bad(&key("events_max_len"), "must be between 0 (events off) and 100000000 entries");
+            }
             if q.max_payload == 0 || q.max_payload > 512 << 20 {
                 return bad(&key("max_payload"), "must be between 1 and 536870912 bytes");
             }
@@ -481,6 +500,16 @@ impl Config {
         }
         if !(1..=1000).contains(&s.batch) {
             return bad("scheduler.batch", "must be between 1 and 1000");
+        }
+        for (key, addr) in [("scheduler.http", &s.http), ("worker.metrics", &self.worker.metrics)] {
+            if let Some(a) = addr {
+                if a.parse::<std::net::SocketAddr>().is_err() {
+                    return bad(key, &format!("{a:?} is not an address with a port, e.g. \"127.0.0.1:9090\""));
+                }
+            }
+        }
+        if matches!(&s.http_token, Some(t) if t.len() < 16) {
+            return bad("scheduler.http_token", "must be at least 16 characters (e.g. `openssl rand -hex 16`)");
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::scripts::{ScriptName, SCHEMA_VERSION};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{Cmd, IntoConnectionInfo, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A cloneable handle on Baton's Redis connection.
 #[derive(Clone)]
@@ -210,6 +210,17 @@ impl Conn {
 
     /// Run one script call; on NOSCRIPT reload the scripts and send it again.
     pub async fn eval(&self, call: &Call, queue: &str) -> Result<Value> {
+        let start = Instant::now();
+        let r = self.eval_inner(call, queue).await;
+        crate::metrics::script_call(
+            call.script.file_stem(),
+            start.elapsed().as_secs_f64(),
+            r.as_ref().err().map(Error::kind_name),
+        );
+        r
+    }
+
+    async fn eval_inner(&self, call: &Call, queue: &str) -> Result<Value> {
         call.verify();
         let mut mgr = self.mgr.clone();
         match call.cmd.query_async::<Value>(&mut mgr).await {
@@ -228,6 +239,20 @@ impl Conn {
     /// Run several script calls in one round trip. Each call gets its own result; calls refused
     /// with NOSCRIPT are resent (alone) after reloading the scripts.
     pub async fn eval_pipeline(&self, calls: &[Call], queue: &str) -> Result<Vec<Result<Value>>> {
+        let start = Instant::now();
+        let r = self.eval_pipeline_inner(calls, queue).await;
+        let secs = start.elapsed().as_secs_f64();
+        for (i, call) in calls.iter().enumerate() {
+            let err = match &r {
+                Err(e) => Some(e.kind_name()),
+                Ok(rs) => rs[i].as_ref().err().map(Error::kind_name),
+            };
+            crate::metrics::script_call(call.script.file_stem(), secs, err);
+        }
+        r
+    }
+
+    async fn eval_pipeline_inner(&self, calls: &[Call], queue: &str) -> Result<Vec<Result<Value>>> {
         calls.iter().for_each(Call::verify);
         let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
         let mut todo: Vec<usize> = (0..calls.len()).collect();
@@ -289,6 +314,20 @@ impl Conn {
     /// Run a plain command on the shared connection.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
         cmd.query_async(&mut self.mgr.clone())
+            .await
+            .map_err(|e| self.err(e, ""))
+    }
+
+    /// A dedicated connection for blocking reads that wait up to `block` (XREAD BLOCK): its
+    /// response timeout is `block` plus the configured one, and no script call ever waits
+    /// behind it.
+    pub async fn blocking(&self, block: Duration) -> Result<redis::aio::MultiplexedConnection> {
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.inner.connect_timeout))
+            .set_response_timeout(Some(block + self.inner.response_timeout));
+        self.inner
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .map_err(|e| self.err(e, ""))
     }

@@ -81,6 +81,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short, stable name of the error's kind (metrics label).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Unreachable { .. } => "unreachable",
+            Error::Auth { .. } => "auth",
+            Error::NoPermission { .. } => "no_permission",
+            Error::Timeout { .. } => "timeout",
+            Error::BadArgument { .. } => "bad_argument",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::VersionMismatch { .. } => "version_mismatch",
+            Error::StaleLease { .. } => "stale_lease",
+            Error::NotFound { .. } => "not_found",
+            Error::WaitTimeout { .. } => "wait_timeout",
+            Error::Invalid(_) => "invalid",
+            Error::Config(_) => "config",
+            Error::Protocol(_) => "protocol",
+            Error::OutOfMemory { .. } => "oom",
+            Error::Redis { .. } => "redis",
+        }
+    }
+
     /// True when the call may succeed if simply retried later (Redis down, timeout, OOM).
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -2,13 +2,13 @@
 //!
 //! Every key of queue `q` is `<prefix>:{q}:<role>`: the `{q}` hash tag puts a whole queue in one
 //! Redis Cluster slot (scripts touch only one queue, so they never cross slots), while different
-//! queues spread over the nodes. Every script receives the same 16 keys first (the "queue
+//! queues spread over the nodes. Every script receives the same 17 keys first (the "queue
 //! keyset"), in the order of [`ROLES`]; see docs/contract.md.
 
 use crate::error::{Error, Result};
 
-/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..16].
-pub const ROLES: [&str; 16] = [
+/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..17].
+pub const ROLES: [&str; 17] = [
     "meta",      // hash: v (schema), seq, fence, paused
     "tasks",     // hash: id -> record
     "pending",   // zset: id by priority/FIFO score
@@ -25,6 +25,7 @@ pub const ROLES: [&str; 16] = [
     "assigned",  // zset (lex): "worker|id" of tasks push-dispatched and not yet taken
     "winfl",     // hash: worker id -> leases held (in flight)
     "wstat",     // hash: "worker:a|c|f|b" -> assigned, completed, failed, busy ms
+    "events",    // stream: lifecycle events (capped; see docs/contract.md)
 ];
 
 /// Names of the keys of one queue.
@@ -54,7 +55,7 @@ impl QueueKeys {
         &self.queue
     }
 
-    /// The 16 keys of the keyset, in script order.
+    /// The 17 keys of the keyset, in script order.
     pub fn keyset(&self) -> &[String] {
         &self.keys
     }
@@ -108,7 +109,7 @@ mod tests {
     #[test]
     fn keys_share_the_queue_hash_tag() {
         let k = QueueKeys::new("baton", "emails").unwrap();
-        assert_eq!(k.keyset().len(), 16);
+        assert_eq!(k.keyset().len(), 17);
         for key in k.keyset() {
             assert!(key.starts_with("baton:{emails}:"), "{key}");
         }

@@ -9,9 +9,11 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod local_redis;
 pub mod manifest;
+pub mod metrics;
 pub mod process;
 pub mod scheduler;
 pub mod scripts;
@@ -26,6 +28,7 @@ pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,
 };
 pub use error::{Error, Result};
+pub use events::{Event, EventTask};
 pub use scheduler::Maintenance;
 pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};

@@ -35,11 +35,12 @@ pub enum ScriptName {
     Workers,
     Dispatch,
     Take,
+    Configure,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 20] = [
+    pub const ALL: [ScriptName; 21] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -60,6 +61,7 @@ impl ScriptName {
         ScriptName::Workers,
         ScriptName::Dispatch,
         ScriptName::Take,
+        ScriptName::Configure,
     ];
 
     /// The file stem under `lua/`.
@@ -85,6 +87,7 @@ impl ScriptName {
             ScriptName::Workers => "workers",
             ScriptName::Dispatch => "dispatch",
             ScriptName::Take => "take",
+            ScriptName::Configure => "configure",
         }
     }
 

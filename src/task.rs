@@ -322,6 +322,10 @@ pub struct Counts {
     pub dead_total: u64,
     /// Leases that expired and were reclaimed since the queue was created.
     pub expired_total: u64,
+    /// Tasks enqueued (created, not idempotent repeats) since the queue was created.
+    pub enqueued_total: u64,
+    /// Failed attempts scheduled to run again since the queue was created.
+    pub retried_total: u64,
 }
 
 /// Split `a|b|rest` values ("attempt|at_ms|message"): the first two fields are numbers.

@@ -230,6 +230,6 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     let mut call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
     call.unchecked();
     let err = q.conn().eval(&call, "q").await.unwrap_err();
-    assert!(err.to_string().contains("16 queue keys"), "{err}");
+    assert!(err.to_string().contains("17 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);
 }

@@ -1,15 +1,15 @@
 -- include/common.lua — shared by every Baton script (inlined at load time by the Rust loader
 -- and by `baton scripts dump`, so other languages get flat scripts).
 --
--- The queue keyset: every script takes the same 16 queue keys first, all sharing the queue's
+-- The queue keyset: every script takes the same 17 queue keys first, all sharing the queue's
 -- hash tag `{queue}`, so a queue lives in one cluster slot. A script declares every key it
 -- touches; extra per-call keys (idempotency keys) follow the keyset.
 local K_META, K_TASKS, K_PENDING, K_DELAYED, K_LEASED, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local K_DONE, K_DEAD, K_CANCELLED, K_RESULTS, K_ERRORS, K_WORKERS, K_WBEAT =
   KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_ASSIGNED, K_WINFL, K_WSTAT = KEYS[14], KEYS[15], KEYS[16]
-local NKEYS = 16
+local K_ASSIGNED, K_WINFL, K_WSTAT, K_EVENTS = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local NKEYS = 17
 
 -- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
 -- layout, record format or field meaning; scripts refuse a queue with another version.
@@ -27,7 +27,7 @@ local function bail(code, msg)
 end
 
 if #KEYS < NKEYS then
-  bail('BADARG', 'expected the 16 queue keys first, got ' .. #KEYS .. ' keys')
+  bail('BADARG', 'expected the 17 queue keys first, got ' .. #KEYS .. ' keys')
 end
 
 -- Numbers are always formatted by hand: Lua's `..` turns a number into a string with "%.14g",
@@ -57,10 +57,18 @@ local function id_arg(v, name)
   return v
 end
 
+-- Lifecycle events: stream length cap (meta field `ev`, set by the configure script; 0 = events
+-- off). Read by check_schema in the same HMGET, so events cost no extra meta read.
+local EVENTS_DEFAULT_MAX = 10000
+local EV_MAX = EVENTS_DEFAULT_MAX
+
 -- Check the queue's schema version. `create` (enqueue only) stamps a new queue.
 -- Returns the meta fields asked for after `v` (e.g. `paused`).
 local function check_schema(create, ...)
-  local got = redis.call('HMGET', K_META, 'v', ...)
+  local fields = {'v', ...}
+  fields[#fields + 1] = 'ev'
+  local got = redis.call('HMGET', K_META, unpack(fields))
+  EV_MAX = tonumber(got[#fields]) or EVENTS_DEFAULT_MAX
   local v = got[1]
   if v == false then
     if create then redis.call('HSET', K_META, 'v', SCHEMA) end
@@ -103,6 +111,7 @@ local CHAN_BASE = string.sub(K_META, 1, -5)
 local CHAN_WAKE = CHAN_BASE .. 'wake'
 local CHAN_FIN = CHAN_BASE .. 'fin'
 local CHAN_FREE = CHAN_BASE .. 'free'
+local CHAN_EVENTS = CHAN_BASE .. 'events'
 
 -- Wake sleeping workers when pending goes from empty to non-empty ('p'), or the maintenance
 -- loop when the earliest delayed task changed ('d'). Workers stay subscribed, so a wake sent
@@ -193,4 +202,27 @@ end
 -- Lease value: "token|worker". Callers prove they hold a lease by sending both.
 local function lease_worker(v)
   return string.match(v, '|(.*)$')
+end
+
+-- Emit one lifecycle event for a call: XADD to the capped events stream (for listeners that must
+-- not miss any) and PUBLISH on the events channel (live listeners). One event per call and type,
+-- listing every task it concerns as "id:attempt", so a batch of 1000 costs one XADD, not 1000.
+-- Stream entry fields: e (type), t (Redis time ms), w (worker or ''), x ("id:attempt,...").
+-- Channel message: "<stream id>|<type>|<t>|<worker>|<tasks>".
+local function emit(etype, worker, items, now)
+  if #items == 0 or EV_MAX <= 0 then return end
+  local t = fmt(now or now_ms())
+  local x = table.concat(items, ',')
+  local sid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EV_MAX, '*', 'e', etype, 't', t, 'w', worker, 'x', x)
+  redis.call('PUBLISH', CHAN_EVENTS, sid .. '|' .. etype .. '|' .. t .. '|' .. worker .. '|' .. x)
+end
+
+-- Attempts used so far, read from the head of a record (the hot paths never parse the rest).
+local function rec_used(rec)
+  return tonumber(string.match(rec, '^(%d+)|')) or 0
+end
+
+-- Events are wanted (a caller may skip building the item list when they are off).
+local function events_on()
+  return EV_MAX > 0
 end

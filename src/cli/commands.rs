@@ -24,6 +24,12 @@ pub(super) async fn run(cli: Cli) -> Result<i32> {
         Command::Dead { action } => dead(&client, action, json).await,
         Command::Pause { queue } => pause(&client.queue(&queue.queue)?, true, json).await,
         Command::Resume { queue } => pause(&client.queue(&queue.queue)?, false, json).await,
+        Command::Events {
+            queue,
+            follow,
+            last,
+            after,
+        } => events(&client.queue(&queue.queue)?, follow, last, after, json).await,
         Command::Cancel { queue, ids } => cancel(&client.queue(&queue.queue)?, &ids, json).await,
         Command::Scripts { .. } => unreachable!("handled above"),
     }
@@ -191,6 +197,50 @@ fn ms_ago(at_ms: u64) -> String {
             humantime::format_duration(Duration::from_millis((now - at_ms) / 1000 * 1000))
         )
     }
+}
+
+async fn events(queue: &Queue, follow: bool, last: usize, after: Option<String>, json: bool) -> Result<i32> {
+    use futures_util::StreamExt;
+    let print = |e: &crate::Event| {
+        if json {
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
+        } else {
+            let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                .unwrap_or_default();
+            let tasks: Vec<String> = e.tasks.iter().map(|t| format!("{}#{}", t.id, t.attempt)).collect();
+            println!(
+                "{at}  {:<10} {}  {}  worker={}  {}",
+                e.kind,
+                e.id,
+                e.queue,
+                e.worker.as_deref().unwrap_or("-"),
+                tasks.join(" ")
+            );
+        }
+    };
+    // Past events first, then (with --follow) the stream from the last one printed.
+    let past = match &after {
+        Some(id) => queue.events_after(id, 10_000).await?,
+        None if last > 0 => queue.recent_events(last).await?,
+        None => Vec::new(),
+    };
+    past.iter().for_each(print);
+    if !follow {
+        return Ok(exit::OK);
+    }
+    let since = match past.last().map(|e| e.id.clone()).or(after) {
+        Some(id) => crate::events::Since::After(id),
+        None => crate::events::Since::Now,
+    };
+    let stream = queue.events(since).await?;
+    let mut stream = std::pin::pin!(stream);
+    use std::io::Write;
+    while let Some(e) = stream.next().await {
+        print(&e?);
+        let _ = std::io::stdout().flush();
+    }
+    Ok(exit::OK)
 }
 
 fn task_json(t: &Task) -> serde_json::Value {

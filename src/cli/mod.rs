@@ -106,6 +106,21 @@ pub enum Command {
         #[command(subcommand)]
         action: ScriptsAction,
     },
+    /// Lifecycle events of a queue: the last ones, or live with --follow (read from the queue's
+    /// events stream, so a listener restarted with --after misses nothing).
+    Events {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Keep printing new events until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Print this many past events first (without --after).
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+        /// Start after this event id (the `id` of the last event handled) instead of --last.
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+    },
     /// Cancel unfinished tasks.
     Cancel {
         #[command(flatten)]

@@ -7,7 +7,9 @@
 //! on the same queue at once.
 
 pub mod cron;
+pub mod observe;
 pub mod service;
+pub mod web;
 
 use crate::client::Queue;
 use crate::config::SchedulerConfig;

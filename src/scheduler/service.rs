@@ -3,7 +3,9 @@
 
 use super::cron::{self, CronStats};
 use super::Maintenance;
-use crate::client::Client;
+use super::observe::{self, History};
+use super::web::{self, Web};
+use crate::client::{Client, Queue};
 use crate::config::Config;
 use crate::error::Result;
 use std::future::Future;
@@ -14,6 +16,34 @@ use tokio_util::sync::CancellationToken;
 /// How often cron entries are checked (occurrences fire within this of their time).
 const CRON_TICK: Duration = Duration::from_millis(250);
 
+/// Serve the dashboard and metrics on `addr`, with the history sampler and the events followers
+/// that feed them, until `stop`.
+async fn serve_http(
+    addr: &str,
+    config: &Config,
+    queues: &[Queue],
+    stop: &CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = crate::metrics::bind(addr, "scheduler.http").await?;
+    let history = Arc::new(History::default());
+    tokio::spawn(observe::sample(queues.to_vec(), history.clone(), stop.clone()));
+    for q in queues {
+        tokio::spawn(observe::follow(q.clone(), stop.clone()));
+    }
+    let token = config.scheduler.http_token.clone();
+    if token.is_none() {
+        tracing::info!("dashboard actions are off: set [scheduler] http_token to enable requeue, purge and pause");
+    }
+    let web = Web {
+        queues: queues.iter().map(|q| (q.name().to_string(), q.clone())).collect(),
+        token,
+        history,
+        prometheus: crate::metrics::install(),
+    };
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard at / and metrics at /metrics");
+    Ok(crate::metrics::spawn_server(listener, web::router(web), stop.clone()))
+}
+
 /// Run until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     let client = Client::connect(config.clone()).await?;
@@ -22,7 +52,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         .iter()
         .map(|q| client.queue(q))
         .collect::<Result<Vec<_>>>()?;
+    for q in &queues {
+        q.configure().await?;
+    }
     let stop = CancellationToken::new();
+    let http = match &config.scheduler.http {
+        Some(addr) => Some(serve_http(addr, &config, &queues, &stop).await?),
+        None => None,
+    };
     let maintenance =
         tokio::spawn(Maintenance::new(queues, config.scheduler.clone()).run(stop.clone(), None));
     let entries: Vec<_> = config.scheduler.cron.clone().into_iter().collect();
@@ -34,6 +71,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     stop.cancel();
     let _ = maintenance.await;
     let _ = cron.await;
+    if let Some(h) = http {
+        let _ = h.await;
+    }
     tracing::info!("baton-scheduler stopped");
     Ok(())
 }

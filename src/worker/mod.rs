@@ -227,6 +227,7 @@ impl Worker {
             .map_err(|e| queue.conn().err(e, queue.name()))?;
         // Registered before anything is spawned: an error here leaves nothing running.
         let info = self.info();
+        queue.configure().await?;
         queue.register(&self.id, &info).await?;
         let wake_task = tokio::spawn(wake_listener(
             queue.clone(),
@@ -425,6 +426,7 @@ impl Worker {
         let inflight = inflight.clone();
         let worker = self.id.clone();
         let queue = self.queue.name().to_string();
+        let metric_queue = queue.clone();
         tokio::spawn(async move {
             let Claimed {
                 id,
@@ -468,6 +470,14 @@ impl Worker {
                     }
                 }
             };
+            let label = match &outcome {
+                Some(Ok(_)) => "completed",
+                Some(Err(_)) => "failed",
+                None => "stopped",
+            };
+            metrics::histogram!("baton_worker_task_run_seconds", "queue" => metric_queue.clone(), "outcome" => label)
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("baton_worker_tasks_total", "queue" => metric_queue, "outcome" => label).increment(1);
             match outcome {
                 Some(outcome) => {
                     if let Some(f) = inflight.lock().unwrap().get_mut(&id).filter(|f| f.token == token) {

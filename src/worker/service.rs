@@ -54,6 +54,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     let id = new_worker_id();
     let capacity = config.worker.capacity.unwrap_or(config.worker.concurrency);
     let stop = CancellationToken::new();
+    let metrics_server = match &config.worker.metrics {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr, "worker.metrics").await?;
+            let router = crate::metrics::worker_router(crate::metrics::install());
+            tracing::info!(addr = %addr, "worker metrics at /metrics");
+            Some(crate::metrics::spawn_server(listener, router, stop.clone()))
+        }
+        None => None,
+    };
     let mut runs = tokio::task::JoinSet::new();
     for queue in &config.worker.queues {
         let mut b = Worker::builder(&client, queue)?
@@ -84,6 +93,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         if let Ok(Err(e)) = r {
             first_error.get_or_insert(e);
         }
+    }
+    if let Some(m) = metrics_server {
+        let _ = m.await;
     }
     match first_error {
         Some(e) => Err(e),

@@ -1,0 +1,25 @@
+#!lua
+--[[
+name: configure
+version: 1
+purpose: Store a queue's settings that the other scripts read from meta: the lifecycle events
+  stream cap. Run by baton-scheduler and baton-worker at start from their [queues] config; until
+  then a queue uses the defaults (events on, 10000 stream entries).
+keys:
+  1-17: the queue keyset
+argv:
+  1: events_max_len (int, 0..100000000) — approximate cap (MAXLEN ~) of the events stream, in
+    entries (one entry per script call and event type); 0 = no events (no XADD, no PUBLISH)
+reply: 1
+errors:
+  BADARG: an argument is out of range; nothing was written
+  VERSION: the queue holds another data schema version
+bound: O(1)
+]]
+--@include common
+
+local ev = int_arg(ARGV[1], 'events_max_len', 0, 100000000)
+check_schema(true)
+redis.call('HSET', K_META, 'ev', ev)
+if ev == 0 then redis.call('DEL', K_EVENTS) end
+return 1

@@ -1,0 +1,270 @@
+//! Lifecycle events: what the scripts write to each queue's capped `events` stream and publish
+//! on its `events` channel (see docs/contract.md, "Events").
+//!
+//! One event per script call and type lists every task it concerns, so a batch of 1000 claims
+//! costs one XADD. [`Queue::events`] reads the stream (resumable from any event id: a listener
+//! that saves the last id it handled misses nothing across restarts, as long as the stream cap
+//! holds it); [`Event::from_message`] parses the live channel's messages.
+
+use crate::client::Queue;
+use crate::error::{Error, Result};
+use futures_util::stream::{self, Stream};
+use redis::Value;
+use std::time::Duration;
+
+/// One lifecycle event: one script call moved these tasks.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// The stream entry id (`<ms>-<n>`): pass it back to resume after this event.
+    pub id: String,
+    pub queue: String,
+    /// `enqueued`, `claimed`, `dispatched`, `completed`, `failed`, `retried`, `reclaimed`,
+    /// `dead`, `promoted`, `cancelled`, `requeued`, `purged`, `released`.
+    pub kind: String,
+    /// When it happened, ms by Redis' clock.
+    pub at_ms: u64,
+    /// The worker concerned (claim, dispatch, complete, fail, release); `None` otherwise.
+    pub worker: Option<String>,
+    pub tasks: Vec<EventTask>,
+}
+
+/// A task named by an event, with the attempt the event concerns (the run's number for
+/// claimed/dispatched/completed/failed/retried/reclaimed/dead; attempts used so far otherwise).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EventTask {
+    pub id: String,
+    pub attempt: u32,
+}
+
+/// Where [`Queue::events`] starts.
+#[derive(Clone, Debug)]
+pub enum Since {
+    /// Only events added after the call.
+    Now,
+    /// Every event the stream still holds.
+    Beginning,
+    /// Events after this stream id (the `id` of the last event handled).
+    After(String),
+}
+
+impl Event {
+    fn new(queue: &str, id: String, kind: &str, at: &str, worker: &str, tasks: &str) -> Result<Event> {
+        let bad = || Error::Protocol(format!("malformed event {id} on queue {queue}: {kind}|{at}|{worker}|{tasks}"));
+        let at_ms = at.parse().map_err(|_| bad())?;
+        let mut list = Vec::new();
+        for item in tasks.split(',').filter(|s| !s.is_empty()) {
+            let (tid, attempt) = item.rsplit_once(':').ok_or_else(bad)?;
+            list.push(EventTask {
+                id: tid.to_string(),
+                attempt: attempt.parse().map_err(|_| bad())?,
+            });
+        }
+        Ok(Event {
+            id,
+            queue: queue.to_string(),
+            kind: kind.to_string(),
+            at_ms,
+            worker: (!worker.is_empty()).then(|| worker.to_string()),
+            tasks: list,
+        })
+    }
+
+    /// Parse a message of the queue's live `events` channel:
+    /// `<stream id>|<type>|<t>|<worker>|<id:attempt,...>`.
+    pub fn from_message(queue: &str, msg: &str) -> Result<Event> {
+        let mut p = msg.splitn(5, '|');
+        let (Some(id), Some(kind), Some(at), Some(worker), Some(tasks)) =
+            (p.next(), p.next(), p.next(), p.next(), p.next())
+        else {
+            return Err(Error::Protocol(format!("malformed event message on queue {queue}: {msg}")));
+        };
+        Event::new(queue, id.to_string(), kind, at, worker, tasks)
+    }
+
+    /// One stream entry (`[id, [field, value, ...]]`).
+    fn from_entry(queue: &str, entry: &Value) -> Result<Event> {
+        let bad = || Error::Protocol(format!("malformed events stream entry on queue {queue}: {entry:?}"));
+        let Value::Array(parts) = entry else { return Err(bad()) };
+        let [id, Value::Array(fields)] = parts.as_slice() else { return Err(bad()) };
+        let id = text(id).ok_or_else(bad)?;
+        let (mut e, mut t, mut w, mut x) = ("", "", "", "");
+        let owned: Vec<String> = fields.iter().map(|v| text(v).unwrap_or_default()).collect();
+        for pair in owned.chunks(2) {
+            if let [k, v] = pair {
+                match k.as_str() {
+                    "e" => e = v,
+                    "t" => t = v,
+                    "w" => w = v,
+                    "x" => x = v,
+                    _ => {}
+                }
+            }
+        }
+        Event::new(queue, id, e, t, w, x)
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn entries(queue: &str, v: &Value) -> Result<Vec<Event>> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        Value::Array(items) => items.iter().map(|e| Event::from_entry(queue, e)).collect(),
+        _ => Err(Error::Protocol(format!("unexpected events reply on queue {queue}: {v:?}"))),
+    }
+}
+
+/// How long one blocking read waits before it is sent again.
+const BLOCK: Duration = Duration::from_secs(5);
+
+impl Queue {
+    /// The last `n` events still in the stream, oldest first.
+    pub async fn recent_events(&self, n: usize) -> Result<Vec<Event>> {
+        let v: Value = self
+            .conn()
+            .query(redis::cmd("XREVRANGE").arg(self.keys().role("events")).arg("+").arg("-").arg("COUNT").arg(n))
+            .await?;
+        let mut list = entries(self.name(), &v)?;
+        list.reverse();
+        Ok(list)
+    }
+
+    /// Events after `from`, oldest first: at most `n`, without waiting.
+    pub async fn events_after(&self, after: &str, n: usize) -> Result<Vec<Event>> {
+        let v: Value = self
+            .conn()
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(self.keys().role("events"))
+                    .arg(format!("({after}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(n),
+            )
+            .await?;
+        entries(self.name(), &v)
+    }
+
+    /// An endless stream of the queue's events from `from`, read with blocking XREAD on a
+    /// connection of its own (never the shared one). It ends only with an error: Redis gone
+    /// beyond its reconnect attempts. Save each event's `id` to resume with [`Since::After`].
+    pub async fn events(&self, from: Since) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        let mut con = self.conn().blocking(BLOCK).await?;
+        let key = self.keys().role("events").to_string();
+        let queue = self.name().to_string();
+        let last = match from {
+            Since::Beginning => "0-0".to_string(),
+            Since::After(id) => id,
+            Since::Now => {
+                // Resolve "$" now, so events added before the first read are not skipped.
+                let v: Value = redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| self.conn().err(e, &queue))?;
+                entries(&queue, &v)?.pop().map(|e| e.id).unwrap_or_else(|| "0-0".to_string())
+            }
+        };
+        let conn = self.conn().clone();
+        let state = (con, key, queue, last, std::collections::VecDeque::<Event>::new(), false);
+        Ok(stream::unfold(state, move |(mut con, key, queue, mut last, mut buf, done)| {
+            let conn = conn.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    if let Some(e) = buf.pop_front() {
+                        return Some((Ok(e), (con, key, queue, last, buf, false)));
+                    }
+                    let read: redis::RedisResult<Value> = redis::cmd("XREAD")
+                        .arg("COUNT")
+                        .arg(500)
+                        .arg("BLOCK")
+                        .arg(BLOCK.as_millis() as u64)
+                        .arg("STREAMS")
+                        .arg(&key)
+                        .arg(&last)
+                        .query_async(&mut con)
+                        .await;
+                    let v = match read {
+                        Ok(v) => v,
+                        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                            // Reconnect once; a second failure ends the stream with the error.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            match conn.blocking(BLOCK).await {
+                                Ok(c) => {
+                                    con = c;
+                                    continue;
+                                }
+                                Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
+                            }
+                        }
+                        Err(e) => {
+                            let e = conn.err(e, &queue);
+                            return Some((Err(e), (con, key, queue, last, buf, true)));
+                        }
+                    };
+                    // Reply: [[key, [entry...]]] or nil on timeout.
+                    let list = match &v {
+                        Value::Nil => Vec::new(),
+                        Value::Array(streams) => match streams.first() {
+                            Some(Value::Array(kv)) if kv.len() == 2 => match entries(&queue, &kv[1]) {
+                                Ok(l) => l,
+                                Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
+                            },
+                            _ => Vec::new(),
+                        },
+                        Value::Map(m) => match m.first() {
+                            Some((_, entries_v)) => match entries(&queue, entries_v) {
+                                Ok(l) => l,
+                                Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
+                            },
+                            None => Vec::new(),
+                        },
+                        _ => Vec::new(),
+                    };
+                    if let Some(e) = list.last() {
+                        last = e.id.clone();
+                    }
+                    buf.extend(list);
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_channel_messages() {
+        let e = Event::from_message("q", "1700-0|completed|1700|w1|a:1,b:2").unwrap();
+        assert_eq!(e.kind, "completed");
+        assert_eq!(e.worker.as_deref(), Some("w1"));
+        assert_eq!(e.at_ms, 1700);
+        assert_eq!(
+            e.tasks,
+            vec![
+                EventTask { id: "a".into(), attempt: 1 },
+                EventTask { id: "b".into(), attempt: 2 }
+            ]
+        );
+        let e = Event::from_message("q", "1-0|enqueued|5||x:y:0").unwrap();
+        assert_eq!(e.worker, None);
+        assert_eq!(e.tasks[0].id, "x:y");
+        assert!(Event::from_message("q", "1-0|enqueued|5").is_err());
+        assert!(Event::from_message("q", "1-0|enqueued|t|w|a:1").is_err());
+    }
+}

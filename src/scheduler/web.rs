@@ -1,0 +1,308 @@
+//! The scheduler's HTTP side (`[scheduler] http`): the dashboard at `/` (one embedded page, no
+//! CDN), its JSON API under `/api`, and Prometheus metrics at `/metrics`.
+//!
+//! Reads need nothing; actions that change state (requeue, purge, pause, resume) need
+//! `Authorization: Bearer <[scheduler] http_token>` and are refused (403) when no token is set.
+
+use super::observe::History;
+use crate::client::Queue;
+use crate::error::Error;
+use crate::metrics::Page;
+use crate::task::{State, Task};
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// What the handlers share.
+pub struct Web {
+    pub queues: BTreeMap<String, Queue>,
+    pub token: Option<String>,
+    pub history: Arc<History>,
+    pub prometheus: PrometheusHandle,
+}
+
+type Shared = Arc<Web>;
+
+/// The router (served by `baton-scheduler`, and by tests directly).
+pub fn router(web: Web) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(DASHBOARD) }))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/overview", get(overview))
+        .route("/api/queues/{q}/dead", get(dead))
+        .route("/api/queues/{q}/tasks/{id}", get(task))
+        .route("/api/queues/{q}/{action}", post(action))
+        .with_state(Arc::new(web))
+}
+
+/// An error reply: `{"error": "..."}` with a status.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let status = match &e {
+            Error::BadArgument { .. } | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+type ApiResult = std::result::Result<Json<Value>, ApiError>;
+
+fn queue<'a>(web: &'a Web, name: &str) -> std::result::Result<&'a Queue, ApiError> {
+    web.queues.get(name).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("queue {name:?} is not maintained by this scheduler (see [scheduler] queues)"),
+        )
+    })
+}
+
+async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
+    let mut list = Vec::new();
+    for q in web.queues.values() {
+        let c = q.counts().await?;
+        let workers = q.workers(200).await?;
+        let total_done: u64 = workers.iter().map(|w| w.completed).sum();
+        let alive_ms = (q.settings().heartbeat * 3).as_millis() as u64;
+        let workers: Vec<Value> = workers
+            .iter()
+            .map(|w| {
+                json!({
+                    "id": w.id,
+                    "alive": (w.last_seen.as_millis() as u64) < alive_ms,
+                    "capacity": w.info.get("capacity").and_then(Value::as_u64)
+                        .or_else(|| w.info.get("concurrency").and_then(Value::as_u64)),
+                    "weight": w.info.get("weight").and_then(Value::as_u64).unwrap_or(1),
+                    "inflight": w.inflight,
+                    "completed": w.completed,
+                    "failed": w.failed,
+                    "share": if total_done == 0 { 0.0 } else { w.completed as f64 / total_done as f64 },
+                })
+            })
+            .collect();
+        list.push(json!({
+            "name": q.name(),
+            "paused": c.paused,
+            "counts": {
+                "pending": c.pending, "delayed": c.delayed, "leased": c.leased,
+                "done": c.done, "dead": c.dead, "cancelled": c.cancelled,
+            },
+            "totals": {
+                "enqueued": c.enqueued_total, "completed": c.completed_total, "failed": c.failed_total,
+                "retried": c.retried_total, "dead": c.dead_total, "reclaimed": c.expired_total,
+            },
+            "history": web.history.get(q.name()),
+            "workers": workers,
+        }));
+    }
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "actions": web.token.is_some(),
+        "queues": list,
+    })))
+}
+
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn dead(AxState(web): AxState<Shared>, Path(q): Path<String>, Query(l): Query<Limit>) -> ApiResult {
+    let q = queue(&web, &q)?;
+    let ids = q.dead_ids(l.limit.unwrap_or(50).clamp(1, 500)).await?;
+    let tasks = futures_util::future::join_all(ids.iter().map(|id| q.get(id))).await;
+    let mut out = Vec::new();
+    for t in tasks {
+        if let Some(t) = t? {
+            out.push(json!({
+                "id": t.id,
+                "kind": t.record.kind,
+                "attempts": t.attempts,
+                "error": t.last_error.as_ref().map(|f| f.message.clone()),
+                "finished_ms": t.last_error.as_ref().map(|f| f.at_ms),
+            }));
+        }
+    }
+    Ok(Json(json!({ "tasks": out })))
+}
+
+async fn task(AxState(web): AxState<Shared>, Path((q, id)): Path<(String, String)>) -> ApiResult {
+    let queue = queue(&web, &q)?;
+    match queue.get(&id).await? {
+        Some(t) => Ok(Json(task_json(&t))),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no task {id} in queue {q} (never existed, or dropped after its retention)"))),
+    }
+}
+
+fn task_json(t: &Task) -> Value {
+    json!({
+        "id": t.id,
+        "queue": t.queue,
+        "state": t.state.as_str(),
+        "kind": t.record.kind,
+        "priority": t.record.priority,
+        "attempts": t.attempts,
+        "max_attempts": t.record.max_attempts,
+        "created_ms": t.record.created_ms,
+        "payload": String::from_utf8_lossy(&t.record.payload),
+        "last_error": t.last_error.as_ref().map(|f| json!({"attempt": f.attempt, "at_ms": f.at_ms, "message": f.message})),
+        "result": t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()),
+        "lease": t.lease.as_ref().map(|l| json!({"worker": l.worker, "deadline_ms": l.deadline_ms})),
+        "finished_ms": if t.state == State::Done { t.finished_ms } else { None },
+    })
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Ids {
+    #[serde(default)]
+    ids: Vec<String>,
+}
+
+async fn action(
+    AxState(web): AxState<Shared>,
+    Path((q, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Json<Ids>>,
+) -> ApiResult {
+    authorize(&web, &headers)?;
+    let queue = queue(&web, &q)?;
+    let ids = body.map(|Json(b)| b.ids).unwrap_or_default();
+    let need_ids = || -> std::result::Result<Vec<&str>, ApiError> {
+        if ids.is_empty() || ids.len() > 1000 {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "send {\"ids\": [...]} with 1 to 1000 task ids".into()));
+        }
+        Ok(ids.iter().map(String::as_str).collect())
+    };
+    let count = match action.as_str() {
+        "requeue" => queue.requeue_dead(&need_ids()?).await?,
+        "purge" => queue.purge_dead(&need_ids()?).await?,
+        "pause" => {
+            queue.set_paused(true).await?;
+            0
+        }
+        "resume" => {
+            queue.set_paused(false).await?;
+            0
+        }
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}: requeue, purge, pause or resume"),
+            ))
+        }
+    };
+    tracing::info!(queue = %q, action = %action, count, "dashboard action");
+    Ok(Json(json!({ "ok": true, "count": count })))
+}
+
+/// Constant-time comparison of the presented bearer token with the configured one.
+fn authorize(web: &Web, headers: &HeaderMap) -> std::result::Result<(), ApiError> {
+    let Some(want) = &web.token else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "actions disabled: set [scheduler] http_token to enable them".into(),
+        ));
+    };
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = got.len() == want.len() && got.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send Authorization: Bearer <[scheduler] http_token>".into(),
+        ))
+    }
+}
+
+async fn metrics(AxState(web): AxState<Shared>) -> Response {
+    let mut page = Page::new();
+    let mut depth = Vec::new();
+    let mut totals = Vec::new();
+    let mut per_worker = Vec::new();
+    let mut up = Vec::new();
+    for q in web.queues.values() {
+        let (c, w) = match tokio::try_join!(q.counts(), q.workers(1000)) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(queue = q.name(), error = %e, "metrics: queue state unavailable");
+                up.push((q.name().to_string(), 0.0));
+                continue;
+            }
+        };
+        up.push((q.name().to_string(), 1.0));
+        for (state, n) in [
+            ("pending", c.pending),
+            ("delayed", c.delayed),
+            ("leased", c.leased),
+            ("done", c.done),
+            ("dead", c.dead),
+            ("cancelled", c.cancelled),
+        ] {
+            depth.push((q.name().to_string(), state, n));
+        }
+        totals.push((q.name().to_string(), c));
+        for wi in w {
+            per_worker.push((q.name().to_string(), wi));
+        }
+    }
+    for (q, v) in &up {
+        page.sample("baton_queue_up", "gauge", "1 when the queue's state could be read from Redis at this scrape", &[("queue", q)], *v);
+    }
+    for (q, state, n) in &depth {
+        page.sample("baton_queue_tasks", "gauge", "Tasks in each state set", &[("queue", q), ("state", state)], *n as f64);
+    }
+    let counters: [(&'static str, &str, fn(&crate::task::Counts) -> u64); 6] = [
+        ("baton_tasks_enqueued_total", "Tasks enqueued (created)", |c| c.enqueued_total),
+        ("baton_tasks_completed_total", "Tasks completed", |c| c.completed_total),
+        ("baton_tasks_failed_total", "Attempts that failed", |c| c.failed_total),
+        ("baton_tasks_retried_total", "Failed attempts scheduled to run again", |c| c.retried_total),
+        ("baton_tasks_reclaimed_total", "Leases that expired and were reclaimed", |c| c.expired_total),
+        ("baton_tasks_dead_total", "Tasks moved to the dead-letter set", |c| c.dead_total),
+    ];
+    for (name, help, f) in counters {
+        for (q, c) in &totals {
+            page.sample(name, "counter", help, &[("queue", q)], f(c) as f64);
+        }
+    }
+    for (q, c) in &totals {
+        page.sample("baton_queue_paused", "gauge", "1 when the queue is paused", &[("queue", q)], c.paused as u8 as f64);
+    }
+    let wf: [(&'static str, &str, &str, fn(&crate::client::WorkerInfo) -> f64); 5] = [
+        ("baton_worker_inflight", "gauge", "Leases a worker holds now", |w| w.inflight as f64),
+        ("baton_worker_completed_total", "counter", "Tasks a worker completed", |w| w.completed as f64),
+        ("baton_worker_failed_total", "counter", "Attempts that failed on a worker", |w| w.failed as f64),
+        ("baton_worker_busy_seconds_total", "counter", "Time a worker's handlers ran", |w| w.busy_ms as f64 / 1000.0),
+        ("baton_worker_last_seen_seconds", "gauge", "Time since a worker's last heartbeat", |w| w.last_seen.as_secs_f64()),
+    ];
+    for (name, kind, help, f) in wf {
+        for (q, w) in &per_worker {
+            page.sample(name, kind, help, &[("queue", q), ("worker", &w.id)], f(w));
+        }
+    }
+    let mut body = page.finish();
+    body.push_str(&web.prometheus.render());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
