@@ -1,6 +1,8 @@
 //! Test harness: a private redis-server per test, a client on it, polling helpers.
 #![allow(dead_code)]
 
+pub mod web;
+
 use baton::local_redis::LocalRedis;
 use baton::{Client, Config, Queue};
 use std::future::Future;
