@@ -430,7 +430,10 @@ impl Config {
                 return bad(&key("claim_batch"), "must be between 1 and 1000");
             }
             if q.events_max_len > 100_000_000 {
-                return bad(&key("events_max_len"), "must be between 0 (events off) and 100000000 entries");
+                return bad(
+                    &key("events_max_len"),
+                    "must be between 0 (events off) and 100000000 entries",
+                );
             }
             if q.max_payload == 0 || q.max_payload > 512 << 20 {
                 return bad(&key("max_payload"), "must be between 1 and 536870912 bytes");
@@ -501,15 +504,24 @@ impl Config {
         if !(1..=1000).contains(&s.batch) {
             return bad("scheduler.batch", "must be between 1 and 1000");
         }
-        for (key, addr) in [("scheduler.http", &s.http), ("worker.metrics", &self.worker.metrics)] {
+        for (key, addr) in [
+            ("scheduler.http", &s.http),
+            ("worker.metrics", &self.worker.metrics),
+        ] {
             if let Some(a) = addr {
                 if a.parse::<std::net::SocketAddr>().is_err() {
-                    return bad(key, &format!("{a:?} is not an address with a port, e.g. \"127.0.0.1:9090\""));
+                    return bad(
+                        key,
+                        &format!("{a:?} is not an address with a port, e.g. \"127.0.0.1:9090\""),
+                    );
                 }
             }
         }
         if matches!(&s.http_token, Some(t) if t.len() < 16) {
-            return bad("scheduler.http_token", "must be at least 16 characters (e.g. `openssl rand -hex 16`)");
+            return bad(
+                "scheduler.http_token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)",
+            );
         }
         Ok(())
     }

@@ -49,7 +49,11 @@ pub enum Since {
 
 impl Event {
     fn new(queue: &str, id: String, kind: &str, at: &str, worker: &str, tasks: &str) -> Result<Event> {
-        let bad = || Error::Protocol(format!("malformed event {id} on queue {queue}: {kind}|{at}|{worker}|{tasks}"));
+        let bad = || {
+            Error::Protocol(format!(
+                "malformed event {id} on queue {queue}: {kind}|{at}|{worker}|{tasks}"
+            ))
+        };
         let at_ms = at.parse().map_err(|_| bad())?;
         let mut list = Vec::new();
         for item in tasks.split(',').filter(|s| !s.is_empty()) {
@@ -76,16 +80,26 @@ impl Event {
         let (Some(id), Some(kind), Some(at), Some(worker), Some(tasks)) =
             (p.next(), p.next(), p.next(), p.next(), p.next())
         else {
-            return Err(Error::Protocol(format!("malformed event message on queue {queue}: {msg}")));
+            return Err(Error::Protocol(format!(
+                "malformed event message on queue {queue}: {msg}"
+            )));
         };
         Event::new(queue, id.to_string(), kind, at, worker, tasks)
     }
 
     /// One stream entry (`[id, [field, value, ...]]`).
     fn from_entry(queue: &str, entry: &Value) -> Result<Event> {
-        let bad = || Error::Protocol(format!("malformed events stream entry on queue {queue}: {entry:?}"));
-        let Value::Array(parts) = entry else { return Err(bad()) };
-        let [id, Value::Array(fields)] = parts.as_slice() else { return Err(bad()) };
+        let bad = || {
+            Error::Protocol(format!(
+                "malformed events stream entry on queue {queue}: {entry:?}"
+            ))
+        };
+        let Value::Array(parts) = entry else {
+            return Err(bad());
+        };
+        let [id, Value::Array(fields)] = parts.as_slice() else {
+            return Err(bad());
+        };
         let id = text(id).ok_or_else(bad)?;
         let (mut e, mut t, mut w, mut x) = ("", "", "", "");
         let owned: Vec<String> = fields.iter().map(|v| text(v).unwrap_or_default()).collect();
@@ -116,7 +130,9 @@ fn entries(queue: &str, v: &Value) -> Result<Vec<Event>> {
     match v {
         Value::Nil => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(|e| Event::from_entry(queue, e)).collect(),
-        _ => Err(Error::Protocol(format!("unexpected events reply on queue {queue}: {v:?}"))),
+        _ => Err(Error::Protocol(format!(
+            "unexpected events reply on queue {queue}: {v:?}"
+        ))),
     }
 }
 
@@ -128,7 +144,14 @@ impl Queue {
     pub async fn recent_events(&self, n: usize) -> Result<Vec<Event>> {
         let v: Value = self
             .conn()
-            .query(redis::cmd("XREVRANGE").arg(self.keys().role("events")).arg("+").arg("-").arg("COUNT").arg(n))
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(self.keys().role("events"))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(n),
+            )
             .await?;
         let mut list = entries(self.name(), &v)?;
         list.reverse();
@@ -172,75 +195,88 @@ impl Queue {
                     .query_async(&mut con)
                     .await
                     .map_err(|e| self.conn().err(e, &queue))?;
-                entries(&queue, &v)?.pop().map(|e| e.id).unwrap_or_else(|| "0-0".to_string())
+                entries(&queue, &v)?
+                    .pop()
+                    .map(|e| e.id)
+                    .unwrap_or_else(|| "0-0".to_string())
             }
         };
         let conn = self.conn().clone();
-        let state = (con, key, queue, last, std::collections::VecDeque::<Event>::new(), false);
-        Ok(stream::unfold(state, move |(mut con, key, queue, mut last, mut buf, done)| {
-            let conn = conn.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    if let Some(e) = buf.pop_front() {
-                        return Some((Ok(e), (con, key, queue, last, buf, false)));
+        let state = (
+            con,
+            key,
+            queue,
+            last,
+            std::collections::VecDeque::<Event>::new(),
+            false,
+        );
+        Ok(stream::unfold(
+            state,
+            move |(mut con, key, queue, mut last, mut buf, done)| {
+                let conn = conn.clone();
+                async move {
+                    if done {
+                        return None;
                     }
-                    let read: redis::RedisResult<Value> = redis::cmd("XREAD")
-                        .arg("COUNT")
-                        .arg(500)
-                        .arg("BLOCK")
-                        .arg(BLOCK.as_millis() as u64)
-                        .arg("STREAMS")
-                        .arg(&key)
-                        .arg(&last)
-                        .query_async(&mut con)
-                        .await;
-                    let v = match read {
-                        Ok(v) => v,
-                        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-                            // Reconnect once; a second failure ends the stream with the error.
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            match conn.blocking(BLOCK).await {
-                                Ok(c) => {
-                                    con = c;
-                                    continue;
+                    loop {
+                        if let Some(e) = buf.pop_front() {
+                            return Some((Ok(e), (con, key, queue, last, buf, false)));
+                        }
+                        let read: redis::RedisResult<Value> = redis::cmd("XREAD")
+                            .arg("COUNT")
+                            .arg(500)
+                            .arg("BLOCK")
+                            .arg(BLOCK.as_millis() as u64)
+                            .arg("STREAMS")
+                            .arg(&key)
+                            .arg(&last)
+                            .query_async(&mut con)
+                            .await;
+                        let v = match read {
+                            Ok(v) => v,
+                            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                                // Reconnect once; a second failure ends the stream with the error.
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                match conn.blocking(BLOCK).await {
+                                    Ok(c) => {
+                                        con = c;
+                                        continue;
+                                    }
+                                    Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
                                 }
-                                Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
                             }
-                        }
-                        Err(e) => {
-                            let e = conn.err(e, &queue);
-                            return Some((Err(e), (con, key, queue, last, buf, true)));
-                        }
-                    };
-                    // Reply: [[key, [entry...]]] or nil on timeout.
-                    let list = match &v {
-                        Value::Nil => Vec::new(),
-                        Value::Array(streams) => match streams.first() {
-                            Some(Value::Array(kv)) if kv.len() == 2 => match entries(&queue, &kv[1]) {
-                                Ok(l) => l,
-                                Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
+                            Err(e) => {
+                                let e = conn.err(e, &queue);
+                                return Some((Err(e), (con, key, queue, last, buf, true)));
+                            }
+                        };
+                        // Reply: [[key, [entry...]]] or nil on timeout.
+                        let list = match &v {
+                            Value::Nil => Vec::new(),
+                            Value::Array(streams) => match streams.first() {
+                                Some(Value::Array(kv)) if kv.len() == 2 => match entries(&queue, &kv[1]) {
+                                    Ok(l) => l,
+                                    Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
+                                },
+                                _ => Vec::new(),
+                            },
+                            Value::Map(m) => match m.first() {
+                                Some((_, entries_v)) => match entries(&queue, entries_v) {
+                                    Ok(l) => l,
+                                    Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
+                                },
+                                None => Vec::new(),
                             },
                             _ => Vec::new(),
-                        },
-                        Value::Map(m) => match m.first() {
-                            Some((_, entries_v)) => match entries(&queue, entries_v) {
-                                Ok(l) => l,
-                                Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
-                            },
-                            None => Vec::new(),
-                        },
-                        _ => Vec::new(),
-                    };
-                    if let Some(e) = list.last() {
-                        last = e.id.clone();
+                        };
+                        if let Some(e) = list.last() {
+                            last = e.id.clone();
+                        }
+                        buf.extend(list);
                     }
-                    buf.extend(list);
                 }
-            }
-        }))
+            },
+        ))
     }
 }
 
@@ -257,8 +293,14 @@ mod tests {
         assert_eq!(
             e.tasks,
             vec![
-                EventTask { id: "a".into(), attempt: 1 },
-                EventTask { id: "b".into(), attempt: 2 }
+                EventTask {
+                    id: "a".into(),
+                    attempt: 1
+                },
+                EventTask {
+                    id: "b".into(),
+                    attempt: 2
+                }
             ]
         );
         let e = Event::from_message("q", "1-0|enqueued|5||x:y:0").unwrap();

@@ -27,13 +27,19 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Prefix("baton_task_".into()), &TASK_BUCKETS)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Prefix("baton_worker_task_".into()), &TASK_BUCKETS))
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Prefix("baton_script_".into()), &SCRIPT_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Prefix("baton_worker_task_".into()), &TASK_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Prefix("baton_script_".into()), &SCRIPT_BUCKETS)
+                })
                 .expect("non-empty buckets")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; Baton's /metrics shows queue state only");
+                tracing::warn!(
+                    "a metrics recorder was already installed; Baton's /metrics shows queue state only"
+                );
             }
             describe();
             handle
@@ -47,7 +53,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Round-trip time of Baton script calls from this process, by script"
     );
-    metrics::describe_counter!("baton_script_errors_total", "Script calls from this process that failed, by script and error kind");
+    metrics::describe_counter!(
+        "baton_script_errors_total",
+        "Script calls from this process that failed, by script and error kind"
+    );
     metrics::describe_histogram!(
         "baton_task_wait_seconds",
         metrics::Unit::Seconds,
@@ -63,7 +72,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Handler run time of tasks in this worker, by queue, kind and outcome"
     );
-    metrics::describe_counter!("baton_worker_tasks_total", "Tasks run by this worker, by queue and outcome");
+    metrics::describe_counter!(
+        "baton_worker_tasks_total",
+        "Tasks run by this worker, by queue and outcome"
+    );
 }
 
 /// Record one script call (called by the connection layer for every call).
@@ -90,7 +102,9 @@ pub fn spawn_server(
     stop: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "http server stopped");
         }
@@ -105,7 +119,10 @@ pub fn worker_router(handle: PrometheusHandle) -> axum::Router {
             let h = handle.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     h.render(),
                 )
             }

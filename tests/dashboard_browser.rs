@@ -38,7 +38,10 @@ impl Browser {
             .expect("start chromedriver");
         let driver = Proc { child };
         baton::install_crypto_provider();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         let root = format!("http://127.0.0.1:{port}");
         wait_up(&format!("{root}/status")).await;
         let profile = TempDir::new();
@@ -81,32 +84,49 @@ impl Browser {
     }
 
     async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
     }
 
     async fn find(&self, css: &str) -> Option<String> {
         let r = self
-            .cmd(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css })))
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
             .await;
         r["value"][ELEMENT].as_str().map(str::to_string)
     }
 
     async fn text(&self, css: &str) -> Option<String> {
         let e = self.find(css).await?;
-        let r = self.cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None).await;
+        let r = self
+            .cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+            .await;
         r["value"].as_str().map(str::to_string)
     }
 
     async fn click(&self, css: &str) {
         let e = self.find(css).await.unwrap_or_else(|| panic!("no element {css}"));
-        let r = self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
+        let r = self
+            .cmd(
+                reqwest::Method::POST,
+                &format!("/element/{e}/click"),
+                Some(json!({})),
+            )
+            .await;
         assert!(r["value"].is_null(), "click {css}: {r}");
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await.unwrap_or_else(|| panic!("no element {css}"));
-        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({ "text": text })))
-            .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     /// Wait until the element's text satisfies `ok`; returns it.
@@ -141,7 +161,10 @@ impl Drop for Browser {
         // Ends the session (chromium exits); chromedriver is killed by Proc's drop.
         let url = self.base.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 let _ = reqwest::Client::new().delete(url).send().await;
             })
@@ -234,18 +257,26 @@ async fn the_dashboard_shows_real_counts_and_requeues_a_dead_task_by_click() {
         .await;
     common::assert_state(&q, &dead, "pending").await;
     let pending = (counts.pending + 1).to_string();
-    b.wait_text(&format!("{row} td.count-pending"), "counts refreshed", |t| t == pending)
-        .await;
+    b.wait_text(&format!("{row} td.count-pending"), "counts refreshed", |t| {
+        t == pending
+    })
+    .await;
     b.wait_text(&format!("{row} td.count-dead"), "counts refreshed", |t| t == "0")
         .await;
 
     // The task page shows its payload (as text, not markup) and its last error.
     b.goto(&format!("{base}/#task/q/{dead}")).await;
-    b.wait_text("#task pre.payload", "task payload", |t| t == r#"{"to":"<b>ops</b>"}"#)
+    b.wait_text("#task pre.payload", "task payload", |t| {
+        t == r#"{"to":"<b>ops</b>"}"#
+    })
+    .await;
+    b.wait_text("#task", "task error", |t| t.contains("smtp refused"))
         .await;
-    b.wait_text("#task", "task error", |t| t.contains("smtp refused")).await;
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts/dashboard.png");
     b.screenshot(&shot).await;
-    assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "screenshot written");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 1000,
+        "screenshot written"
+    );
 }

@@ -22,10 +22,15 @@ fn report(c: &baton::Claimed, error: &str, retry: bool) -> FailReport {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
-fn summary(events: &[Event]) -> Vec<(String, Option<String>, Vec<(String, u32)>)> {
+type Summary = (String, Option<String>, Vec<(String, u32)>);
+
+fn summary(events: &[Event]) -> Vec<Summary> {
     events
         .iter()
         .map(|e| {
@@ -38,7 +43,7 @@ fn summary(events: &[Event]) -> Vec<(String, Option<String>, Vec<(String, u32)>)
         .collect()
 }
 
-fn ev(kind: &str, worker: Option<&str>, tasks: &[(&str, u32)]) -> (String, Option<String>, Vec<(String, u32)>) {
+fn ev(kind: &str, worker: Option<&str>, tasks: &[(&str, u32)]) -> Summary {
     (
         kind.to_string(),
         worker.map(str::to_string),
@@ -52,7 +57,7 @@ async fn a_task_life_emits_events_in_order_with_ids_workers_and_attempts() {
     let q = env.queue();
     // Live listener on the channel, subscribed before anything happens.
     let mut ps = q.conn().pubsub().await.unwrap();
-    ps.subscribe(format!("baton:{{q}}:events")).await.unwrap();
+    ps.subscribe("baton:{q}:events").await.unwrap();
     let mut live = ps.into_on_message();
 
     let before = now_ms();
@@ -82,11 +87,17 @@ async fn a_task_life_emits_events_in_order_with_ids_workers_and_attempts() {
     let after = now_ms();
     for w in got.windows(2) {
         assert!(w[0].at_ms <= w[1].at_ms, "timestamps in order");
-        assert!(w[0].id < w[1].id || w[0].id.len() < w[1].id.len(), "stream ids increase");
+        assert!(
+            w[0].id < w[1].id || w[0].id.len() < w[1].id.len(),
+            "stream ids increase"
+        );
     }
     for e in &got {
         assert_eq!(e.queue, "q");
-        assert!(e.at_ms + 1000 >= before && e.at_ms <= after + 1000, "Redis-time stamps near now");
+        assert!(
+            e.at_ms + 1000 >= before && e.at_ms <= after + 1000,
+            "Redis-time stamps near now"
+        );
     }
 
     // The channel carried the same events, with the stream ids.
@@ -106,8 +117,16 @@ async fn a_task_life_emits_events_in_order_with_ids_workers_and_attempts() {
 async fn expiry_dead_letter_cancel_requeue_and_purge_emit_their_events() {
     let env = common::env().await;
     let q = env.queue(); // max_attempts 3, lease 1 s
-    let a = q.enqueue(TaskSpec::new("k", "").id("a").max_attempts(1)).await.unwrap().id;
-    let b = q.enqueue(TaskSpec::new("k", "").id("b").delay(Duration::from_secs(60))).await.unwrap().id;
+    let a = q
+        .enqueue(TaskSpec::new("k", "").id("a").max_attempts(1))
+        .await
+        .unwrap()
+        .id;
+    let b = q
+        .enqueue(TaskSpec::new("k", "").id("b").delay(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .id;
     q.claim("w1", 1).await.unwrap();
     let mark = kinds(&q, None).await.last().unwrap().id.clone();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -137,7 +156,11 @@ async fn a_batch_is_one_event_and_events_max_len_0_turns_events_off() {
     let env = common::env().await;
     let q = env.queue();
     let ids: Vec<String> = q
-        .enqueue_batch((0..300).map(|i| TaskSpec::new("k", "").id(format!("t{i}"))).collect())
+        .enqueue_batch(
+            (0..300)
+                .map(|i| TaskSpec::new("k", "").id(format!("t{i}")))
+                .collect(),
+        )
         .await
         .unwrap()
         .into_iter()
@@ -156,7 +179,11 @@ async fn a_batch_is_one_event_and_events_max_len_0_turns_events_off() {
     off.configure().await.unwrap();
     off.enqueue(TaskSpec::new("k", "")).await.unwrap();
     let mut raw = env.raw().await;
-    let exists: bool = redis::cmd("EXISTS").arg("baton:{q}:events").query_async(&mut raw).await.unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("baton:{q}:events")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     assert!(!exists, "no stream while events are off");
 }
 
@@ -169,10 +196,16 @@ async fn the_stream_is_capped_by_events_max_len() {
     let q = q.with_settings(settings);
     q.configure().await.unwrap();
     for i in 0..1000 {
-        q.enqueue(TaskSpec::new("k", "").id(format!("t{i}"))).await.unwrap();
+        q.enqueue(TaskSpec::new("k", "").id(format!("t{i}")))
+            .await
+            .unwrap();
     }
     let mut raw = env.raw().await;
-    let len: u64 = redis::cmd("XLEN").arg("baton:{q}:events").query_async(&mut raw).await.unwrap();
+    let len: u64 = redis::cmd("XLEN")
+        .arg("baton:{q}:events")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     // MAXLEN ~ trims whole stream nodes (100 entries each by default): at most one node over.
     assert!((100..=200).contains(&len), "stream length {len}");
     let last = q.recent_events(1).await.unwrap();
@@ -187,7 +220,9 @@ async fn a_restarted_subscriber_resumes_after_its_last_event_and_misses_none() {
         let q = q.clone();
         tokio::spawn(async move {
             for i in 0..400 {
-                q.enqueue(TaskSpec::new("k", "").id(format!("t{i}"))).await.unwrap();
+                q.enqueue(TaskSpec::new("k", "").id(format!("t{i}")))
+                    .await
+                    .unwrap();
                 if i % 50 == 0 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -204,7 +239,7 @@ async fn a_restarted_subscriber_resumes_after_its_last_event_and_misses_none() {
             Some(id) => Since::After(id.clone()),
         };
         let stream = q.events(since).await.unwrap();
-        let mut stream = std::pin::pin!(stream);
+        let mut stream = Box::pin(stream);
         let want = if life < 2 { 100 } else { usize::MAX };
         let mut n = 0;
         while n < want {

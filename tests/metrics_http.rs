@@ -22,9 +22,10 @@ async fn metrics_and_api_match_known_activity() {
              [worker.handlers.bad]\nshell = \"echo broken >&2; exit 3\"\n"
         ),
     );
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("maintenance = false", &format!("maintenance = false\nmetrics = \"127.0.0.1:{wport}\""));
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "maintenance = false",
+        &format!("maintenance = false\nmetrics = \"127.0.0.1:{wport}\""),
+    );
     std::fs::write(&cfg, text).unwrap();
     let _scheduler = Proc::start(SCHEDULER, &cfg);
     let _worker = Proc::start(WORKER, &cfg);
@@ -69,9 +70,20 @@ async fn metrics_and_api_match_known_activity() {
     assert_eq!(at(r#"baton_tasks_dead_total{queue="q"}"#), 2.0);
     assert_eq!(at(r#"baton_tasks_reclaimed_total{queue="q"}"#), 0.0);
     let w = &q.workers(10).await.unwrap()[0].id;
-    assert_eq!(at(&format!(r#"baton_worker_completed_total{{queue="q",worker="{w}"}}"#)), 5.0);
-    assert_eq!(at(&format!(r#"baton_worker_failed_total{{queue="q",worker="{w}"}}"#)), 6.0);
-    assert_eq!(at(&format!(r#"baton_worker_inflight{{queue="q",worker="{w}"}}"#)), 0.0);
+    assert_eq!(
+        at(&format!(
+            r#"baton_worker_completed_total{{queue="q",worker="{w}"}}"#
+        )),
+        5.0
+    );
+    assert_eq!(
+        at(&format!(r#"baton_worker_failed_total{{queue="q",worker="{w}"}}"#)),
+        6.0
+    );
+    assert_eq!(
+        at(&format!(r#"baton_worker_inflight{{queue="q",worker="{w}"}}"#)),
+        0.0
+    );
     // Histograms from the events stream: every attempt's run, every claim's wait.
     common::eventually(Duration::from_secs(3), "histograms caught up", || async {
         let m = parse_prometheus(&get(&format!("{base}/metrics")).await.1);
@@ -89,9 +101,15 @@ async fn metrics_and_api_match_known_activity() {
 
     // The worker's own page.
     let wm = parse_prometheus(&get(&format!("http://127.0.0.1:{wport}/metrics")).await.1);
-    assert_eq!(wm[r#"baton_worker_tasks_total{queue="q",outcome="completed"}"#], 5.0);
+    assert_eq!(
+        wm[r#"baton_worker_tasks_total{queue="q",outcome="completed"}"#],
+        5.0
+    );
     assert_eq!(wm[r#"baton_worker_tasks_total{queue="q",outcome="failed"}"#], 6.0);
-    assert_eq!(wm[r#"baton_worker_task_run_seconds_count{queue="q",outcome="completed"}"#], 5.0);
+    assert_eq!(
+        wm[r#"baton_worker_task_run_seconds_count{queue="q",outcome="completed"}"#],
+        5.0
+    );
     assert!(wm[r#"baton_script_duration_seconds_count{script="claim"}"#] >= 1.0);
 
     // The dashboard API shows the same state.
@@ -109,7 +127,10 @@ async fn metrics_and_api_match_known_activity() {
     assert_eq!(status, 200);
     let dead: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(dead["tasks"].as_array().unwrap().len(), 2);
-    assert!(dead["tasks"][0]["error"].as_str().unwrap().contains("broken"), "{dead}");
+    assert!(
+        dead["tasks"][0]["error"].as_str().unwrap().contains("broken"),
+        "{dead}"
+    );
     let (status, body) = get(&format!("{base}/api/queues/q/tasks/{}", bad[0])).await;
     assert_eq!(status, 200, "{body}");
     let t: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -126,20 +147,56 @@ async fn metrics_and_api_match_known_activity() {
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("http_token"), "{body}");
     assert_eq!(post(&url, Some("wrong-token-0123456789"), &ids).await.0, 401);
-    assert_eq!(post(&format!("{base}/api/queues/q/pause"), None, &serde_json::json!({})).await.0, 401);
-    assert_eq!(q.counts().await.unwrap().dead, 2, "refused actions change nothing");
+    assert_eq!(
+        post(
+            &format!("{base}/api/queues/q/pause"),
+            None,
+            &serde_json::json!({})
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        q.counts().await.unwrap().dead,
+        2,
+        "refused actions change nothing"
+    );
     assert!(!q.counts().await.unwrap().paused);
-    let (status, body) = post(&format!("{base}/api/queues/q/pause"), Some(TOKEN), &serde_json::json!({})).await;
+    let (status, body) = post(
+        &format!("{base}/api/queues/q/pause"),
+        Some(TOKEN),
+        &serde_json::json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(q.counts().await.unwrap().paused);
     let (status, body) = post(&url, Some(TOKEN), &ids).await;
     assert_eq!((status, body.as_str()), (200, r#"{"count":1,"ok":true}"#));
     common::assert_state(&q, &bad[0], "pending").await;
-    let (status, _) = post(&format!("{base}/api/queues/q/purge"), Some(TOKEN), &serde_json::json!({ "ids": [bad[1]] })).await;
+    let (status, _) = post(
+        &format!("{base}/api/queues/q/purge"),
+        Some(TOKEN),
+        &serde_json::json!({ "ids": [bad[1]] }),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(q.get(&bad[1]).await.unwrap().is_none(), "purged");
-    assert_eq!(post(&format!("{base}/api/queues/q/explode"), Some(TOKEN), &serde_json::json!({})).await.0, 404);
-    assert_eq!(post(&url, Some(TOKEN), &serde_json::json!({})).await.0, 400, "ids required");
+    assert_eq!(
+        post(
+            &format!("{base}/api/queues/q/explode"),
+            Some(TOKEN),
+            &serde_json::json!({})
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        post(&url, Some(TOKEN), &serde_json::json!({})).await.0,
+        400,
+        "ids required"
+    );
 }
 
 #[tokio::test]
@@ -160,10 +217,18 @@ async fn without_a_token_the_dashboard_is_read_only() {
     let (status, body) = get(&format!("{base}/")).await;
     assert_eq!(status, 200);
     assert!(body.contains("<title>Baton"), "the embedded dashboard page");
-    assert!(!body.contains("://cdn") && !body.contains("<script src"), "no external assets");
+    assert!(
+        !body.contains("://cdn") && !body.contains("<script src"),
+        "no external assets"
+    );
     let v: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/overview")).await.1).unwrap();
     assert_eq!(v["actions"], false);
-    let (status, body) = post(&format!("{base}/api/queues/q/pause"), Some("anything-at-all-123"), &serde_json::json!({})).await;
+    let (status, body) = post(
+        &format!("{base}/api/queues/q/pause"),
+        Some("anything-at-all-123"),
+        &serde_json::json!({}),
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("set [scheduler] http_token"), "{body}");
     assert!(!q.counts().await.unwrap().paused);

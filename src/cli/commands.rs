@@ -208,7 +208,11 @@ async fn events(queue: &Queue, follow: bool, last: usize, after: Option<String>,
             let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64)
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
                 .unwrap_or_default();
-            let tasks: Vec<String> = e.tasks.iter().map(|t| format!("{}#{}", t.id, t.attempt)).collect();
+            let tasks: Vec<String> = e
+                .tasks
+                .iter()
+                .map(|t| format!("{}#{}", t.id, t.attempt))
+                .collect();
             println!(
                 "{at}  {:<10} {}  {}  worker={}  {}",
                 e.kind,

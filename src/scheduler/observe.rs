@@ -43,7 +43,9 @@ impl History {
 
     pub fn get(&self, queue: &str) -> Vec<Sample> {
         let m = self.by_queue.lock().expect("history lock");
-        m.get(queue).map(|v| v.iter().copied().collect()).unwrap_or_default()
+        m.get(queue)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -109,7 +111,11 @@ impl Timings {
                 }
             }
             "completed" | "failed" => {
-                let outcome = if e.kind == "completed" { "completed" } else { "failed" };
+                let outcome = if e.kind == "completed" {
+                    "completed"
+                } else {
+                    "failed"
+                };
                 for t in &e.tasks {
                     if let Some(since) = self.started.remove(&t.id) {
                         metrics::histogram!("baton_task_run_seconds", "queue" => q.clone(), "outcome" => outcome)

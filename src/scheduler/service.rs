@@ -2,9 +2,9 @@
 //! cron entries. Any number of replicas may run (see `cron` for why firing stays exact).
 
 use super::cron::{self, CronStats};
-use super::Maintenance;
 use super::observe::{self, History};
 use super::web::{self, Web};
+use super::Maintenance;
 use crate::client::{Client, Queue};
 use crate::config::Config;
 use crate::error::Result;
@@ -32,7 +32,9 @@ async fn serve_http(
     }
     let token = config.scheduler.http_token.clone();
     if token.is_none() {
-        tracing::info!("dashboard actions are off: set [scheduler] http_token to enable requeue, purge and pause");
+        tracing::info!(
+            "dashboard actions are off: set [scheduler] http_token to enable requeue, purge and pause"
+        );
     }
     let web = Web {
         queues: queues.iter().map(|q| (q.name().to_string(), q.clone())).collect(),
@@ -41,7 +43,11 @@ async fn serve_http(
         prometheus: crate::metrics::install(),
     };
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard at / and metrics at /metrics");
-    Ok(crate::metrics::spawn_server(listener, web::router(web), stop.clone()))
+    Ok(crate::metrics::spawn_server(
+        listener,
+        web::router(web),
+        stop.clone(),
+    ))
 }
 
 /// Run until `shutdown` resolves.

@@ -64,6 +64,9 @@ impl From<Error> for ApiError {
     }
 }
 
+type CountsField = fn(&crate::task::Counts) -> u64;
+type WorkerField = fn(&crate::client::WorkerInfo) -> f64;
+
 type ApiResult = std::result::Result<Json<Value>, ApiError>;
 
 fn queue<'a>(web: &'a Web, name: &str) -> std::result::Result<&'a Queue, ApiError> {
@@ -148,7 +151,10 @@ async fn task(AxState(web): AxState<Shared>, Path((q, id)): Path<(String, String
     let queue = queue(&web, &q)?;
     match queue.get(&id).await? {
         Some(t) => Ok(Json(task_json(&t))),
-        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no task {id} in queue {q} (never existed, or dropped after its retention)"))),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no task {id} in queue {q} (never existed, or dropped after its retention)"),
+        )),
     }
 }
 
@@ -187,7 +193,10 @@ async fn action(
     let ids = body.map(|Json(b)| b.ids).unwrap_or_default();
     let need_ids = || -> std::result::Result<Vec<&str>, ApiError> {
         if ids.is_empty() || ids.len() > 1000 {
-            return Err(ApiError(StatusCode::BAD_REQUEST, "send {\"ids\": [...]} with 1 to 1000 task ids".into()));
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "send {\"ids\": [...]} with 1 to 1000 task ids".into(),
+            ));
         }
         Ok(ids.iter().map(String::as_str).collect())
     };
@@ -226,7 +235,12 @@ fn authorize(web: &Web, headers: &HeaderMap) -> std::result::Result<(), ApiError
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let same = got.len() == want.len() && got.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    let same = got.len() == want.len()
+        && got
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if same {
         Ok(())
     } else {
@@ -269,18 +283,48 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
         }
     }
     for (q, v) in &up {
-        page.sample("baton_queue_up", "gauge", "1 when the queue's state could be read from Redis at this scrape", &[("queue", q)], *v);
+        page.sample(
+            "baton_queue_up",
+            "gauge",
+            "1 when the queue's state could be read from Redis at this scrape",
+            &[("queue", q)],
+            *v,
+        );
     }
     for (q, state, n) in &depth {
-        page.sample("baton_queue_tasks", "gauge", "Tasks in each state set", &[("queue", q), ("state", state)], *n as f64);
+        page.sample(
+            "baton_queue_tasks",
+            "gauge",
+            "Tasks in each state set",
+            &[("queue", q), ("state", state)],
+            *n as f64,
+        );
     }
-    let counters: [(&'static str, &str, fn(&crate::task::Counts) -> u64); 6] = [
-        ("baton_tasks_enqueued_total", "Tasks enqueued (created)", |c| c.enqueued_total),
-        ("baton_tasks_completed_total", "Tasks completed", |c| c.completed_total),
-        ("baton_tasks_failed_total", "Attempts that failed", |c| c.failed_total),
-        ("baton_tasks_retried_total", "Failed attempts scheduled to run again", |c| c.retried_total),
-        ("baton_tasks_reclaimed_total", "Leases that expired and were reclaimed", |c| c.expired_total),
-        ("baton_tasks_dead_total", "Tasks moved to the dead-letter set", |c| c.dead_total),
+    let counters: [(&'static str, &str, CountsField); 6] = [
+        ("baton_tasks_enqueued_total", "Tasks enqueued (created)", |c| {
+            c.enqueued_total
+        }),
+        ("baton_tasks_completed_total", "Tasks completed", |c| {
+            c.completed_total
+        }),
+        ("baton_tasks_failed_total", "Attempts that failed", |c| {
+            c.failed_total
+        }),
+        (
+            "baton_tasks_retried_total",
+            "Failed attempts scheduled to run again",
+            |c| c.retried_total,
+        ),
+        (
+            "baton_tasks_reclaimed_total",
+            "Leases that expired and were reclaimed",
+            |c| c.expired_total,
+        ),
+        (
+            "baton_tasks_dead_total",
+            "Tasks moved to the dead-letter set",
+            |c| c.dead_total,
+        ),
     ];
     for (name, help, f) in counters {
         for (q, c) in &totals {
@@ -288,14 +332,45 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
         }
     }
     for (q, c) in &totals {
-        page.sample("baton_queue_paused", "gauge", "1 when the queue is paused", &[("queue", q)], c.paused as u8 as f64);
+        page.sample(
+            "baton_queue_paused",
+            "gauge",
+            "1 when the queue is paused",
+            &[("queue", q)],
+            c.paused as u8 as f64,
+        );
     }
-    let wf: [(&'static str, &str, &str, fn(&crate::client::WorkerInfo) -> f64); 5] = [
-        ("baton_worker_inflight", "gauge", "Leases a worker holds now", |w| w.inflight as f64),
-        ("baton_worker_completed_total", "counter", "Tasks a worker completed", |w| w.completed as f64),
-        ("baton_worker_failed_total", "counter", "Attempts that failed on a worker", |w| w.failed as f64),
-        ("baton_worker_busy_seconds_total", "counter", "Time a worker's handlers ran", |w| w.busy_ms as f64 / 1000.0),
-        ("baton_worker_last_seen_seconds", "gauge", "Time since a worker's last heartbeat", |w| w.last_seen.as_secs_f64()),
+    let wf: [(&'static str, &str, &str, WorkerField); 5] = [
+        (
+            "baton_worker_inflight",
+            "gauge",
+            "Leases a worker holds now",
+            |w| w.inflight as f64,
+        ),
+        (
+            "baton_worker_completed_total",
+            "counter",
+            "Tasks a worker completed",
+            |w| w.completed as f64,
+        ),
+        (
+            "baton_worker_failed_total",
+            "counter",
+            "Attempts that failed on a worker",
+            |w| w.failed as f64,
+        ),
+        (
+            "baton_worker_busy_seconds_total",
+            "counter",
+            "Time a worker's handlers ran",
+            |w| w.busy_ms as f64 / 1000.0,
+        ),
+        (
+            "baton_worker_last_seen_seconds",
+            "gauge",
+            "Time since a worker's last heartbeat",
+            |w| w.last_seen.as_secs_f64(),
+        ),
     ];
     for (name, kind, help, f) in wf {
         for (q, w) in &per_worker {
@@ -304,5 +379,9 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
     }
     let mut body = page.finish();
     body.push_str(&web.prometheus.render());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -477,7 +477,8 @@ impl Worker {
             };
             metrics::histogram!("baton_worker_task_run_seconds", "queue" => metric_queue.clone(), "outcome" => label)
                 .record(started.elapsed().as_secs_f64());
-            metrics::counter!("baton_worker_tasks_total", "queue" => metric_queue, "outcome" => label).increment(1);
+            metrics::counter!("baton_worker_tasks_total", "queue" => metric_queue, "outcome" => label)
+                .increment(1);
             match outcome {
                 Some(outcome) => {
                     if let Some(f) = inflight.lock().unwrap().get_mut(&id).filter(|f| f.token == token) {

@@ -15,12 +15,19 @@ pub fn free_port() -> u16 {
 
 fn client() -> reqwest::Client {
     baton::install_crypto_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
 }
 
 /// GET: (status, body).
 pub async fn get(url: &str) -> (u16, String) {
-    let r = client().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = client()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -60,14 +67,19 @@ pub fn parse_prometheus(text: &str) -> HashMap<String, f64> {
             let mut p = rest.split(' ');
             let name = p.next().unwrap();
             let kind = p.next().unwrap();
-            assert!(["counter", "gauge", "histogram", "summary"].contains(&kind), "{line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary"].contains(&kind),
+                "{line}"
+            );
             typed.insert(name.to_string());
             continue;
         }
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
         let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
         let name = series.split('{').next().unwrap();
         let base = ["_bucket", "_sum", "_count"]
