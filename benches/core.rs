@@ -4,7 +4,9 @@
 //! Run: `cargo bench --bench core` (starts its own redis-server on a free port; set
 //! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!).
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
-//! default 1000000). Figures are printed; nothing is asserted.
+//! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
+//! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
+//! Figures are printed; nothing is asserted.
 
 use baton::local_redis::LocalRedis;
 use baton::{Client, Config, Queue, TaskSpec, Worker};
@@ -116,6 +118,7 @@ fn payload(i: usize, size: usize) -> Vec<u8> {
 }
 
 async fn fill(q: &Queue, n: usize, size: usize) {
+    q.configure().await.unwrap(); // after a FLUSHALL: the events setting again
     let mut i = 0;
     let mut inflight = Vec::new();
     while i < n {
@@ -149,6 +152,16 @@ async fn main() {
     };
     let mut cfg = Config::from_toml(&format!("[redis]\nurl = \"{url}\"\n")).unwrap();
     cfg.worker.maintenance = false;
+    let events_max_len = env_usize("BATON_BENCH_EVENTS_MAX_LEN", 10_000) as u64;
+    for name in ["bench-single", "bench-batch", "bench-depth"] {
+        cfg.queues.insert(
+            name.into(),
+            baton::QueueConfig {
+                events_max_len,
+                ..Default::default()
+            },
+        );
+    }
     let client = Client::connect(cfg.clone()).await.unwrap();
     let mut probe = Probe {
         raw: redis::Client::open(url.as_str())
@@ -162,6 +175,14 @@ async fn main() {
         "baton core bench — redis {version} at {url}, {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
+    println!(
+        "lifecycle events: {}",
+        if events_max_len == 0 {
+            "off".to_string()
+        } else {
+            format!("on, stream cap {events_max_len}")
+        }
+    );
     println!("(Redis CPU = INFO used_cpu_user + used_cpu_sys delta; cmds = all commands incl. those run inside scripts)\n");
 
     let parts = std::env::var("BATON_BENCH_PARTS").unwrap_or_else(|_| "enqueue,e2e,depth".into());
@@ -169,6 +190,7 @@ async fn main() {
         // 1. single enqueue: one task per call, 64 concurrent callers on the multiplexed connection
         probe.flush().await;
         let q = client.queue("bench-single").unwrap();
+        q.configure().await.unwrap();
         let total = n / 4;
         let before = probe.sample().await;
         let t0 = Instant::now();
@@ -232,6 +254,7 @@ async fn main() {
                 "bench-batch".into(),
                 baton::QueueConfig {
                     claim_batch: batch,
+                    events_max_len,
                     ..Default::default()
                 },
             );
