@@ -50,7 +50,7 @@ for i = 2, #ARGV do
     local used = rec and string.match(rec, '^(%d+)|') or '0'
     redis.call('HSET', K_ERRORS, id, used .. '|' .. fmt(now) .. '|cancelled while ' .. from)
     final[#final + 1] = id
-    items[#items + 1] = id .. ':' .. used
+    ev_add(items, id, used)
   end
   reply[#reply + 1] = from
 end

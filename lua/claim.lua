@@ -51,7 +51,7 @@ for i, id in ipairs(ids) do
     reply[#reply + 1] = token
     reply[#reply + 1] = deadline
     reply[#reply + 1] = rec
-    if events_on() then items[#items + 1] = id .. ':' .. (rec_used(rec) + 1) end
+    if events_on() then ev_add(items, id, (rec_used(rec) + 1)) end
   end
 end
 if #zargs > 0 then

@@ -62,7 +62,7 @@ if #ok_ids > 0 then
   local items = {}
   if events_on() then -- read before result_ttl 0 drops the records
     local recs = redis.call('HMGET', K_TASKS, unpack(ok_ids))
-    for i, id in ipairs(ok_ids) do items[i] = id .. ':' .. (recs[i] and rec_used(recs[i]) + 1 or 0) end
+    for i, id in ipairs(ok_ids) do ev_add(items, id, (recs[i] and rec_used(recs[i]) + 1 or 0)) end
   end
   end_leases(worker, ok_ids)
   if #done_z > 0 then redis.call('ZADD', K_DONE, unpack(done_z)) end

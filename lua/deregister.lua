@@ -51,7 +51,7 @@ for i, id in ipairs(ids) do
   local t = recs[i] and parse_record(recs[i])
   if t and v and string.sub(v, -#suffix) == suffix then
     back[#back + 1] = id
-    items[#items + 1] = id .. ':' .. t.used
+    ev_add(items, id, t.used)
     -- sequence 0: ahead of every task of the same priority, as release does
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
   end

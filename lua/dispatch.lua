@@ -127,7 +127,7 @@ for i, id in ipairs(tids) do
     w.free = w.free - 1
     w.inflight = w.inflight + 1
     w.got = w.got + 1
-    if events_on() then w.items[#w.items + 1] = id .. ':' .. (rec_used(recs[i]) + 1) end
+    if events_on() then ev_add(w.items, id, (rec_used(recs[i]) + 1)) end
     assigned = assigned + 1
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id

@@ -104,7 +104,7 @@ for i, t in ipairs(tasks) do
       redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
       added_pending = true
     end
-    if created == 1 then made[#made + 1] = id .. ':0' end
+    if created == 1 then ev_add(made, id, 0) end
   end
   reply[#reply + 1] = id
   reply[#reply + 1] = created

@@ -65,8 +65,7 @@ for i, id in ipairs(ids) do
     seen[id] = true
     gone[#gone + 1] = id
     local attempt = t.used + 1
-    local item = id .. ':' .. attempt
-    ev_failed[#ev_failed + 1] = item
+    ev_add(ev_failed, id, attempt)
     redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
     redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|' .. string.sub(ARGV[b + 3], 1, 8192))
     if retry[i] and attempt < t.max_attempts then
@@ -80,12 +79,12 @@ for i, id in ipairs(ids) do
         to_pending = to_pending + 1
       end
       reply[i] = 1
-      ev_retried[#ev_retried + 1] = item
+      ev_add(ev_retried, id, attempt)
     else
       redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
       final[#final + 1] = id
       reply[i] = 2
-      ev_dead[#ev_dead + 1] = item
+      ev_add(ev_dead, id, attempt)
     end
   else
     reply[i] = 0

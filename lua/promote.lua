@@ -32,7 +32,7 @@ if #ids > 0 then
     if t then
       zargs[#zargs + 1] = fmt(pending_score(t.prio, seq + i - 1))
       zargs[#zargs + 1] = id
-      items[#items + 1] = id .. ':' .. t.used
+      ev_add(items, id, t.used)
     end
   end
   redis.call('ZREM', K_DELAYED, unpack(ids))

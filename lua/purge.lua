@@ -28,7 +28,7 @@ if #ids > 0 then
   local items = {}
   if events_on() then
     local recs = redis.call('HMGET', K_TASKS, unpack(ids))
-    for i, id in ipairs(ids) do items[i] = id .. ':' .. (recs[i] and rec_used(recs[i]) or 0) end
+    for i, id in ipairs(ids) do ev_add(items, id, (recs[i] and rec_used(recs[i]) or 0)) end
   end
   redis.call('ZREM', K_DEAD, unpack(ids))
   drop_tasks(ids)

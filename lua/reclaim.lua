@@ -51,7 +51,7 @@ if #ids > 0 then
       -- record deleted by hand: nothing left to run
     else
       local attempt = t.used + 1
-      ev_reclaimed[#ev_reclaimed + 1] = id .. ':' .. attempt
+      ev_add(ev_reclaimed, id, attempt)
       redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
       redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|lease expired: worker ' ..
         tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt)
@@ -62,7 +62,7 @@ if #ids > 0 then
         redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
         final[#final + 1] = id
         dead = dead + 1
-        ev_dead[#ev_dead + 1] = id .. ':' .. attempt
+        ev_add(ev_dead, id, attempt)
       end
     end
   end

@@ -40,7 +40,7 @@ for i, id in ipairs(ids) do
     -- sequence 0: ahead of every task of the same priority
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
     reply[i] = 1
-    items[#items + 1] = id .. ':' .. t.used
+    ev_add(items, id, t.used)
   else
     reply[i] = 0
   end

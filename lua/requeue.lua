@@ -36,7 +36,7 @@ for i, id in ipairs(ids) do
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
     moved = moved + 1
     reply[i] = 1
-    items[#items + 1] = id .. ':0'
+    ev_add(items, id, 0)
   else
     reply[i] = 0
   end

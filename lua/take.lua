@@ -42,7 +42,7 @@ for i, id in ipairs(ids) do
     reply[#reply + 1] = string.sub(v, 1, #v - #suffix)
     reply[#reply + 1] = deadline
     reply[#reply + 1] = recs[i]
-    if events_on() then items[#items + 1] = id .. ':' .. (rec_used(recs[i]) + 1) end
+    if events_on() then ev_add(items, id, (rec_used(recs[i]) + 1)) end
   end
 end
 if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
