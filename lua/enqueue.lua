@@ -83,7 +83,7 @@ check_schema(true)
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
-local reply, made = {}, {}
+local reply, made, n_made = {}, {}, 0
 local added_pending = false
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
@@ -104,14 +104,17 @@ for i, t in ipairs(tasks) do
       redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
       added_pending = true
     end
-    if created == 1 then ev_add(made, id, 0) end
+    if created == 1 then
+      n_made = n_made + 1
+      ev_add(made, id, 0)
+    end
   end
   reply[#reply + 1] = id
   reply[#reply + 1] = created
 end
 wake_pending(was_empty and added_pending)
-if #made > 0 then
-  redis.call('HINCRBY', K_META, 'n_enq', #made)
+if n_made > 0 then
+  redis.call('HINCRBY', K_META, 'n_enq', n_made)
   emit('enqueued', '', made, now)
 end
 return reply

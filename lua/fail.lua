@@ -55,7 +55,7 @@ local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local suffix = '|' .. worker
 local gone, final, reply, seen = {}, {}, {}, {}
-local ev_failed, ev_retried, ev_dead = {}, {}, {}
+local ev_failed, ev_retried, ev_dead, n_retry = {}, {}, {}, 0
 local to_pending = 0
 local seq = nil
 for i, id in ipairs(ids) do
@@ -80,6 +80,7 @@ for i, id in ipairs(ids) do
       end
       reply[i] = 1
       ev_add(ev_retried, id, attempt)
+      n_retry = n_retry + 1
     else
       redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
       final[#final + 1] = id
@@ -96,7 +97,7 @@ if #gone > 0 then
   stat_add(worker, 'f', #gone)
   stat_add(worker, 'b', busy)
   if #final > 0 then redis.call('HINCRBY', K_META, 'n_dead', #final) end
-  if #ev_retried > 0 then redis.call('HINCRBY', K_META, 'n_retry', #ev_retried) end
+  if n_retry > 0 then redis.call('HINCRBY', K_META, 'n_retry', n_retry) end
   emit('failed', worker, ev_failed, now)
   emit('retried', worker, ev_retried, now)
   emit('dead', worker, ev_dead, now)
