@@ -302,6 +302,29 @@ pub struct Task {
     pub finished_ms: Option<u64>,
 }
 
+impl Task {
+    /// The task as JSON (CLI `--json`, dashboard API): payload and result as lossy UTF-8.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = self;
+        serde_json::json!({
+            "id": t.id,
+            "queue": t.queue,
+            "state": t.state.as_str(),
+            "kind": t.record.kind,
+            "priority": t.record.priority,
+            "attempts": t.attempts,
+            "max_attempts": t.record.max_attempts,
+            "created_ms": t.record.created_ms,
+            "payload": String::from_utf8_lossy(&t.record.payload),
+            "lease": t.lease.as_ref().map(|l| serde_json::json!({"worker": l.worker, "token": l.token, "deadline_ms": l.deadline_ms})),
+            "due_or_expiry_ms": t.due_or_expiry_ms,
+            "last_error": t.last_error.as_ref().map(|e| serde_json::json!({"attempt": e.attempt, "at_ms": e.at_ms, "message": e.message})),
+            "result": t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()),
+            "finished_ms": t.finished_ms,
+        })
+    }
+}
+
 /// Task counts of a queue by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {

@@ -185,7 +185,11 @@ async fn a_batch_is_one_event_and_events_max_len_0_turns_events_off() {
         .await
         .unwrap();
     assert!(!exists, "no stream while events are off");
-    assert_eq!(off.counts().await.unwrap().enqueued_total, 301, "totals count with events off too");
+    assert_eq!(
+        off.counts().await.unwrap().enqueued_total,
+        301,
+        "totals count with events off too"
+    );
 }
 
 #[tokio::test]

@@ -247,25 +247,6 @@ async fn events(queue: &Queue, follow: bool, last: usize, after: Option<String>,
     Ok(exit::OK)
 }
 
-fn task_json(t: &Task) -> serde_json::Value {
-    serde_json::json!({
-        "id": t.id,
-        "queue": t.queue,
-        "state": t.state.as_str(),
-        "kind": t.record.kind,
-        "priority": t.record.priority,
-        "attempts": t.attempts,
-        "max_attempts": t.record.max_attempts,
-        "created_ms": t.record.created_ms,
-        "payload": String::from_utf8_lossy(&t.record.payload),
-        "lease": t.lease.as_ref().map(|l| serde_json::json!({"worker": l.worker, "token": l.token, "deadline_ms": l.deadline_ms})),
-        "due_or_expiry_ms": t.due_or_expiry_ms,
-        "last_error": t.last_error.as_ref().map(|e| serde_json::json!({"attempt": e.attempt, "at_ms": e.at_ms, "message": e.message})),
-        "result": t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()),
-        "finished_ms": t.finished_ms,
-    })
-}
-
 async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
     let Some(t) = queue.get(id).await? else {
         eprintln!(
@@ -275,7 +256,7 @@ async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
         return Ok(exit::NOT_FOUND);
     };
     if json {
-        println!("{}", task_json(&t));
+        println!("{}", t.to_json());
         return Ok(exit::OK);
     }
     println!("task      {}", t.id);
@@ -561,7 +542,7 @@ async fn dead(client: &Client, action: DeadAction, json: bool) -> Result<i32> {
             if json {
                 println!(
                     "{}",
-                    serde_json::Value::Array(tasks.iter().map(task_json).collect())
+                    serde_json::Value::Array(tasks.iter().map(Task::to_json).collect())
                 );
             } else {
                 for t in &tasks {

@@ -8,7 +8,6 @@ use super::observe::History;
 use crate::client::Queue;
 use crate::error::Error;
 use crate::metrics::Page;
-use crate::task::{State, Task};
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -150,30 +149,12 @@ async fn dead(AxState(web): AxState<Shared>, Path(q): Path<String>, Query(l): Qu
 async fn task(AxState(web): AxState<Shared>, Path((q, id)): Path<(String, String)>) -> ApiResult {
     let queue = queue(&web, &q)?;
     match queue.get(&id).await? {
-        Some(t) => Ok(Json(task_json(&t))),
+        Some(t) => Ok(Json(t.to_json())),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no task {id} in queue {q} (never existed, or dropped after its retention)"),
         )),
     }
-}
-
-fn task_json(t: &Task) -> Value {
-    json!({
-        "id": t.id,
-        "queue": t.queue,
-        "state": t.state.as_str(),
-        "kind": t.record.kind,
-        "priority": t.record.priority,
-        "attempts": t.attempts,
-        "max_attempts": t.record.max_attempts,
-        "created_ms": t.record.created_ms,
-        "payload": String::from_utf8_lossy(&t.record.payload),
-        "last_error": t.last_error.as_ref().map(|f| json!({"attempt": f.attempt, "at_ms": f.at_ms, "message": f.message})),
-        "result": t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()),
-        "lease": t.lease.as_ref().map(|l| json!({"worker": l.worker, "deadline_ms": l.deadline_ms})),
-        "finished_ms": if t.state == State::Done { t.finished_ms } else { None },
-    })
 }
 
 #[derive(serde::Deserialize, Default)]
