@@ -42,6 +42,34 @@ pub struct RedisConfig {
     /// Time allowed for one reply; a call that times out may still have run on the server.
     #[serde(with = "humantime_serde")]
     pub response_timeout: Duration,
+    /// PEM file of the CA that signed the server's TLS certificate (`rediss://`), when it is not
+    /// a public CA.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Redis Sentinel: ask these sentinels for the primary of `master` (in place of `url`).
+    pub sentinel: Option<SentinelConfig>,
+    /// Redis Cluster: seed node URLs (in place of `url`); queues spread over the primaries.
+    pub cluster: Option<Vec<String>>,
+    /// Durability: after each enqueue and complete, wait until this many replicas have the
+    /// write (Redis WAIT) before acknowledging; 0 = do not wait. See docs/operations.md.
+    pub wait_replicas: u32,
+    /// Longest WAIT; when it passes with fewer replicas the call fails with an error naming it.
+    #[serde(with = "humantime_serde")]
+    pub wait_timeout: Duration,
+}
+
+/// `[redis] sentinel = { master = "mymaster", nodes = ["redis://127.0.0.1:26379"] }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// The master (service) name the sentinels monitor.
+    pub master: String,
+    /// Sentinel addresses (`redis://host:port`, `rediss://` for TLS).
+    pub nodes: Vec<String>,
+    /// Password of the sentinels themselves (`requirepass` in sentinel.conf), if any. The data
+    /// nodes use `[redis] username` / `password`.
+    pub password: Option<String>,
+    /// ACL user on the sentinels, if any.
+    pub username: Option<String>,
 }
 
 impl Default for RedisConfig {
@@ -54,6 +82,11 @@ impl Default for RedisConfig {
             prefix: "baton".into(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
+            tls_ca: None,
+            sentinel: None,
+            cluster: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -392,6 +425,55 @@ impl Config {
                 "must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)",
             );
         }
+        let url_ok = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+        match (&self.redis.sentinel, &self.redis.cluster) {
+            (Some(_), Some(_)) => {
+                return bad(
+                    "redis.sentinel/cluster",
+                    "set one topology: url, sentinel or cluster, not several",
+                )
+            }
+            (Some(s), None) => {
+                if s.master.is_empty() {
+                    return bad(
+                        "redis.sentinel.master",
+                        "name the master the sentinels monitor (e.g. \"mymaster\")",
+                    );
+                }
+                if s.nodes.is_empty() || !s.nodes.iter().all(|n| url_ok(n)) {
+                    return bad(
+                        "redis.sentinel.nodes",
+                        "list the sentinels as redis://host:port URLs (e.g. [\"redis://127.0.0.1:26379\"])",
+                    );
+                }
+            }
+            (None, Some(c)) => {
+                if c.is_empty() || !c.iter().all(|n| url_ok(n)) {
+                    return bad(
+                        "redis.cluster",
+                        "list seed nodes as redis://host:port URLs (e.g. [\"redis://127.0.0.1:7000\"])",
+                    );
+                }
+                if self.redis.db.unwrap_or(0) != 0 {
+                    return bad("redis.db", "Redis Cluster has only database 0");
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(ca) = &self.redis.tls_ca {
+            if !ca.is_file() {
+                return bad(
+                    "redis.tls_ca",
+                    &format!("{} is not a readable file (a PEM CA certificate)", ca.display()),
+                );
+            }
+        }
+        if self.redis.wait_replicas > 0 && self.redis.wait_timeout.is_zero() {
+            return bad(
+                "redis.wait_timeout",
+                "must be longer than 0s when wait_replicas is set (e.g. \"1s\")",
+            );
+        }
         validate_name(&self.redis.prefix, "redis.prefix").map_err(|e| Error::Config(e.to_string()))?;
         if self.redis.response_timeout.is_zero() || self.redis.connect_timeout.is_zero() {
             return bad(
@@ -592,6 +674,41 @@ mod shipped_file {
     }
 
     /// The commented-out examples in config/baton.toml are valid config too.
+    #[test]
+    fn topologies_parse_and_conflicts_are_refused() {
+        let s = Config::from_toml(
+            "[redis]\nsentinel = { master = \"mymaster\", nodes = [\"redis://127.0.0.1:26379\"], password = \"p\" }\n",
+        )
+        .unwrap();
+        let sc = s.redis.sentinel.unwrap();
+        assert_eq!(
+            (sc.master.as_str(), sc.nodes.len(), sc.password.as_deref()),
+            ("mymaster", 1, Some("p"))
+        );
+        let c = Config::from_toml(
+            "[redis]\ncluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.redis.cluster.unwrap().len(), 2);
+        let both = "[redis]\ncluster = [\"redis://a:1\"]\nsentinel = { master = \"m\", nodes = [\"redis://b:2\"] }\n";
+        assert!(Config::from_toml(both)
+            .unwrap_err()
+            .to_string()
+            .contains("set one topology"));
+        let bad = Config::from_toml("[redis]\ncluster = [\"127.0.0.1:7000\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("redis.cluster") && bad.contains("redis://"), "{bad}");
+        let typo = Config::from_toml("[redis]\nsentinel = { master = \"m\", node = [\"redis://b:2\"] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("node"), "{typo}");
+        let ca = Config::from_toml("[redis]\ntls_ca = \"/nonexistent/ca.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(ca.contains("redis.tls_ca"), "{ca}");
+    }
+
     #[test]
     fn shipped_examples_are_valid() {
         let text =

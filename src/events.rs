@@ -178,7 +178,7 @@ impl Queue {
     /// connection of its own (never the shared one). It ends only with an error: Redis gone
     /// beyond its reconnect attempts. Save each event's `id` to resume with [`Since::After`].
     pub async fn events(&self, from: Since) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
-        let mut con = self.conn().blocking(BLOCK).await?;
+        let con = self.conn().blocking(BLOCK).await?;
         let key = self.keys().role("events").to_string();
         let queue = self.name().to_string();
         let last = match from {
@@ -186,13 +186,15 @@ impl Queue {
             Since::After(id) => id,
             Since::Now => {
                 // Resolve "$" now, so events added before the first read are not skipped.
-                let v: Value = redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut con)
+                let v: Value = con
+                    .query(
+                        redis::cmd("XREVRANGE")
+                            .arg(&key)
+                            .arg("+")
+                            .arg("-")
+                            .arg("COUNT")
+                            .arg(1),
+                    )
                     .await
                     .map_err(|e| self.conn().err(e, &queue))?;
                 entries(&queue, &v)?
@@ -222,16 +224,14 @@ impl Queue {
                         if let Some(e) = buf.pop_front() {
                             return Some((Ok(e), (con, key, queue, last, buf, false)));
                         }
-                        let read: redis::RedisResult<Value> = redis::cmd("XREAD")
+                        let mut xread = redis::cmd("XREAD");
+                        xread
                             .arg("COUNT")
                             .arg(500)
                             .arg("BLOCK")
-                            .arg(BLOCK.as_millis() as u64)
-                            .arg("STREAMS")
-                            .arg(&key)
-                            .arg(&last)
-                            .query_async(&mut con)
-                            .await;
+                            .arg(BLOCK.as_millis() as u64);
+                        xread.arg("STREAMS").arg(&key).arg(&last);
+                        let read: redis::RedisResult<Value> = con.query(&xread).await;
                         let v = match read {
                             Ok(v) => v,
                             Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {

@@ -1,6 +1,7 @@
 //! Test harness: a private redis-server per test, a client on it, polling helpers.
 #![allow(dead_code)]
 
+pub mod topo;
 pub mod web;
 
 use baton::local_redis::LocalRedis;

@@ -1,0 +1,353 @@
+//! Real Redis topologies started by the tests on free loopback ports and stopped by PID:
+//! primary + replica + 3 sentinels, and a 3-primary cluster with one replica each.
+#![allow(dead_code)]
+
+use super::web::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One redis-server process (data node or sentinel) in its own directory.
+pub struct Node {
+    pub port: u16,
+    pub dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn spawn(port: u16, dir: PathBuf, args: Vec<String>) -> Node {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut n = Node {
+            port,
+            dir,
+            args,
+            child: None,
+        };
+        n.start();
+        n
+    }
+
+    /// (Re)start the process with its arguments, and wait until it answers.
+    pub fn start(&mut self) {
+        let child = Command::new("redis-server")
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run redis-server (scripts/test installs it)");
+        self.child = Some(child);
+        wait_port(self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL by PID.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Run a command with redis-cli against this node.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_port(port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server on port {port} did not start");
+}
+
+fn node_dir(tag: &str, port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("baton-topo-{}-{tag}-{port}", std::process::id()))
+}
+
+fn data_args(port: u16, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// A primary, one replica and three sentinels watching them as "mymaster".
+pub struct SentinelSet {
+    pub primary: Node,
+    pub replica: Node,
+    pub sentinels: Vec<Node>,
+}
+
+pub const MASTER: &str = "mymaster";
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let pp = free_port();
+        let primary = Node::spawn(pp, node_dir("primary", pp), data_args(pp, &[]));
+        let rp = free_port();
+        let replica = Node::spawn(
+            rp,
+            node_dir("replica", rp),
+            data_args(rp, &["--replicaof", "127.0.0.1", &pp.to_string()]),
+        );
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            let sp = free_port();
+            let dir = node_dir("sentinel", sp);
+            std::fs::create_dir_all(&dir).unwrap();
+            let conf = dir.join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {sp}\nbind 127.0.0.1\ndaemonize no\nloglevel warning\ndir {}\n\
+                     sentinel monitor {MASTER} 127.0.0.1 {pp} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel failover-timeout {MASTER} 4000\n\
+                     sentinel parallel-syncs {MASTER} 1\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            sentinels.push(Node::spawn(
+                sp,
+                dir,
+                vec![conf.display().to_string(), "--sentinel".into()],
+            ));
+        }
+        let set = SentinelSet {
+            primary,
+            replica,
+            sentinels,
+        };
+        set.wait_ready();
+        set
+    }
+
+    /// Sentinel URLs for `[redis] sentinel.nodes`.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(Node::url).collect()
+    }
+
+    /// The port the sentinels name as primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let out = self.sentinels[0].cli(&["SENTINEL", "get-master-addr-by-name", MASTER]);
+        out.lines().nth(1).and_then(|p| p.trim().parse().ok())
+    }
+
+    /// Wait until the replica is in sync and every sentinel knows the replica and the others.
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            let synced = self
+                .replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up");
+            let known = self.sentinels.iter().all(|s| {
+                let info = s.cli(&["SENTINEL", "master", MASTER]);
+                let field = |name: &str| {
+                    let lines: Vec<&str> = info.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == name)
+                        .and_then(|i| lines.get(i + 1))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                };
+                field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+            });
+            if synced && known {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "sentinel set did not settle"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until the sentinels name a primary other than `old`; returns its port.
+    pub fn wait_failover(&self, old: u16, within: Duration) -> u16 {
+        let start = Instant::now();
+        loop {
+            if let Some(p) = self.primary_port().filter(|p| *p != old) {
+                return p;
+            }
+            assert!(start.elapsed() < within, "no failover within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The data node listening on `port`.
+    pub fn node(&mut self, port: u16) -> &mut Node {
+        if self.primary.port == port {
+            &mut self.primary
+        } else {
+            &mut self.replica
+        }
+    }
+}
+
+/// A Redis Cluster of `primaries` primaries with one replica each (replicas 0 = none).
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    pub fn start(primaries: usize, replicas: usize) -> Cluster {
+        let mut nodes = Vec::new();
+        for _ in 0..primaries * (1 + replicas) {
+            let p = free_port();
+            nodes.push(Node::spawn(
+                p,
+                node_dir("cluster", p),
+                data_args(
+                    p,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "1000",
+                    ],
+                ),
+            ));
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("--cluster").arg("create").args(&addrs);
+        cmd.arg("--cluster-replicas")
+            .arg(replicas.to_string())
+            .arg("--cluster-yes");
+        let out = cmd.output().expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let c = Cluster { nodes };
+        c.wait_ok();
+        c
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Node::url).collect()
+    }
+
+    /// Wait until every live node reports cluster_state:ok.
+    pub fn wait_ok(&self) {
+        let start = Instant::now();
+        loop {
+            let ok = self
+                .nodes
+                .iter()
+                .filter(|n| n.child.is_some())
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            if ok {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "cluster did not become ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ports of the current primaries that serve slots.
+    pub fn primaries(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .filter(|n| n.cli(&["ROLE"]).starts_with("master"))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// The port of the primary serving `key`.
+    pub fn primary_of(&self, key: &str) -> u16 {
+        let slot = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .unwrap()
+            .cli(&["CLUSTER", "KEYSLOT", key]);
+        // Ask any node which node owns the slot: CLUSTER NODES lists "myself" ranges per node.
+        let table = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .unwrap()
+            .cli(&["CLUSTER", "NODES"]);
+        let slot: u32 = slot.parse().unwrap();
+        for line in table.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            if !f[2].contains("master") || f[2].contains("fail") {
+                continue;
+            }
+            let port: u16 = f[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+            for r in &f[8..] {
+                let (a, b) = match r.split_once('-') {
+                    Some((a, b)) => (
+                        a.parse::<u32>().unwrap_or(u32::MAX),
+                        b.parse::<u32>().unwrap_or(0),
+                    ),
+                    None => (
+                        r.parse::<u32>().unwrap_or(u32::MAX),
+                        r.parse::<u32>().unwrap_or(0),
+                    ),
+                };
+                if a <= slot && slot <= b {
+                    return port;
+                }
+            }
+        }
+        panic!("no primary serves slot {slot}");
+    }
+
+    pub fn node(&mut self, port: u16) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.port == port).expect("node")
+    }
+}
