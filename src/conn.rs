@@ -119,6 +119,9 @@ struct Inner {
     current: std::sync::RwLock<Current>,
     /// Held while the primary is looked up again (Sentinel): one lookup at a time.
     switching: tokio::sync::Mutex<()>,
+    /// Sentinel: the last lookup failed, so the current connection may point at a dead (or
+    /// restarted, empty) former primary; nothing is sent on it until a lookup succeeds.
+    suspect: std::sync::atomic::AtomicBool,
     response_timeout: Duration,
     connect_timeout: Duration,
     /// `[redis] wait_replicas` / `wait_timeout`.
@@ -331,6 +334,7 @@ impl Conn {
                 source,
                 current: std::sync::RwLock::new(current),
                 switching: tokio::sync::Mutex::new(()),
+                suspect: std::sync::atomic::AtomicBool::new(false),
                 response_timeout: cfg.response_timeout,
                 connect_timeout: cfg.connect_timeout,
                 wait,
@@ -371,6 +375,10 @@ impl Conn {
         })
     }
 
+    fn is_suspect(&self) -> bool {
+        self.inner.suspect.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn current(&self) -> Current {
         self.inner.current.read().expect("conn lock").clone()
     }
@@ -387,11 +395,15 @@ impl Conn {
             return false;
         }
         let _guard = self.inner.switching.lock().await;
-        if self.current().generation != seen {
+        if self.current().generation != seen && !self.is_suspect() {
             return true; // another caller already switched
         }
-        match Self::resolve(&self.inner.source, &*self.inner, seen + 1).await {
+        let generation = self.current().generation + 1;
+        match Self::resolve(&self.inner.source, &*self.inner, generation).await {
             Ok(next) => {
+                self.inner
+                    .suspect
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 let old = self.current().addr;
                 *self.inner.current.write().expect("conn lock") = next;
                 if let Err(e) = self.load_scripts().await {
@@ -401,6 +413,9 @@ impl Conn {
                 true
             }
             Err(e) => {
+                self.inner
+                    .suspect
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 tracing::warn!(error = %e, "primary lookup after a connection failure failed; will retry");
                 false
             }
@@ -414,6 +429,14 @@ impl Conn {
         F: Fn(Link) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        if self.is_suspect() && !self.failover(self.current().generation).await {
+            // Never write to an address the sentinels no longer name: it may be a former
+            // primary restarted empty, whose writes would be wiped when it rejoins as replica.
+            return Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "no reachable primary named by the sentinels yet (failover in progress?)",
+            )));
+        }
         let cur = self.current();
         match f(cur.link).await {
             Err(e) if should_switch(&e) && self.failover(cur.generation).await => {
@@ -494,7 +517,7 @@ impl Conn {
             })?
             .map_err(|e| self.err(e, queue))?;
         if got < n as i64 {
-            return Err(Error::Unreachable {
+            return Err(Error::NotDurable {
                 addr: self.addr(),
                 detail: format!(
                     "only {got} of the {n} replicas required by redis.wait_replicas acknowledged the write within redis.wait_timeout ({timeout:?}); it ran on the primary and may be lost if the primary fails now — check the replicas, or lower wait_replicas"

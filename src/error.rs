@@ -17,12 +17,17 @@ pub enum Error {
     #[error("cannot reach Redis at {addr} ({detail}) — is redis-server running? set redis.url in config/baton.toml (or BATON__REDIS__URL)")]
     Unreachable { addr: String, detail: String },
 
+    /// `[redis] wait_replicas` was not met in time: the write ran on the primary but is not
+    /// yet on enough replicas to survive a failover.
+    #[error("Redis at {addr}: {detail}")]
+    NotDurable { addr: String, detail: String },
+
     /// Redis refused the credentials.
     #[error("Redis at {addr} refused the credentials ({detail}) — set redis.password (and redis.username for an ACL user) in config/baton.toml, or fix the password in redis.url")]
     Auth { addr: String, detail: String },
 
     /// The user is authenticated but lacks an ACL permission.
-    #[error("Redis at {addr} denied a command to this user ({detail}) — grant the user EVALSHA, EVAL, SCRIPT, PUBLISH, SUBSCRIBE, PING, INFO on keys ~<prefix>:* and channels &<prefix>:*")]
+    #[error("Redis at {addr} denied a command to this user ({detail}) — give the user Baton's ACL rules for its role (docs/operations.md, \"ACL users\")")]
     NoPermission { addr: String, detail: String },
 
     /// Redis did not answer in time. The call may still have run on the server.
@@ -85,6 +90,7 @@ impl Error {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Error::Unreachable { .. } => "unreachable",
+            Error::NotDurable { .. } => "not_durable",
             Error::Auth { .. } => "auth",
             Error::NoPermission { .. } => "no_permission",
             Error::Timeout { .. } => "timeout",
@@ -107,6 +113,7 @@ impl Error {
         matches!(
             self,
             Error::Unreachable { .. }
+                | Error::NotDurable { .. }
                 | Error::Timeout { .. }
                 | Error::OutOfMemory { .. }
                 | Error::Redis { .. }

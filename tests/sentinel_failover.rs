@@ -52,6 +52,8 @@ enum How {
 
 struct Report {
     acked: usize,
+    /// Acknowledged in the 200 ms before the failover began.
+    acked_last_200ms: usize,
     lost: usize,
     resume: Duration,
     completed_after: u64,
@@ -97,7 +99,12 @@ async fn failover_under_load(how: How, wait: bool) -> Report {
                         i += 1;
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(e) => {
+                        if std::env::var("BATON_TEST_DEBUG").is_ok() {
+                            eprintln!("enqueue error: {e}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
                 }
             }
         })
@@ -107,6 +114,12 @@ async fn failover_under_load(how: How, wait: bool) -> Report {
     assert!(before > 50, "load before the failover ({before} acknowledged)");
 
     let t0 = Instant::now();
+    let acked_last_200ms = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at)| t0.duration_since(*at) < Duration::from_millis(200))
+        .count();
     match how {
         How::Kill => set.node(old).kill(),
         How::Command => {
@@ -121,9 +134,11 @@ async fn failover_under_load(how: How, wait: bool) -> Report {
         // (with wait_replicas = 1, acknowledgements need it).
         set.node(old).start();
     }
-    // Work resumes: a task acknowledged after the failover.
+    // Work resumes: a task acknowledged after the sentinels named the new primary (acks
+    // between t0 and then may still come from the old one while it is being demoted).
+    let named = Instant::now();
     let resume = loop {
-        if let Some((_, at)) = acked.lock().unwrap().iter().rev().find(|(_, at)| *at > t0) {
+        if let Some((_, at)) = acked.lock().unwrap().iter().rev().find(|(_, at)| *at > named) {
             break *at - t0;
         }
         assert!(
@@ -133,7 +148,7 @@ async fn failover_under_load(how: How, wait: bool) -> Report {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let completed_at_resume = completed.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     stop.cancel();
     producer.await.unwrap();
 
@@ -151,10 +166,17 @@ async fn failover_under_load(how: How, wait: bool) -> Report {
     })
     .await;
     let completed_after = completed.load(Ordering::Relaxed) - completed_at_resume;
+    eprintln!(
+        "handler runs: {} at resume, {} at the end; counts {:?}",
+        completed_at_resume,
+        completed.load(Ordering::Relaxed),
+        q.counts().await
+    );
     stop_worker.cancel();
     let _ = worker_run.await;
     Report {
         acked: ids.len(),
+        acked_last_200ms,
         lost,
         resume,
         completed_after,
@@ -184,7 +206,14 @@ async fn sigkill_of_the_primary_without_wait_keeps_working() {
     let r = failover_under_load(How::Kill, false).await;
     print("SIGKILL, no WAIT", &r);
     // Without WAIT, writes acknowledged by the dying primary but not yet replicated can be
-    // lost (asynchronous replication); the count is reported, not asserted.
+    // lost (asynchronous replication: a few ms on loopback). Never more than the writes of the
+    // last moments — in particular none written to the killed primary once it restarted empty.
+    assert!(
+        r.lost <= r.acked_last_200ms,
+        "{} lost, {} acknowledged in the last 200 ms",
+        r.lost,
+        r.acked_last_200ms
+    );
     assert!(r.completed_after > 0, "the worker went on without a restart");
 }
 
