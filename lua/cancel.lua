@@ -14,6 +14,7 @@ reply: flat array, one per id: the state the task was cancelled from ("pending",
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 ids
 ]]
 --@include common
@@ -22,6 +23,7 @@ local ttl = int_arg(ARGV[1], 'ttl_ms', 1, 315360000000)
 if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids after ttl_ms, got ' .. (#ARGV - 1))
 end
+require_worker()
 check_schema(false)
 
 local now = now_ms()

@@ -18,6 +18,7 @@ reply: flat array, 4 entries per claimed task: id, token (string, unique and inc
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
 --@include common
@@ -25,6 +26,7 @@ bound: O(n log N) for n <= 1000
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
+require_worker()
 local meta = check_schema(false, 'paused')
 if meta[2] == '1' then return {} end
 

@@ -17,6 +17,7 @@ reply: flat array, one status per group, in order: 1 = completed, 0 = stale (the
 errors:
   BADARG: an argument is out of range or the groups are incomplete; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
 ]]
 --@include common
@@ -32,6 +33,7 @@ for i = 1, ng do
   ids[i] = ARGV[4 * i - 1]
   ttls[i] = int_arg(ARGV[4 * i + 1], 'result_ttl_ms', 0, 315360000000)
 end
+require_worker()
 check_schema(false)
 
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))

@@ -14,11 +14,13 @@ reply: 1
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(1)
 ]]
 --@include common
 
 local ev = int_arg(ARGV[1], 'events_max_len', 0, 100000000)
+require_worker()
 check_schema(true)
 redis.call('HSET', K_META, 'ev', ev)
 if ev == 0 then redis.call('DEL', K_EVENTS) end

@@ -16,6 +16,7 @@ reply: "leave": number of assigned tasks handed back; "final": 1 if it was regis
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 assigned tasks
 ]]
 --@include common
@@ -25,6 +26,7 @@ local mode = ARGV[2]
 if mode ~= 'leave' and mode ~= 'final' then
   bail('BADARG', 'mode must be "leave" or "final", got ' .. tostring(mode))
 end
+require_worker()
 check_schema(false)
 if mode == 'final' then
   local was = redis.call('HDEL', K_WORKERS, worker)

@@ -21,6 +21,7 @@ reply: {assigned (int), then per worker that got tasks: worker id, count}
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N + n * W) for n <= 1000 tasks and W <= 1000 live workers
 ]]
 --@include common
@@ -33,6 +34,7 @@ local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, 315360000000)
 local seed = int_arg(ARGV[5], 'seed', 1, 2147483646)
+require_worker()
 local meta = check_schema(false, 'paused', 'rr', 'lc')
 if meta[2] == '1' then return {0} end
 

@@ -19,6 +19,7 @@ reply: flat array, one status per group, in order: 1 = retry scheduled (delayed,
 errors:
   BADARG: an argument is out of range or the groups are incomplete; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
 ]]
 --@include common
@@ -47,6 +48,7 @@ for i = 1, ng do
     retry[i], rs[i] = true, x
   end
 end
+require_worker()
 check_schema(false)
 
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))

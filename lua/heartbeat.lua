@@ -18,6 +18,7 @@ reply: flat array: first 1 if the worker is in the registry (0: it was pruned as
 errors:
   BADARG: an argument is out of range or the pairs are incomplete; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 pairs
 ]]
 --@include common
@@ -28,6 +29,7 @@ local np = (#ARGV - 2) / 2
 if np < 0 or np > MAX_BATCH or np ~= math.floor(np) then
   bail('BADARG', 'expected 0..' .. MAX_BATCH .. ' id/token pairs after worker and lease_ms, got ' .. (#ARGV - 2) .. ' values')
 end
+require_worker()
 check_schema(false)
 
 local now = now_ms()

@@ -12,11 +12,13 @@ reply: the previous state (1 paused, 0 running)
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(1)
 ]]
 --@include common
 
 local paused = int_arg(ARGV[1], 'paused', 0, 1)
+require_worker()
 local meta = check_schema(true, 'paused')
 local was = meta[2] == '1' and 1 or 0
 redis.call('HSET', K_META, 'paused', paused)

@@ -12,11 +12,13 @@ reply: {promoted (int), next_in_ms (int, ms from now until the earliest remainin
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N)
 ]]
 --@include common
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
+require_worker()
 check_schema(false)
 
 local now = now_ms()

@@ -13,11 +13,13 @@ reply: number of tasks purged (ids not in the dead-letter set are skipped)
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
 --@include common
 
 local ids, seen = {}, {}
+require_worker()
 for _, id in ipairs(select_dead()) do
   if not seen[id] and redis.call('ZSCORE', K_DEAD, id) then
     seen[id] = true

@@ -19,6 +19,7 @@ reply: {requeued (int), dead (int), next_in_ms (int, ms from now until the earli
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N)
 ]]
 --@include common
@@ -26,6 +27,7 @@ bound: O(limit log N)
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
 local worker_ttl = int_arg(ARGV[3], 'worker_ttl_ms', 1, 315360000000)
+require_worker()
 check_schema(false)
 
 local now = now_ms()

@@ -14,6 +14,7 @@ reply: 1
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(log N)
 ]]
 --@include common
@@ -23,6 +24,7 @@ local info = ARGV[2]
 if info == nil or #info > 4096 or string.sub(info, 1, 1) ~= '{' then
   bail('BADARG', 'info must be a JSON object of at most 4096 bytes')
 end
+require_worker()
 check_schema(true)
 redis.call('HSET', K_WORKERS, worker, info)
 redis.call('HSETNX', K_WINFL, worker, 0)

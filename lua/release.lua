@@ -14,6 +14,7 @@ reply: flat array, one status per pair: 1 = released, 0 = stale (nothing changed
 errors:
   BADARG: an argument is out of range or the pairs are incomplete; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 pairs
 ]]
 --@include common
@@ -23,6 +24,7 @@ local np = (#ARGV - 1) / 2
 if np < 1 or np > MAX_BATCH or np ~= math.floor(np) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token pairs after worker, got ' .. (#ARGV - 1) .. ' values')
 end
+require_worker()
 check_schema(false)
 
 local ids = {}

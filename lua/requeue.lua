@@ -15,10 +15,12 @@ reply: flat array, one per task considered: 1 = requeued, 0 = not in the dead-le
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
 --@include common
 
+require_worker()
 local ids = select_dead()
 
 local was_empty = redis.call('ZCARD', K_PENDING) == 0

@@ -14,6 +14,7 @@ reply: flat array, 4 entries per task, as claim: id, token, deadline_ms, record
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
 --@include common
@@ -21,6 +22,7 @@ bound: O(n log N) for n <= 1000
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
+require_worker()
 check_schema(false)
 local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, n)
 if #members == 0 then return {} end

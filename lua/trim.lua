@@ -12,11 +12,13 @@ reply: {dropped (int), more (int, 1 when a set still holds expired tasks: call a
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
+  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N) per terminal set
 ]]
 --@include common
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
+require_worker()
 check_schema(false)
 local now = fmt(now_ms())
 local dropped, more = 0, 0

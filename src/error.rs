@@ -148,6 +148,18 @@ impl Error {
                 detail: e.to_string(),
             };
         }
+        let text = e.to_string();
+        if text.contains("certificate")
+            || text.contains("UnknownIssuer")
+            || text.contains("InvalidCertificate")
+        {
+            return Error::Unreachable {
+                addr,
+                detail: format!(
+                    "{text}: the server's TLS certificate was not accepted — if a private CA signed it, set redis.tls_ca to that CA's PEM file"
+                ),
+            };
+        }
         if e.is_timeout() {
             return Error::Timeout { addr, timeout };
         }

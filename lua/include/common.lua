@@ -62,6 +62,19 @@ end
 local EVENTS_DEFAULT_MAX = 10000
 local EV_MAX = EVENTS_DEFAULT_MAX
 
+-- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
+-- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
+-- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
+-- never a half-done transition (Redis checks each command inside a script against the
+-- caller's ACL, and does not roll back). EVALSHA itself needs access to every declared key, so
+-- roles differ by command, not by key.
+local function require_worker()
+  if not redis.acl_check_cmd('ZPOPMIN', K_PENDING, '1') then
+    bail('NOPERM', 'this Redis user may not run worker-side transitions on ' .. K_PENDING ..
+      ' (producer rules?); run workers, schedulers and operator commands as a user with the worker rules')
+  end
+end
+
 -- Check the queue's schema version. `create` (enqueue only) stamps a new queue.
 -- Returns the meta fields asked for after `v` (e.g. `paused`).
 local function check_schema(create, ...)
