@@ -141,8 +141,12 @@ struct Current {
 /// How to reach Redis.
 enum Source {
     Url,
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Sentinel(Box<tokio::sync::Mutex<SentinelClient>>),
     Cluster {
+        /// Builds the shared cluster connection (again after a node failure).
+        main: ClusterClient,
+        /// When the cluster connection was last rebuilt.
+        rebuilt: std::sync::Mutex<Option<Instant>>,
         /// For blocking reads: a response timeout long enough for XREAD BLOCK.
         blocking: ClusterClient,
         /// Every seed, for pub/sub (a cluster broadcasts PUBLISH to every node).
@@ -275,7 +279,13 @@ impl Conn {
                 addr,
                 generation: 0,
             };
-            (Source::Cluster { blocking, seeds }, current)
+            let source = Source::Cluster {
+                main,
+                rebuilt: std::sync::Mutex::new(None),
+                blocking,
+                seeds,
+            };
+            (source, current)
         } else if let Some(s) = &cfg.sentinel {
             let addrs = s
                 .nodes
@@ -311,7 +321,7 @@ impl Conn {
             let sc = b
                 .build()
                 .map_err(|e| Error::Config(format!("redis.sentinel: {e}")))?;
-            let source = Source::Sentinel(tokio::sync::Mutex::new(sc));
+            let source = Source::Sentinel(Box::new(tokio::sync::Mutex::new(sc)));
             let current = Self::resolve(&source, cfg, 0).await?;
             (source, current)
         } else {
@@ -391,6 +401,9 @@ impl Conn {
     /// Sentinel: after a READONLY reply or a connection failure, ask the sentinels for the
     /// primary again, reconnect and reload the scripts. Returns whether the connection changed.
     async fn failover(&self, seen: u64) -> bool {
+        if let Source::Cluster { main, rebuilt, .. } = &self.inner.source {
+            return self.rebuild_cluster(main, rebuilt, seen).await;
+        }
         if !matches!(self.inner.source, Source::Sentinel(_)) {
             return false;
         }
@@ -419,6 +432,39 @@ impl Conn {
                 tracing::warn!(error = %e, "primary lookup after a connection failure failed; will retry");
                 false
             }
+        }
+    }
+
+    /// Cluster: after a node failure, build a fresh cluster connection (it reads the slot map
+    /// anew from a live node, so a promoted replica is found at once) — at most twice a second.
+    async fn rebuild_cluster(
+        &self,
+        main: &ClusterClient,
+        rebuilt: &std::sync::Mutex<Option<Instant>>,
+        seen: u64,
+    ) -> bool {
+        let _guard = self.inner.switching.lock().await;
+        if self.current().generation != seen {
+            return true;
+        }
+        if rebuilt
+            .lock()
+            .expect("lock")
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(500))
+        {
+            return false;
+        }
+        *rebuilt.lock().expect("lock") = Some(Instant::now());
+        match tokio::time::timeout(self.inner.connect_timeout * 2, main.get_async_connection()).await {
+            Ok(Ok(link)) => {
+                let mut cur = self.inner.current.write().expect("conn lock");
+                cur.link = Link::Cluster(link);
+                cur.generation += 1;
+                drop(cur);
+                tracing::warn!("cluster node failure: reconnected with a fresh slot map");
+                true
+            }
+            _ => false,
         }
     }
 
@@ -681,9 +727,11 @@ fn durable(script: ScriptName) -> bool {
     matches!(script, ScriptName::Enqueue | ScriptName::Complete)
 }
 
-/// A reply or failure after which Sentinel users should look the primary up again.
+/// A reply or failure after which Sentinel users should look the primary up again (and
+/// cluster users rebuild their connection).
 fn should_switch(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        || e.is_timeout()
         || e.is_io_error()
         || e.is_connection_refusal()
         || e.is_connection_dropped()

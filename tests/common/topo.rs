@@ -102,6 +102,8 @@ fn data_args(port: u16, extra: &[&str]) -> Vec<String> {
         "",
         "--appendonly",
         "no",
+        "--repl-diskless-sync-delay",
+        "0",
         "--loglevel",
         "warning",
     ]
@@ -251,6 +253,10 @@ impl Cluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "1000",
+                        // a replica may take over whatever the age of its data (test clusters
+                        // are idle at times, and the default refuses after long idle periods)
+                        "--cluster-replica-validity-factor",
+                        "0",
                     ],
                 ),
             ));
@@ -276,15 +282,17 @@ impl Cluster {
         self.nodes.iter().map(Node::url).collect()
     }
 
-    /// Wait until every live node reports cluster_state:ok.
+    /// Wait until every live node reports cluster_state:ok and every live replica is in sync
+    /// with its primary.
     pub fn wait_ok(&self) {
         let start = Instant::now();
         loop {
-            let ok = self
-                .nodes
-                .iter()
-                .filter(|n| n.child.is_some())
-                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                let role = n.cli(&["ROLE"]);
+                n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                    && (!role.starts_with("slave")
+                        || n.cli(&["INFO", "replication"]).contains("master_link_status:up"))
+            });
             if ok {
                 return;
             }
