@@ -139,6 +139,7 @@ struct Current {
 }
 
 /// How to reach Redis.
+#[allow(clippy::large_enum_variant)] // one per process
 enum Source {
     Url,
     Sentinel(Box<tokio::sync::Mutex<SentinelClient>>),
