@@ -261,6 +261,13 @@ impl Cluster {
                 ),
             ));
         }
+        if primaries == 1 && replicas == 0 {
+            // redis-cli --cluster create wants 3 primaries: one node takes every slot itself.
+            assert_eq!(nodes[0].cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "OK");
+            let c = Cluster { nodes };
+            c.wait_ok();
+            return c;
+        }
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let mut cmd = Command::new("redis-cli");
         cmd.arg("--cluster").arg("create").args(&addrs);
