@@ -188,3 +188,36 @@ async fn many_queues_over_three_primaries_survive_a_primary_failover() {
 fn client_queues(ids: &[(String, String)]) -> BTreeSet<String> {
     ids.iter().map(|(q, _)| q.clone()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binaries_run_on_a_cluster_with_only_the_config_changed() {
+    let cluster = Cluster::start(3, 0);
+    let dir = common::TempDir::new();
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let queues: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let quoted: Vec<String> = queues.iter().map(|q| format!("\"{q}\"")).collect();
+    let cfg = dir.write(
+        "baton.toml",
+        &format!(
+            "[redis]\ncluster = [{}]\n\n[worker]\nqueues = [{}]\nconcurrency = 4\n\n[worker.handlers.echo]\nexec = [\"cat\"]\n",
+            nodes.join(", "),
+            quoted.join(", ")
+        ),
+    );
+    let _scheduler = common::Proc::start(common::SCHEDULER, &cfg);
+    let _worker = common::Proc::start(common::WORKER, &cfg);
+    let owners: BTreeSet<u16> = queues
+        .iter()
+        .map(|q| cluster.primary_of(&format!("baton:{{{q}}}:meta")))
+        .collect();
+    assert!(owners.len() >= 2, "the queues spread over several primaries");
+    for q in &queues {
+        let payload = format!("{{\"queue\":\"{q}\"}}");
+        let (code, out, err) = common::baton(
+            &cfg,
+            &["enqueue", "-q", q, "-k", "echo", "-p", &payload, "--wait", "20s"],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&payload), "result of {q}: {out}");
+    }
+}

@@ -233,3 +233,54 @@ async fn an_unknown_master_name_is_a_clear_error() {
     let err = Client::connect(cfg).await.err().expect("refused").to_string();
     assert!(err.contains("sentinel"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binaries_follow_a_failover_without_a_restart() {
+    let set = SentinelSet::start();
+    let old = set.primary_port().unwrap();
+    let dir = common::TempDir::new();
+    let nodes: Vec<String> = set.sentinel_urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let cfg = dir.write(
+        "baton.toml",
+        &format!(
+            "[redis]\nsentinel = {{ master = \"{MASTER}\", nodes = [{}] }}\nresponse_timeout = \"1s\"\nconnect_timeout = \"1s\"\n\n\
+             [worker]\nqueues = [\"q\"]\nconcurrency = 4\npoll_interval = \"200ms\"\n\n[worker.handlers.echo]\nexec = [\"cat\"]\n",
+            nodes.join(", ")
+        ),
+    );
+    let _scheduler = common::Proc::start(common::SCHEDULER, &cfg);
+    let _worker = common::Proc::start(common::WORKER, &cfg);
+    let (code, out, err) = common::baton(
+        &cfg,
+        &[
+            "enqueue",
+            "-q",
+            "q",
+            "-k",
+            "echo",
+            "-p",
+            "{\"n\":1}",
+            "--wait",
+            "20s",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "{\"n\":1}"), "{err}");
+    assert_eq!(set.sentinels[0].cli(&["SENTINEL", "FAILOVER", MASTER]), "OK");
+    set.wait_failover(old, Duration::from_secs(20));
+    // The worker and scheduler processes started before the failover run the next task.
+    let (code, out, err) = common::baton(
+        &cfg,
+        &[
+            "enqueue",
+            "-q",
+            "q",
+            "-k",
+            "echo",
+            "-p",
+            "{\"n\":2}",
+            "--wait",
+            "30s",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "{\"n\":2}"), "{err}");
+}
