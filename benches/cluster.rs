@@ -6,7 +6,6 @@
 //! default 12). Figures are printed; nothing is asserted.
 
 #[path = "../tests/common/topo.rs"]
-#[allow(dead_code)]
 mod topo;
 
 mod web {
