@@ -8,15 +8,8 @@
 #[path = "../tests/common/topo.rs"]
 mod topo;
 
-mod web {
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-}
+#[path = "../tests/common/web.rs"]
+mod web;
 
 use baton::{Client, Config, TaskSpec, Worker};
 use std::sync::atomic::Ordering;

@@ -250,37 +250,15 @@ async fn the_binaries_follow_a_failover_without_a_restart() {
     );
     let _scheduler = common::Proc::start(common::SCHEDULER, &cfg);
     let _worker = common::Proc::start(common::WORKER, &cfg);
-    let (code, out, err) = common::baton(
-        &cfg,
-        &[
-            "enqueue",
-            "-q",
-            "q",
-            "-k",
-            "echo",
-            "-p",
-            "{\"n\":1}",
-            "--wait",
-            "20s",
-        ],
-    );
-    assert_eq!((code, out.trim()), (0, "{\"n\":1}"), "{err}");
+    // Enqueue with the CLI (a new process each time) and wait for the result.
+    let run = |payload: &str| {
+        let args = ["enqueue", "-q", "q", "-k", "echo", "-p", payload, "--wait", "30s"];
+        let (code, out, err) = common::baton(&cfg, &args);
+        assert_eq!((code, out.trim()), (0, payload), "{err}");
+    };
+    run("{\"n\":1}");
     assert_eq!(set.sentinels[0].cli(&["SENTINEL", "FAILOVER", MASTER]), "OK");
     set.wait_failover(old, Duration::from_secs(20));
     // The worker and scheduler processes started before the failover run the next task.
-    let (code, out, err) = common::baton(
-        &cfg,
-        &[
-            "enqueue",
-            "-q",
-            "q",
-            "-k",
-            "echo",
-            "-p",
-            "{\"n\":2}",
-            "--wait",
-            "30s",
-        ],
-    );
-    assert_eq!((code, out.trim()), (0, "{\"n\":2}"), "{err}");
+    run("{\"n\":2}");
 }
