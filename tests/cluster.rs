@@ -221,3 +221,89 @@ async fn the_binaries_run_on_a_cluster_with_only_the_config_changed() {
         assert!(out.contains(&payload), "result of {q}: {out}");
     }
 }
+
+/// Move one slot from its primary to another by hand (CLUSTER SETSLOT + MIGRATE), as
+/// `redis-cli --cluster reshard` does, key batch by key batch.
+fn migrate_slot(cluster: &Cluster, slot: &str, from: u16, to: u16) {
+    let src = cluster.nodes.iter().find(|n| n.port == from).unwrap();
+    let dst = cluster.nodes.iter().find(|n| n.port == to).unwrap();
+    let (src_id, dst_id) = (src.cli(&["CLUSTER", "MYID"]), dst.cli(&["CLUSTER", "MYID"]));
+    assert_eq!(dst.cli(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &src_id]), "OK");
+    assert_eq!(src.cli(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &dst_id]), "OK");
+    loop {
+        let keys = src.cli(&["CLUSTER", "GETKEYSINSLOT", slot, "5"]);
+        let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        let port = to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        args.extend(keys.iter());
+        let out = src.cli(&args);
+        assert!(out == "OK" || out == "NOKEY", "MIGRATE: {out}");
+        // slow the migration down so that clients meet ASK and TRYAGAIN while it runs
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for n in cluster.nodes.iter() {
+        n.cli(&["CLUSTER", "SETSLOT", slot, "NODE", &dst_id]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_moved_to_another_primary_under_load_loses_nothing() {
+    let cluster = Cluster::start(3, 0);
+    let client = Client::connect(config(&cluster)).await.unwrap();
+    let q = client.queue("q0").unwrap();
+    let w = Worker::builder(&client, "q0")
+        .unwrap()
+        .concurrency(8)
+        .handler("job", |t: baton::TaskContext| async move { Ok(t.payload) })
+        .build()
+        .unwrap();
+    let (stop_worker, run) = common::spawn_worker(w);
+    let producer = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let start = Instant::now();
+            let mut i = 0;
+            while start.elapsed() < Duration::from_secs(6) {
+                let id = format!("m{i}");
+                if q.enqueue(TaskSpec::new("job", "x").id(id.clone())).await.is_ok() {
+                    acked.push(id);
+                    i += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let key = "baton:{q0}:meta";
+    let from = cluster.primary_of(key);
+    let to = *cluster.primaries().iter().find(|p| **p != from).unwrap();
+    let slot = cluster.nodes[0].cli(&["CLUSTER", "KEYSLOT", key]);
+    // MIGRATE in batches while the producer and the worker go on (on the other runtime thread).
+    tokio::task::block_in_place(|| migrate_slot(&cluster, &slot, from, to));
+    assert_eq!(cluster.primary_of(key), to, "the queue's slot moved");
+    let acked = producer.await.unwrap();
+    assert!(acked.len() > 100, "load went on ({} acknowledged)", acked.len());
+    common::eventually(
+        Duration::from_secs(30),
+        "every acknowledged task done on the new primary",
+        || async {
+            let c = q.counts().await.unwrap();
+            c.done as usize >= acked.len() && c.pending == 0 && c.leased == 0
+        },
+    )
+    .await;
+    for id in &acked {
+        assert_eq!(
+            q.get(id).await.unwrap().map(|t| t.state),
+            Some(baton::State::Done),
+            "{id}"
+        );
+    }
+    stop_worker.cancel();
+    let _ = run.await;
+}
