@@ -390,6 +390,16 @@ impl Conn {
         self.inner.suspect.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The link in use and its generation, without copying the rest (the per-call path).
+    fn link(&self) -> (Link, u64) {
+        let cur = self.inner.current.read().expect("conn lock");
+        (cur.link.clone(), cur.generation)
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.current.read().expect("conn lock").generation
+    }
+
     fn current(&self) -> Current {
         self.inner.current.read().expect("conn lock").clone()
     }
@@ -409,10 +419,10 @@ impl Conn {
             return false;
         }
         let _guard = self.inner.switching.lock().await;
-        if self.current().generation != seen && !self.is_suspect() {
+        if self.generation() != seen && !self.is_suspect() {
             return true; // another caller already switched
         }
-        let generation = self.current().generation + 1;
+        let generation = self.generation() + 1;
         match Self::resolve(&self.inner.source, &*self.inner, generation).await {
             Ok(next) => {
                 self.inner
@@ -445,7 +455,7 @@ impl Conn {
         seen: u64,
     ) -> bool {
         let _guard = self.inner.switching.lock().await;
-        if self.current().generation != seen {
+        if self.generation() != seen {
             return true;
         }
         if rebuilt
@@ -476,7 +486,7 @@ impl Conn {
         F: Fn(Link) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        if self.is_suspect() && !self.failover(self.current().generation).await {
+        if self.is_suspect() && !self.failover(self.generation()).await {
             // Never write to an address the sentinels no longer name: it may be a former
             // primary restarted empty, whose writes would be wiped when it rejoins as replica.
             return Err(redis::RedisError::from(std::io::Error::new(
@@ -484,11 +494,9 @@ impl Conn {
                 "no reachable primary named by the sentinels yet (failover in progress?)",
             )));
         }
-        let cur = self.current();
-        match f(cur.link).await {
-            Err(e) if should_switch(&e) && self.failover(cur.generation).await => {
-                f(self.current().link).await
-            }
+        let (link, generation) = self.link();
+        match f(link).await {
+            Err(e) if should_switch(&e) && self.failover(generation).await => f(self.link().0).await,
             r => r,
         }
     }
@@ -496,7 +504,7 @@ impl Conn {
     /// SCRIPT LOAD every script (on every primary of a cluster); check Redis computed the SHA
     /// we call them by.
     pub async fn load_scripts(&self) -> Result<()> {
-        let link = self.current().link;
+        let (link, _) = self.link();
         for name in ScriptName::ALL {
             let sha: String = link
                 .query(redis::cmd("SCRIPT").arg("LOAD").arg(&name.script().body))
@@ -555,7 +563,7 @@ impl Conn {
         };
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(n).arg(timeout.as_millis() as u64);
-        let link = self.current().link;
+        let (link, _) = self.link();
         let got: i64 = tokio::time::timeout(timeout + self.inner.response_timeout, link.query(&cmd))
             .await
             .map_err(|_| Error::Timeout {
@@ -637,10 +645,7 @@ impl Conn {
                         let e: redis::RedisError = se.into();
                         if round == 0 && is_noscript(&e) {
                             again.push(i);
-                        } else if round == 0
-                            && should_switch(&e)
-                            && self.failover(self.current().generation).await
-                        {
+                        } else if round == 0 && should_switch(&e) && self.failover(self.generation()).await {
                             again.push(i); // READONLY: it did not run; send it to the new primary
                         } else {
                             results[i] = Some(Err(self.err(e, queue)));
