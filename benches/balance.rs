@@ -114,7 +114,7 @@ async fn run(
     }
     let makespan = t0.elapsed();
     stop.cancel();
-    sched.await.unwrap();
+    sched.await.unwrap().unwrap();
     for (s, h) in handles {
         s.cancel();
         h.await.unwrap().unwrap();

@@ -318,12 +318,12 @@ async fn main() {
             let mut done = 0;
             while done < drain {
                 let claimed = q.claim("bench", 500.min(drain - done)).await.unwrap();
-                let items: Vec<(&str, &str, Duration, &[u8])> = claimed
-                    .iter()
-                    .map(|c| (c.id.as_str(), c.token.as_str(), c.record.result_ttl, &b""[..]))
-                    .collect();
-                let call = q.complete_call("bench", Duration::ZERO, &items);
-                q.conn().eval(&call, q.name()).await.unwrap();
+                let req = baton::ops::complete::Request {
+                    worker: "bench",
+                    busy: Duration::ZERO,
+                    items: claimed.iter().map(|c| c.completion(b"")).collect(),
+                };
+                q.run(&req).await.unwrap();
                 done += claimed.len();
             }
             let row = Row {

@@ -1,19 +1,31 @@
-//! The producer API, and the typed binding of every transition script.
+//! The producer API: a [`Client`] (connection + config) and a [`Queue`] facade that fills each
+//! script's typed request (`crate::ops`) from the queue's settings and runs it.
 //!
-//! `Client` holds the connection and the config; `Queue` binds one queue's keys and settings and
-//! turns each script's ARGV/reply contract into Rust types. The worker runtime and the
-//! maintenance loops call the same methods, so each script has exactly one Rust call site.
+//! The worker runtime and the maintenance loops call the same facade, so each script has one
+//! Rust call path: `Queue::<method>` → `ops::<script>::Request` → `lua/<script>.lua`.
 
-use crate::config::{BackoffKind, Config, QueueConfig};
-use crate::conn::{Call, Conn};
+use crate::config::{Config, QueueConfig};
+use crate::conn::Conn;
 use crate::error::{Error, Result};
-use crate::keys::QueueKeys;
-use crate::scripts::ScriptName;
-use crate::task::{split3, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
+use crate::keys::{QueueKeys, Role};
+use crate::ops::{self, DeadSelection, LeaseRef, Op};
+use crate::task::{Counts, State, Task, TaskSpec};
+use crate::subscription::{Signal, Subscription};
 use futures_util::StreamExt;
-use redis::Value;
+use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub use crate::ops::claim::Claimed;
+pub use crate::ops::complete::Completed;
+pub use crate::ops::dispatch::Dispatched;
+pub use crate::ops::enqueue::Enqueued;
+pub use crate::ops::fail::{FailMode, FailStatus};
+pub use crate::ops::heartbeat::{Heartbeat, LeaseStatus};
+pub use crate::ops::promote::Promoted;
+pub use crate::ops::reclaim::Reclaimed;
+pub use crate::ops::trim::Trimmed;
+pub use crate::ops::workers::WorkerInfo;
 
 /// A connection to Baton's Redis plus the configuration; cheap to clone.
 #[derive(Clone)]
@@ -54,46 +66,6 @@ impl Client {
     }
 }
 
-/// The answer to an enqueue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Enqueued {
-    /// The task's id (for a duplicate: the id of the task that already existed).
-    pub id: String,
-    /// False when the idempotency key (or the id) was already taken: nothing new was enqueued.
-    pub created: bool,
-}
-
-/// A task claimed by a worker, with its lease.
-#[derive(Clone, Debug)]
-pub struct Claimed {
-    pub id: String,
-    pub token: String,
-    pub attempt: u32,
-    pub deadline_ms: u64,
-    pub record: Record,
-}
-
-/// What happened to a heartbeated lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseStatus {
-    Renewed,
-    /// Expired and reclaimed, or the token is stale: stop the handler.
-    Lost,
-    /// The task was cancelled: stop the handler.
-    Cancelled,
-}
-
-/// What happened to a reported failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailStatus {
-    /// Another attempt is scheduled.
-    Retrying,
-    /// No attempts left (or a final failure): moved to the dead-letter set.
-    Dead,
-    /// The lease was not held any more: nothing changed.
-    Stale,
-}
-
 /// How a failure should be treated.
 #[derive(Clone, Debug)]
 pub struct FailReport {
@@ -102,6 +74,17 @@ pub struct FailReport {
     pub error: String,
     /// False: dead now, whatever attempts are left.
     pub retry: bool,
+}
+
+impl FailReport {
+    fn as_failure(&self) -> ops::fail::Failure<'_> {
+        ops::fail::Failure {
+            id: &self.id,
+            token: &self.token,
+            error: &self.error,
+            mode: if self.retry { FailMode::retry() } else { FailMode::Final },
+        }
+    }
 }
 
 /// The outcome of waiting for a task.
@@ -113,27 +96,6 @@ pub enum Outcome {
     Dead(String),
     /// Cancelled.
     Cancelled,
-}
-
-/// Maintenance call results.
-#[derive(Clone, Debug, Default)]
-pub struct Reclaimed {
-    pub requeued: u64,
-    pub dead: u64,
-    /// Time until the earliest remaining lease deadline, if any (by Redis' clock).
-    pub next_in: Option<Duration>,
-    /// The worker of each reclaimed lease.
-    pub workers: Vec<String>,
-    /// Workers dropped from the registry (silent for three lease durations).
-    pub pruned_workers: Vec<String>,
-}
-
-/// What one dispatch call assigned.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Dispatched {
-    pub assigned: u64,
-    /// (worker, tasks assigned to it) for each worker that got some.
-    pub per_worker: Vec<(String, u64)>,
 }
 
 /// How a group of waited-for tasks ended.
@@ -148,38 +110,21 @@ pub struct WaitSummary {
     pub unfinished: u64,
 }
 
-/// The reply to a heartbeat.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// False when the worker is not in the registry (pruned as dead): register again.
-    pub registered: bool,
-    /// One status per lease sent.
-    pub statuses: Vec<LeaseStatus>,
-}
+impl Claimed {
+    /// The proof of this claim's lease.
+    pub fn lease(&self) -> LeaseRef {
+        LeaseRef::new(&self.id, &self.token)
+    }
 
-/// A registered worker.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct WorkerInfo {
-    pub id: String,
-    /// The JSON description the worker registered with.
-    pub info: serde_json::Value,
-    /// Time since its last heartbeat, ms.
-    #[serde(rename = "last_seen_ms", serialize_with = "ser_ms")]
-    pub last_seen: Duration,
-    /// Leases it holds now.
-    pub inflight: u64,
-    /// Tasks assigned to it (push) or claimed by it (pull), in total.
-    pub assigned: u64,
-    /// Tasks it completed.
-    pub completed: u64,
-    /// Attempts that failed on it.
-    pub failed: u64,
-    /// Time its handlers ran, in total (ms).
-    pub busy_ms: u64,
-}
-
-fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
+    /// This attempt's success with `result`, for a batched `complete`.
+    pub fn completion<'a>(&'a self, result: &'a [u8]) -> ops::complete::Completion<'a> {
+        ops::complete::Completion {
+            id: &self.id,
+            token: &self.token,
+            result_ttl: self.record.result_ttl,
+            result,
+        }
+    }
 }
 
 /// One queue: its keys, its settings, and every transition on it.
@@ -189,6 +134,9 @@ pub struct Queue {
     keys: Arc<QueueKeys>,
     settings: Arc<QueueConfig>,
 }
+
+/// Most items one script call takes (ids, leases, tasks): the scripts' batch bound.
+const MAX_BATCH: usize = ops::bounds::claim::N.max as usize;
 
 impl Queue {
     /// The queue's name.
@@ -216,21 +164,21 @@ impl Queue {
         }
     }
 
-    fn call(&self, script: ScriptName, extra_keys: &[String]) -> Call {
-        Call::new(script, self.keys.keyset(), extra_keys)
+    /// Run one script request on this queue and decode its reply.
+    pub async fn run<O: Op>(&self, op: &O) -> Result<O::Reply> {
+        let v = self.conn.eval(&op.call(&self.keys), self.name()).await?;
+        self.decode::<O>(v)
     }
 
-    async fn eval(&self, call: &Call) -> Result<Value> {
-        self.conn.eval(call, self.name()).await
-    }
-
-    fn bad_reply(&self, script: ScriptName, v: &Value) -> Error {
-        Error::Protocol(format!(
-            "{} on queue {} replied {:?}",
-            script.file_stem(),
-            self.name(),
-            v
-        ))
+    /// Decode a reply of `O`'s script (a pipelined call's answer).
+    pub fn decode<O: Op>(&self, v: redis::Value) -> Result<O::Reply> {
+        <O::Reply as redis::FromRedisValue>::from_redis_value(v).map_err(|e| {
+            Error::Protocol(format!(
+                "{} on queue {} replied unexpectedly: {e}",
+                O::SCRIPT.file_stem(),
+                self.name()
+            ))
+        })
     }
 
     // ---- producer side ----
@@ -246,20 +194,19 @@ impl Queue {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        if specs.len() > 1000 {
+        if specs.len() > MAX_BATCH {
             return Err(Error::Invalid(format!(
-                "enqueue_batch takes at most 1000 tasks, got {} — split the batch (each batch is atomic)",
+                "enqueue_batch takes at most {MAX_BATCH} tasks, got {} — split the batch (each batch is atomic)",
                 specs.len()
             )));
         }
         let s = &self.settings;
-        let mut idem_keys = Vec::new();
-        for spec in &specs {
+        let mut tasks = Vec::with_capacity(specs.len());
+        for spec in specs {
             if let Some(k) = &spec.idempotency_key {
                 if k.is_empty() || k.len() > 512 {
                     return Err(Error::Invalid("idempotency key must be 1-512 bytes".into()));
                 }
-                idem_keys.push(self.keys.idem(k));
             }
             if spec.payload.len() as u64 > s.max_payload {
                 return Err(Error::PayloadTooLarge {
@@ -273,133 +220,52 @@ impl Queue {
                     ),
                 });
             }
+            let b = spec.backoff.unwrap_or_else(|| s.backoff());
+            let idempotency_ttl = spec.idempotency_ttl.unwrap_or(s.idempotency_ttl);
+            tasks.push(ops::enqueue::NewTask {
+                id: spec.id.unwrap_or_else(new_id),
+                kind: spec.kind,
+                payload: spec.payload,
+                priority: spec.priority,
+                delay: spec.delay,
+                max_attempts: spec.max_attempts.unwrap_or(s.max_attempts),
+                backoff: b.kind,
+                backoff_base: b.base,
+                backoff_cap: b.cap.max(b.base),
+                jitter_pct: (b.jitter.clamp(0.0, 1.0) * 100.0).round() as u8,
+                timeout: spec.timeout.unwrap_or(s.timeout),
+                result_ttl: spec.result_ttl.unwrap_or(s.result_ttl),
+                idempotency: spec.idempotency_key.map(|k| (k, idempotency_ttl)),
+            });
         }
-        let mut call = self.call(ScriptName::Enqueue, &idem_keys);
-        call.named("max_payload", s.max_payload).named("n", specs.len());
-        for spec in &specs {
-            let b = spec
-                .backoff
-                .unwrap_or_else(|| crate::task::Backoff::from_queue(s));
-            let id = spec.id.clone().unwrap_or_else(new_id);
-            call.named("id", id)
-                .named("kind", &spec.kind)
-                .named("payload", &spec.payload[..])
-                .named("priority", spec.priority)
-                .named("delay_ms", ms(spec.delay))
-                .named("max_attempts", spec.max_attempts.unwrap_or(s.max_attempts))
-                .named(
-                    "backoff",
-                    match b.kind {
-                        BackoffKind::Fixed => "f",
-                        BackoffKind::Exponential => "e",
-                    },
-                )
-                .named("backoff_base_ms", ms(b.base))
-                .named("backoff_cap_ms", ms(b.cap.max(b.base)))
-                .named("jitter_pct", (b.jitter.clamp(0.0, 1.0) * 100.0).round() as u64)
-                .named("timeout_ms", ms(spec.timeout.unwrap_or(s.timeout)))
-                .named("result_ttl_ms", ms(spec.result_ttl.unwrap_or(s.result_ttl)))
-                .named(
-                    "idem_ttl_ms",
-                    if spec.idempotency_key.is_some() {
-                        ms(spec.idempotency_ttl.unwrap_or(s.idempotency_ttl)).max(1)
-                    } else {
-                        0
-                    },
-                );
-        }
-        let v = self.eval(&call).await?;
-        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Enqueue, &v))?;
-        items
-            .chunks(2)
-            .map(|c| match c {
-                [id, created] => Ok(Enqueued {
-                    id: string(id).ok_or_else(|| self.bad_reply(ScriptName::Enqueue, &v))?,
-                    created: int(created) == Some(1),
-                }),
-                _ => Err(self.bad_reply(ScriptName::Enqueue, &v)),
-            })
-            .collect()
+        self.run(&ops::enqueue::Request {
+            max_payload: s.max_payload,
+            tasks,
+        })
+        .await
     }
 
     /// Everything known about a task, or None if unknown or past its retention.
     pub async fn get(&self, id: &str) -> Result<Option<Task>> {
-        let mut call = self.call(ScriptName::Get, &[]);
-        call.named("id", id);
-        let v = self.eval(&call).await?;
-        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Get, &v))?;
-        if items.is_empty() {
-            return Ok(None);
-        }
-        let bad = || self.bad_reply(ScriptName::Get, &v);
-        if items.len() != 7 {
-            return Err(bad());
-        }
-        let state = string(&items[0]).and_then(|s| State::parse(&s)).ok_or_else(bad)?;
-        let record = Record::parse(&bytes(&items[1]).ok_or_else(bad)?)?;
-        let attempts = int(&items[2]).ok_or_else(bad)? as u32;
-        let lease_raw = string(&items[3]).unwrap_or_default();
-        let score = string(&items[4]).and_then(|s| s.parse::<f64>().ok());
-        let lease = if lease_raw.is_empty() {
-            None
-        } else {
-            let (t, w) = lease_raw.split_once('|').ok_or_else(bad)?;
-            Some(LeaseInfo {
-                token: t.into(),
-                worker: w.into(),
-                attempt: attempts,
-                deadline_ms: score.unwrap_or(0.0) as u64,
-            })
-        };
-        let err_raw = bytes(&items[5]).unwrap_or_default();
-        let last_error = split3(&err_raw).map(|(a, at, m)| Failure {
-            attempt: a as u32,
-            at_ms: at,
-            message: String::from_utf8_lossy(m).into_owned(),
-        });
-        let (result, finished_ms) = if state == State::Done {
-            let expiry = score.unwrap_or(0.0) as u64;
-            (
-                Some(bytes(&items[6]).unwrap_or_default()),
-                Some(expiry.saturating_sub(record.result_ttl.as_millis() as u64)),
-            )
-        } else {
-            (None, None)
-        };
-        let due_or_expiry_ms = match state {
-            State::Delayed | State::Done | State::Dead | State::Cancelled => score.map(|s| s as u64),
-            _ => None,
-        };
-        Ok(Some(Task {
-            id: id.into(),
-            queue: self.name().into(),
-            state,
-            record,
-            attempts,
-            lease,
-            due_or_expiry_ms,
-            last_error,
-            result,
-            finished_ms,
-        }))
+        let found = self.run(&ops::get::Request { id: id.into() }).await?;
+        found
+            .0
+            .map(|s| s.into_task(id, self.name()))
+            .transpose()
+            .map_err(|e| Error::Protocol(format!("get on queue {}: {e}", self.name())))
     }
 
-    /// A dedicated pub/sub connection subscribed to this queue's finish notifications.
-    async fn subscribe_fin(&self) -> Result<redis::aio::PubSub> {
-        let mut pubsub = self.conn.pubsub().await?;
-        pubsub
-            .subscribe(self.keys.fin_channel())
-            .await
-            .map_err(|e| self.conn.err(e, self.name()))?;
-        Ok(pubsub)
+    /// A subscription to this queue's finish notifications (comma-joined ids).
+    async fn finished(&self) -> Result<Subscription> {
+        Subscription::connect(self.conn.clone(), &[self.keys.fin_channel()], self.name()).await
     }
 
     /// Wait until the task is done, dead or cancelled, up to `timeout`.
     /// Woken by the scripts' finish notifications, with a slow poll as a safety net.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Outcome> {
         let started = Instant::now();
-        let mut pubsub = self.subscribe_fin().await?;
-        let mut messages = pubsub.on_message();
+        let mut sub = self.finished().await?;
+        let never = CancellationToken::new();
         loop {
             // Checked after subscribing, so a finish between the check and the wait is not missed.
             let state = match self.get(id).await? {
@@ -427,22 +293,11 @@ impl Queue {
                     state: state.to_string(),
                 });
             }
-            let nap = left.min(Duration::from_secs(1));
-            let deadline = tokio::time::Instant::now() + nap;
-            loop {
-                match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Err(_) => break, // poll again
-                    Ok(None) => {
-                        // pub/sub connection lost: fall back to polling
-                        tokio::time::sleep_until(deadline).await;
-                        break;
-                    }
-                    Ok(Some(msg)) => {
-                        let ids: Vec<u8> = msg.get_payload_bytes().to_vec();
-                        if ids.split(|&b| b == b',').any(|x| x == id.as_bytes()) {
-                            break;
-                        }
-                    }
+            let deadline = tokio::time::Instant::now() + left.min(Duration::from_secs(1));
+            // Until a notification names the task, a resubscription (check again) or the nap ends.
+            while let Ok(Some(Signal::Message(msg))) = tokio::time::timeout_at(deadline, sub.next(&never)).await {
+                if msg.get_payload_bytes().split(|&b| b == b',').any(|x| x == id.as_bytes()) {
+                    break;
                 }
             }
         }
@@ -458,8 +313,8 @@ impl Queue {
         mut progress: impl FnMut(u64),
     ) -> Result<WaitSummary> {
         let started = Instant::now();
-        let mut pubsub = self.subscribe_fin().await?;
-        let mut messages = pubsub.on_message();
+        let mut sub = self.finished().await?;
+        let never = CancellationToken::new();
         let mut open: std::collections::HashSet<String> = ids.iter().cloned().collect();
         let mut summary = WaitSummary::default();
         let mut check: Vec<String> = open.iter().cloned().collect();
@@ -494,25 +349,22 @@ impl Queue {
             }
             let until =
                 tokio::time::Instant::now() + (timeout - started.elapsed()).min(Duration::from_secs(2));
-            loop {
-                match tokio::time::timeout_at(until, messages.next()).await {
-                    Ok(Some(msg)) => {
-                        for id in msg.get_payload_bytes().split(|&b| b == b',') {
-                            if let Ok(id) = std::str::from_utf8(id) {
-                                if open.contains(id) {
-                                    check.push(id.to_string());
-                                }
-                            }
-                        }
-                        if check.len() >= 256 {
-                            break;
+            // Collect finished ids until the safety-net re-check is due or a batch is ready; after a
+            // resubscription everything open is checked again.
+            while let Ok(Some(signal)) = tokio::time::timeout_at(until, sub.next(&never)).await {
+                let Signal::Message(msg) = signal else {
+                    check = open.iter().cloned().collect();
+                    break;
+                };
+                for id in msg.get_payload_bytes().split(|&b| b == b',') {
+                    if let Ok(id) = std::str::from_utf8(id) {
+                        if open.contains(id) {
+                            check.push(id.to_string());
                         }
                     }
-                    Ok(None) => {
-                        tokio::time::sleep_until(until).await;
-                        break;
-                    }
-                    Err(_) => break,
+                }
+                if check.len() >= 256 {
+                    break;
                 }
             }
             if check.is_empty() {
@@ -525,15 +377,12 @@ impl Queue {
     /// cancellable — unknown, or already finished).
     pub async fn cancel(&self, ids: &[&str]) -> Result<Vec<Option<State>>> {
         let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            let mut call = self.call(ScriptName::Cancel, &[]);
-            call.named("ttl_ms", ms(self.settings.dead_ttl).max(1));
-            for id in chunk {
-                call.named("id", *id);
-            }
-            let v = self.eval(&call).await?;
-            let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Cancel, &v))?;
-            out.extend(items.iter().map(|i| string(i).and_then(|s| State::parse(&s))));
+        for chunk in ids.chunks(MAX_BATCH) {
+            let req = ops::cancel::Request {
+                ttl: self.settings.dead_ttl,
+                ids: chunk.iter().map(|s| s.to_string()).collect(),
+            };
+            out.extend(self.run(&req).await?.into_iter().map(|c| c.0));
         }
         Ok(out)
     }
@@ -541,94 +390,77 @@ impl Queue {
     /// Move dead tasks back to pending with fresh attempts. Returns how many moved.
     pub async fn requeue_dead(&self, ids: &[&str]) -> Result<u64> {
         let mut moved = 0;
-        for chunk in ids.chunks(1000) {
-            let mut call = self.call(ScriptName::Requeue, &[]);
-            call.named("mode", "ids");
-            for id in chunk {
-                call.named("target", *id);
-            }
-            moved += self.count_ones(ScriptName::Requeue, &call).await?;
+        for chunk in ids.chunks(MAX_BATCH) {
+            let select = DeadSelection::Ids(chunk.iter().map(|s| s.to_string()).collect());
+            moved += self.run(&ops::requeue::Request { select }).await?.0;
         }
         Ok(moved)
     }
 
     /// Move the oldest `limit` (1..=1000) dead tasks back to pending. Returns how many moved.
     pub async fn requeue_oldest_dead(&self, limit: usize) -> Result<u64> {
-        let mut call = self.call(ScriptName::Requeue, &[]);
-        call.named("mode", "oldest").named("target", limit);
-        self.count_ones(ScriptName::Requeue, &call).await
-    }
-
-    async fn count_ones(&self, script: ScriptName, call: &Call) -> Result<u64> {
-        let v = self.eval(call).await?;
-        let items = array(&v).ok_or_else(|| self.bad_reply(script, &v))?;
-        Ok(items.iter().filter(|i| int(i) == Some(1)).count() as u64)
+        let select = DeadSelection::Oldest(limit);
+        Ok(self.run(&ops::requeue::Request { select }).await?.0)
     }
 
     /// Delete dead tasks now. Returns how many were deleted.
     pub async fn purge_dead(&self, ids: &[&str]) -> Result<u64> {
         let mut n = 0;
-        for chunk in ids.chunks(1000) {
-            let mut call = self.call(ScriptName::Purge, &[]);
-            call.named("mode", "ids");
-            for id in chunk {
-                call.named("target", *id);
-            }
-            let v = self.eval(&call).await?;
-            n += int(&v).ok_or_else(|| self.bad_reply(ScriptName::Purge, &v))? as u64;
+        for chunk in ids.chunks(MAX_BATCH) {
+            let select = DeadSelection::Ids(chunk.iter().map(|s| s.to_string()).collect());
+            n += self.run(&ops::purge::Request { select }).await?;
         }
         Ok(n)
     }
 
     /// Delete the oldest `limit` (1..=1000) dead tasks now. Returns how many were deleted.
     pub async fn purge_oldest_dead(&self, limit: usize) -> Result<u64> {
-        let mut call = self.call(ScriptName::Purge, &[]);
-        call.named("mode", "oldest").named("target", limit);
-        let v = self.eval(&call).await?;
-        Ok(int(&v).ok_or_else(|| self.bad_reply(ScriptName::Purge, &v))? as u64)
+        let select = DeadSelection::Oldest(limit);
+        self.run(&ops::purge::Request { select }).await
     }
 
     /// Pause (true) or resume (false) claiming on this queue. Returns whether it was paused.
     pub async fn set_paused(&self, paused: bool) -> Result<bool> {
-        let mut call = self.call(ScriptName::Pause, &[]);
-        call.named("paused", if paused { 1 } else { 0 });
-        let v = self.eval(&call).await?;
-        Ok(int(&v) == Some(1))
+        self.run(&ops::pause::Request { paused }).await
     }
 
     /// Store the queue settings the scripts read from Redis (the events stream cap). The
     /// scheduler and workers run it at start; every process should share the same [queues].
     pub async fn configure(&self) -> Result<()> {
-        let mut call = self.call(ScriptName::Configure, &[]);
-        call.named("events_max_len", self.settings.events_max_len);
-        self.eval(&call).await?;
-        Ok(())
+        let events_max_len = self.settings.events_max_len;
+        self.run(&ops::configure::Request { events_max_len }).await
     }
 
     /// Add (or refresh) a worker in the registry with its JSON description.
     pub async fn register(&self, worker: &str, info: &serde_json::Value) -> Result<()> {
-        let mut call = self.call(ScriptName::Register, &[]);
-        call.named("worker", worker).named("info", info.to_string());
-        self.eval(&call).await.map(|_| ())
+        let req = ops::register::Request {
+            worker: worker.into(),
+            info: info.clone(),
+        };
+        self.run(&req).await
     }
 
     /// Remove a worker from the registry (after its last lease ended).
     pub async fn deregister(&self, worker: &str) -> Result<bool> {
-        let mut call = self.call(ScriptName::Deregister, &[]);
-        call.named("worker", worker).named("mode", "final");
-        Ok(int(&self.eval(&call).await?) == Some(1))
+        let req = ops::deregister::Request {
+            worker: worker.into(),
+            mode: ops::deregister::Leave::Registry,
+        };
+        Ok(self.run(&req).await? == 1)
     }
 
     /// Shutdown begins: stop receiving push assignments and hand back the assigned tasks the
     /// worker has not taken (not counted as attempts). Returns how many were handed back.
     pub async fn leave(&self, worker: &str) -> Result<u64> {
+        let req = ops::deregister::Request {
+            worker: worker.into(),
+            mode: ops::deregister::Leave::Assignments,
+        };
         let mut total = 0;
         loop {
-            let mut call = self.call(ScriptName::Deregister, &[]);
-            call.named("worker", worker).named("mode", "leave");
-            let n = int(&self.eval(&call).await?).unwrap_or(0).max(0) as u64;
+            let n = self.run(&req).await?;
             total += n;
-            if n < 1000 {
+            if n < MAX_BATCH as u64 {
                 return Ok(total);
             }
         }
@@ -636,31 +468,7 @@ impl Queue {
 
     /// Registered workers, most recently seen first (at most `limit`, 1..=1000).
     pub async fn workers(&self, limit: usize) -> Result<Vec<WorkerInfo>> {
-        let mut call = self.call(ScriptName::Workers, &[]);
-        call.named("limit", limit);
-        let v = self.eval(&call).await?;
-        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Workers, &v))?;
-        items
-            .chunks(8)
-            .map(|c| {
-                let bad = || self.bad_reply(ScriptName::Workers, &v);
-                let [id, info, age, inflight, assigned, completed, failed, busy] = c else {
-                    return Err(bad());
-                };
-                let n = |x: &Value| int(x).map(|i| i.max(0) as u64).ok_or_else(bad);
-                Ok(WorkerInfo {
-                    id: string(id).ok_or_else(bad)?,
-                    info: serde_json::from_slice(&bytes(info).ok_or_else(bad)?)
-                        .unwrap_or(serde_json::Value::Null),
-                    last_seen: Duration::from_millis(int(age).ok_or_else(bad)? as u64),
-                    inflight: n(inflight)?,
-                    assigned: n(assigned)?,
-                    completed: n(completed)?,
-                    failed: n(failed)?,
-                    busy_ms: n(busy)?,
-                })
-            })
-            .collect()
+        self.run(&ops::workers::Request { limit }).await
     }
 
     /// Ids in the dead-letter set, oldest first (at most `limit`).
@@ -668,7 +476,7 @@ impl Queue {
         self.conn
             .query(
                 redis::cmd("ZRANGE")
-                    .arg(self.keys.role("dead"))
+                    .arg(self.keys.key(Role::Dead))
                     .arg(0)
                     .arg(limit as i64 - 1),
             )
@@ -677,112 +485,58 @@ impl Queue {
 
     /// Task counts by state.
     pub async fn counts(&self) -> Result<Counts> {
-        let call = self.call(ScriptName::Counts, &[]);
-        let v = self.eval(&call).await?;
-        let n: Vec<u64> = array(&v)
-            .map(|a| a.iter().filter_map(int).map(|x| x as u64).collect())
-            .unwrap_or_default();
-        if n.len() != 14 {
-            return Err(self.bad_reply(ScriptName::Counts, &v));
-        }
-        Ok(Counts {
-            pending: n[0],
-            delayed: n[1],
-            leased: n[2],
-            done: n[3],
-            dead: n[4],
-            cancelled: n[5],
-            paused: n[6] == 1,
-            workers: n[7],
-            completed_total: n[8],
-            failed_total: n[9],
-            dead_total: n[10],
-            expired_total: n[11],
-            enqueued_total: n[12],
-            retried_total: n[13],
-        })
+        self.run(&ops::counts::Request).await
     }
 
     // ---- worker side ----
 
     /// Claim up to `n` (1..=1000) pending tasks under a lease of the queue's lease duration.
     pub async fn claim(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
-        let v = self.eval(&self.claim_call(worker, n)).await?;
-        self.parse_claim(&v)
+        self.run(&self.claim_request(worker, n)).await
     }
 
-    pub(crate) fn claim_call(&self, worker: &str, n: usize) -> Call {
-        let mut call = self.call(ScriptName::Claim, &[]);
-        call.named("worker", worker)
-            .named("n", n)
-            .named("lease_ms", ms(self.settings.lease));
-        call
-    }
-
-    pub(crate) fn parse_claim(&self, v: &Value) -> Result<Vec<Claimed>> {
-        let items = array(v).ok_or_else(|| self.bad_reply(ScriptName::Claim, v))?;
-        let mut out = Vec::with_capacity(items.len() / 4);
-        for c in items.chunks(4) {
-            let bad = || self.bad_reply(ScriptName::Claim, v);
-            let [id, token, deadline, rec] = c else {
-                return Err(bad());
-            };
-            let Value::BulkString(rec) = rec else {
-                return Err(bad());
-            };
-            let record = Record::parse(rec)?;
-            out.push(Claimed {
-                id: string(id).ok_or_else(bad)?,
-                token: string(token).ok_or_else(bad)?,
-                attempt: record.attempts_used + 1,
-                deadline_ms: int(deadline).ok_or_else(bad)? as u64,
-                record,
-            });
+    /// The claim request a worker sends (benchmarks pipeline it).
+    pub fn claim_request(&self, worker: &str, n: usize) -> ops::claim::Request {
+        ops::claim::Request {
+            worker: worker.into(),
+            n,
+            lease: self.settings.lease,
         }
-        Ok(out)
     }
 
-    /// Mark `worker` alive and renew the leases (id, token) it holds; one status per lease.
-    pub async fn heartbeat(&self, worker: &str, leases: &[(&str, &str)]) -> Result<Heartbeat> {
+    /// Mark `worker` alive and renew the leases it holds; one status per lease.
+    pub async fn heartbeat(&self, worker: &str, leases: &[LeaseRef]) -> Result<Heartbeat> {
         let mut out = Heartbeat {
             registered: true,
             statuses: Vec::with_capacity(leases.len()),
         };
-        let mut chunks: Vec<&[(&str, &str)]> = leases.chunks(1000).collect();
+        // with no lease it is still sent: it is also the worker's liveness in the registry
+        let mut chunks: Vec<&[LeaseRef]> = leases.chunks(MAX_BATCH).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
         }
         for chunk in chunks {
-            let mut call = self.call(ScriptName::Heartbeat, &[]);
-            call.named("worker", worker)
-                .named("lease_ms", ms(self.settings.lease));
-            for (id, token) in chunk {
-                call.named("id", *id).named("token", *token);
-            }
-            let v = self.eval(&call).await?;
-            let items = array(&v)
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| self.bad_reply(ScriptName::Heartbeat, &v))?;
-            out.registered &= int(&items[0]) == Some(1);
-            out.statuses.extend(items[1..].iter().map(|i| match int(i) {
-                Some(1) => LeaseStatus::Renewed,
-                Some(2) => LeaseStatus::Cancelled,
-                _ => LeaseStatus::Lost,
-            }));
+            let req = ops::heartbeat::Request {
+                worker: worker.into(),
+                lease: self.settings.lease,
+                leases: chunk.to_vec(),
+            };
+            let hb = self.run(&req).await?;
+            out.registered &= hb.registered;
+            out.statuses.extend(hb.statuses);
         }
         Ok(out)
     }
 
     /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
     pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
-        let call = self.complete_call(
+        let req = ops::complete::Request {
             worker,
-            Duration::ZERO,
-            &[(&task.id, &task.token, task.record.result_ttl, result)],
-        );
-        let v = self.eval(&call).await?;
-        match self.parse_statuses(ScriptName::Complete, &v)?.first() {
-            Some(1) => Ok(()),
+            busy: Duration::ZERO,
+            items: vec![task.completion(result)],
+        };
+        match self.run(&req).await?.first() {
+            Some(Completed::Done) => Ok(()),
             _ => Err(Error::StaleLease {
                 queue: self.name().into(),
                 id: task.id.clone(),
@@ -790,29 +544,10 @@ impl Queue {
         }
     }
 
-    /// One `complete` call for up to 1000 (id, token, result TTL, result).
-    pub fn complete_call(
-        &self,
-        worker: &str,
-        busy: Duration,
-        items: &[(&str, &str, Duration, &[u8])],
-    ) -> Call {
-        let mut call = self.call(ScriptName::Complete, &[]);
-        call.named("worker", worker).named("busy_ms", ms(busy));
-        for (id, token, ttl, result) in items {
-            call.named("id", *id)
-                .named("token", *token)
-                .named("result_ttl_ms", ms(*ttl))
-                .named("result", *result);
-        }
-        call
-    }
-
     /// Report one failed attempt.
     pub async fn fail(&self, worker: &str, report: &FailReport) -> Result<FailStatus> {
-        let call = self.fail_call(worker, Duration::ZERO, std::slice::from_ref(report));
-        let v = self.eval(&call).await?;
-        match self.parse_fail(&v)?.first() {
+        let req = self.fail_request(worker, Duration::ZERO, std::slice::from_ref(report));
+        match self.run(&req).await?.first() {
             Some(FailStatus::Stale) | None => Err(Error::StaleLease {
                 queue: self.name().into(),
                 id: report.id.clone(),
@@ -821,59 +556,34 @@ impl Queue {
         }
     }
 
-    pub(crate) fn fail_call(&self, worker: &str, busy: Duration, reports: &[FailReport]) -> Call {
-        let mut call = self.call(ScriptName::Fail, &[]);
-        call.named("worker", worker)
-            .named("dead_ttl_ms", ms(self.settings.dead_ttl).max(1))
-            .named("busy_ms", ms(busy));
-        for r in reports {
-            let mode = if r.retry {
-                format!("r:{:.6}", fastrand::f64().min(0.999999))
-            } else {
-                "final".into()
-            };
-            call.named("id", &r.id)
-                .named("token", &r.token)
-                .named("error", &r.error)
-                .named("mode", mode);
+    /// One fail request for up to 1000 failed attempts that ran for `busy` in total.
+    pub fn fail_request<'a>(
+        &self,
+        worker: &'a str,
+        busy: Duration,
+        reports: &'a [FailReport],
+    ) -> ops::fail::Request<'a> {
+        ops::fail::Request {
+            worker,
+            dead_ttl: self.settings.dead_ttl,
+            busy,
+            items: reports.iter().map(FailReport::as_failure).collect(),
         }
-        call
-    }
-
-    pub(crate) fn parse_fail(&self, v: &Value) -> Result<Vec<FailStatus>> {
-        Ok(self
-            .parse_statuses(ScriptName::Fail, v)?
-            .into_iter()
-            .map(|s| match s {
-                1 => FailStatus::Retrying,
-                2 => FailStatus::Dead,
-                _ => FailStatus::Stale,
-            })
-            .collect())
-    }
-
-    pub(crate) fn parse_statuses(&self, script: ScriptName, v: &Value) -> Result<Vec<i64>> {
-        let items = array(v).ok_or_else(|| self.bad_reply(script, v))?;
-        items
-            .iter()
-            .map(|i| int(i).ok_or_else(|| self.bad_reply(script, v)))
-            .collect()
     }
 
     /// Give leases back without counting the attempt (shutdown). Returns how many were released.
-    pub async fn release(&self, worker: &str, leases: &[(&str, &str)]) -> Result<u64> {
+    pub async fn release(&self, worker: &str, leases: &[LeaseRef]) -> Result<u64> {
         let mut n = 0;
-        for chunk in leases.chunks(1000) {
-            let mut call = self.call(ScriptName::Release, &[]);
-            call.named("worker", worker);
-            for (id, token) in chunk {
-                call.named("id", *id).named("token", *token);
-            }
-            let v = self.eval(&call).await?;
+        for chunk in leases.chunks(MAX_BATCH) {
+            let req = ops::release::Request {
+                worker: worker.into(),
+                leases: chunk.to_vec(),
+            };
             n += self
-                .parse_statuses(ScriptName::Release, &v)?
+                .run(&req)
+                .await?
                 .iter()
-                .filter(|s| **s == 1)
+                .filter(|r| **r == ops::release::Released::Released)
                 .count() as u64;
         }
         Ok(n)
@@ -881,134 +591,53 @@ impl Queue {
 
     /// Push mode: take up to `n` (1..=1000) tasks dispatch assigned to `worker`.
     pub async fn take(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
-        let mut call = self.call(ScriptName::Take, &[]);
-        call.named("worker", worker)
-            .named("n", n)
-            .named("lease_ms", ms(self.settings.lease));
-        let v = self.eval(&call).await?;
-        self.parse_claim(&v)
+        let req = ops::take::Request {
+            worker: worker.into(),
+            n,
+            lease: self.settings.lease,
+        };
+        self.run(&req).await
     }
 
     /// Push dispatch: assign up to `n` pending tasks to the live workers by `strategy`, with a
-    /// random `seed` (1..2^31-2) for the random strategy. Workers are live if they heartbeat
-    /// within three heartbeat intervals.
-    pub async fn dispatch(
-        &self,
-        strategy: crate::config::Strategy,
-        n: usize,
-        seed: u32,
-    ) -> Result<Dispatched> {
-        let mut call = self.call(ScriptName::Dispatch, &[]);
-        call.named("strategy", strategy.as_str())
-            .named("n", n)
-            .named("lease_ms", ms(self.settings.lease))
-            .named("alive_ms", ms(self.settings.heartbeat * 3).max(1))
-            .named("seed", seed.clamp(1, 2_147_483_646));
-        let v = self.eval(&call).await?;
-        let items = array(&v)
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| self.bad_reply(ScriptName::Dispatch, &v))?;
-        let bad = || self.bad_reply(ScriptName::Dispatch, &v);
-        let mut out = Dispatched {
-            assigned: int(&items[0]).ok_or_else(bad)? as u64,
-            per_worker: Vec::new(),
+    /// random `seed` for the random strategy. Workers are live if they heartbeat within three
+    /// heartbeat intervals.
+    pub async fn dispatch(&self, strategy: crate::task::Strategy, n: usize, seed: u32) -> Result<Dispatched> {
+        let req = ops::dispatch::Request {
+            strategy,
+            n,
+            lease: self.settings.lease,
+            alive: self.settings.heartbeat * 3,
+            seed,
         };
-        for c in items[1..].chunks(2) {
-            let [w, k] = c else { return Err(bad()) };
-            out.per_worker
-                .push((string(w).ok_or_else(bad)?, int(k).ok_or_else(bad)? as u64));
-        }
-        Ok(out)
+        self.run(&req).await
     }
 
     // ---- maintenance ----
 
-    /// Move due delayed tasks to pending (at most `limit`). Returns (promoted, time until the
-    /// next delayed task is due).
-    pub async fn promote(&self, limit: usize) -> Result<(u64, Option<Duration>)> {
-        let mut call = self.call(ScriptName::Promote, &[]);
-        call.named("limit", limit);
-        let v = self.eval(&call).await?;
-        let n = self.parse_statuses(ScriptName::Promote, &v)?;
-        match n[..] {
-            [p, next] => Ok((p as u64, (next >= 0).then(|| Duration::from_millis(next as u64)))),
-            _ => Err(self.bad_reply(ScriptName::Promote, &v)),
-        }
+    /// Move due delayed tasks to pending (at most `limit`).
+    pub async fn promote(&self, limit: usize) -> Result<Promoted> {
+        self.run(&ops::promote::Request { limit }).await
     }
 
     /// Take back expired leases (at most `limit`), and drop workers silent for three lease
     /// durations from the registry.
     pub async fn reclaim(&self, limit: usize) -> Result<Reclaimed> {
-        let mut call = self.call(ScriptName::Reclaim, &[]);
-        call.named("limit", limit)
-            .named("dead_ttl_ms", ms(self.settings.dead_ttl).max(1))
-            .named("worker_ttl_ms", ms(self.settings.lease * 3).max(1));
-        let v = self.eval(&call).await?;
-        let items = array(&v).ok_or_else(|| self.bad_reply(ScriptName::Reclaim, &v))?;
-        let bad = || self.bad_reply(ScriptName::Reclaim, &v);
-        let [requeued, dead, next, workers, pruned] = items else {
-            return Err(bad());
+        let req = ops::reclaim::Request {
+            limit,
+            dead_ttl: self.settings.dead_ttl,
+            worker_ttl: self.settings.lease * 3,
         };
-        let next = int(next).ok_or_else(bad)?;
-        Ok(Reclaimed {
-            requeued: int(requeued).ok_or_else(bad)? as u64,
-            dead: int(dead).ok_or_else(bad)? as u64,
-            next_in: (next >= 0).then(|| Duration::from_millis(next as u64)),
-            workers: array(workers)
-                .map(|w| w.iter().filter_map(string).collect())
-                .unwrap_or_default(),
-            pruned_workers: array(pruned)
-                .map(|w| w.iter().filter_map(string).collect())
-                .unwrap_or_default(),
-        })
+        self.run(&req).await
     }
 
-    /// Drop finished tasks past their retention (at most `limit` per set). Returns (dropped, more).
-    pub async fn trim(&self, limit: usize) -> Result<(u64, bool)> {
-        let mut call = self.call(ScriptName::Trim, &[]);
-        call.named("limit", limit);
-        let v = self.eval(&call).await?;
-        match self.parse_statuses(ScriptName::Trim, &v)?[..] {
-            [d, more] => Ok((d as u64, more == 1)),
-            _ => Err(self.bad_reply(ScriptName::Trim, &v)),
-        }
+    /// Drop finished tasks past their retention (at most `limit` per set).
+    pub async fn trim(&self, limit: usize) -> Result<Trimmed> {
+        self.run(&ops::trim::Request { limit }).await
     }
 }
 
 /// A new task id: a ULID (26 characters, sortable by creation time).
 pub fn new_id() -> String {
     ulid::Ulid::new().to_string()
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-pub(crate) fn array(v: &Value) -> Option<&[Value]> {
-    match v {
-        Value::Array(a) | Value::Set(a) => Some(a),
-        _ => None,
-    }
-}
-
-pub(crate) fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-pub(crate) fn bytes(v: &Value) -> Option<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
-        Value::Int(i) => Some(i.to_string().into_bytes()),
-        _ => None,
-    }
-}
-
-pub(crate) fn string(v: &Value) -> Option<String> {
-    bytes(v).and_then(|b| String::from_utf8(b).ok())
 }

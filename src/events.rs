@@ -146,7 +146,7 @@ impl Queue {
             .conn()
             .query(
                 redis::cmd("XREVRANGE")
-                    .arg(self.keys().role("events"))
+                    .arg(self.keys().key(crate::keys::Role::Events))
                     .arg("+")
                     .arg("-")
                     .arg("COUNT")
@@ -164,7 +164,7 @@ impl Queue {
             .conn()
             .query(
                 redis::cmd("XRANGE")
-                    .arg(self.keys().role("events"))
+                    .arg(self.keys().key(crate::keys::Role::Events))
                     .arg(format!("({after}"))
                     .arg("+")
                     .arg("COUNT")
@@ -179,7 +179,7 @@ impl Queue {
     /// beyond its reconnect attempts. Save each event's `id` to resume with [`Since::After`].
     pub async fn events(&self, from: Since) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
         let con = self.conn().blocking(BLOCK).await?;
-        let key = self.keys().role("events").to_string();
+        let key = self.keys().key(crate::keys::Role::Events).to_string();
         let queue = self.name().to_string();
         let last = match from {
             Since::Beginning => "0-0".to_string(),

@@ -3,29 +3,81 @@
 //! Every key of queue `q` is `<prefix>:{q}:<role>`: the `{q}` hash tag puts a whole queue in one
 //! Redis Cluster slot (scripts touch only one queue, so they never cross slots), while different
 //! queues spread over the nodes. Every script receives the same 17 keys first (the "queue
-//! keyset"), in the order of [`ROLES`]; see docs/contract.md.
+//! keyset"), in the order of [`Role`]; see docs/contract.md.
 
 use crate::error::{Error, Result};
 
 /// The roles of the queue keyset, in the order scripts receive them as KEYS[1..17].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// hash: v (schema), seq, fence, paused, ev (events cap)
+    Meta,
+    /// hash: id -> record
+    Tasks,
+    /// zset: id by priority/FIFO score
+    Pending,
+    /// zset: id by run-at ms
+    Delayed,
+    /// zset: id by lease deadline ms
+    Leased,
+    /// hash: id -> "token|worker"
+    Lease,
+    /// zset: id by expiry ms
+    Done,
+    /// zset: id by expiry ms
+    Dead,
+    /// zset: id by expiry ms
+    Cancelled,
+    /// hash: id -> result bytes (non-empty results of done tasks)
+    Results,
+    /// hash: id -> "attempt|at_ms|message"
+    Errors,
+    /// hash: worker id -> JSON description
+    Workers,
+    /// zset: worker id by last heartbeat ms
+    Wbeat,
+    /// zset (lex): "worker|id" of tasks push-dispatched and not yet taken
+    Assigned,
+    /// hash: worker id -> leases held (in flight)
+    Winfl,
+    /// hash: "worker:a|c|f|b" -> assigned, completed, failed, busy ms
+    Wstat,
+    /// stream: lifecycle events (capped; see docs/contract.md)
+    Events,
+}
+
+impl Role {
+    /// Every role, in keyset order.
+    pub const ALL: [Role; 17] = [
+        Role::Meta,
+        Role::Tasks,
+        Role::Pending,
+        Role::Delayed,
+        Role::Leased,
+        Role::Lease,
+        Role::Done,
+        Role::Dead,
+        Role::Cancelled,
+        Role::Results,
+        Role::Errors,
+        Role::Workers,
+        Role::Wbeat,
+        Role::Assigned,
+        Role::Winfl,
+        Role::Wstat,
+        Role::Events,
+    ];
+
+    /// The role's name: the last part of its key, as in `lua/manifest.json`'s keyset.
+    pub fn as_str(self) -> &'static str {
+        ROLES[self as usize]
+    }
+}
+
+/// The role names, in keyset order.
 pub const ROLES: [&str; 17] = [
-    "meta",      // hash: v (schema), seq, fence, paused
-    "tasks",     // hash: id -> record
-    "pending",   // zset: id by priority/FIFO score
-    "delayed",   // zset: id by run-at ms
-    "leased",    // zset: id by lease deadline ms
-    "lease",     // hash: id -> "token|worker"
-    "done",      // zset: id by expiry ms
-    "dead",      // zset: id by expiry ms
-    "cancelled", // zset: id by expiry ms
-    "results",   // hash: id -> result bytes (non-empty results of done tasks)
-    "errors",    // hash: id -> "attempt|at_ms|message"
-    "workers",   // hash: worker id -> JSON description
-    "wbeat",     // zset: worker id by last heartbeat ms
-    "assigned",  // zset (lex): "worker|id" of tasks push-dispatched and not yet taken
-    "winfl",     // hash: worker id -> leases held (in flight)
-    "wstat",     // hash: "worker:a|c|f|b" -> assigned, completed, failed, busy ms
-    "events",    // stream: lifecycle events (capped; see docs/contract.md)
+    "meta", "tasks", "pending", "delayed", "leased", "lease", "done", "dead", "cancelled", "results", "errors",
+    "workers", "wbeat", "assigned", "winfl", "wstat", "events",
 ];
 
 /// Names of the keys of one queue.
@@ -60,10 +112,9 @@ impl QueueKeys {
         &self.keys
     }
 
-    /// The key of one role (`"pending"`, `"dead"`...).
-    pub fn role(&self, role: &str) -> &str {
-        let i = ROLES.iter().position(|r| *r == role).expect("known role");
-        &self.keys[i]
+    /// The key of one role.
+    pub fn key(&self, role: Role) -> &str {
+        &self.keys[role as usize]
     }
 
     /// The idempotency key for a user-supplied key.
@@ -113,7 +164,10 @@ mod tests {
         for key in k.keyset() {
             assert!(key.starts_with("baton:{emails}:"), "{key}");
         }
-        assert_eq!(k.role("dead"), "baton:{emails}:dead");
+        assert_eq!(k.key(Role::Dead), "baton:{emails}:dead");
+        for r in Role::ALL {
+            assert!(k.key(r).ends_with(&format!(":{}", r.as_str())));
+        }
         assert_eq!(k.idem("x"), "baton:{emails}:idem:x");
     }
 

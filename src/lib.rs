@@ -7,29 +7,35 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod cron_expr;
 pub mod conn;
 pub mod error;
 pub mod events;
 pub mod keys;
 pub mod local_redis;
+pub mod maintenance;
 pub mod manifest;
 pub mod metrics;
+pub mod ops;
 pub mod process;
+mod retry;
 pub mod scheduler;
 pub mod scripts;
+mod subscription;
 pub mod task;
 pub mod worker;
 
 pub use client::{
-    Claimed, Client, Dispatched, Enqueued, FailReport, FailStatus, Heartbeat, LeaseStatus, Outcome, Queue,
-    Reclaimed, WaitSummary, WorkerInfo,
+    Claimed, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat, LeaseStatus,
+    Outcome, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
 };
+pub use ops::LeaseRef;
 pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventTask};
-pub use scheduler::Maintenance;
+pub use maintenance::Maintenance;
 pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
 

@@ -5,9 +5,66 @@
 //! small header is parsed by Lua on the rare paths (fail, reclaim, promote) and by clients at
 //! claim, while the payload stays raw bytes.
 
-use crate::config::{BackoffKind, QueueConfig};
 use crate::error::{Error, Result};
+use serde::Deserialize;
 use std::time::Duration;
+
+/// Retry backoff shape.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackoffKind {
+    Fixed,
+    Exponential,
+}
+
+/// How tasks reach workers.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DispatchMode {
+    /// Idle workers claim the highest-priority pending tasks themselves.
+    #[default]
+    Pull,
+    /// The scheduler (and workers' maintenance) assign each task to a worker by `strategy`.
+    Push,
+}
+
+/// Push dispatch strategy.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Uniformly at random among workers with free capacity.
+    Random,
+    /// Each live worker in turn.
+    RoundRobin,
+    /// Smooth weighted round-robin: worker i receives weight_i / sum of weights of the tasks.
+    Weighted,
+    /// The worker with the fewest tasks in flight (ties taken in turn).
+    #[default]
+    LeastConcurrency,
+}
+
+impl BackoffKind {
+    /// The code the record and the enqueue script use.
+    pub fn code(self) -> &'static str {
+        match self {
+            BackoffKind::Fixed => "f",
+            BackoffKind::Exponential => "e",
+        }
+    }
+}
+
+impl Strategy {
+    /// The name the dispatch script takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Random => "random",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastConcurrency => "least-concurrency",
+        }
+    }
+}
+
 
 /// Retry policy of a task.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -22,16 +79,6 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The queue's configured policy.
-    pub fn from_queue(q: &QueueConfig) -> Backoff {
-        Backoff {
-            kind: q.backoff,
-            base: q.backoff_base,
-            cap: q.backoff_cap,
-            jitter: q.backoff_jitter,
-        }
-    }
-
     /// Retry after the same delay every time.
     pub fn fixed(delay: Duration) -> Backoff {
         Backoff {

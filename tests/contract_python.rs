@@ -101,7 +101,7 @@ async fn rust_enqueues_python_works_with_heartbeats() {
         "the Python worker deregistered"
     );
     stop.cancel();
-    maint.await.unwrap();
+    maint.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn a_version_mismatch_is_refused_in_both() {
     q.enqueue(TaskSpec::new("k", "x")).await.unwrap();
     let mut raw = env.raw().await;
     let _: () = redis::cmd("HSET")
-        .arg(q.keys().role("meta"))
+        .arg(q.keys().key(baton::keys::Role::Meta))
         .arg("v")
         .arg("2")
         .query_async(&mut raw)
@@ -200,5 +200,5 @@ async fn a_python_worker_takes_push_assignments() {
         assert_eq!(q.get(id).await.unwrap().unwrap().attempts, 1);
     }
     stop.cancel();
-    dispatcher.await.unwrap();
+    dispatcher.await.unwrap().unwrap();
 }

@@ -66,7 +66,7 @@ async fn a_task_life_emits_events_in_order_with_ids_workers_and_attempts() {
     q.fail("w1", &report(&c[0], "boom", true)).await.unwrap();
     // backoff 50 ms (fixed): delayed, then promoted
     tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(q.promote(100).await.unwrap().0, 1);
+    assert_eq!(q.promote(100).await.unwrap().promoted, 1);
     let c = q.claim("w2", 10).await.unwrap();
     assert_eq!(c[0].attempt, 2);
     q.complete("w2", &c[0], b"ok").await.unwrap();

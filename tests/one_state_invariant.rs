@@ -76,7 +76,7 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
             8 => {
                 if let Some(id) = held.keys().next().cloned() {
                     let c = held.remove(&id).unwrap();
-                    let _ = q.release("w", &[(&c.id, &c.token)]).await;
+                    let _ = q.release("w", &[baton::LeaseRef::new(&c.id, &c.token)]).await;
                 }
             }
             _ => {

@@ -40,7 +40,7 @@ async fn owners(q: &Queue, ids: &[String]) -> Vec<String> {
     for id in ids {
         let lease: String = q
             .conn()
-            .query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id))
+            .query(redis::cmd("HGET").arg(q.keys().key(baton::keys::Role::Lease)).arg(id))
             .await
             .unwrap();
         out.push(lease.split_once('|').unwrap().1.to_string());
@@ -55,14 +55,12 @@ async fn finish_assigned(q: &Queue, workers: &[&str]) {
         if tasks.is_empty() {
             continue;
         }
-        let items: Vec<(&str, &str, Duration, &[u8])> = tasks
-            .iter()
-            .map(|c| (c.id.as_str(), c.token.as_str(), c.record.result_ttl, &b""[..]))
-            .collect();
-        q.conn()
-            .eval(&q.complete_call(w, Duration::ZERO, &items), q.name())
-            .await
-            .unwrap();
+        let req = baton::ops::complete::Request {
+            worker: w,
+            busy: Duration::ZERO,
+            items: tasks.iter().map(|c| c.completion(b"")).collect(),
+        };
+        q.run(&req).await.unwrap();
     }
 }
 

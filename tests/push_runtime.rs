@@ -32,8 +32,8 @@ async fn registry_drift(q: &baton::Queue) -> Vec<String> {
             redis::cmd("EVAL")
                 .arg(script)
                 .arg(2)
-                .arg(q.keys().role("lease"))
-                .arg(q.keys().role("winfl")),
+                .arg(q.keys().key(baton::keys::Role::Lease))
+                .arg(q.keys().key(baton::keys::Role::Winfl)),
         )
         .await
         .unwrap()
@@ -93,12 +93,12 @@ async fn two_dispatchers_three_workers_every_task_once_and_no_drift() {
         if checks >= 2000 {
             let lease: Vec<String> = q
                 .conn()
-                .query(redis::cmd("HGETALL").arg(q.keys().role("lease")))
+                .query(redis::cmd("HGETALL").arg(q.keys().key(baton::keys::Role::Lease)))
                 .await
                 .unwrap();
             let assigned: Vec<String> = q
                 .conn()
-                .query(redis::cmd("ZRANGE").arg(q.keys().role("assigned")).arg(0).arg(-1))
+                .query(redis::cmd("ZRANGE").arg(q.keys().key(baton::keys::Role::Assigned)).arg(0).arg(-1))
                 .await
                 .unwrap();
             panic!(
@@ -133,7 +133,7 @@ async fn two_dispatchers_three_workers_every_task_once_and_no_drift() {
     }
     stop.cancel();
     for s in scheds {
-        s.await.unwrap();
+        s.await.unwrap().unwrap();
     }
     for (stop, h) in handles {
         stop.cancel();

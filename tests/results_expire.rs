@@ -18,22 +18,23 @@ async fn result_expires_after_its_ttl_and_trim_frees_everything() {
     let t = q.get(&id).await.unwrap().unwrap();
     assert_eq!(t.result.as_deref(), Some(&b"the result"[..]));
     assert_eq!(t.attempts, 1);
-    assert_eq!(q.trim(100).await.unwrap().0, 0, "not expired yet");
+    assert_eq!(q.trim(100).await.unwrap().dropped, 0, "not expired yet");
 
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(
         q.get(&id).await.unwrap().is_none(),
         "expired result is gone even before the janitor runs"
     );
-    assert_eq!(q.trim(100).await.unwrap(), (1, false));
+    assert_eq!(q.trim(100).await.unwrap(), baton::Trimmed { dropped: 1, more: false });
     let mut raw = env.raw().await;
-    for role in ["tasks", "results", "errors", "lease"] {
+    use baton::keys::Role;
+    for role in [Role::Tasks, Role::Results, Role::Errors, Role::Lease] {
         let n: u64 = redis::cmd("HLEN")
-            .arg(q.keys().role(role))
+            .arg(q.keys().key(role))
             .query_async(&mut raw)
             .await
             .unwrap();
-        assert_eq!(n, 0, "{role} emptied");
+        assert_eq!(n, 0, "{} emptied", role.as_str());
     }
     assert!(common::sets_holding(&q, &id).await.is_empty());
 }
@@ -53,7 +54,7 @@ async fn zero_result_ttl_forgets_the_task_at_completion() {
     assert!(common::sets_holding(&q, &id).await.is_empty());
     let mut raw = env.raw().await;
     let n: u64 = redis::cmd("HLEN")
-        .arg(q.keys().role("tasks"))
+        .arg(q.keys().key(baton::keys::Role::Tasks))
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -82,6 +83,6 @@ async fn dead_tasks_expire_after_dead_ttl() {
     .unwrap();
     assert!(q.get(&id).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(q.trim(100).await.unwrap().0, 1);
+    assert_eq!(q.trim(100).await.unwrap().dropped, 1);
     assert!(q.get(&id).await.unwrap().is_none());
 }

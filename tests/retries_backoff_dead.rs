@@ -33,7 +33,7 @@ async fn exponential_backoff_then_dead_then_requeue() {
         FailStatus::Retrying
     );
     common::assert_state(&q, &id, "delayed").await;
-    let (_, next) = q.promote(10).await.unwrap();
+    let next = q.promote(10).await.unwrap().next_in;
     let next = next.unwrap();
     assert!(
         next > Duration::from_millis(150) && next <= Duration::from_millis(200),
@@ -45,11 +45,11 @@ async fn exponential_backoff_then_dead_then_requeue() {
 
     // attempt 2 fails: exponential doubles to 400ms, capped at 300ms
     tokio::time::sleep(Duration::from_millis(210)).await;
-    assert_eq!(q.promote(10).await.unwrap().0, 1);
+    assert_eq!(q.promote(10).await.unwrap().promoted, 1);
     let c = q.claim("w", 1).await.unwrap().remove(0);
     assert_eq!(c.attempt, 2);
     q.fail("w", &report(&c, "boom 2")).await.unwrap();
-    let (_, next) = q.promote(10).await.unwrap();
+    let next = q.promote(10).await.unwrap().next_in;
     let next = next.unwrap();
     assert!(
         next > Duration::from_millis(250) && next <= Duration::from_millis(300),

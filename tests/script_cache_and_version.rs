@@ -78,7 +78,7 @@ async fn a_queue_with_another_schema_version_is_refused() {
     q.enqueue(TaskSpec::new("k", "p")).await.unwrap();
     let mut raw = env.raw().await;
     let _: () = redis::cmd("HSET")
-        .arg(q.keys().role("meta"))
+        .arg(q.keys().key(baton::keys::Role::Meta))
         .arg("v")
         .arg("99")
         .query_async(&mut raw)

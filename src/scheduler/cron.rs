@@ -10,8 +10,9 @@ use crate::client::Client;
 use crate::config::CronEntry;
 use crate::task::TaskSpec;
 use chrono::{DateTime, Utc};
+use crate::cron_expr::{occurrences, parse};
+use crate::retry::Backoff;
 use croner::Cron;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,16 +21,6 @@ use tokio_util::sync::CancellationToken;
 /// How long an occurrence's idempotency key is kept: replicas whose clocks differ by less than
 /// this never fire the same occurrence twice.
 const OCCURRENCE_KEY_TTL: Duration = Duration::from_secs(86400);
-/// Most occurrences of one entry fired per tick (after a long pause, older ones are skipped).
-const MAX_CATCH_UP: usize = 100;
-
-/// Parse a cron expression (5 fields, or 6 with seconds first), UTC.
-pub fn parse(expr: &str) -> Result<Cron, String> {
-    Cron::from_str(expr).map_err(|e| {
-        format!("{expr:?} is not a cron expression ({e}) — use 5 fields \"min hour day month weekday\" or 6 with seconds first, e.g. \"0 3 * * *\"")
-    })
-}
-
 /// Counters of a cron runner.
 #[derive(Debug, Default)]
 pub struct CronStats {
@@ -77,25 +68,6 @@ pub async fn run(
     }
 }
 
-/// Occurrences in (after, until], whole seconds, at most MAX_CATCH_UP. (croner's iterator
-/// keeps sub-second parts and skips occurrences, so the search steps from whole seconds.)
-fn occurrences(cron: &Cron, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut out = Vec::new();
-    let Some(mut t) = DateTime::from_timestamp(after.timestamp(), 0) else {
-        return out;
-    };
-    while out.len() < MAX_CATCH_UP {
-        match cron.find_next_occurrence(&t, false) {
-            Ok(next) if next <= until => {
-                out.push(next);
-                t = next;
-            }
-            _ => break,
-        }
-    }
-    out
-}
-
 async fn fire(client: &Client, name: &str, entry: &CronEntry, at: DateTime<Utc>, stats: &CronStats) {
     let queue = match client.queue(&entry.queue) {
         Ok(q) => q,
@@ -106,6 +78,7 @@ async fn fire(client: &Client, name: &str, entry: &CronEntry, at: DateTime<Utc>,
         .idempotency_key(format!("cron:{name}:{}", at.timestamp()))
         .idempotency_ttl(OCCURRENCE_KEY_TTL);
     // Retried on transient errors: the idempotency key makes a repeat harmless.
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
     for attempt in 0..3 {
         match queue.enqueue(spec.clone()).await {
             Ok(e) if e.created => {
@@ -119,48 +92,14 @@ async fn fire(client: &Client, name: &str, entry: &CronEntry, at: DateTime<Utc>,
                 return;
             }
             Err(e) if e.is_transient() && attempt < 2 => {
-                tracing::warn!(entry = %name, error = %e, "cron enqueue failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let d = backoff.next_delay();
+                tracing::warn!(entry = %name, error = %e, "cron enqueue failed; retrying in {d:?}");
+                tokio::time::sleep(d).await;
             }
             Err(e) => {
                 return tracing::error!(entry = %name, at = %at, error = %e, "cron occurrence not fired")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_five_and_six_fields_and_refuses_garbage() {
-        assert!(parse("0 3 * * *").is_ok());
-        assert!(parse("*/5 * * * * *").is_ok());
-        let e = parse("every day").unwrap_err();
-        assert!(e.contains("5 fields"), "{e}");
-    }
-
-    #[test]
-    fn occurrences_are_the_same_for_every_replica() {
-        let c = parse("*/10 * * * * *").unwrap();
-        let start = DateTime::from_timestamp(1_700_000_003, 250_000_000).unwrap();
-        let until = DateTime::from_timestamp(1_700_000_030, 0).unwrap();
-        let got: Vec<i64> = occurrences(&c, start, until)
-            .iter()
-            .map(|t| t.timestamp())
-            .collect();
-        assert_eq!(got, vec![1_700_000_010, 1_700_000_020, 1_700_000_030]);
-        let every = parse("* * * * * *").unwrap();
-        let got: Vec<i64> = occurrences(&every, start, until)
-            .iter()
-            .map(|t| t.timestamp())
-            .collect();
-        assert_eq!(
-            got,
-            (1_700_000_004..=1_700_000_030).collect::<Vec<_>>(),
-            "no second skipped"
-        );
     }
 }
 

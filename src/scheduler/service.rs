@@ -4,9 +4,9 @@
 use super::cron::{self, CronStats};
 use super::observe::{self, History};
 use super::web::{self, Web};
-use super::Maintenance;
 use crate::client::{Client, Queue};
 use crate::config::Config;
+use crate::maintenance::Maintenance;
 use crate::error::Result;
 use std::future::Future;
 use std::sync::Arc;
@@ -66,19 +66,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         Some(addr) => Some(serve_http(addr, &config, &queues, &stop).await?),
         None => None,
     };
-    let maintenance =
+    let mut maintenance =
         tokio::spawn(Maintenance::new(queues, config.scheduler.clone()).run(stop.clone(), None));
     let entries: Vec<_> = config.scheduler.cron.clone().into_iter().collect();
     let n_cron = entries.len();
     let stats = Arc::new(CronStats::default());
     let cron = tokio::spawn(cron::run(client, entries, CRON_TICK, stop.clone(), stats));
     tracing::info!(queues = ?names, cron_entries = n_cron, "baton-scheduler running");
-    shutdown.await;
+    // The maintenance loops end early only on a configuration error: stop everything then.
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        r = &mut maintenance => r.ok().and_then(|r| r.err()),
+    };
     stop.cancel();
-    let _ = maintenance.await;
+    if fatal.is_none() {
+        let _ = maintenance.await;
+    }
     let _ = cron.await;
     if let Some(h) = http {
         let _ = h.await;
+    }
+    if let Some(e) = fatal {
+        tracing::error!(error = %e, "baton-scheduler stopped by a configuration error");
+        return Err(e);
     }
     tracing::info!("baton-scheduler stopped");
     Ok(())

@@ -18,11 +18,14 @@ pub mod service;
 
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 
-use crate::client::{Claimed, Client, FailReport, LeaseStatus, Queue};
+use crate::client::{Claimed, Client, FailReport, FailStatus, LeaseStatus, Queue};
+use crate::ops::{self, LeaseRef, Op};
 use crate::config::{DispatchMode, SchedulerConfig};
 use crate::error::{Error, Result};
-use crate::scheduler::Maintenance;
-use futures_util::{FutureExt, StreamExt};
+use crate::maintenance::Maintenance;
+use crate::retry::Backoff;
+use crate::subscription::{Signal, Subscription};
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -219,12 +222,11 @@ impl Worker {
         let claim_wake = Arc::new(Notify::new());
         let maint_wake = Arc::new(Notify::new());
 
+        // Set by a part that hit a configuration bug (a script refused its arguments): the
+        // worker shuts down gracefully and `run` returns the error.
+        let fatal = Fatal::default();
         // Subscribe before the first claim, so no wake-up after it can be missed.
-        let mut pubsub = queue.conn().pubsub().await?;
-        pubsub
-            .subscribe(queue.keys().wake_channel())
-            .await
-            .map_err(|e| queue.conn().err(e, queue.name()))?;
+        let sub = Subscription::connect(queue.conn().clone(), &[queue.keys().wake_channel()], queue.name()).await?;
         // Registered before anything is spawned: an error here leaves nothing running.
         let info = self.info();
         queue.configure().await?;
@@ -232,7 +234,7 @@ impl Worker {
         let wake_task = tokio::spawn(wake_listener(
             queue.clone(),
             self.id.clone(),
-            pubsub,
+            sub,
             claim_wake.clone(),
             maint_wake.clone(),
             stop_all.clone(),
@@ -257,7 +259,12 @@ impl Worker {
         ));
         let maintenance = self.maintenance.clone().map(|cfg| {
             let m = Maintenance::new(vec![queue.clone()], cfg);
-            tokio::spawn(m.run(stop_all.clone(), Some(maint_wake.clone())))
+            let (stop, wake, fatal) = (stop_all.clone(), maint_wake.clone(), fatal.clone());
+            tokio::spawn(async move {
+                if let Err(e) = m.run(stop, Some(wake)).await {
+                    fatal.set(e);
+                }
+            })
         });
 
         tracing::info!(worker = %self.id, queue = queue.name(), concurrency = self.concurrency, "worker started");
@@ -268,11 +275,16 @@ impl Worker {
                 ack_tx,
                 claim_wake,
                 stop_claiming.clone(),
+                &fatal,
             );
             tokio::pin!(claim);
             tokio::select! {
                 _ = &mut claim => {}
                 _ = shutdown => {
+                    stop_claiming.cancel();
+                    claim.await;
+                }
+                _ = fatal.token.cancelled() => {
                     stop_claiming.cancel();
                     claim.await;
                 }
@@ -313,9 +325,8 @@ impl Worker {
                     .collect()
             };
             if !leftovers.is_empty() {
-                let pairs: Vec<(&str, &str)> =
-                    leftovers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-                match queue.release(&self.id, &pairs).await {
+                let leases: Vec<LeaseRef> = leftovers.into_iter().map(|(id, token)| LeaseRef { id, token }).collect();
+                match queue.release(&self.id, &leases).await {
                     Ok(n) => {
                         self.stats.released.fetch_add(n, Ordering::Relaxed);
                         tracing::warn!(worker = %self.id, released = n, "grace period over: leases released, the tasks will run elsewhere");
@@ -338,6 +349,10 @@ impl Worker {
         if let Some(m) = maintenance {
             let _ = m.await;
         }
+        if let Some(e) = fatal.take() {
+            tracing::error!(worker = %self.id, error = %e, "worker stopped by a configuration error");
+            return Err(e);
+        }
         tracing::info!(worker = %self.id, "worker stopped");
         Ok(self.stats)
     }
@@ -349,9 +364,10 @@ impl Worker {
         ack_tx: mpsc::UnboundedSender<Ack>,
         wake: Arc<Notify>,
         stop: CancellationToken,
+        fatal: &Fatal,
     ) {
         let batch = self.queue.settings().claim_batch.min(self.concurrency).max(1);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             // biased: once shutdown has begun, never claim again
             let first = tokio::select! {
@@ -373,7 +389,7 @@ impl Worker {
             };
             match claimed {
                 Ok(tasks) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     let got = tasks.len();
                     self.stats.claimed.fetch_add(got as u64, Ordering::Relaxed);
                     for task in tasks {
@@ -389,14 +405,17 @@ impl Worker {
                         }
                     }
                 }
+                Err(e @ Error::BadArgument { .. }) => {
+                    tracing::error!(worker = %self.id, error = %e, "claim refused its arguments: this is a configuration bug (a value outside the scripts' limits, or binaries of different versions), not a transient error — stopping the worker; fix the config and restart");
+                    fatal.set(e);
+                    return;
+                }
                 Err(e) => {
                     drop(permits);
-                    tracing::warn!(worker = %self.id, error = %e, "claim failed; retrying in {backoff:?}");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.cancelled() => return,
+                    tracing::warn!(worker = %self.id, error = %e, "claim failed; retrying");
+                    if !backoff.wait(&stop).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
@@ -541,40 +560,52 @@ async fn ack_flusher(
                 Err(_) => break,
             }
         }
-        let mut done: Vec<(&str, &str, Duration, &[u8])> = Vec::new();
+        let mut done: Vec<ops::complete::Completion> = Vec::new();
         let mut failed: Vec<FailReport> = Vec::new();
         let (mut busy_done, mut busy_failed) = (Duration::ZERO, Duration::ZERO);
         for a in &batch {
             match &a.outcome {
-                Ok(_) => busy_done += a.run,
-                Err(_) => busy_failed += a.run,
-            }
-            match &a.outcome {
-                Ok(result) => done.push((&a.id, &a.token, a.result_ttl, result)),
-                Err(e) => failed.push(FailReport {
-                    id: a.id.clone(),
-                    token: a.token.clone(),
-                    error: e.message.clone(),
-                    retry: e.retry,
-                }),
+                Ok(result) => {
+                    busy_done += a.run;
+                    done.push(ops::complete::Completion {
+                        id: &a.id,
+                        token: &a.token,
+                        result_ttl: a.result_ttl,
+                        result,
+                    });
+                }
+                Err(e) => {
+                    busy_failed += a.run;
+                    failed.push(FailReport {
+                        id: a.id.clone(),
+                        token: a.token.clone(),
+                        error: e.message.clone(),
+                        retry: e.retry,
+                    });
+                }
             }
         }
-        // the calls still to acknowledge, and whether each is the complete (else the fail) call
+        // the calls still to acknowledge, and which script each one is
         let mut calls: Vec<crate::conn::Call> = Vec::new();
-        let mut kinds: Vec<bool> = Vec::new();
+        let mut kinds: Vec<AckKind> = Vec::new();
         if !done.is_empty() {
-            calls.push(queue.complete_call(&worker, busy_done, &done));
-            kinds.push(true);
+            let req = ops::complete::Request {
+                worker: &worker,
+                busy: busy_done,
+                items: done,
+            };
+            calls.push(req.call(queue.keys()));
+            kinds.push(AckKind::Complete);
         }
         if !failed.is_empty() {
-            calls.push(queue.fail_call(&worker, busy_failed, &failed));
-            kinds.push(false);
+            calls.push(queue.fail_request(&worker, busy_failed, &failed).call(queue.keys()));
+            kinds.push(AckKind::Fail);
         }
         // Acks are idempotent (a repeat is refused as stale), so retrying is safe; permits stay
         // held meanwhile, which stops new claims (backpressure). Past two lease durations the
         // leases are gone anyway: give up, the tasks run again elsewhere.
         let give_up = std::time::Instant::now() + queue.settings().lease * 2;
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         while !calls.is_empty() {
             let mut retry: Vec<usize> = Vec::new();
             match queue.conn().eval_pipeline(&calls, queue.name()).await {
@@ -582,15 +613,15 @@ async fn ack_flusher(
                     for (i, r) in results.into_iter().enumerate() {
                         match r {
                             Err(e) if e.is_transient() => {
-                                tracing::warn!(error = %e, "acknowledgement failed; retrying in {delay:?}");
+                                tracing::warn!(error = %e, "acknowledgement failed; retrying");
                                 retry.push(i);
                             }
-                            r => count_acks(&queue, &r, &stats, kinds[i]),
+                            r => count_acks(&queue, r, &stats, kinds[i]),
                         }
                     }
                 }
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, n = batch.len(), "acknowledgement failed; retrying in {delay:?}");
+                    tracing::warn!(error = %e, n = batch.len(), "acknowledgement failed; retrying");
                     retry = (0..calls.len()).collect();
                 }
                 Err(e) => {
@@ -615,8 +646,7 @@ async fn ack_flusher(
                 j += 1;
                 keep.contains(&(j - 1))
             });
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
         {
             let mut map = inflight.lock().unwrap();
@@ -630,37 +660,44 @@ async fn ack_flusher(
     }
 }
 
-fn count_acks(queue: &Queue, r: &Result<redis::Value>, stats: &WorkerStats, complete: bool) {
-    match r {
-        Ok(v) => {
-            let script = if complete {
-                crate::scripts::ScriptName::Complete
-            } else {
-                crate::scripts::ScriptName::Fail
-            };
-            match queue.parse_statuses(script, v) {
-                Ok(statuses) => {
-                    for s in statuses {
-                        match (complete, s) {
-                            (_, 0) => {
-                                stats.stale.fetch_add(1, Ordering::Relaxed);
-                            }
-                            (true, _) => {
-                                stats.completed.fetch_add(1, Ordering::Relaxed);
-                            }
-                            (false, _) => {
-                                stats.failed.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "bad acknowledgement reply"),
-            }
-        }
+/// Which acknowledgement script a pipelined call runs.
+#[derive(Clone, Copy)]
+enum AckKind {
+    Complete,
+    Fail,
+}
+
+fn count_acks(queue: &Queue, r: Result<redis::Value>, stats: &WorkerStats, kind: AckKind) {
+    let v = match r {
+        Ok(v) => v,
         Err(e) => {
-            tracing::error!(error = %e, "acknowledgement refused; the leases will expire and the tasks run again")
+            // Not transient (those were retried): a refused argument is a bug, not bad luck.
+            tracing::error!(error = %e, "acknowledgement refused; the leases will expire and the tasks run again");
+            return;
         }
-    }
+    };
+    let (ok, stale) = match kind {
+        AckKind::Complete => match queue.decode::<ops::complete::Request>(v) {
+            Ok(s) => {
+                let stale = s.iter().filter(|c| **c == ops::complete::Completed::Stale).count();
+                (s.len() - stale, stale)
+            }
+            Err(e) => return tracing::error!(error = %e, "bad acknowledgement reply"),
+        },
+        AckKind::Fail => match queue.decode::<ops::fail::Request>(v) {
+            Ok(s) => {
+                let stale = s.iter().filter(|f| **f == FailStatus::Stale).count();
+                (s.len() - stale, stale)
+            }
+            Err(e) => return tracing::error!(error = %e, "bad acknowledgement reply"),
+        },
+    };
+    stats.stale.fetch_add(stale as u64, Ordering::Relaxed);
+    let counter = match kind {
+        AckKind::Complete => &stats.completed,
+        AckKind::Fail => &stats.failed,
+    };
+    counter.fetch_add(ok as u64, Ordering::Relaxed);
 }
 
 async fn heartbeat_loop(
@@ -679,15 +716,14 @@ async fn heartbeat_loop(
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let held: Vec<(String, String)> = inflight
+        let held: Vec<LeaseRef> = inflight
             .lock()
             .unwrap()
             .iter()
-            .map(|(id, f)| (id.clone(), f.token.clone()))
+            .map(|(id, f)| LeaseRef::new(id, &f.token))
             .collect();
         // sent even with no lease: it is also the worker's liveness in the registry
-        let pairs: Vec<(&str, &str)> = held.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        match queue.heartbeat(&worker, &pairs).await {
+        match queue.heartbeat(&worker, &held).await {
             Ok(hb) => {
                 if !hb.registered && !leaving.is_cancelled() {
                     tracing::warn!(worker = %worker, "not in the registry (pruned after a long silence?): registering again");
@@ -696,7 +732,7 @@ async fn heartbeat_loop(
                     }
                 }
                 let mut map = inflight.lock().unwrap();
-                for ((id, token), s) in held.iter().zip(hb.statuses) {
+                for (LeaseRef { id, token }, s) in held.iter().zip(hb.statuses) {
                     if s == LeaseStatus::Renewed {
                         continue;
                     }
@@ -716,51 +752,49 @@ async fn heartbeat_loop(
     }
 }
 
-/// Forwards wake-ups from the queue's channel; resubscribes after a lost connection.
+/// Forwards wake-ups from the queue's channel (resubscribing after a lost connection).
 async fn wake_listener(
     queue: Queue,
     me: String,
-    mut pubsub: redis::aio::PubSub,
+    mut sub: Subscription,
     claim: Arc<Notify>,
     maint: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let push = queue.settings().dispatch == DispatchMode::Push;
-    loop {
-        {
-            let mut messages = pubsub.on_message();
-            loop {
-                tokio::select! {
-                    m = messages.next() => match m {
-                        // pull workers wake on "p" (pending became non-empty), push workers on
-                        // "a:<their id>" (tasks assigned to them)
-                        Some(m) => match (m.get_payload_bytes(), push) {
-                            (b"d", _) => maint.notify_one(),
-                            (b"p", false) => claim.notify_one(),
-                            (a, true) if a.strip_prefix(b"a:") == Some(me.as_bytes()) => claim.notify_one(),
-                            _ => {}
-                        },
-                        None => break,
-                    },
-                    _ = stop.cancelled() => return,
-                }
+    while let Some(signal) = sub.next(&stop).await {
+        match signal {
+            // pull workers wake on "p" (pending became non-empty), push workers on "a:<their
+            // id>" (tasks assigned to them)
+            Signal::Message(m) => match (m.get_payload_bytes(), push) {
+                (b"d", _) => maint.notify_one(),
+                (b"p", false) => claim.notify_one(),
+                (a, true) if a.strip_prefix(b"a:") == Some(me.as_bytes()) => claim.notify_one(),
+                _ => {}
+            },
+            // Anything may have happened while disconnected.
+            Signal::Subscribed => {
+                claim.notify_one();
+                maint.notify_one();
             }
         }
-        tracing::warn!(queue = queue.name(), "wake-up connection lost; reconnecting");
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.cancelled() => return,
-            }
-            if let Ok(mut p) = queue.conn().pubsub().await {
-                if p.subscribe(queue.keys().wake_channel()).await.is_ok() {
-                    pubsub = p;
-                    break;
-                }
-            }
-        }
-        // Anything may have happened while disconnected.
-        claim.notify_one();
-        maint.notify_one();
+    }
+}
+
+/// The first configuration error a part of the worker hit; setting it shuts the worker down.
+#[derive(Clone, Default)]
+struct Fatal {
+    error: Arc<Mutex<Option<Error>>>,
+    token: CancellationToken,
+}
+
+impl Fatal {
+    fn set(&self, e: Error) {
+        self.error.lock().unwrap().get_or_insert(e);
+        self.token.cancel();
+    }
+
+    fn take(&self) -> Option<Error> {
+        self.error.lock().unwrap().take()
     }
 }

@@ -4,6 +4,7 @@
 pub mod topo;
 pub mod web;
 
+use baton::keys::Role;
 use baton::local_redis::LocalRedis;
 use baton::{Client, Config, Queue};
 use std::future::Future;
@@ -103,7 +104,14 @@ where
     }
 }
 
-pub const STATE_SETS: [&str; 6] = ["pending", "delayed", "leased", "done", "dead", "cancelled"];
+pub const STATE_SETS: [Role; 6] = [
+    Role::Pending,
+    Role::Delayed,
+    Role::Leased,
+    Role::Done,
+    Role::Dead,
+    Role::Cancelled,
+];
 
 /// The state sets holding `id` (the invariant: exactly one while the task exists).
 pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
@@ -111,11 +119,11 @@ pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
     for s in STATE_SETS {
         let score: Option<f64> = q
             .conn()
-            .query(redis::cmd("ZSCORE").arg(q.keys().role(s)).arg(id))
+            .query(redis::cmd("ZSCORE").arg(q.keys().key(s)).arg(id))
             .await
             .unwrap();
         if score.is_some() {
-            out.push(s);
+            out.push(s.as_str());
         }
     }
     out
@@ -132,7 +140,7 @@ pub async fn assert_one_state(q: &Queue, id: &str) -> &'static str {
     );
     let lease: Option<String> = q
         .conn()
-        .query(redis::cmd("HGET").arg(q.keys().role("lease")).arg(id))
+        .query(redis::cmd("HGET").arg(q.keys().key(baton::keys::Role::Lease)).arg(id))
         .await
         .unwrap();
     assert_eq!(

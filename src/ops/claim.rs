@@ -1,0 +1,64 @@
+//! `lua/claim.lua`: a pull worker claims up to n pending tasks under a lease.
+
+use super::reply::{bytes, flat_refs, groups, int, string};
+use super::{ms, Op};
+use crate::conn::Call;
+use crate::scripts::ScriptName;
+use crate::task::Record;
+use redis::{FromRedisValue, ParsingError, Value};
+use std::time::Duration;
+
+/// One claim call.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub worker: String,
+    /// At most this many tasks (1..=1000).
+    pub n: usize,
+    /// The lease's duration; the deadline is Redis TIME + lease.
+    pub lease: Duration,
+}
+
+impl Op for Request {
+    const SCRIPT: ScriptName = ScriptName::Claim;
+    type Reply = Vec<Claimed>;
+
+    fn push_args(&self, call: &mut Call) {
+        call.named("worker", &self.worker)
+            .named("n", self.n)
+            .named("lease_ms", ms(self.lease));
+    }
+}
+
+/// A task claimed by a worker, with its lease (also the reply of `take`).
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: String,
+    pub token: String,
+    pub attempt: u32,
+    pub deadline_ms: u64,
+    pub record: Record,
+}
+
+impl FromRedisValue for Claimed {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Err(format!("claim replies a flat array of (id, token, deadline, record), not {v:?}").into())
+    }
+
+    fn from_redis_values(items: Vec<Value>) -> Result<Vec<Self>, ParsingError> {
+        groups::<4>(items, "claim")?
+            .into_iter()
+            .map(|[id, token, deadline, rec]| {
+                let record = Record::parse(&bytes(rec)?).map_err(|e| ParsingError::from(e.to_string()))?;
+                Ok(Claimed {
+                    id: string(id)?,
+                    token: string(token)?,
+                    attempt: record.attempts_used + 1,
+                    deadline_ms: int(&deadline)?.max(0) as u64,
+                    record,
+                })
+            })
+            .collect()
+    }
+
+    flat_refs!();
+}

@@ -1,0 +1,99 @@
+//! `lua/enqueue.lua`: store up to 1000 tasks atomically, pending or delayed; duplicates by id or
+//! idempotency key answer the existing id.
+
+use super::reply::{groups, int, string};
+use super::{ms, Op};
+use crate::conn::Call;
+use crate::keys::QueueKeys;
+use crate::scripts::ScriptName;
+use crate::task::BackoffKind;
+use redis::{FromRedisValue, ParsingError, Value};
+use std::time::Duration;
+
+/// One enqueue call.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Refuse any payload larger than this (bytes).
+    pub max_payload: u64,
+    pub tasks: Vec<NewTask>,
+}
+
+/// One task of an enqueue call, every setting resolved.
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    pub id: String,
+    pub kind: String,
+    pub payload: Vec<u8>,
+    pub priority: i32,
+    pub delay: Duration,
+    pub max_attempts: u32,
+    pub backoff: BackoffKind,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Percent of each retry delay removed at random.
+    pub jitter_pct: u8,
+    /// Zero: no timeout.
+    pub timeout: Duration,
+    pub result_ttl: Duration,
+    /// The idempotency key and how long it maps to this task.
+    pub idempotency: Option<(String, Duration)>,
+}
+
+impl Op for Request {
+    const SCRIPT: ScriptName = ScriptName::Enqueue;
+    type Reply = Vec<Enqueued>;
+
+    fn extra_keys(&self, keys: &QueueKeys) -> Vec<String> {
+        self.tasks
+            .iter()
+            .filter_map(|t| t.idempotency.as_ref().map(|(k, _)| keys.idem(k)))
+            .collect()
+    }
+
+    fn push_args(&self, call: &mut Call) {
+        call.named("max_payload", self.max_payload)
+            .named("n", self.tasks.len());
+        for t in &self.tasks {
+            call.named("id", &t.id)
+                .named("kind", &t.kind)
+                .named("payload", &t.payload[..])
+                .named("priority", t.priority)
+                .named("delay_ms", ms(t.delay))
+                .named("max_attempts", t.max_attempts)
+                .named("backoff", t.backoff.code())
+                .named("backoff_base_ms", ms(t.backoff_base))
+                .named("backoff_cap_ms", ms(t.backoff_cap))
+                .named("jitter_pct", t.jitter_pct)
+                .named("timeout_ms", ms(t.timeout))
+                .named("result_ttl_ms", ms(t.result_ttl))
+                .named("idem_ttl_ms", t.idempotency.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)));
+        }
+    }
+}
+
+/// The answer to an enqueue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The task's id (for a duplicate: the id of the task that already existed).
+    pub id: String,
+    /// False when the idempotency key (or the id) was already taken: nothing new was enqueued.
+    pub created: bool,
+}
+
+impl FromRedisValue for Enqueued {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Err(format!("enqueue replies a flat array of (id, created) pairs, not {v:?}").into())
+    }
+
+    fn from_redis_values(items: Vec<Value>) -> Result<Vec<Self>, ParsingError> {
+        groups::<2>(items, "enqueue")?
+            .into_iter()
+            .map(|[id, created]| {
+                Ok(Enqueued {
+                    id: string(id)?,
+                    created: int(&created)? == 1,
+                })
+            })
+            .collect()
+    }
+}

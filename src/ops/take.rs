@@ -1,0 +1,28 @@
+//! `lua/take.lua`: a push worker takes up to n of the tasks dispatch assigned to it, under a
+//! lease.
+
+use super::claim::Claimed;
+use super::{ms, Op};
+use crate::conn::Call;
+use crate::scripts::ScriptName;
+use std::time::Duration;
+
+/// One take call.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub worker: String,
+    /// At most this many tasks (1..=1000).
+    pub n: usize,
+    pub lease: Duration,
+}
+
+impl Op for Request {
+    const SCRIPT: ScriptName = ScriptName::Take;
+    type Reply = Vec<Claimed>;
+
+    fn push_args(&self, call: &mut Call) {
+        call.named("worker", &self.worker)
+            .named("n", self.n)
+            .named("lease_ms", ms(self.lease));
+    }
+}
