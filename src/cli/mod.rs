@@ -221,6 +221,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 /// Run the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
+    // One call, one answer: no connect-time warnings about the server's settings on every
+    // command; `baton doctor` reports them, baton-worker and baton-scheduler log them at start.
+    crate::conn::set_advice_at_connect(false);
     match commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {
