@@ -806,59 +806,43 @@ fn is_noscript(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
-/// Refuse a Redis older than 7.0 (the scripts use `#!lua` flags and SET NX GET); warn about
-/// settings that can lose tasks. A warning check that fails (e.g. CONFIG denied by ACL) is
-/// skipped: it is advice, not a requirement.
+/// Whether connecting logs [`crate::advice`] about the server's settings (no persistence, an
+/// evicting maxmemory-policy) as warnings. On by default, so baton-worker, baton-scheduler and
+/// library users warn once at start (and again on a new Sentinel primary). The `baton` CLI
+/// turns it off: its commands would repeat the warning on every call, and `baton doctor`
+/// reports the same findings on demand. Process-wide because it is a choice of the program, not
+/// of a connection; the refusal of Redis < 7.0 does not depend on it.
+static ADVICE_AT_CONNECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turn the settings warnings at connect on or off for this process (see [`ADVICE_AT_CONNECT`]).
+pub fn set_advice_at_connect(on: bool) {
+    ADVICE_AT_CONNECT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Refuse a Redis older than 7.0 (the scripts use `#!lua` flags and SET NX GET); when asked
+/// (see [`set_advice_at_connect`]), warn about settings that can lose tasks. A warning check
+/// that fails (e.g. CONFIG denied by ACL) is skipped: it is advice, not a requirement.
 async fn check_server(con: &mut redis::aio::MultiplexedConnection, addr: &str) -> Result<()> {
+    use crate::advice;
     let info: redis::RedisResult<String> = redis::cmd("INFO").arg("server").query_async(con).await;
     if let Ok(info) = info {
-        let version = info
-            .lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let major: u32 = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        if major > 0 && major < 7 {
-            return Err(Error::Invalid(format!(
-                "Redis at {addr} is version {version}; Baton's scripts need Redis 7.0 or newer — upgrade the server"
-            )));
+        let version = advice::version(addr, advice::info_field(&info, "redis_version").unwrap_or(""));
+        if version.status == advice::Status::Fail {
+            return Err(Error::Invalid(version.to_string()));
         }
     }
-    let persistence: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("save")
-        .arg("appendonly")
-        .query_async(con)
-        .await;
-    if let Ok(v) = persistence {
-        let get = |k: &str| {
-            v.chunks(2)
-                .find(|p| p[0] == k)
-                .map(|p| p[1].clone())
-                .unwrap_or_default()
-        };
-        if get("save").trim().is_empty() && get("appendonly") == "no" {
-            tracing::warn!(
-                "Redis at {addr} has no persistence (save \"\" and appendonly no): a restart of this server loses every task, lease and result — enable appendonly yes (or RDB snapshots), or rely on replicas with [redis] wait_replicas"
-            );
-        }
+    if !ADVICE_AT_CONNECT.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
     }
-    let policy: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+    let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
         .arg("GET")
-        .arg("maxmemory-policy")
+        .arg(&advice::CONFIG_PARAMS[..])
         .query_async(con)
         .await;
-    if let Ok(v) = policy {
-        if let Some(p) = v.get(1) {
-            if p != "noeviction" {
-                tracing::warn!(
-                    "Redis at {addr} has maxmemory-policy {p}: under memory pressure it may evict task keys and lose tasks — set maxmemory-policy noeviction"
-                );
+    if let Ok(reply) = reply {
+        for f in advice::server_config(addr, &reply) {
+            if f.status != advice::Status::Ok {
+                tracing::warn!("{f}");
             }
         }
     }

@@ -4,6 +4,7 @@
 //! with EVALSHA; this crate is the thin orchestrator around them: a producer [`Client`]/[`Queue`],
 //! a [`Worker`] runtime, and the [`Maintenance`] loops. See README.md and docs/.
 
+pub mod advice;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -32,6 +32,7 @@ pub(super) async fn run(cli: Cli) -> Result<i32> {
         } => events(&client.queue(&queue.queue)?, follow, last, after, json).await,
         Command::Cancel { queue, ids } => cancel(&client.queue(&queue.queue)?, &ids, json).await,
         Command::Scripts { .. } => unreachable!("handled above"),
+        Command::Doctor => unreachable!("handled in cli::run"),
     }
 }
 

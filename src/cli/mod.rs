@@ -4,6 +4,7 @@
 //! rely on them (see [`exit`]).
 
 mod commands;
+mod doctor;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ pub struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 task dead, 4 task cancelled, \
-5 task not finished (wait timed out), 6 no such task.";
+5 task not finished (wait timed out), 6 no such task; doctor: 1 when a check fails.";
 
 #[derive(Args, Debug, Clone)]
 pub struct QueueArg {
@@ -121,6 +122,10 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         after: Option<String>,
     },
+    /// Check the deployment (Redis version and settings, ACL rights, scripts, clock, workers of
+    /// each configured queue) and print each finding with its fix; exit 1 on any failure,
+    /// 0 when only warnings remain.
+    Doctor,
     /// Cancel unfinished tasks.
     Cancel {
         #[command(flatten)]
@@ -221,6 +226,12 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 /// Run the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
+    // One call, one answer: no connect-time warnings about the server's settings on every
+    // command; `baton doctor` reports them, baton-worker and baton-scheduler log them at start.
+    crate::conn::set_advice_at_connect(false);
+    if let Command::Doctor = cli.command {
+        return doctor::run(cli.config, cli.json).await;
+    }
     match commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {
