@@ -307,7 +307,7 @@ fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec<String>>) 
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let mut evalsha = s(&["EVALSHA", &ScriptName::Enqueue.script().sha, "17"]);
     evalsha.extend(k.keyset().iter().cloned());
-    let (meta, pending, events) = (k.role("meta"), k.role("pending"), k.role("events"));
+    let (meta, pending, events) = (k.key(crate::keys::Role::Meta), k.key(crate::keys::Role::Pending), k.key(crate::keys::Role::Events));
     let idem = k.idem("doctor");
     let mut producer = vec![
         evalsha,
@@ -315,7 +315,7 @@ fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec<String>>) 
         s(&["HSET", meta, "v", "1"]),
         s(&["HGET", meta, "v"]),
         s(&["HMGET", meta, "v"]),
-        s(&["HSETNX", k.role("tasks"), "x", "y"]),
+        s(&["HSETNX", k.key(crate::keys::Role::Tasks), "x", "y"]),
         s(&["HINCRBY", meta, "seq", "1"]),
         s(&["ZADD", pending, "0", "x"]),
         s(&["ZRANGE", pending, "0", "-1"]),
@@ -335,10 +335,10 @@ fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec<String>>) 
     let worker = vec![
         s(&["ZPOPMIN", pending, "1"]),
         s(&["ZREM", pending, "x"]),
-        s(&["HDEL", k.role("lease"), "x"]),
+        s(&["HDEL", k.key(crate::keys::Role::Lease), "x"]),
         s(&["DEL", &idem]),
-        s(&["ZRANGEBYLEX", k.role("assigned"), "-", "+"]),
-        s(&["ZCOUNT", k.role("wbeat"), "-inf", "+inf"]),
+        s(&["ZRANGEBYLEX", k.key(crate::keys::Role::Assigned), "-", "+"]),
+        s(&["ZCOUNT", k.key(crate::keys::Role::Wbeat), "-inf", "+inf"]),
     ];
     (producer, worker)
 }
@@ -500,7 +500,7 @@ async fn queue(q: &Queue, now_ms: Option<u64>, out: &mut Vec<Finding>) {
         .conn()
         .query(
             redis::cmd("HMGET")
-                .arg(q.keys().role("meta"))
+                .arg(q.keys().key(crate::keys::Role::Meta))
                 .arg("v")
                 .arg("paused"),
         )
@@ -523,7 +523,7 @@ async fn queue(q: &Queue, now_ms: Option<u64>, out: &mut Vec<Finding>) {
         .conn()
         .query(
             redis::cmd("ZRANGE")
-                .arg(q.keys().role("wbeat"))
+                .arg(q.keys().key(crate::keys::Role::Wbeat))
                 .arg(0)
                 .arg(-1)
                 .arg("WITHSCORES"),
