@@ -48,7 +48,7 @@ pub(crate) fn exactly<const N: usize>(v: Value, what: &str) -> Result<[Value; N]
 /// overriding `FromRedisValue::from_redis_values` (the hook redis-rs gives `Vec<T>` decoding),
 /// so a script's reply reads as `Vec<Item>`.
 pub(crate) fn groups<const K: usize>(items: Vec<Value>, script: &str) -> Result<Vec<[Value; K]>, ParsingError> {
-    if items.len() % K != 0 {
+    if !items.len().is_multiple_of(K) {
         return Err(format!("{script}: {} values is not a whole number of {K}-value items", items.len()).into());
     }
     let mut out = Vec::with_capacity(items.len() / K);

@@ -1,0 +1,186 @@
+//! Running the scripts: SCRIPT LOAD at start (on every primary of a cluster), EVALSHA per
+//! call, and the NOSCRIPT resend — NOSCRIPT means the script did not run, so resending is safe,
+//! even for calls inside a pipeline. `[redis] wait_replicas` makes enqueue and complete
+//! acknowledgements wait for replicas.
+
+use super::failover::should_switch;
+use super::{Call, Conn};
+use crate::error::{Error, Result};
+use crate::scripts::{ScriptName, SCHEMA_VERSION};
+use redis::Value;
+use std::time::Instant;
+
+impl Conn {
+    /// SCRIPT LOAD every script (on every primary of a cluster); check Redis computed the SHA
+    /// we call them by.
+    pub async fn load_scripts(&self) -> Result<()> {
+        let (link, _) = self.link();
+        for name in ScriptName::ALL {
+            let sha: String = link
+                .query(redis::cmd("SCRIPT").arg("LOAD").arg(&name.script().body))
+                .await
+                .map_err(|e| self.err(e, ""))?;
+            if sha != name.script().sha {
+                return Err(Error::Protocol(format!(
+                    "SCRIPT LOAD of {} returned sha {sha}, expected {}",
+                    name.file_stem(),
+                    name.script().sha
+                )));
+            }
+        }
+        tracing::debug!(addr = %self.addr(), schema = SCHEMA_VERSION, "scripts loaded");
+        Ok(())
+    }
+
+    /// Run one script call; on NOSCRIPT reload the scripts and send it again.
+    pub async fn eval(&self, call: &Call, queue: &str) -> Result<Value> {
+        let start = Instant::now();
+        let r = self.eval_inner(call, queue).await;
+        crate::metrics::script_call(
+            call.script.file_stem(),
+            start.elapsed().as_secs_f64(),
+            r.as_ref().err().map(Error::kind_name),
+        );
+        r
+    }
+
+    pub(super) async fn eval_inner(&self, call: &Call, queue: &str) -> Result<Value> {
+        call.verify();
+        let v = match self
+            .with_link(|l| async move { l.query::<Value>(&call.cmd).await })
+            .await
+        {
+            Ok(v) => v,
+            Err(e) if is_noscript(&e) => {
+                self.load_scripts().await?;
+                self.with_link(|l| async move { l.query::<Value>(&call.cmd).await })
+                    .await
+                    .map_err(|e| self.err(e, queue))?
+            }
+            Err(e) => return Err(self.err(e, queue)),
+        };
+        if durable(call.script) {
+            self.wait_replicas(queue).await?;
+        }
+        Ok(v)
+    }
+
+    /// `[redis] wait_replicas`: block until that many replicas acknowledged this connection's
+    /// writes so far, or fail naming the setting.
+    pub(super) async fn wait_replicas(&self, queue: &str) -> Result<()> {
+        let Some((n, timeout)) = self.inner.wait else {
+            return Ok(());
+        };
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(n).arg(timeout.as_millis() as u64);
+        let (link, _) = self.link();
+        let got: i64 = tokio::time::timeout(timeout + self.inner.response_timeout, link.query(&cmd))
+            .await
+            .map_err(|_| Error::Timeout {
+                addr: self.addr(),
+                timeout: timeout + self.inner.response_timeout,
+            })?
+            .map_err(|e| self.err(e, queue))?;
+        if got < n as i64 {
+            return Err(Error::NotDurable {
+                addr: self.addr(),
+                detail: format!(
+                    "only {got} of the {n} replicas required by redis.wait_replicas acknowledged the write within redis.wait_timeout ({timeout:?}); it ran on the primary and may be lost if the primary fails now — check the replicas, or lower wait_replicas"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run several script calls in one round trip. Each call gets its own result; calls refused
+    /// with NOSCRIPT are resent (alone) after reloading the scripts.
+    pub async fn eval_pipeline(&self, calls: &[Call], queue: &str) -> Result<Vec<Result<Value>>> {
+        let start = Instant::now();
+        let r = self.eval_pipeline_inner(calls, queue).await;
+        let secs = start.elapsed().as_secs_f64();
+        for (i, call) in calls.iter().enumerate() {
+            let err = match &r {
+                Err(e) => Some(e.kind_name()),
+                Ok(rs) => rs[i].as_ref().err().map(Error::kind_name),
+            };
+            crate::metrics::script_call(call.script.file_stem(), secs, err);
+        }
+        if let Ok(rs) = &r {
+            if calls.iter().zip(rs).any(|(c, r)| durable(c.script) && r.is_ok()) {
+                self.wait_replicas(queue).await?;
+            }
+        }
+        r
+    }
+
+    pub(super) async fn eval_pipeline_inner(&self, calls: &[Call], queue: &str) -> Result<Vec<Result<Value>>> {
+        calls.iter().for_each(Call::verify);
+        let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..calls.len()).collect();
+        for round in 0..2 {
+            // After a first round, a failure must not hide the results already in: the calls
+            // still to send get the error, the others keep their answers.
+            let sent = async {
+                if round > 0 {
+                    self.load_scripts().await?;
+                }
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for &i in &todo {
+                    pipe.add_command(calls[i].cmd.clone());
+                }
+                let pipe = &pipe;
+                self.with_link(|l| async move { l.pipe::<Vec<Value>>(pipe).await })
+                    .await
+                    .map_err(|e| self.err(e, queue))
+            };
+            let values = match (sent.await, round) {
+                (Ok(v), _) => v,
+                (Err(e), 0) => return Err(e),
+                (Err(e), _) => {
+                    let detail = e.to_string();
+                    for &i in &todo {
+                        results[i] = Some(Err(Error::Unreachable {
+                            addr: self.addr(),
+                            detail: detail.clone(),
+                        }));
+                    }
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            for (&i, v) in todo.iter().zip(values) {
+                match v {
+                    Value::ServerError(se) => {
+                        let e: redis::RedisError = se.into();
+                        if round == 0 && is_noscript(&e) {
+                            again.push(i);
+                        } else if round == 0 && should_switch(&e) && self.failover(self.generation()).await {
+                            again.push(i); // READONLY: it did not run; send it to the new primary
+                        } else {
+                            results[i] = Some(Err(self.err(e, queue)));
+                        }
+                    }
+                    v => results[i] = Some(Ok(v)),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            todo = again;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every call answered"))
+            .collect())
+    }
+}
+
+/// Scripts whose acknowledgement `[redis] wait_replicas` makes durable.
+pub(super) fn durable(script: ScriptName) -> bool {
+    matches!(script, ScriptName::Enqueue | ScriptName::Complete)
+}
+
+pub(super) fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
