@@ -8,8 +8,9 @@
 
 use crate::client::Queue;
 use crate::error::{Error, Result};
+use crate::keys::Role;
 use futures_util::stream::{self, Stream};
-use redis::Value;
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use std::time::Duration;
 
 /// One lifecycle event: one script call moved these tasks.
@@ -87,54 +88,19 @@ impl Event {
         Event::new(queue, id.to_string(), kind, at, worker, tasks)
     }
 
-    /// One stream entry (`[id, [field, value, ...]]`).
-    fn from_entry(queue: &str, entry: &Value) -> Result<Event> {
-        let bad = || {
-            Error::Protocol(format!(
-                "malformed events stream entry on queue {queue}: {entry:?}"
-            ))
-        };
-        let Value::Array(parts) = entry else {
-            return Err(bad());
-        };
-        let [id, Value::Array(fields)] = parts.as_slice() else {
-            return Err(bad());
-        };
-        let id = text(id).ok_or_else(bad)?;
-        let (mut e, mut t, mut w, mut x) = ("", "", "", "");
-        let owned: Vec<String> = fields.iter().map(|v| text(v).unwrap_or_default()).collect();
-        for pair in owned.chunks(2) {
-            if let [k, v] = pair {
-                match k.as_str() {
-                    "e" => e = v,
-                    "t" => t = v,
-                    "w" => w = v,
-                    "x" => x = v,
-                    _ => {}
-                }
-            }
-        }
-        Event::new(queue, id, e, t, w, x)
+    /// One stream entry, with its fields `e` (type), `t` (ms), `w` (worker), `x` (tasks).
+    fn from_entry(queue: &str, entry: &StreamId) -> Result<Event> {
+        let field = |k: &str| entry.get::<String>(k).unwrap_or_default();
+        Event::new(queue, entry.id.clone(), &field("e"), &field("t"), &field("w"), &field("x"))
     }
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
+fn entries(queue: &str, ids: &[StreamId]) -> Result<Vec<Event>> {
+    ids.iter().map(|e| Event::from_entry(queue, e)).collect()
 }
 
-fn entries(queue: &str, v: &Value) -> Result<Vec<Event>> {
-    match v {
-        Value::Nil => Ok(Vec::new()),
-        Value::Array(items) => items.iter().map(|e| Event::from_entry(queue, e)).collect(),
-        _ => Err(Error::Protocol(format!(
-            "unexpected events reply on queue {queue}: {v:?}"
-        ))),
-    }
-}
+/// Pause before reconnecting a blocking read that lost its connection.
+const RECONNECT: Duration = Duration::from_millis(200);
 
 /// How long one blocking read waits before it is sent again.
 const BLOCK: Duration = Duration::from_secs(5);
@@ -142,36 +108,36 @@ const BLOCK: Duration = Duration::from_secs(5);
 impl Queue {
     /// The last `n` events still in the stream, oldest first.
     pub async fn recent_events(&self, n: usize) -> Result<Vec<Event>> {
-        let v: Value = self
+        let v: StreamRangeReply = self
             .conn()
             .query(
                 redis::cmd("XREVRANGE")
-                    .arg(self.keys().key(crate::keys::Role::Events))
+                    .arg(self.keys().key(Role::Events))
                     .arg("+")
                     .arg("-")
                     .arg("COUNT")
                     .arg(n),
             )
             .await?;
-        let mut list = entries(self.name(), &v)?;
+        let mut list = entries(self.name(), &v.ids)?;
         list.reverse();
         Ok(list)
     }
 
     /// Events after `from`, oldest first: at most `n`, without waiting.
     pub async fn events_after(&self, after: &str, n: usize) -> Result<Vec<Event>> {
-        let v: Value = self
+        let v: StreamRangeReply = self
             .conn()
             .query(
                 redis::cmd("XRANGE")
-                    .arg(self.keys().key(crate::keys::Role::Events))
+                    .arg(self.keys().key(Role::Events))
                     .arg(format!("({after}"))
                     .arg("+")
                     .arg("COUNT")
                     .arg(n),
             )
             .await?;
-        entries(self.name(), &v)
+        entries(self.name(), &v.ids)
     }
 
     /// An endless stream of the queue's events from `from`, read with blocking XREAD on a
@@ -179,14 +145,14 @@ impl Queue {
     /// beyond its reconnect attempts. Save each event's `id` to resume with [`Since::After`].
     pub async fn events(&self, from: Since) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
         let con = self.conn().blocking(BLOCK).await?;
-        let key = self.keys().key(crate::keys::Role::Events).to_string();
+        let key = self.keys().key(Role::Events).to_string();
         let queue = self.name().to_string();
         let last = match from {
             Since::Beginning => "0-0".to_string(),
             Since::After(id) => id,
             Since::Now => {
                 // Resolve "$" now, so events added before the first read are not skipped.
-                let v: Value = con
+                let v: StreamRangeReply = con
                     .query(
                         redis::cmd("XREVRANGE")
                             .arg(&key)
@@ -197,10 +163,7 @@ impl Queue {
                     )
                     .await
                     .map_err(|e| self.conn().err(e, &queue))?;
-                entries(&queue, &v)?
-                    .pop()
-                    .map(|e| e.id)
-                    .unwrap_or_else(|| "0-0".to_string())
+                v.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".to_string())
             }
         };
         let conn = self.conn().clone();
@@ -231,12 +194,13 @@ impl Queue {
                             .arg("BLOCK")
                             .arg(BLOCK.as_millis() as u64);
                         xread.arg("STREAMS").arg(&key).arg(&last);
-                        let read: redis::RedisResult<Value> = con.query(&xread).await;
-                        let v = match read {
-                            Ok(v) => v,
+                        // nil when the block timed out with nothing new
+                        let read: redis::RedisResult<Option<StreamReadReply>> = con.query(&xread).await;
+                        let reply = match read {
+                            Ok(r) => r,
                             Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
                                 // Reconnect once; a second failure ends the stream with the error.
-                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                tokio::time::sleep(RECONNECT).await;
                                 match conn.blocking(BLOCK).await {
                                     Ok(c) => {
                                         con = c;
@@ -250,24 +214,10 @@ impl Queue {
                                 return Some((Err(e), (con, key, queue, last, buf, true)));
                             }
                         };
-                        // Reply: [[key, [entry...]]] or nil on timeout.
-                        let list = match &v {
-                            Value::Nil => Vec::new(),
-                            Value::Array(streams) => match streams.first() {
-                                Some(Value::Array(kv)) if kv.len() == 2 => match entries(&queue, &kv[1]) {
-                                    Ok(l) => l,
-                                    Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
-                                },
-                                _ => Vec::new(),
-                            },
-                            Value::Map(m) => match m.first() {
-                                Some((_, entries_v)) => match entries(&queue, entries_v) {
-                                    Ok(l) => l,
-                                    Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
-                                },
-                                None => Vec::new(),
-                            },
-                            _ => Vec::new(),
+                        let ids = reply.and_then(|r| r.keys.into_iter().next()).map(|k| k.ids).unwrap_or_default();
+                        let list = match entries(&queue, &ids) {
+                            Ok(l) => l,
+                            Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),
                         };
                         if let Some(e) = list.last() {
                             last = e.id.clone();
