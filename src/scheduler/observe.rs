@@ -2,6 +2,7 @@
 //! totals (throughput over time), and task wait/run-time histograms derived from the lifecycle
 //! events stream. Runs only when `[scheduler] http` is set.
 
+use crate::retry::Backoff;
 use crate::client::Queue;
 use crate::events::{Event, Since};
 use futures_util::StreamExt;
@@ -149,15 +150,16 @@ fn bounded_insert(m: &mut HashMap<String, u64>, id: &str, at: u64) {
 pub async fn follow(queue: Queue, stop: CancellationToken) {
     let mut timings = Timings::default();
     let mut from = Since::Now;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     while !stop.is_cancelled() {
         let events = match queue.events(from.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(queue = queue.name(), error = %e, "events follower: retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                if !backoff.wait(&stop).await {
+                    return;
                 }
+                continue;
             }
         };
         let mut events = std::pin::pin!(events);
@@ -168,6 +170,7 @@ pub async fn follow(queue: Queue, stop: CancellationToken) {
             };
             match next {
                 Some(Ok(e)) => {
+                    backoff.reset();
                     timings.apply(&e);
                     from = Since::After(e.id);
                 }
