@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 /// Most occurrences of one entry returned per window (after a long pause, older ones are
 /// skipped).
-pub(crate) const MAX_CATCH_UP: usize = 100;
+pub const MAX_CATCH_UP: usize = 100;
 
 /// Parse a cron expression (5 fields, or 6 with seconds first), UTC.
 pub fn parse(expr: &str) -> Result<Cron, String> {
@@ -18,7 +18,7 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
 
 /// Occurrences in (after, until], whole seconds, at most MAX_CATCH_UP. (croner's iterator
 /// keeps sub-second parts and skips occurrences, so the search steps from whole seconds.)
-pub(crate) fn occurrences(cron: &Cron, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+pub fn occurrences(cron: &Cron, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let mut out = Vec::new();
     let Some(mut t) = DateTime::from_timestamp(after.timestamp(), 0) else {
         return out;

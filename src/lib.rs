@@ -5,6 +5,7 @@
 //! a [`Worker`] runtime, and the [`Maintenance`] loops. See README.md and docs/.
 
 pub mod advice;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -13,13 +14,16 @@ pub mod conn;
 pub mod error;
 pub mod events;
 pub mod keys;
+#[doc(hidden)] // test and demo fixture: a throw-away redis-server
 pub mod local_redis;
 pub mod maintenance;
 pub mod manifest;
 pub mod metrics;
 pub mod ops;
+#[cfg(feature = "services")]
 pub mod process;
 mod retry;
+#[cfg(feature = "services")]
 pub mod scheduler;
 pub mod scripts;
 mod subscription;

@@ -11,9 +11,12 @@
 //!   lost or whose task was cancelled;
 //! - optionally the maintenance loops (promote, reclaim, trim) run alongside.
 
+#[cfg(feature = "services")]
 mod exec;
 mod handler;
+#[cfg(feature = "services")]
 mod http;
+#[cfg(feature = "services")]
 pub mod service;
 
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};

@@ -1,11 +1,4 @@
-//! Prometheus metrics.
-//!
-//! Two sources end up in one `/metrics` page:
-//! - process-local measurements (script call latency and errors, task wait and run times) go
-//!   through the `metrics` facade into a Prometheus recorder installed by the serving process;
-//!   without a recorder (a library user who serves nothing) they cost nothing;
-//! - queue state (depths, totals, per-worker load) is read from Redis at scrape time and written
-//!   straight into the page by [`Page`], so a removed worker or queue never leaves a stale series.
+//! The Prometheus exporter and the HTTP plumbing that serves it (feature `http`).
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::fmt::Write;
@@ -76,14 +69,6 @@ fn describe() {
         "baton_worker_tasks_total",
         "Tasks run by this worker, by queue and outcome"
     );
-}
-
-/// Record one script call (called by the connection layer for every call).
-pub(crate) fn script_call(script: &'static str, secs: f64, error: Option<&'static str>) {
-    metrics::histogram!("baton_script_duration_seconds", "script" => script).record(secs);
-    if let Some(kind) = error {
-        metrics::counter!("baton_script_errors_total", "script" => script, "kind" => kind).increment(1);
-    }
 }
 
 /// Bind an HTTP listener for `key` (a config key, named in the error).
