@@ -17,14 +17,20 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 ids
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
-local ttl = int_arg(ARGV[1], 'ttl_ms', 1, 315360000000)
+local ttl = int_arg(ARGV[1], 'ttl_ms', 1, MAX_MS)
 if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids after ttl_ms, got ' .. (#ARGV - 1))
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local exp = fmt(now + ttl)

@@ -21,13 +21,19 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 require_worker()
-local meta = check_schema(false, 'paused')
+local meta = check_schema('paused')
 if meta[2] == '1' then return {} end
 
 local popped = redis.call('ZPOPMIN', K_PENDING, n)

@@ -20,10 +20,18 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
+--@include drop
 
 local worker = id_arg(ARGV[1], 'worker')
-local busy = int_arg(ARGV[2], 'busy_ms', 0, 315360000000)
+local busy = int_arg(ARGV[2], 'busy_ms', 0, MAX_MS)
 local ng = (#ARGV - 2) / 4
 if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/result_ttl_ms/result groups after worker and busy_ms, got ' .. (#ARGV - 2) .. ' values')
@@ -31,10 +39,10 @@ end
 local ids, ttls = {}, {}
 for i = 1, ng do
   ids[i] = ARGV[4 * i - 1]
-  ttls[i] = int_arg(ARGV[4 * i + 1], 'result_ttl_ms', 0, 315360000000)
+  ttls[i] = int_arg(ARGV[4 * i + 1], 'result_ttl_ms', 0, MAX_MS)
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local now = now_ms()

@@ -17,11 +17,13 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(1)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local ev = int_arg(ARGV[1], 'events_max_len', 0, 100000000)
 require_worker()
-check_schema(true)
+stamp_schema()
 redis.call('HSET', K_META, 'ev', ev)
 if ev == 0 then redis.call('DEL', K_EVENTS) end
 return 1

@@ -15,9 +15,11 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(1)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
-local meta = check_schema(false, 'paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry')
+local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry')
 return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_LEASED),
   redis.call('ZCARD', K_DONE), redis.call('ZCARD', K_DEAD), redis.call('ZCARD', K_CANCELLED),
   meta[2] == '1' and 1 or 0, redis.call('ZCARD', K_WBEAT), tonumber(meta[3]) or 0,

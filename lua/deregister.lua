@@ -19,7 +19,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 assigned tasks
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local mode = ARGV[2]
@@ -27,7 +34,7 @@ if mode ~= 'leave' and mode ~= 'final' then
   bail('BADARG', 'mode must be "leave" or "final", got ' .. tostring(mode))
 end
 require_worker()
-check_schema(false)
+check_schema()
 if mode == 'final' then
   local was = redis.call('HDEL', K_WORKERS, worker)
   redis.call('ZREM', K_WBEAT, worker)

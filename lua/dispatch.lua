@@ -24,7 +24,13 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N + n * W) for n <= 1000 tasks and W <= 1000 live workers
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include events
 
 local strategy = ARGV[1]
 if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted' and strategy ~= 'least-concurrency' then
@@ -32,10 +38,10 @@ if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted'
 end
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
-local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, 315360000000)
+local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, MAX_MS)
 local seed = int_arg(ARGV[5], 'seed', 1, 2147483646)
 require_worker()
-local meta = check_schema(false, 'paused', 'rr', 'lc')
+local meta = check_schema('paused', 'rr', 'lc')
 if meta[2] == '1' then return {0} end
 
 local now = now_ms()

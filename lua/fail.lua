@@ -22,11 +22,18 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
-local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
-local busy = int_arg(ARGV[3], 'busy_ms', 0, 315360000000)
+local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
+local busy = int_arg(ARGV[3], 'busy_ms', 0, MAX_MS)
 local ng = (#ARGV - 3) / 4
 if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/error/mode groups after worker, dead_ttl_ms and busy_ms, got ' .. (#ARGV - 3) .. ' values')
@@ -49,7 +56,7 @@ for i = 1, ng do
   end
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))

@@ -18,11 +18,13 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local id = ARGV[1]
 if id == nil then bail('BADARG', 'expected a task id') end
-check_schema(false)
+check_schema()
 local rec = redis.call('HGET', K_TASKS, id)
 if not rec then return {} end
 local state, score = nil, nil

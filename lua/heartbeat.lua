@@ -21,7 +21,9 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 pairs
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local worker = id_arg(ARGV[1], 'worker')
 local lease_ms = int_arg(ARGV[2], 'lease_ms', 1, 86400000)
@@ -30,7 +32,7 @@ if np < 0 or np > MAX_BATCH or np ~= math.floor(np) then
   bail('BADARG', 'expected 0..' .. MAX_BATCH .. ' id/token pairs after worker and lease_ms, got ' .. (#ARGV - 2) .. ' values')
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local registered = 0

@@ -15,11 +15,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(1)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include notify
 
 local paused = int_arg(ARGV[1], 'paused', 0, 1)
 require_worker()
-local meta = check_schema(true, 'paused')
+local meta = stamp_schema('paused')
 local was = meta[2] == '1' and 1 or 0
 redis.call('HSET', K_META, 'paused', paused)
 if paused == 0 and was == 1 and redis.call('ZCARD', K_PENDING) > 0 then

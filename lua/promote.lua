@@ -15,11 +15,16 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include events
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', fmt(now), 'LIMIT', 0, limit)

@@ -16,7 +16,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include events
+--@include deadletter
+--@include drop
 
 local ids, seen = {}, {}
 require_worker()

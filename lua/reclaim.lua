@@ -22,13 +22,20 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
-local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
-local worker_ttl = int_arg(ARGV[3], 'worker_ttl_ms', 1, 315360000000)
+local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
+local worker_ttl = int_arg(ARGV[3], 'worker_ttl_ms', 1, MAX_MS)
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', fmt(now), 'LIMIT', 0, limit)

@@ -17,7 +17,9 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local worker = id_arg(ARGV[1], 'worker')
 local info = ARGV[2]
@@ -25,7 +27,7 @@ if info == nil or #info > 4096 or string.sub(info, 1, 1) ~= '{' then
   bail('BADARG', 'info must be a JSON object of at most 4096 bytes')
 end
 require_worker()
-check_schema(true)
+stamp_schema()
 redis.call('HSET', K_WORKERS, worker, info)
 redis.call('HSETNX', K_WINFL, worker, 0)
 redis.call('ZADD', K_WBEAT, fmt(now_ms()), worker)

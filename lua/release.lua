@@ -17,7 +17,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 pairs
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local np = (#ARGV - 1) / 2
@@ -25,7 +32,7 @@ if np < 1 or np > MAX_BATCH or np ~= math.floor(np) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token pairs after worker, got ' .. (#ARGV - 1) .. ' values')
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local ids = {}
 for i = 1, np do ids[i] = ARGV[2 * i] end

@@ -15,11 +15,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N) per terminal set
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include drop
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 require_worker()
-check_schema(false)
+check_schema()
 local now = fmt(now_ms())
 local dropped, more = 0, 0
 for _, set in ipairs({K_DONE, K_DEAD, K_CANCELLED}) do

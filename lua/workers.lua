@@ -15,10 +15,12 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(limit log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
-check_schema(false)
+check_schema()
 local now = now_ms()
 local beats = redis.call('ZRANGE', K_WBEAT, 0, limit - 1, 'REV', 'WITHSCORES')
 local reply = {}

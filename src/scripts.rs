@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 static LUA: Dir = include_dir!("$CARGO_MANIFEST_DIR/lua");
 
-/// The data schema version these scripts implement (`SCHEMA` in `lua/include/common.lua`).
+/// The data schema version these scripts implement (`SCHEMA` in `lua/include/schema.lua`).
 pub const SCHEMA_VERSION: &str = "1";
 
 /// One transition script.
@@ -202,8 +202,8 @@ mod tests {
 
     #[test]
     fn rust_schema_version_matches_the_scripts() {
-        let common = source("include/common.lua");
-        assert!(common.contains(&format!("local SCHEMA = '{SCHEMA_VERSION}'")));
+        let schema = source("include/schema.lua");
+        assert!(schema.contains(&format!("local SCHEMA = '{SCHEMA_VERSION}'")));
     }
 
     /// A made-up tree: `a` needs `b` and `c`, both need `d`.
