@@ -47,7 +47,7 @@ for i = 2, #ARGV do
     redis.call('HDEL', K_LEASE, id)
     if owner and owner ~= '' then
       redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id)
-      if redis.call('HEXISTS', K_WINFL, owner) == 1 then inflight_add(owner, -1) end
+      inflight_lost(owner, 1)
       signal_free()
     end
     from = 'leased'

@@ -27,6 +27,7 @@ bound: O(n log N) for n <= 1000
 --@include record
 --@include notify
 --@include registry
+--@include lease
 --@include events
 
 local worker = id_arg(ARGV[1], 'worker')
@@ -42,7 +43,7 @@ local ids = {}
 for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
-local fence = redis.call('HINCRBY', K_META, 'fence', #ids) - #ids
+local fence = take_fence(#ids)
 local now = now_ms()
 local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
@@ -63,10 +64,8 @@ for i, id in ipairs(ids) do
   end
 end
 if #zargs > 0 then
-  redis.call('ZADD', K_LEASED, unpack(zargs))
-  redis.call('HSET', K_LEASE, unpack(hargs))
-  inflight_add(worker, #zargs / 2)
-  stat_add(worker, 'a', #zargs / 2)
+  put_leases(zargs, hargs)
+  leases_given(worker, #zargs / 2)
   emit('claimed', worker, items, now)
 end
 return reply

@@ -44,13 +44,11 @@ end
 require_worker()
 check_schema()
 
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local held = held_leases(worker, ids, 0, 4, true)
 local now = now_ms()
-local suffix = '|' .. worker
-local ok_ids, done_z, res_h, drop, reply, seen = {}, {}, {}, {}, {}, {}
+local ok_ids, done_z, res_h, drop, reply = {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
-  if not seen[id] and leases[i] and leases[i] == ARGV[4 * i] .. suffix then
-    seen[id] = true
+  if held[i] then
     reply[i] = 1
     ok_ids[#ok_ids + 1] = id
     if ttls[i] > 0 then

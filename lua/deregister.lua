@@ -39,17 +39,13 @@ if mode == 'final' then
   local was = redis.call('HDEL', K_WORKERS, worker)
   redis.call('ZREM', K_WBEAT, worker)
   redis.call('HDEL', K_WINFL, worker)
-  redis.call('HDEL', K_WSTAT, worker .. ':a', worker .. ':c', worker .. ':f', worker .. ':b')
-  redis.call('HDEL', K_META, 'sw:' .. worker)
+  forget_worker_stats(worker)
   return was
 end
 
 redis.call('ZREM', K_WBEAT, worker)
-local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, MAX_BATCH)
-if #members == 0 then return 0 end
-redis.call('ZREM', K_ASSIGNED, unpack(members))
-local ids = {}
-for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
+local ids = pop_assigned(worker, MAX_BATCH)
+if #ids == 0 then return 0 end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0

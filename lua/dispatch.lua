@@ -30,6 +30,7 @@ bound: O(n log N + n * W) for n <= 1000 tasks and W <= 1000 live workers
 --@include record
 --@include notify
 --@include registry
+--@include lease
 --@include events
 
 local strategy = ARGV[1]
@@ -125,7 +126,7 @@ local function pick()
   end
 end
 
-local fence = redis.call('HINCRBY', K_META, 'fence', #tids) - #tids
+local fence = take_fence(#tids)
 local deadline = fmt(now + lease_ms)
 local zargs, hargs, aargs = {}, {}, {}
 local assigned = 0
@@ -147,13 +148,11 @@ for i, id in ipairs(tids) do
 end
 local reply = {assigned}
 if assigned > 0 then
-  redis.call('ZADD', K_LEASED, unpack(zargs))
-  redis.call('HSET', K_LEASE, unpack(hargs))
+  put_leases(zargs, hargs)
   redis.call('ZADD', K_ASSIGNED, unpack(aargs))
   for _, w in ipairs(workers) do
     if w.got > 0 then
-      inflight_add(w.id, w.got)
-      stat_add(w.id, 'a', w.got)
+      leases_given(w.id, w.got)
       redis.call('PUBLISH', CHAN_WAKE, 'a:' .. w.id)
       reply[#reply + 1] = w.id
       reply[#reply + 1] = w.got

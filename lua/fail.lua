@@ -58,20 +58,18 @@ end
 require_worker()
 check_schema()
 
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local held = held_leases(worker, ids, 1, 4, true)
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local suffix = '|' .. worker
-local gone, final, reply, seen = {}, {}, {}, {}
+local gone, final, reply = {}, {}, {}
 local ev_failed, ev_retried, ev_dead, n_retry = {}, {}, {}, 0
 local to_pending = 0
 local seq = nil
 for i, id in ipairs(ids) do
   local b = 3 + (i - 1) * 4
-  local t = recs[i] and parse_record(recs[i])
-  if t and not seen[id] and leases[i] and leases[i] == ARGV[b + 2] .. suffix then
-    seen[id] = true
+  local t = held[i] and recs[i] and parse_record(recs[i])
+  if t then
     gone[#gone + 1] = id
     local attempt = t.used + 1
     ev_add(ev_failed, id, attempt)

@@ -24,6 +24,9 @@ bound: O(n log N) for n <= 1000 pairs
 --@include args
 --@include keys
 --@include schema
+--@include notify
+--@include registry
+--@include lease
 
 local worker = id_arg(ARGV[1], 'worker')
 local lease_ms = int_arg(ARGV[2], 'lease_ms', 1, 86400000)
@@ -41,23 +44,19 @@ if redis.call('ZSCORE', K_WBEAT, worker) then
   registered = 1
 end
 local deadline = fmt(now + lease_ms)
-local waiting = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, MAX_BATCH)
-if #waiting > 0 then
-  local z = {}
-  for _, m in ipairs(waiting) do
-    z[#z + 1] = deadline
-    z[#z + 1] = string.sub(m, #worker + 2)
-  end
-  redis.call('ZADD', K_LEASED, 'XX', unpack(z))
+local z = {}
+for _, m in ipairs(assigned_to(worker, MAX_BATCH)) do
+  z[#z + 1] = deadline
+  z[#z + 1] = string.sub(m, #worker + 2)
 end
+extend_leases(z)
 if np == 0 then return {registered} end
 local ids = {}
 for i = 1, np do ids[i] = ARGV[1 + 2 * i] end
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
-local suffix = '|' .. worker
+local held = held_leases(worker, ids, 2, 2, false)
 local zargs, reply = {}, {registered}
 for i, id in ipairs(ids) do
-  if leases[i] and leases[i] == ARGV[2 + 2 * i] .. suffix then
+  if held[i] then
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
     reply[i + 1] = 1
@@ -67,5 +66,5 @@ for i, id in ipairs(ids) do
     reply[i + 1] = 0
   end
 end
-if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
+extend_leases(zargs)
 return reply

@@ -80,7 +80,7 @@ if #ids > 0 then
   if dead > 0 then redis.call('HINCRBY', K_META, 'n_dead', dead) end
   redis.call('HINCRBY', K_META, 'n_expired', #ids)
   for owner, n in pairs(per_owner) do
-    if redis.call('HEXISTS', K_WINFL, owner) == 1 then inflight_add(owner, -n) end
+    inflight_lost(owner, n)
   end
   signal_free()
   wake_pending(was_empty and requeued > 0)
@@ -102,10 +102,7 @@ if #pruned > 0 then
   redis.call('ZREM', K_WBEAT, unpack(pruned))
   redis.call('HDEL', K_WORKERS, unpack(pruned))
   redis.call('HDEL', K_WINFL, unpack(pruned))
-  for _, w in ipairs(pruned) do
-    redis.call('HDEL', K_WSTAT, w .. ':a', w .. ':c', w .. ':f', w .. ':b')
-    redis.call('HDEL', K_META, 'sw:' .. w)
-  end
+  for _, w in ipairs(pruned) do forget_worker_stats(w) end
 end
 local nxt = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
 return {requeued, dead, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1, workers, pruned}

@@ -36,15 +36,13 @@ check_schema()
 
 local ids = {}
 for i = 1, np do ids[i] = ARGV[2 * i] end
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local held = held_leases(worker, ids, 1, 2, true)
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local gone, reply, seen, items = {}, {}, {}, {}
-local suffix = '|' .. worker
+local gone, reply, items = {}, {}, {}
 for i, id in ipairs(ids) do
-  local t = recs[i] and parse_record(recs[i])
-  if t and not seen[id] and leases[i] and leases[i] == ARGV[2 * i + 1] .. suffix then
-    seen[id] = true
+  local t = held[i] and recs[i] and parse_record(recs[i])
+  if t then
     gone[#gone + 1] = id
     -- sequence 0: ahead of every task of the same priority
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)

@@ -22,6 +22,8 @@ bound: O(n log N) for n <= 1000
 --@include schema
 --@include record
 --@include notify
+--@include registry
+--@include lease
 --@include events
 
 local worker = id_arg(ARGV[1], 'worker')
@@ -29,11 +31,8 @@ local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 require_worker()
 check_schema()
-local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, n)
-if #members == 0 then return {} end
-redis.call('ZREM', K_ASSIGNED, unpack(members))
-local ids = {}
-for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
+local ids = pop_assigned(worker, n)
+if #ids == 0 then return {} end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local now = now_ms()
@@ -52,6 +51,6 @@ for i, id in ipairs(ids) do
     if events_on() then ev_add(items, id, (rec_used(recs[i]) + 1)) end
   end
 end
-if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
+extend_leases(zargs)
 emit('claimed', worker, items, now)
 return reply

@@ -11,3 +11,16 @@ end
 local function stat_add(worker, field, n)
   if n ~= 0 then redis.call('HINCRBY', K_WSTAT, worker .. ':' .. field, n) end
 end
+
+-- Lower the in-flight counter of a worker whose lease was taken from it (cancel, reclaim). A
+-- worker pruned from the registry meanwhile keeps no counter: HINCRBY would create one again.
+local function inflight_lost(worker, n)
+  if redis.call('HEXISTS', K_WINFL, worker) == 1 then inflight_add(worker, -n) end
+end
+
+-- Drop a worker's statistics and its dispatch state (its smooth weighted round-robin share in
+-- meta), when it leaves the registry.
+local function forget_worker_stats(worker)
+  redis.call('HDEL', K_WSTAT, worker .. ':a', worker .. ':c', worker .. ':f', worker .. ':b')
+  redis.call('HDEL', K_META, 'sw:' .. worker)
+end
