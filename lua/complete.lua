@@ -6,6 +6,8 @@ purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task an
   its result TTL in `done`, and wakes result waiters.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) leased(w) lease(rw) done(w) results(w) errors(w) winfl(w) wstat(w)
+  events(w)
 argv:
   1: worker (string) — the worker's id
   2: busy_ms (int, >= 0) — run time of these tasks' handlers, summed (worker statistics)

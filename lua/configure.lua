@@ -7,6 +7,7 @@ purpose: Store a queue's settings that the other scripts read from meta: the lif
   then a queue uses the defaults (events on, 10000 stream entries).
 keys:
   1-17: the queue keyset
+touches: meta(rw) events(w)
 argv:
   1: events_max_len (int, 0..100000000) — approximate cap (MAXLEN ~) of the events stream, in
     entries (one entry per script call and event type); 0 = no events (no XADD, no PUBLISH)

@@ -5,6 +5,7 @@ version: 1
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
+touches: meta(r) pending(r) delayed(r) leased(r) done(r) dead(r) cancelled(r) wbeat(r)
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),

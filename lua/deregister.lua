@@ -9,6 +9,8 @@ purpose: Take a worker out of the queue's registry, in two steps of a clean shut
   "final" (after its last lease ended): its description and counters are removed.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) workers(w) wbeat(w) assigned(rw) winfl(w)
+  wstat(w) events(w)
 argv:
   1: worker (string) — the worker's id
   2: mode (string, "leave" or "final")

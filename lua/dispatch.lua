@@ -9,6 +9,8 @@ purpose: Push dispatch: assign up to n pending tasks, in priority order, to the 
   the wake channel). Any number of dispatchers may run at once.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) workers(r) wbeat(r) assigned(w) winfl(rw)
+  wstat(w) events(w)
 argv:
   1: strategy (string): "random", "round-robin", "weighted" (smooth weighted round-robin by each
      worker's weight) or "least-concurrency" (fewest in flight; ties taken in turn)

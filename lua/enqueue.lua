@@ -6,6 +6,7 @@ purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as p
 keys:
   1-17: the queue keyset
   18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
+touches: meta(rw) tasks(w) pending(rw) delayed(rw) events(w) idem(rw)
 argv:
   1: max_payload (int, bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks

@@ -7,6 +7,8 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   has no attempts left or the failure is final.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) errors(w) winfl(w)
+  wstat(w) events(w)
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it

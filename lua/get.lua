@@ -5,6 +5,8 @@ version: 1
 purpose: Inspect one task: its state and everything kept about it. Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(r) pending(r) delayed(r) leased(r) lease(r) done(r) dead(r) cancelled(r)
+  results(r) errors(r)
 argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise

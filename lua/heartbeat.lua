@@ -7,6 +7,7 @@ purpose: Renew every lease a worker holds in one call — those it runs and thos
   report the leases it no longer holds.
 keys:
   1-17: the queue keyset
+touches: meta(r) leased(w) lease(r) cancelled(r) wbeat(rw) assigned(r)
 argv:
   1: worker (string) — the worker's id
   2: lease_ms (int, 1..86400000) — new deadline is Redis TIME + lease_ms

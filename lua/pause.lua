@@ -6,6 +6,7 @@ purpose: Pause (no task is claimed) or resume a queue. Enqueue, maintenance and 
   on while paused. Resuming wakes idle workers.
 keys:
   1-17: the queue keyset
+touches: meta(rw) pending(r)
 argv:
   1: paused (int, 1 = pause, 0 = resume)
 reply: the previous state (1 paused, 0 running)

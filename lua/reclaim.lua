@@ -8,6 +8,8 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   number of callers at once is safe.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) workers(w) wbeat(rw)
+  assigned(w) winfl(rw) wstat(w) events(w)
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept

@@ -6,6 +6,7 @@ purpose: Add a worker to the queue's registry (or refresh its description), mark
   Workers call it at start and again when a heartbeat says they were pruned.
 keys:
   1-17: the queue keyset
+touches: meta(rw) workers(w) wbeat(w) winfl(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id, unique per process
   2: info (string, JSON object, at most 4096 bytes) — how the worker describes itself (host, pid,

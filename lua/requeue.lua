@@ -6,6 +6,7 @@ purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "r
   given ids, or the oldest ones.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) pending(rw) dead(rw) events(w)
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —

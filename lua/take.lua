@@ -6,6 +6,7 @@ purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it 
   already exist); each lease's deadline restarts now.
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(r) leased(w) lease(r) assigned(rw) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: n (int, 1..1000) — most tasks taken

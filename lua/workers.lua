@@ -6,6 +6,7 @@ purpose: List the queue's registered workers with their description and heartbea
   Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
+touches: meta(r) workers(r) wbeat(r) winfl(r) wstat(r)
 argv:
   1: limit (int, 1..1000) — most workers listed (most recently seen first)
 reply: flat array, 8 entries per worker: id, info (JSON string given at register),
