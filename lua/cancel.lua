@@ -6,6 +6,8 @@ purpose: Cancel tasks that have not finished: pending, delayed, or leased (the w
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
+  assigned(w) winfl(rw) events(w)
 argv:
   1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
   then ids (1..1000)
@@ -17,14 +19,20 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 ids
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
-local ttl = int_arg(ARGV[1], 'ttl_ms', 1, 315360000000)
+local ttl = int_arg(ARGV[1], 'ttl_ms', 1, MAX_MS)
 if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' task ids after ttl_ms, got ' .. (#ARGV - 1))
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local exp = fmt(now + ttl)
@@ -41,7 +49,7 @@ for i = 2, #ARGV do
     redis.call('HDEL', K_LEASE, id)
     if owner and owner ~= '' then
       redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id)
-      if redis.call('HEXISTS', K_WINFL, owner) == 1 then inflight_add(owner, -1) end
+      inflight_lost(owner, 1)
       signal_free()
     end
     from = 'leased'

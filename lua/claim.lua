@@ -7,6 +7,7 @@ purpose: A worker claims up to n pending tasks, highest priority first (FIFO wit
   and the record is handed out as stored (the client parses it).
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
@@ -21,13 +22,20 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 require_worker()
-local meta = check_schema(false, 'paused')
+local meta = check_schema('paused')
 if meta[2] == '1' then return {} end
 
 local popped = redis.call('ZPOPMIN', K_PENDING, n)
@@ -36,7 +44,7 @@ local ids = {}
 for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
-local fence = redis.call('HINCRBY', K_META, 'fence', #ids) - #ids
+local fence = take_fence(#ids)
 local now = now_ms()
 local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
@@ -57,10 +65,8 @@ for i, id in ipairs(ids) do
   end
 end
 if #zargs > 0 then
-  redis.call('ZADD', K_LEASED, unpack(zargs))
-  redis.call('HSET', K_LEASE, unpack(hargs))
-  inflight_add(worker, #zargs / 2)
-  stat_add(worker, 'a', #zargs / 2)
+  put_leases(zargs, hargs)
+  leases_given(worker, #zargs / 2)
   emit('claimed', worker, items, now)
 end
 return reply

@@ -6,6 +6,8 @@ purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task an
   its result TTL in `done`, and wakes result waiters.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) leased(w) lease(rw) done(w) results(w) errors(w) winfl(w) wstat(w)
+  events(w)
 argv:
   1: worker (string) — the worker's id
   2: busy_ms (int, >= 0) — run time of these tasks' handlers, summed (worker statistics)
@@ -20,10 +22,18 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
+--@include drop
 
 local worker = id_arg(ARGV[1], 'worker')
-local busy = int_arg(ARGV[2], 'busy_ms', 0, 315360000000)
+local busy = int_arg(ARGV[2], 'busy_ms', 0, MAX_MS)
 local ng = (#ARGV - 2) / 4
 if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/result_ttl_ms/result groups after worker and busy_ms, got ' .. (#ARGV - 2) .. ' values')
@@ -31,18 +41,16 @@ end
 local ids, ttls = {}, {}
 for i = 1, ng do
   ids[i] = ARGV[4 * i - 1]
-  ttls[i] = int_arg(ARGV[4 * i + 1], 'result_ttl_ms', 0, 315360000000)
+  ttls[i] = int_arg(ARGV[4 * i + 1], 'result_ttl_ms', 0, MAX_MS)
 end
 require_worker()
-check_schema(false)
+check_schema()
 
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local held = held_leases(worker, ids, 0, 4, true)
 local now = now_ms()
-local suffix = '|' .. worker
-local ok_ids, done_z, res_h, drop, reply, seen = {}, {}, {}, {}, {}, {}
+local ok_ids, done_z, res_h, drop, reply = {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
-  if not seen[id] and leases[i] and leases[i] == ARGV[4 * i] .. suffix then
-    seen[id] = true
+  if held[i] then
     reply[i] = 1
     ok_ids[#ok_ids + 1] = id
     if ttls[i] > 0 then

@@ -7,6 +7,7 @@ purpose: Store a queue's settings that the other scripts read from meta: the lif
   then a queue uses the defaults (events on, 10000 stream entries).
 keys:
   1-17: the queue keyset
+touches: meta(rw) events(w)
 argv:
   1: events_max_len (int, 0..100000000) — approximate cap (MAXLEN ~) of the events stream, in
     entries (one entry per script call and event type); 0 = no events (no XADD, no PUBLISH)
@@ -17,11 +18,13 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(1)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local ev = int_arg(ARGV[1], 'events_max_len', 0, 100000000)
 require_worker()
-check_schema(true)
+stamp_schema()
 redis.call('HSET', K_META, 'ev', ev)
 if ev == 0 then redis.call('DEL', K_EVENTS) end
 return 1

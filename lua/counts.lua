@@ -5,6 +5,7 @@ version: 1
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
+touches: meta(r) pending(r) delayed(r) leased(r) done(r) dead(r) cancelled(r) wbeat(r)
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),
@@ -15,9 +16,11 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(1)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
-local meta = check_schema(false, 'paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry')
+local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry')
 return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_LEASED),
   redis.call('ZCARD', K_DONE), redis.call('ZCARD', K_DEAD), redis.call('ZCARD', K_CANCELLED),
   meta[2] == '1' and 1 or 0, redis.call('ZCARD', K_WBEAT), tonumber(meta[3]) or 0,

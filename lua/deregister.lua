@@ -9,6 +9,8 @@ purpose: Take a worker out of the queue's registry, in two steps of a clean shut
   "final" (after its last lease ended): its description and counters are removed.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) workers(w) wbeat(w) assigned(rw) winfl(w)
+  wstat(w) events(w)
 argv:
   1: worker (string) — the worker's id
   2: mode (string, "leave" or "final")
@@ -19,7 +21,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 assigned tasks
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local mode = ARGV[2]
@@ -27,22 +36,18 @@ if mode ~= 'leave' and mode ~= 'final' then
   bail('BADARG', 'mode must be "leave" or "final", got ' .. tostring(mode))
 end
 require_worker()
-check_schema(false)
+check_schema()
 if mode == 'final' then
   local was = redis.call('HDEL', K_WORKERS, worker)
   redis.call('ZREM', K_WBEAT, worker)
   redis.call('HDEL', K_WINFL, worker)
-  redis.call('HDEL', K_WSTAT, worker .. ':a', worker .. ':c', worker .. ':f', worker .. ':b')
-  redis.call('HDEL', K_META, 'sw:' .. worker)
+  forget_worker_stats(worker)
   return was
 end
 
 redis.call('ZREM', K_WBEAT, worker)
-local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, MAX_BATCH)
-if #members == 0 then return 0 end
-redis.call('ZREM', K_ASSIGNED, unpack(members))
-local ids = {}
-for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
+local ids = pop_assigned(worker, MAX_BATCH)
+if #ids == 0 then return 0 end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0

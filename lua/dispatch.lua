@@ -9,6 +9,8 @@ purpose: Push dispatch: assign up to n pending tasks, in priority order, to the 
   the wake channel). Any number of dispatchers may run at once.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) workers(r) wbeat(r) assigned(w) winfl(rw)
+  wstat(w) events(w)
 argv:
   1: strategy (string): "random", "round-robin", "weighted" (smooth weighted round-robin by each
      worker's weight) or "least-concurrency" (fewest in flight; ties taken in turn)
@@ -24,7 +26,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N + n * W) for n <= 1000 tasks and W <= 1000 live workers
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local strategy = ARGV[1]
 if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted' and strategy ~= 'least-concurrency' then
@@ -32,10 +41,10 @@ if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted'
 end
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
-local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, 315360000000)
+local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, MAX_MS)
 local seed = int_arg(ARGV[5], 'seed', 1, 2147483646)
 require_worker()
-local meta = check_schema(false, 'paused', 'rr', 'lc')
+local meta = check_schema('paused', 'rr', 'lc')
 if meta[2] == '1' then return {0} end
 
 local now = now_ms()
@@ -119,7 +128,7 @@ local function pick()
   end
 end
 
-local fence = redis.call('HINCRBY', K_META, 'fence', #tids) - #tids
+local fence = take_fence(#tids)
 local deadline = fmt(now + lease_ms)
 local zargs, hargs, aargs = {}, {}, {}
 local assigned = 0
@@ -141,13 +150,11 @@ for i, id in ipairs(tids) do
 end
 local reply = {assigned}
 if assigned > 0 then
-  redis.call('ZADD', K_LEASED, unpack(zargs))
-  redis.call('HSET', K_LEASE, unpack(hargs))
+  put_leases(zargs, hargs)
   redis.call('ZADD', K_ASSIGNED, unpack(aargs))
   for _, w in ipairs(workers) do
     if w.got > 0 then
-      inflight_add(w.id, w.got)
-      stat_add(w.id, 'a', w.got)
+      leases_given(w.id, w.got)
       redis.call('PUBLISH', CHAN_WAKE, 'a:' .. w.id)
       reply[#reply + 1] = w.id
       reply[#reply + 1] = w.got

@@ -4,8 +4,9 @@ name: enqueue
 version: 1
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
 keys:
-  1-17: the queue keyset (meta tasks pending delayed leased lease done dead cancelled results errors workers wbeat assigned winfl wstat)
-  12..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
+  1-17: the queue keyset
+  18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
+touches: meta(rw) tasks(w) pending(rw) delayed(rw) events(w) idem(rw)
 argv:
   1: max_payload (int, bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
@@ -31,7 +32,12 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(n log N) for n <= 1000 tasks
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include events
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
@@ -54,18 +60,18 @@ for i = 0, n - 1 do
       max_payload .. ' (queue max_payload): store large data elsewhere and enqueue a reference')
   end
   t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
-  t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, 315360000000)
+  t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
   t.ma = int_arg(ARGV[b + 6], 'max_attempts', 1, 1000000)
   t.bo = ARGV[b + 7]
   if t.bo ~= 'f' and t.bo ~= 'e' then
     bail('BADARG', 'backoff must be "f" (fixed) or "e" (exponential), got ' .. tostring(t.bo))
   end
-  t.base = int_arg(ARGV[b + 8], 'backoff_base_ms', 0, 315360000000)
-  t.cap = int_arg(ARGV[b + 9], 'backoff_cap_ms', t.base, 315360000000)
+  t.base = int_arg(ARGV[b + 8], 'backoff_base_ms', 0, MAX_MS)
+  t.cap = int_arg(ARGV[b + 9], 'backoff_cap_ms', t.base, MAX_MS)
   t.jit = int_arg(ARGV[b + 10], 'jitter_pct', 0, 100)
-  t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, 315360000000)
-  t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, 315360000000)
-  t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, 315360000000)
+  t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, MAX_MS)
+  t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, MAX_MS)
+  t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, MAX_MS)
   if t.it > 0 then
     idem_i = idem_i + 1
     if KEYS[idem_i] == nil then
@@ -79,7 +85,7 @@ if #KEYS ~= idem_i then
   bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' idempotency keys for ' .. (idem_i - NKEYS) .. ' tasks with idem_ttl_ms > 0')
 end
 
-check_schema(true)
+stamp_schema()
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)

@@ -7,6 +7,8 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   has no attempts left or the failure is final.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) errors(w) winfl(w)
+  wstat(w) events(w)
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
@@ -22,11 +24,18 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
-local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
-local busy = int_arg(ARGV[3], 'busy_ms', 0, 315360000000)
+local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
+local busy = int_arg(ARGV[3], 'busy_ms', 0, MAX_MS)
 local ng = (#ARGV - 3) / 4
 if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/error/mode groups after worker, dead_ttl_ms and busy_ms, got ' .. (#ARGV - 3) .. ' values')
@@ -49,22 +58,20 @@ for i = 1, ng do
   end
 end
 require_worker()
-check_schema(false)
+check_schema()
 
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local held = held_leases(worker, ids, 1, 4, true)
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local now = now_ms()
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local suffix = '|' .. worker
-local gone, final, reply, seen = {}, {}, {}, {}
+local gone, final, reply = {}, {}, {}
 local ev_failed, ev_retried, ev_dead, n_retry = {}, {}, {}, 0
 local to_pending = 0
 local seq = nil
 for i, id in ipairs(ids) do
   local b = 3 + (i - 1) * 4
-  local t = recs[i] and parse_record(recs[i])
-  if t and not seen[id] and leases[i] and leases[i] == ARGV[b + 2] .. suffix then
-    seen[id] = true
+  local t = held[i] and recs[i] and parse_record(recs[i])
+  if t then
     gone[#gone + 1] = id
     local attempt = t.used + 1
     ev_add(ev_failed, id, attempt)

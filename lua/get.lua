@@ -5,6 +5,8 @@ version: 1
 purpose: Inspect one task: its state and everything kept about it. Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(r) pending(r) delayed(r) leased(r) lease(r) done(r) dead(r) cancelled(r)
+  results(r) errors(r)
 argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise
@@ -18,11 +20,13 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local id = ARGV[1]
 if id == nil then bail('BADARG', 'expected a task id') end
-check_schema(false)
+check_schema()
 local rec = redis.call('HGET', K_TASKS, id)
 if not rec then return {} end
 local state, score = nil, nil

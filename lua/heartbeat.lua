@@ -7,6 +7,7 @@ purpose: Renew every lease a worker holds in one call — those it runs and thos
   report the leases it no longer holds.
 keys:
   1-17: the queue keyset
+touches: meta(r) leased(w) lease(r) cancelled(r) wbeat(rw) assigned(r)
 argv:
   1: worker (string) — the worker's id
   2: lease_ms (int, 1..86400000) — new deadline is Redis TIME + lease_ms
@@ -21,7 +22,12 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 pairs
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include notify
+--@include registry
+--@include lease
 
 local worker = id_arg(ARGV[1], 'worker')
 local lease_ms = int_arg(ARGV[2], 'lease_ms', 1, 86400000)
@@ -30,7 +36,7 @@ if np < 0 or np > MAX_BATCH or np ~= math.floor(np) then
   bail('BADARG', 'expected 0..' .. MAX_BATCH .. ' id/token pairs after worker and lease_ms, got ' .. (#ARGV - 2) .. ' values')
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local registered = 0
@@ -39,23 +45,19 @@ if redis.call('ZSCORE', K_WBEAT, worker) then
   registered = 1
 end
 local deadline = fmt(now + lease_ms)
-local waiting = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, MAX_BATCH)
-if #waiting > 0 then
-  local z = {}
-  for _, m in ipairs(waiting) do
-    z[#z + 1] = deadline
-    z[#z + 1] = string.sub(m, #worker + 2)
-  end
-  redis.call('ZADD', K_LEASED, 'XX', unpack(z))
+local z = {}
+for _, m in ipairs(assigned_to(worker, MAX_BATCH)) do
+  z[#z + 1] = deadline
+  z[#z + 1] = string.sub(m, #worker + 2)
 end
+extend_leases(z)
 if np == 0 then return {registered} end
 local ids = {}
 for i = 1, np do ids[i] = ARGV[1 + 2 * i] end
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
-local suffix = '|' .. worker
+local held = held_leases(worker, ids, 2, 2, false)
 local zargs, reply = {}, {registered}
 for i, id in ipairs(ids) do
-  if leases[i] and leases[i] == ARGV[2 + 2 * i] .. suffix then
+  if held[i] then
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
     reply[i + 1] = 1
@@ -65,5 +67,5 @@ for i, id in ipairs(ids) do
     reply[i + 1] = 0
   end
 end
-if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
+extend_leases(zargs)
 return reply

@@ -5,6 +5,7 @@ version: 1
 purpose: Move due delayed tasks (delays and retry backoffs) to pending, a bounded batch per call.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(r) pending(rw) delayed(rw) events(w)
 argv:
   1: limit (int, 1..1000) — most tasks moved in this call
 reply: {promoted (int), next_in_ms (int, ms from now until the earliest remaining delayed task is
@@ -15,11 +16,16 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include events
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', fmt(now), 'LIMIT', 0, limit)

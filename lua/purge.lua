@@ -5,6 +5,7 @@ version: 1
 purpose: Delete dead tasks now (the dead-letter "delete" button): given ids, or the oldest ones.
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(rw) dead(rw) results(w) errors(w) events(w)
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
@@ -16,7 +17,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include events
+--@include deadletter
+--@include drop
 
 local ids, seen = {}, {}
 require_worker()

@@ -8,6 +8,8 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   number of callers at once is safe.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) workers(w) wbeat(rw)
+  assigned(w) winfl(rw) wstat(w) events(w)
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
@@ -22,13 +24,20 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
-local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, 315360000000)
-local worker_ttl = int_arg(ARGV[3], 'worker_ttl_ms', 1, 315360000000)
+local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
+local worker_ttl = int_arg(ARGV[3], 'worker_ttl_ms', 1, MAX_MS)
 require_worker()
-check_schema(false)
+check_schema()
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', fmt(now), 'LIMIT', 0, limit)
@@ -73,7 +82,7 @@ if #ids > 0 then
   if dead > 0 then redis.call('HINCRBY', K_META, 'n_dead', dead) end
   redis.call('HINCRBY', K_META, 'n_expired', #ids)
   for owner, n in pairs(per_owner) do
-    if redis.call('HEXISTS', K_WINFL, owner) == 1 then inflight_add(owner, -n) end
+    inflight_lost(owner, n)
   end
   signal_free()
   wake_pending(was_empty and requeued > 0)
@@ -95,10 +104,7 @@ if #pruned > 0 then
   redis.call('ZREM', K_WBEAT, unpack(pruned))
   redis.call('HDEL', K_WORKERS, unpack(pruned))
   redis.call('HDEL', K_WINFL, unpack(pruned))
-  for _, w in ipairs(pruned) do
-    redis.call('HDEL', K_WSTAT, w .. ':a', w .. ':c', w .. ':f', w .. ':b')
-    redis.call('HDEL', K_META, 'sw:' .. w)
-  end
+  for _, w in ipairs(pruned) do forget_worker_stats(w) end
 end
 local nxt = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
 return {requeued, dead, nxt[2] and math.max(0, tonumber(nxt[2]) - now) or -1, workers, pruned}

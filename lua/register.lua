@@ -6,6 +6,7 @@ purpose: Add a worker to the queue's registry (or refresh its description), mark
   Workers call it at start and again when a heartbeat says they were pruned.
 keys:
   1-17: the queue keyset
+touches: meta(rw) workers(w) wbeat(w) winfl(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id, unique per process
   2: info (string, JSON object, at most 4096 bytes) — how the worker describes itself (host, pid,
@@ -17,7 +18,9 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local worker = id_arg(ARGV[1], 'worker')
 local info = ARGV[2]
@@ -25,7 +28,7 @@ if info == nil or #info > 4096 or string.sub(info, 1, 1) ~= '{' then
   bail('BADARG', 'info must be a JSON object of at most 4096 bytes')
 end
 require_worker()
-check_schema(true)
+stamp_schema()
 redis.call('HSET', K_WORKERS, worker, info)
 redis.call('HSETNX', K_WINFL, worker, 0)
 redis.call('ZADD', K_WBEAT, fmt(now_ms()), worker)

@@ -7,6 +7,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   attempt is not counted.
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(r) pending(rw) leased(w) lease(rw) winfl(w) events(w)
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs
@@ -17,7 +18,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 pairs
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local np = (#ARGV - 1) / 2
@@ -25,19 +33,17 @@ if np < 1 or np > MAX_BATCH or np ~= math.floor(np) then
   bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token pairs after worker, got ' .. (#ARGV - 1) .. ' values')
 end
 require_worker()
-check_schema(false)
+check_schema()
 
 local ids = {}
 for i = 1, np do ids[i] = ARGV[2 * i] end
-local leases = redis.call('HMGET', K_LEASE, unpack(ids))
+local held = held_leases(worker, ids, 1, 2, true)
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
-local gone, reply, seen, items = {}, {}, {}, {}
-local suffix = '|' .. worker
+local gone, reply, items = {}, {}, {}
 for i, id in ipairs(ids) do
-  local t = recs[i] and parse_record(recs[i])
-  if t and not seen[id] and leases[i] and leases[i] == ARGV[2 * i + 1] .. suffix then
-    seen[id] = true
+  local t = held[i] and recs[i] and parse_record(recs[i])
+  if t then
     gone[#gone + 1] = id
     -- sequence 0: ahead of every task of the same priority
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)

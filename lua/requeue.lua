@@ -6,6 +6,7 @@ purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "r
   given ids, or the oldest ones.
 keys:
   1-17: the queue keyset
+touches: meta(rw) tasks(rw) pending(rw) dead(rw) events(w)
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
@@ -18,7 +19,13 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include events
+--@include deadletter
 
 require_worker()
 local ids = select_dead()

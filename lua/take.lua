@@ -6,6 +6,7 @@ purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it 
   already exist); each lease's deadline restarts now.
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(r) leased(w) lease(r) assigned(rw) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: n (int, 1..1000) — most tasks taken
@@ -17,18 +18,22 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include registry
+--@include lease
+--@include events
 
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 require_worker()
-check_schema(false)
-local members = redis.call('ZRANGEBYLEX', K_ASSIGNED, '[' .. worker .. '|', '[' .. worker .. '|\255', 'LIMIT', 0, n)
-if #members == 0 then return {} end
-redis.call('ZREM', K_ASSIGNED, unpack(members))
-local ids = {}
-for i, m in ipairs(members) do ids[i] = string.sub(m, #worker + 2) end
+check_schema()
+local ids = pop_assigned(worker, n)
+if #ids == 0 then return {} end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))
 local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local now = now_ms()
@@ -47,6 +52,6 @@ for i, id in ipairs(ids) do
     if events_on() then ev_add(items, id, (rec_used(recs[i]) + 1)) end
   end
 end
-if #zargs > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(zargs)) end
+extend_leases(zargs)
 emit('claimed', worker, items, now)
 return reply

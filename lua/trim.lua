@@ -6,6 +6,7 @@ purpose: The janitor: drop finished tasks (done, dead, cancelled) whose retentio
   with everything kept about them (record, result, error). Bounded per call.
 keys:
   1-17: the queue keyset
+touches: meta(r) tasks(w) done(rw) dead(rw) cancelled(rw) results(w) errors(w)
 argv:
   1: limit (int, 1..1000) — most tasks dropped per terminal set in this call
 reply: {dropped (int), more (int, 1 when a set still holds expired tasks: call again)}
@@ -15,11 +16,14 @@ errors:
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(limit log N) per terminal set
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
+--@include drop
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 require_worker()
-check_schema(false)
+check_schema()
 local now = fmt(now_ms())
 local dropped, more = 0, 0
 for _, set in ipairs({K_DONE, K_DEAD, K_CANCELLED}) do

@@ -6,6 +6,7 @@ purpose: List the queue's registered workers with their description and heartbea
   Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
+touches: meta(r) workers(r) wbeat(r) winfl(r) wstat(r)
 argv:
   1: limit (int, 1..1000) — most workers listed (most recently seen first)
 reply: flat array, 8 entries per worker: id, info (JSON string given at register),
@@ -15,10 +16,12 @@ errors:
   VERSION: the queue holds another data schema version
 bound: O(limit log N)
 ]]
---@include common
+--@include args
+--@include keys
+--@include schema
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
-check_schema(false)
+check_schema()
 local now = now_ms()
 local beats = redis.call('ZRANGE', K_WBEAT, 0, limit - 1, 'REV', 'WITHSCORES')
 local reply = {}

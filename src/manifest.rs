@@ -32,6 +32,10 @@ pub struct ScriptSpec {
     pub repeat: Option<RepeatSpec>,
     pub reply: String,
     pub errors: Vec<String>,
+    /// The key roles the script may read or write (its header's `touches:` line, without the
+    /// modes), in keyset order; `idem` for enqueue's idempotency keys.
+    #[serde(default)]
+    pub touches: Vec<String>,
 }
 
 /// A group of arguments repeated after the fixed ones.

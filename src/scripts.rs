@@ -2,14 +2,16 @@
 //!
 //! Each file under `lua/` is one transition. `--@include NAME` lines are replaced by
 //! `lua/include/NAME.lua` here, once, so Redis (and other-language clients, which get the same
-//! flattened text) sees one self-contained script whose SHA1 we know before loading it.
+//! flattened text) sees one self-contained script whose SHA1 we know before loading it. An
+//! include may include others: each is inlined once per script, before the first one that needs
+//! it, because a Lua local must be defined before the code that uses it.
 
 use include_dir::{include_dir, Dir};
 use std::sync::OnceLock;
 
 static LUA: Dir = include_dir!("$CARGO_MANIFEST_DIR/lua");
 
-/// The data schema version these scripts implement (`SCHEMA` in `lua/include/common.lua`).
+/// The data schema version these scripts implement (`SCHEMA` in `lua/include/schema.lua`).
 pub const SCHEMA_VERSION: &str = "1";
 
 /// One transition script.
@@ -126,14 +128,22 @@ pub(crate) fn source(path: &str) -> &'static str {
 }
 
 fn flatten(path: &str) -> String {
+    flatten_with(path, &|p: &str| source(p))
+}
+
+/// `flatten` over any source of files, so the resolution rules can be tested on made-up ones.
+///
+/// The script's own lines are kept in place, each `--@include NAME` replaced by the include's
+/// text between `-- begin include/NAME.lua` and `-- end include/NAME.lua` lines. An include's
+/// own `--@include` lines are resolved before its text, not inside it, so the begin/end blocks
+/// never nest. An include already inlined is skipped (its first occurrence wins); an include
+/// that reaches itself again panics: there is no order in which its locals could be defined.
+fn flatten_with<'a>(path: &str, src: &dyn Fn(&str) -> &'a str) -> String {
     let mut out = String::new();
-    for line in source(path).lines() {
-        match line.strip_prefix("--@include ") {
-            Some(name) => {
-                out.push_str(&format!("-- begin include/{name}.lua\n"));
-                out.push_str(source(&format!("include/{}.lua", name.trim())));
-                out.push_str(&format!("-- end include/{name}.lua\n"));
-            }
+    let mut done = Vec::new();
+    for line in src(path).lines() {
+        match include_name(line) {
+            Some(name) => inline(name, src, &mut out, &mut done, &mut Vec::new()),
             None => {
                 out.push_str(line);
                 out.push('\n');
@@ -141,6 +151,38 @@ fn flatten(path: &str) -> String {
         }
     }
     out
+}
+
+fn include_name(line: &str) -> Option<&str> {
+    line.strip_prefix("--@include ").map(str::trim)
+}
+
+fn inline<'a>(
+    name: &'a str,
+    src: &dyn Fn(&str) -> &'a str,
+    out: &mut String,
+    done: &mut Vec<&'a str>,
+    open: &mut Vec<&'a str>,
+) {
+    if done.contains(&name) {
+        return;
+    }
+    if open.contains(&name) {
+        panic!("include cycle in lua/include: {} -> {name}", open.join(" -> "));
+    }
+    let text = src(&format!("include/{name}.lua"));
+    open.push(name);
+    for dep in text.lines().filter_map(include_name) {
+        inline(dep, src, out, done, open);
+    }
+    open.pop();
+    out.push_str(&format!("-- begin include/{name}.lua\n"));
+    for line in text.lines().filter(|l| include_name(l).is_none()) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!("-- end include/{name}.lua\n"));
+    done.push(name);
 }
 
 #[cfg(test)]
@@ -160,8 +202,72 @@ mod tests {
 
     #[test]
     fn rust_schema_version_matches_the_scripts() {
-        let common = source("include/common.lua");
-        assert!(common.contains(&format!("local SCHEMA = '{SCHEMA_VERSION}'")));
+        let schema = source("include/schema.lua");
+        assert!(schema.contains(&format!("local SCHEMA = '{SCHEMA_VERSION}'")));
+    }
+
+    /// A made-up tree: `a` needs `b` and `c`, both need `d`.
+    fn fake(path: &str) -> &'static str {
+        match path {
+            "s.lua" => "#!lua\n--[[\nheader\n]]\n--@include a\n--@include d\nbody()\n",
+            "include/a.lua" => "-- a\n--@include b\n--@include c\nlocal A = 1\n",
+            "include/b.lua" => "--@include d\nlocal B = D\n",
+            "include/c.lua" => "--@include d\n--@include b\nlocal C = D + B\n",
+            "include/d.lua" => "local D = 4\n",
+            "include/x.lua" => "--@include y\n",
+            "include/y.lua" => "--@include z\n",
+            "include/z.lua" => "--@include x\n",
+            "loop.lua" => "#!lua\n--@include x\n",
+            _ => panic!("no {path}"),
+        }
+    }
+
+    fn begins(body: &str) -> Vec<&str> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("-- begin include/"))
+            .collect()
+    }
+
+    #[test]
+    fn nested_includes_are_inlined_once_each_dependencies_first() {
+        let body = flatten_with("s.lua", &fake);
+        assert_eq!(begins(&body), ["d.lua", "b.lua", "c.lua", "a.lua"]);
+        assert_eq!(body.matches("local D = 4").count(), 1);
+        assert_eq!(body.matches("local B = D").count(), 1);
+        assert!(!body.contains("--@include"), "{body}");
+        assert!(body.starts_with("#!lua\n--[[\nheader\n]]\n-- begin include/d.lua\n"));
+        assert!(body.ends_with("-- end include/a.lua\nbody()\n"), "{body}");
+        // every include's text sits whole between its own markers: no block nests in another
+        let mut open = None;
+        for line in body.lines() {
+            if let Some(n) = line.strip_prefix("-- begin include/") {
+                assert_eq!(open.replace(n), None, "nested block in\n{body}");
+            } else if let Some(n) = line.strip_prefix("-- end include/") {
+                assert_eq!(open.take(), Some(n));
+            }
+        }
+        assert_eq!(open, None);
+    }
+
+    #[test]
+    #[should_panic(expected = "include cycle in lua/include: x -> y -> z -> x")]
+    fn an_include_cycle_panics() {
+        flatten_with("loop.lua", &fake);
+    }
+
+    /// Each script lists every include it needs, its includes' own needs too, dependencies
+    /// first: a resolver that only replaces the script's own `--@include` lines (one level,
+    /// as the Python client's does) then still gets every include, in the same order.
+    #[test]
+    fn every_script_lists_its_includes_closure_in_order() {
+        for name in ScriptName::ALL {
+            let own: Vec<String> = source(&format!("{}.lua", name.file_stem()))
+                .lines()
+                .filter_map(include_name)
+                .map(|n| format!("{n}.lua"))
+                .collect();
+            assert_eq!(begins(&name.script().body), own, "{name:?}");
+        }
     }
 
     #[test]

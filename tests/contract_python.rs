@@ -202,3 +202,26 @@ async fn a_python_worker_takes_push_assignments() {
     stop.cancel();
     dispatcher.await.unwrap().unwrap();
 }
+
+/// The Python client flattens the scripts exactly as the Rust loader does (includes of
+/// includes, each once): the same text, so the same SHA1 for every script.
+#[test]
+fn python_flattens_every_script_to_the_rust_sha() {
+    let py = std::env::var("BATON_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let code = format!(
+        "import hashlib, json\nfrom baton_client import Scripts\ns = Scripts({:?})\nprint(json.dumps({{k: hashlib.sha1(v.encode()).hexdigest() for k, v in s.bodies.items()}}))",
+        format!("{root}/lua")
+    );
+    let out = Command::new(&py)
+        .args(["-c", &code])
+        .env("PYTHONPATH", format!("{root}/clients/python"))
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shas: std::collections::BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shas.len(), baton::scripts::ScriptName::ALL.len());
+    for name in baton::scripts::ScriptName::ALL {
+        assert_eq!(shas[name.file_stem()], name.script().sha, "{}", name.file_stem());
+    }
+}

@@ -106,17 +106,37 @@ class Scripts:
 
     @staticmethod
     def _flatten(path, file):
-        out = []
-        with open(os.path.join(path, file)) as f:
-            for line in f.read().split("\n"):
-                if line.startswith("--@include "):
-                    inc = line[len("--@include "):].strip()
-                    with open(os.path.join(path, "include", inc + ".lua")) as g:
-                        out.append(f"-- begin include/{inc}.lua\n" + g.read() + f"-- end include/{inc}.lua")
-                else:
-                    out.append(line)
-        text = "\n".join(out)
-        return text if text.endswith("\n") else text + "\n"
+        """The script with its includes inlined exactly as Baton's loader does (docs/contract.md):
+        an include's own includes first, each include once per script, no nesting."""
+        def include_name(line):
+            return line[len("--@include "):].strip() if line.startswith("--@include ") else None
+
+        def read(rel):
+            with open(os.path.join(path, rel)) as f:
+                return f.read()
+
+        out, done = [], []
+
+        def inline(name, opened):
+            if name in done:
+                return
+            if name in opened:
+                raise ValueError("include cycle in lua/include: " + " -> ".join(opened + [name]))
+            text = read(os.path.join("include", name + ".lua"))
+            for dep in filter(None, map(include_name, text.splitlines())):
+                inline(dep, opened + [name])
+            out.append(f"-- begin include/{name}.lua\n")
+            out.extend(l + "\n" for l in text.splitlines() if include_name(l) is None)
+            out.append(f"-- end include/{name}.lua\n")
+            done.append(name)
+
+        for line in read(file).splitlines():
+            name = include_name(line)
+            if name is None:
+                out.append(line + "\n")
+            else:
+                inline(name, [])
+        return "".join(out)
 
     def check(self, name, args):
         """Raise ValueError unless ``args`` (a list of (name, value)) fits the manifest."""

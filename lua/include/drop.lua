@@ -1,0 +1,11 @@
+-- include/drop.lua — dropping finished tasks.
+--@include keys
+
+-- Drop finished tasks now, with everything kept about them.
+local function drop_tasks(ids)
+  if #ids > 0 then
+    redis.call('HDEL', K_TASKS, unpack(ids))
+    redis.call('HDEL', K_RESULTS, unpack(ids))
+    redis.call('HDEL', K_ERRORS, unpack(ids))
+  end
+end

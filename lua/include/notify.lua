@@ -1,0 +1,33 @@
+-- include/notify.lua — the queue's pub/sub channels and what is published on them.
+--@include keys
+
+-- Pub/sub channels are derived from the meta key (`<prefix>:{q}:meta` -> `<prefix>:{q}:wake`).
+local CHAN_BASE = string.sub(K_META, 1, -5)
+local CHAN_WAKE = CHAN_BASE .. 'wake'
+local CHAN_FIN = CHAN_BASE .. 'fin'
+local CHAN_FREE = CHAN_BASE .. 'free'
+local CHAN_EVENTS = CHAN_BASE .. 'events'
+
+-- Wake sleeping workers when pending goes from empty to non-empty ('p'), or the maintenance
+-- loop when the earliest delayed task changed ('d'). Workers stay subscribed, so a wake sent
+-- after their last empty claim is never missed.
+local function wake_pending(was_empty)
+  if was_empty then redis.call('PUBLISH', CHAN_WAKE, 'p') end
+end
+
+local function wake_delayed_if_first(run_at)
+  local first = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+  if first[2] == nil or tonumber(first[2]) >= run_at then
+    redis.call('PUBLISH', CHAN_WAKE, 'd')
+  end
+end
+
+-- Tell result waiters that these tasks reached a final state (done, dead, cancelled).
+local function notify_final(ids)
+  if #ids > 0 then redis.call('PUBLISH', CHAN_FIN, table.concat(ids, ',')) end
+end
+
+-- Capacity was freed (a lease ended): push dispatchers may assign more.
+local function signal_free()
+  redis.call('PUBLISH', CHAN_FREE, '1')
+end

@@ -1,0 +1,52 @@
+-- include/record.lua — the task record, and the pending order.
+--@include keys
+
+-- Record: "used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
+-- `used` = attempts that ended without success (failed or lease expired). It leads the record so
+-- the rare paths (fail, reclaim, requeue) can rewrite it without touching the rest, and the hot
+-- path (claim) never parses the record at all: the client does.
+local REC_PATTERN = '^(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+local function parse_record(rec)
+  local used, kind, prio, ma, bo, base, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
+  if used == nil then return nil end
+  return {used = tonumber(used), kind = kind, prio = tonumber(prio), max_attempts = tonumber(ma),
+    backoff = bo, base = tonumber(base), cap = tonumber(cap), jitter = tonumber(jit),
+    timeout = tonumber(to), result_ttl = tonumber(rt), created = tonumber(ca), payload_pos = pos}
+end
+
+-- The record with its `used` count replaced.
+local function with_used(rec, used)
+  return used .. string.sub(rec, (string.find(rec, '|', 1, true)))
+end
+
+-- Attempts used so far, read from the head of a record (the hot paths never parse the rest).
+local function rec_used(rec)
+  return tonumber(string.sub(rec, 1, (string.find(rec, '|', 1, true) or 1) - 1)) or 0
+end
+
+-- Backoff in ms for a task record after `attempt` failed attempts; r in [0,1) comes from the
+-- caller (math.random is deterministic inside Redis).
+local function backoff_ms(t, attempt, r)
+  local d
+  if t.backoff == 'f' then
+    d = t.base
+  else
+    d = t.base * (2 ^ math.min(attempt - 1, 60))
+    if d > t.cap then d = t.cap end
+  end
+  return d - math.floor(d * t.jitter / 100 * r)
+end
+
+-- Pending score = (PRIO_MAX - priority) * SEQ_SPAN + (seq mod SEQ_SPAN): higher priority first,
+-- FIFO within a priority. 2001 bands * 2^42 stays below 2^53 (exact in a double).
+local PRIO_MAX = 1000
+local SEQ_SPAN = 4398046511104
+
+local function pending_score(prio, seq)
+  return (PRIO_MAX - prio) * SEQ_SPAN + (seq % SEQ_SPAN)
+end
+
+-- Next pending scores: one HINCRBY for a whole batch. Returns the first sequence number.
+local function take_seq(n)
+  return redis.call('HINCRBY', K_META, 'seq', n) - n + 1
+end

@@ -1,0 +1,50 @@
+-- include/schema.lua — the queue's data schema version, and the ACL check of worker-side
+-- scripts. Every script reads meta through check_schema or stamp_schema before anything else.
+--@include args
+--@include keys
+
+-- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
+-- layout, record format or field meaning; scripts refuse a queue with another version.
+local SCHEMA = '1'
+
+-- Lifecycle events: stream length cap (meta field `ev`, set by the configure script; 0 = events
+-- off). It lives here, not in events.lua, because the schema check reads it in the same HMGET,
+-- so events cost no extra meta read.
+local EVENTS_DEFAULT_MAX = 10000
+local EV_MAX = EVENTS_DEFAULT_MAX
+
+-- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
+-- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
+-- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
+-- never a half-done transition (Redis checks each command inside a script against the
+-- caller's ACL, and does not roll back). EVALSHA itself needs access to every declared key, so
+-- roles differ by command, not by key.
+local function require_worker()
+  if not redis.acl_check_cmd('ZPOPMIN', K_PENDING, '1') then
+    bail('NOPERM', 'this Redis user may not run worker-side transitions on ' .. K_PENDING ..
+      ' (producer rules?); run workers, schedulers and operator commands as a user with the worker rules')
+  end
+end
+
+-- Check the queue's schema version; a queue not stamped yet (no `v`) passes. Returns the meta
+-- fields asked for after `v` (e.g. `paused`). Never writes, so read-only scripts can use it.
+local function check_schema(...)
+  local fields = {'v', ...}
+  fields[#fields + 1] = 'ev'
+  local got = redis.call('HMGET', K_META, unpack(fields))
+  EV_MAX = tonumber(got[#fields]) or EVENTS_DEFAULT_MAX
+  local v = got[1]
+  if v ~= false and v ~= SCHEMA then
+    bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..
+      '; run a baton release whose scripts match the queue (see docs/contract.md)')
+  end
+  return got
+end
+
+-- check_schema for the scripts that may create a queue (enqueue, configure, pause, register):
+-- a queue not stamped yet gets this version.
+local function stamp_schema(...)
+  local got = check_schema(...)
+  if got[1] == false then redis.call('HSET', K_META, 'v', SCHEMA) end
+  return got
+end
