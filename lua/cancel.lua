@@ -9,7 +9,7 @@ keys:
 touches: meta(r) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
   assigned(w) winfl(rw) events(w)
 argv:
-  1: ttl_ms (int, >= 1) — how long the cancelled task stays inspectable
+  1: ttl_ms (int, 1..MAX_MS) — how long the cancelled task stays inspectable
   then ids (1..1000)
 reply: flat array, one per id: the state the task was cancelled from ("pending", "delayed",
   "leased"), or "" when it could not be cancelled (unknown, or already done/dead/cancelled)

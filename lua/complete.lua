@@ -10,8 +10,8 @@ touches: meta(rw) tasks(rw) leased(w) lease(rw) done(w) results(w) errors(w) win
   events(w)
 argv:
   1: worker (string) — the worker's id
-  2: busy_ms (int, >= 0) — run time of these tasks' handlers, summed (worker statistics)
-  then groups of 4: id, token, result_ttl_ms (int, >= 0, the record's result_ttl_ms; 0 = forget
+  2: busy_ms (int, 0..MAX_MS) — run time of these tasks' handlers, summed (worker statistics)
+  then groups of 4: id, token, result_ttl_ms (int, 0..MAX_MS; >= 0, the record's result_ttl_ms; 0 = forget
     the task now), result (bytes; an empty result is not stored) — 1..1000 groups
 reply: flat array, one status per group, in order: 1 = completed, 0 = stale (the lease is not
   held by this worker and token any more: reclaimed, cancelled or already acknowledged; nothing

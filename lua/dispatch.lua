@@ -16,7 +16,7 @@ argv:
      worker's weight) or "least-concurrency" (fewest in flight; ties taken in turn)
   2: n (int, 1..1000) — most tasks assigned in this call
   3: lease_ms (int, 1..86400000) — lease duration of the assignments
-  4: alive_ms (int, >= 1) — a worker is live if it heartbeat within this long
+  4: alive_ms (int, 1..MAX_MS) — a worker is live if it heartbeat within this long
   5: seed (int, 1..2147483646) — random seed from the caller (strategy "random"; Redis' own
      math.random is deterministic)
 reply: {assigned (int), then per worker that got tasks: worker id, count}

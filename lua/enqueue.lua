@@ -8,22 +8,22 @@ keys:
   18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
 touches: meta(rw) tasks(w) pending(rw) delayed(rw) events(w) idem(rw)
 argv:
-  1: max_payload (int, bytes) — refuse any payload larger than this
+  1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
   then n groups of 13 fields:
     id (string, 1-128 of [A-Za-z0-9-_:.]; made by the caller so a retried call is idempotent)
     kind (string, 1-128 of [A-Za-z0-9-_:.])
     payload (bytes)
     priority (int, -1000..1000; higher runs first, FIFO within a priority)
-    delay_ms (int, >= 0; 0 = pending now)
+    delay_ms (int, 0..MAX_MS; 0 = pending now)
     max_attempts (int, 1..1000000)
     backoff (string, "f" fixed or "e" exponential)
-    backoff_base_ms (int, >= 0)
-    backoff_cap_ms (int, >= backoff_base_ms)
+    backoff_base_ms (int, 0..MAX_MS)
+    backoff_cap_ms (int, backoff_base_ms..MAX_MS)
     jitter_pct (int, 0..100; share of the delay removed at random)
-    timeout_ms (int, >= 0; execution timeout, 0 = none)
-    result_ttl_ms (int, >= 0; how long result and record stay after completion; 0 = drop at once)
-    idem_ttl_ms (int, >= 0; > 0 = the task has an idempotency key in KEYS, kept this long)
+    timeout_ms (int, 0..MAX_MS; execution timeout, 0 = none)
+    result_ttl_ms (int, 0..MAX_MS; how long result and record stay after completion; 0 = drop at once)
+    idem_ttl_ms (int, 0..MAX_MS; > 0 = the task has an idempotency key in KEYS, kept this long)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id)
 errors:

@@ -11,8 +11,8 @@ touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) 
   wstat(w) events(w)
 argv:
   1: worker (string) — the worker's id
-  2: dead_ttl_ms (int, >= 1) — how long a dead task is kept before the janitor drops it
-  3: busy_ms (int, >= 0) — run time of these attempts' handlers, summed (worker statistics)
+  2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept before the janitor drops it
+  3: busy_ms (int, 0..MAX_MS) — run time of these attempts' handlers, summed (worker statistics)
   then groups of 4: id, token, error (string, cut to 8 KiB), mode (string):
     "retry" = retry while attempts are left; "final" = dead now;
     "r:<x>" where x is a random number in [0,1) from the caller = retry, jitter drawn from x

@@ -8,7 +8,7 @@ keys:
   1-17: the queue keyset
 touches: meta(rw) pending(r)
 argv:
-  1: paused (int, 1 = pause, 0 = resume)
+  1: paused (int, 0..1; 1 = pause, 0 = resume)
 reply: the previous state (1 paused, 0 running)
 errors:
   BADARG: an argument is out of range; nothing was written

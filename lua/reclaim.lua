@@ -12,8 +12,8 @@ touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) w
   assigned(w) winfl(rw) wstat(w) events(w)
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
-  2: dead_ttl_ms (int, >= 1) — how long a dead task is kept
-  3: worker_ttl_ms (int, >= 1) — a worker silent for this long is dropped from the registry
+  2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept
+  3: worker_ttl_ms (int, 1..MAX_MS) — a worker silent for this long is dropped from the registry
 reply: {requeued (int), dead (int), next_in_ms (int, ms from now until the earliest remaining lease
   deadline, 0 if already past, -1 if none), workers (array: the worker of each reclaimed lease),
   pruned (array of worker ids dropped from the registry: silent for worker_ttl_ms and holding no

@@ -107,3 +107,69 @@ fn a_call_site_that_disagrees_with_the_manifest_panics() {
     let mut call = baton::conn::Call::new(ScriptName::Claim, keys.keyset(), &[]);
     call.named("worker", "w").named("count", 5);
 }
+
+/// The Lua constants (`local NAME = <integer>`) of the includes, by name.
+fn lua_constants() -> std::collections::HashMap<String, i64> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/lua/include");
+    let mut out = std::collections::HashMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            let Some(rest) = line.strip_prefix("local ") else { continue };
+            let Some((name, value)) = rest.split_once(" = ") else { continue };
+            if let Ok(v) = value.trim().parse::<i64>() {
+                out.insert(name.trim().to_string(), v);
+            }
+        }
+    }
+    out
+}
+
+/// A bound as written in Lua or a header: a number, a constant, or its negation. `None` for
+/// another argument's name (a bound that depends on the call).
+fn resolve(expr: &str, consts: &std::collections::HashMap<String, i64>) -> Option<i64> {
+    let expr = expr.trim();
+    if let Some(e) = expr.strip_prefix('-') {
+        return resolve(e, consts).map(|v| -v);
+    }
+    expr.parse().ok().or_else(|| consts.get(expr).copied())
+}
+
+/// Argument limits exist once, in the manifest (Rust reads them through `ops::bounds`); each
+/// script's header and its own `int_arg` checks must state exactly those limits.
+#[test]
+fn bounds_in_headers_and_code_agree_with_the_manifest() {
+    let m = manifest::get();
+    let consts = lua_constants();
+    assert_eq!(consts["MAX_MS"], 315_360_000_000, "the largest duration");
+    for (name, spec) in &m.scripts {
+        let path = format!("{}/lua/{}", env!("CARGO_MANIFEST_DIR"), spec.file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (head, body) = text.split_at(text.find("]]").unwrap());
+        let fields = spec.argv.iter().chain(spec.repeat.iter().flat_map(|r| r.fields.iter()));
+        for a in fields.filter(|a| a.min.is_some()) {
+            let (min, max) = (a.min.unwrap(), a.max.unwrap());
+            // header: "<name> (int, LO..HI"
+            let marker = format!("{} (int, ", a.name);
+            let at = head.find(&marker).unwrap_or_else(|| panic!("{name}: header lacks {marker:?}"));
+            let range = head[at + marker.len()..].split([';', ')']).next().unwrap();
+            let (lo, hi) = range
+                .split_once("..")
+                .unwrap_or_else(|| panic!("{name}: header range of {} is {range:?}", a.name));
+            assert_eq!(resolve(hi, &consts), Some(max), "{name}: header max of {}", a.name);
+            if let Some(lo) = resolve(lo, &consts) {
+                assert_eq!(lo, min, "{name}: header min of {}", a.name);
+            }
+            // code: int_arg(..., '<name>', LO, HI)
+            let marker = format!("'{}', ", a.name);
+            let at = body
+                .find(&marker)
+                .unwrap_or_else(|| panic!("{name}: no int_arg check of {}", a.name));
+            let args = body[at + marker.len()..].split(')').next().unwrap();
+            let (lo, hi) = args.split_once(',').unwrap();
+            assert_eq!(resolve(hi, &consts), Some(max), "{name}: int_arg max of {}", a.name);
+            if let Some(lo) = resolve(lo, &consts) {
+                assert_eq!(lo, min, "{name}: int_arg min of {}", a.name);
+            }
+        }
+    }
+}
