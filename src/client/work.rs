@@ -1,0 +1,132 @@
+//! The worker side of a queue: claim and take under a lease, heartbeat, complete, fail,
+//! release, and push dispatch.
+
+use super::{Claimed, Completed, Dispatched, FailReport, FailStatus, Heartbeat, Queue, MAX_BATCH};
+use crate::error::{Error, Result};
+use crate::ops::{self, LeaseRef};
+use std::time::Duration;
+
+impl Queue {
+    /// Claim up to `n` (1..=1000) pending tasks under a lease of the queue's lease duration.
+    pub async fn claim(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
+        self.run(&self.claim_request(worker, n)).await
+    }
+
+    /// The claim request a worker sends (benchmarks pipeline it).
+    pub fn claim_request(&self, worker: &str, n: usize) -> ops::claim::Request {
+        ops::claim::Request {
+            worker: worker.into(),
+            n,
+            lease: self.settings.lease,
+        }
+    }
+
+    /// Mark `worker` alive and renew the leases it holds; one status per lease.
+    pub async fn heartbeat(&self, worker: &str, leases: &[LeaseRef]) -> Result<Heartbeat> {
+        let mut out = Heartbeat {
+            registered: true,
+            statuses: Vec::with_capacity(leases.len()),
+        };
+        // with no lease it is still sent: it is also the worker's liveness in the registry
+        let mut chunks: Vec<&[LeaseRef]> = leases.chunks(MAX_BATCH).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for chunk in chunks {
+            let req = ops::heartbeat::Request {
+                worker: worker.into(),
+                lease: self.settings.lease,
+                leases: chunk.to_vec(),
+            };
+            let hb = self.run(&req).await?;
+            out.registered &= hb.registered;
+            out.statuses.extend(hb.statuses);
+        }
+        Ok(out)
+    }
+
+    /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
+    pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
+        let req = ops::complete::Request {
+            worker,
+            busy: Duration::ZERO,
+            items: vec![task.completion(result)],
+        };
+        match self.run(&req).await?.first() {
+            Some(Completed::Done) => Ok(()),
+            _ => Err(Error::StaleLease {
+                queue: self.name().into(),
+                id: task.id.clone(),
+            }),
+        }
+    }
+
+    /// Report one failed attempt.
+    pub async fn fail(&self, worker: &str, report: &FailReport) -> Result<FailStatus> {
+        let req = self.fail_request(worker, Duration::ZERO, std::slice::from_ref(report));
+        match self.run(&req).await?.first() {
+            Some(FailStatus::Stale) | None => Err(Error::StaleLease {
+                queue: self.name().into(),
+                id: report.id.clone(),
+            }),
+            Some(s) => Ok(*s),
+        }
+    }
+
+    /// One fail request for up to 1000 failed attempts that ran for `busy` in total.
+    pub fn fail_request<'a>(
+        &self,
+        worker: &'a str,
+        busy: Duration,
+        reports: &'a [FailReport],
+    ) -> ops::fail::Request<'a> {
+        ops::fail::Request {
+            worker,
+            dead_ttl: self.settings.dead_ttl,
+            busy,
+            items: reports.iter().map(FailReport::as_failure).collect(),
+        }
+    }
+
+    /// Give leases back without counting the attempt (shutdown). Returns how many were released.
+    pub async fn release(&self, worker: &str, leases: &[LeaseRef]) -> Result<u64> {
+        let mut n = 0;
+        for chunk in leases.chunks(MAX_BATCH) {
+            let req = ops::release::Request {
+                worker: worker.into(),
+                leases: chunk.to_vec(),
+            };
+            n += self
+                .run(&req)
+                .await?
+                .iter()
+                .filter(|r| **r == ops::release::Released::Released)
+                .count() as u64;
+        }
+        Ok(n)
+    }
+
+    /// Push mode: take up to `n` (1..=1000) tasks dispatch assigned to `worker`.
+    pub async fn take(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
+        let req = ops::take::Request {
+            worker: worker.into(),
+            n,
+            lease: self.settings.lease,
+        };
+        self.run(&req).await
+    }
+
+    /// Push dispatch: assign up to `n` pending tasks to the live workers by `strategy`, with a
+    /// random `seed` for the random strategy. Workers are live if they heartbeat within three
+    /// heartbeat intervals.
+    pub async fn dispatch(&self, strategy: crate::task::Strategy, n: usize, seed: u32) -> Result<Dispatched> {
+        let req = ops::dispatch::Request {
+            strategy,
+            n,
+            lease: self.settings.lease,
+            alive: self.settings.heartbeat * 3,
+            seed,
+        };
+        self.run(&req).await
+    }
+}
