@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod cron_expr;
+pub mod bounds;
 pub mod conn;
 pub mod error;
 pub mod events;

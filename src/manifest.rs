@@ -1,7 +1,7 @@
 //! The machine-readable contract of the scripts (`lua/manifest.json`).
 //!
 //! Other-language clients read the same file. In debug builds (so in every test) each script
-//! call built with [`crate::conn::Call::named`] is checked against it: an argument whose name or
+//! call built with `Call::named` (the connection layer) is checked against it: an argument whose name or
 //! position disagrees with the manifest, or a call left incomplete, panics — so a Rust call
 //! site can never drift from the contract unnoticed.
 

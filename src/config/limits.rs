@@ -1,13 +1,13 @@
 //! Config keys whose values become script arguments, with the scripts' limits they must fit.
 //!
-//! The limits come from `lua/manifest.json` (through [`crate::ops::bounds`]), never from a copy:
+//! The limits come from `lua/manifest.json` (through [`crate::bounds`]), never from a copy:
 //! a key feeding several arguments (a lease is sent to claim, take, heartbeat and dispatch, and
 //! three leases are reclaim's worker silence) gets the tightest of them. Validation walks this
 //! table, so a value any script would refuse is refused at start, naming the key — not by
 //! every call at run time.
 
 use super::QueueConfig;
-use crate::ops::bounds::{self, Bound};
+use crate::bounds::{self, Bound};
 use std::time::Duration;
 
 /// How a key's value is written and sent.

@@ -216,7 +216,7 @@ mod limits_walk {
     /// Every bounded argument of a script whose value a config key sets is listed by a key.
     #[test]
     fn the_table_covers_the_config_fed_arguments() {
-        use crate::ops::bounds;
+        use crate::bounds;
         let fed: Vec<(&str, &str)> = limits::QUEUE
             .iter()
             .map(|q| &q.limit)

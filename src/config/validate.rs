@@ -96,7 +96,7 @@ impl Config {
                 return bad(&key("backoff_cap"), "must not be shorter than backoff_base");
             }
             // sent as a whole percent
-            let jitter_max = crate::ops::bounds::enqueue::JITTER_PCT.max as f64 / 100.0;
+            let jitter_max = crate::bounds::enqueue::JITTER_PCT.max as f64 / 100.0;
             if !(0.0..=jitter_max).contains(&q.backoff_jitter) {
                 return bad(&key("backoff_jitter"), &format!("must be between 0.0 and {jitter_max:.1}"));
             }

@@ -6,7 +6,7 @@
 //! queue's settings and runs them. Bounds of the arguments come from `lua/manifest.json` at
 //! build time ([`bounds`]).
 
-pub mod bounds;
+pub use crate::bounds;
 pub mod cancel;
 pub mod claim;
 pub mod complete;
