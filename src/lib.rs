@@ -3,21 +3,27 @@
 //! Every state change of a task is one versioned Lua script (`lua/`), run atomically in Redis
 //! with EVALSHA; this crate is the thin orchestrator around them: a producer [`Client`]/[`Queue`],
 //! a [`Worker`] runtime, and the [`Maintenance`] loops. See README.md and docs/.
+//!
+//! Each script is a typed operation in [`ops`] (`ops::claim` calls `lua/claim.lua`); its
+//! argument limits are [`bounds`], generated from `lua/manifest.json`. Cargo features: the
+//! default `cli` builds the three binaries and everything they serve; with
+//! `default-features = false` a service that only enqueues (or runs Rust handlers) compiles no
+//! HTTP server, HTTP client, command-line parser or Prometheus exporter.
 
-pub mod advice;
+mod advice;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod client;
+mod client;
 pub mod config;
-pub mod cron_expr;
+mod cron_expr;
 pub mod bounds;
 pub mod conn;
-pub mod error;
-pub mod events;
+mod error;
+mod events;
 pub mod keys;
 #[doc(hidden)] // test and demo fixture: a throw-away redis-server
 pub mod local_redis;
-pub mod maintenance;
+mod maintenance;
 pub mod manifest;
 pub mod metrics;
 pub mod ops;
@@ -28,7 +34,7 @@ mod retry;
 pub mod scheduler;
 pub mod scripts;
 mod subscription;
-pub mod task;
+mod task;
 pub mod worker;
 
 pub use client::{
@@ -40,8 +46,9 @@ pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,
 };
 pub use error::{Error, Result};
-pub use events::{Event, EventTask};
+pub use events::{Event, EventTask, Since};
 pub use maintenance::Maintenance;
+pub use client::new_id;
 pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
 

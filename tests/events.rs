@@ -2,7 +2,7 @@
 //! capped stream and publishes it on the queue's channel; the stream can be resumed after a
 //! subscriber restart without missing anything.
 mod common;
-use baton::events::Since;
+use baton::Since;
 use baton::{Event, FailReport, TaskSpec};
 use futures_util::StreamExt;
 use std::time::Duration;

@@ -31,6 +31,7 @@ impl Call {
         }
     }
 
+    #[doc(hidden)] // tests of the scripts' own validation
     /// Append one ARGV value, unchecked (tests use it to send deliberately bad calls).
     pub fn arg<T: redis::ToRedisArgs>(&mut self, v: T) -> &mut Call {
         self.cmd.arg(v);
@@ -39,6 +40,7 @@ impl Call {
         self
     }
 
+    #[doc(hidden)]
     /// Skip the manifest check for this call (tests of the scripts' own validation).
     pub fn unchecked(&mut self) -> &mut Call {
         self.checked = false;
