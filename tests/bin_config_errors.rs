@@ -43,6 +43,17 @@ fn typos_bad_durations_and_impossible_values_are_refused() {
         "[scheduler.cron.nightly]\nschedule = \"every night\"\nkind = \"k\"\n",
         &["scheduler.cron.nightly.schedule", "5 fields"],
     );
+    // past the scripts' limits: refused at start, not by every claim or reclaim at run time
+    start_fails(
+        WORKER,
+        "[queues.emails]\nlease = \"48h\"\n",
+        &["queues.emails.lease", "1day", "claim.lease_ms"],
+    );
+    start_fails(
+        SCHEDULER,
+        "[queues.emails]\ndead_ttl = \"4000d\"\n",
+        &["queues.emails.dead_ttl", "reclaim.dead_ttl_ms"],
+    );
     start_fails(SCHEDULER, "[redis]\nurl = \"http://localhost\"\n", &["redis.url"]);
     start_fails(SCHEDULER, "[redis\nurl = 1\n", &["TOML"]);
     let out = std::process::Command::new(WORKER)

@@ -115,3 +115,35 @@ async fn one_past_a_limit_the_scripts_refuse_it_too() {
     assert!(is_bad_argument(q.promote(past).await));
     assert!(is_bad_argument(q.trim(past).await));
 }
+
+/// Should a script refuse its arguments anyway (a value forced past validation, or binaries of
+/// different versions), the maintenance loops and the worker stop with the error instead of
+/// retrying forever — a reclaim refused forever would leave a dead worker's tasks leased.
+#[tokio::test]
+async fn a_refused_argument_stops_maintenance_and_the_worker() {
+    let env = common::env().await;
+    let q = env.queue();
+    let over = |f: fn(&mut QueueConfig)| {
+        let mut s = q.settings().clone();
+        f(&mut s);
+        q.with_settings(s)
+    };
+    let bad = over(|s| s.dead_ttl = Duration::from_millis(limits::QUEUE[7].limit.range().1 as u64 + 1));
+    assert_eq!(limits::QUEUE[7].limit.key, "dead_ttl");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = baton::Maintenance::new(vec![bad], env.config.scheduler.clone()).run(stop.clone(), None);
+    let r = tokio::time::timeout(Duration::from_secs(10), run).await.expect("maintenance stopped by itself");
+    assert!(matches!(r, Err(Error::BadArgument { .. })), "{r:?}");
+    assert!(!stop.is_cancelled());
+
+    let bad = over(|s| s.lease = Duration::from_millis(limits::QUEUE[0].limit.range().1 as u64 + 1));
+    let worker = baton::Worker::builder(&env.client, "q")
+        .unwrap()
+        .maintenance(None)
+        .queue_settings(bad.settings().clone())
+        .handler("k", |_t: baton::TaskContext| async { Ok(Vec::new()) })
+        .build()
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), worker.run(std::future::pending())).await;
+    assert!(matches!(r, Ok(Err(Error::BadArgument { .. }))), "{r:?}");
+}

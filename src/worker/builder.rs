@@ -56,6 +56,12 @@ impl WorkerBuilder {
         self
     }
 
+    /// Use these queue settings instead of the configured ones (tests, tools).
+    pub fn queue_settings(mut self, settings: crate::config::QueueConfig) -> Self {
+        self.queue = self.queue.with_settings(settings);
+        self
+    }
+
     pub fn build(self) -> Result<Worker> {
         if self.concurrency == 0 {
             return Err(Error::Invalid("worker concurrency must be at least 1".into()));
