@@ -91,7 +91,14 @@ impl Event {
     /// One stream entry, with its fields `e` (type), `t` (ms), `w` (worker), `x` (tasks).
     fn from_entry(queue: &str, entry: &StreamId) -> Result<Event> {
         let field = |k: &str| entry.get::<String>(k).unwrap_or_default();
-        Event::new(queue, entry.id.clone(), &field("e"), &field("t"), &field("w"), &field("x"))
+        Event::new(
+            queue,
+            entry.id.clone(),
+            &field("e"),
+            &field("t"),
+            &field("w"),
+            &field("x"),
+        )
     }
 }
 
@@ -163,7 +170,10 @@ impl Queue {
                     )
                     .await
                     .map_err(|e| self.conn().err(e, &queue))?;
-                v.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".to_string())
+                v.ids
+                    .first()
+                    .map(|e| e.id.clone())
+                    .unwrap_or_else(|| "0-0".to_string())
             }
         };
         let conn = self.conn().clone();
@@ -214,7 +224,10 @@ impl Queue {
                                 return Some((Err(e), (con, key, queue, last, buf, true)));
                             }
                         };
-                        let ids = reply.and_then(|r| r.keys.into_iter().next()).map(|k| k.ids).unwrap_or_default();
+                        let ids = reply
+                            .and_then(|r| r.keys.into_iter().next())
+                            .map(|k| k.ids)
+                            .unwrap_or_default();
                         let list = match entries(&queue, &ids) {
                             Ok(l) => l,
                             Err(e) => return Some((Err(e), (con, key, queue, last, buf, true))),

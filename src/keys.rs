@@ -76,8 +76,23 @@ impl Role {
 
 /// The role names, in keyset order.
 pub const ROLES: [&str; 17] = [
-    "meta", "tasks", "pending", "delayed", "leased", "lease", "done", "dead", "cancelled", "results", "errors",
-    "workers", "wbeat", "assigned", "winfl", "wstat", "events",
+    "meta",
+    "tasks",
+    "pending",
+    "delayed",
+    "leased",
+    "lease",
+    "done",
+    "dead",
+    "cancelled",
+    "results",
+    "errors",
+    "workers",
+    "wbeat",
+    "assigned",
+    "winfl",
+    "wstat",
+    "events",
 ];
 
 /// Names of the keys of one queue.

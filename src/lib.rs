@@ -11,13 +11,13 @@
 //! HTTP server, HTTP client, command-line parser or Prometheus exporter.
 
 mod advice;
+pub mod bounds;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
 pub mod config;
-mod cron_expr;
-pub mod bounds;
 pub mod conn;
+mod cron_expr;
 mod error;
 mod events;
 pub mod keys;
@@ -37,18 +37,18 @@ mod subscription;
 mod task;
 pub mod worker;
 
+pub use client::new_id;
 pub use client::{
-    Claimed, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat, LeaseStatus,
-    Outcome, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
+    Claimed, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat,
+    LeaseStatus, Outcome, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
 };
-pub use ops::LeaseRef;
 pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventTask, Since};
 pub use maintenance::Maintenance;
-pub use client::new_id;
+pub use ops::LeaseRef;
 pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
 

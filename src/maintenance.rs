@@ -120,15 +120,27 @@ where
     }
 }
 
-async fn promote_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken, wake: Arc<Notify>) -> Result<()> {
-    run_loop(&q, "promote", cfg.promote_interval, &stop, Some(&wake), || async {
-        let p = q.promote(cfg.batch).await?;
-        Ok(if p.promoted as usize >= cfg.batch {
-            Duration::ZERO
-        } else {
-            next_sleep(p.next_in, cfg.promote_interval)
-        })
-    })
+async fn promote_loop(
+    q: Queue,
+    cfg: SchedulerConfig,
+    stop: CancellationToken,
+    wake: Arc<Notify>,
+) -> Result<()> {
+    run_loop(
+        &q,
+        "promote",
+        cfg.promote_interval,
+        &stop,
+        Some(&wake),
+        || async {
+            let p = q.promote(cfg.batch).await?;
+            Ok(if p.promoted as usize >= cfg.batch {
+                Duration::ZERO
+            } else {
+                next_sleep(p.next_in, cfg.promote_interval)
+            })
+        },
+    )
     .await
 }
 
@@ -161,14 +173,23 @@ async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) 
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(forward_signals(q.clone(), wake.clone(), stop.clone()));
     let strategy = q.settings().strategy;
-    let r = run_loop(&q, "dispatch", cfg.dispatch_interval, &stop, Some(&wake), || async {
-        let d = q.dispatch(strategy, cfg.batch, crate::ops::dispatch::random_seed()).await?;
-        Ok(if d.assigned as usize >= cfg.batch {
-            Duration::ZERO
-        } else {
-            cfg.dispatch_interval
-        })
-    })
+    let r = run_loop(
+        &q,
+        "dispatch",
+        cfg.dispatch_interval,
+        &stop,
+        Some(&wake),
+        || async {
+            let d = q
+                .dispatch(strategy, cfg.batch, crate::ops::dispatch::random_seed())
+                .await?;
+            Ok(if d.assigned as usize >= cfg.batch {
+                Duration::ZERO
+            } else {
+                cfg.dispatch_interval
+            })
+        },
+    )
     .await;
     listener.abort();
     r

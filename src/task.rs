@@ -65,7 +65,6 @@ impl Strategy {
     }
 }
 
-
 /// Retry policy of a task.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {

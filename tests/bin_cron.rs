@@ -23,7 +23,12 @@ async fn two_schedulers_fire_each_occurrence_once() {
     let q = env.queue();
     let pending: Vec<String> = q
         .conn()
-        .query(redis::cmd("ZRANGE").arg(q.keys().key(baton::keys::Role::Pending)).arg(0).arg(-1))
+        .query(
+            redis::cmd("ZRANGE")
+                .arg(q.keys().key(baton::keys::Role::Pending))
+                .arg(0)
+                .arg(-1),
+        )
         .await
         .unwrap();
     let keys: Vec<String> = q

@@ -19,7 +19,12 @@ async fn cancel_pending_delayed_and_leased() {
     let claimed = q.claim("w", 2).await.unwrap();
     let lc = claimed.iter().find(|c| c.id == l).unwrap().clone();
     let pc = claimed.iter().find(|c| c.id == p).unwrap().clone();
-    assert_eq!(q.release("w", &[baton::LeaseRef::new(&p, &pc.token)]).await.unwrap(), 1);
+    assert_eq!(
+        q.release("w", &[baton::LeaseRef::new(&p, &pc.token)])
+            .await
+            .unwrap(),
+        1
+    );
     common::assert_state(&q, &p, "pending").await;
 
     let out = q.cancel(&[&p, &d, &l, "nope"]).await.unwrap();
@@ -41,7 +46,10 @@ async fn cancel_pending_delayed_and_leased() {
     }
     // the worker holding `l` learns it at its heartbeat and cannot complete it
     assert_eq!(
-        q.heartbeat("w", &[baton::LeaseRef::new(&l, &lc.token)]).await.unwrap().statuses,
+        q.heartbeat("w", &[baton::LeaseRef::new(&l, &lc.token)])
+            .await
+            .unwrap()
+            .statuses,
         vec![baton::LeaseStatus::Cancelled]
     );
     assert!(matches!(

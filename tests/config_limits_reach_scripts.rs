@@ -53,7 +53,10 @@ async fn every_transition_runs_at_the_configured_limits() {
     }
     let claimed = q.claim("w", s.claim_batch).await.unwrap();
     assert_eq!(claimed.len(), 3);
-    let hb = q.heartbeat("w", &[claimed[0].lease(), claimed[1].lease()]).await.unwrap();
+    let hb = q
+        .heartbeat("w", &[claimed[0].lease(), claimed[1].lease()])
+        .await
+        .unwrap();
     assert_eq!(hb.statuses, [LeaseStatus::Renewed, LeaseStatus::Renewed]);
     q.complete("w", &claimed[0], b"r").await.unwrap();
     let report = FailReport {
@@ -95,17 +98,25 @@ async fn one_past_a_limit_the_scripts_refuse_it_too() {
         lease: ms(&find("lease")),
         ..q.settings().clone()
     });
-    assert!(is_bad_argument(over.claim("w", 1).await), "claim with a lease past the limit");
+    assert!(
+        is_bad_argument(over.claim("w", 1).await),
+        "claim with a lease past the limit"
+    );
     let over = q.with_settings(QueueConfig {
         dead_ttl: ms(&find("dead_ttl")),
         ..q.settings().clone()
     });
-    assert!(is_bad_argument(over.reclaim(10).await), "reclaim with a dead_ttl past the limit");
+    assert!(
+        is_bad_argument(over.reclaim(10).await),
+        "reclaim with a dead_ttl past the limit"
+    );
     let over = q.with_settings(QueueConfig {
         claim_batch: find("claim_batch").range().1 as usize + 1,
         ..q.settings().clone()
     });
-    assert!(is_bad_argument(over.claim("w", over.settings().claim_batch).await));
+    assert!(is_bad_argument(
+        over.claim("w", over.settings().claim_batch).await
+    ));
     let over = q.with_settings(QueueConfig {
         result_ttl: ms(&find("result_ttl")),
         ..q.settings().clone()
@@ -132,7 +143,9 @@ async fn a_refused_argument_stops_maintenance_and_the_worker() {
     assert_eq!(limits::QUEUE[7].limit.key, "dead_ttl");
     let stop = tokio_util::sync::CancellationToken::new();
     let run = baton::Maintenance::new(vec![bad], env.config.scheduler.clone()).run(stop.clone(), None);
-    let r = tokio::time::timeout(Duration::from_secs(10), run).await.expect("maintenance stopped by itself");
+    let r = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("maintenance stopped by itself");
     assert!(matches!(r, Err(Error::BadArgument { .. })), "{r:?}");
     assert!(!stop.is_cancelled());
 

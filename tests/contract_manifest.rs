@@ -114,8 +114,12 @@ fn lua_constants() -> std::collections::HashMap<String, i64> {
     let mut out = std::collections::HashMap::new();
     for e in std::fs::read_dir(dir).unwrap() {
         for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
-            let Some(rest) = line.strip_prefix("local ") else { continue };
-            let Some((name, value)) = rest.split_once(" = ") else { continue };
+            let Some(rest) = line.strip_prefix("local ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(" = ") else {
+                continue;
+            };
             if let Ok(v) = value.trim().parse::<i64>() {
                 out.insert(name.trim().to_string(), v);
             }
@@ -145,17 +149,27 @@ fn bounds_in_headers_and_code_agree_with_the_manifest() {
         let path = format!("{}/lua/{}", env!("CARGO_MANIFEST_DIR"), spec.file);
         let text = std::fs::read_to_string(&path).unwrap();
         let (head, body) = text.split_at(text.find("]]").unwrap());
-        let fields = spec.argv.iter().chain(spec.repeat.iter().flat_map(|r| r.fields.iter()));
+        let fields = spec
+            .argv
+            .iter()
+            .chain(spec.repeat.iter().flat_map(|r| r.fields.iter()));
         for a in fields.filter(|a| a.min.is_some()) {
             let (min, max) = (a.min.unwrap(), a.max.unwrap());
             // header: "<name> (int, LO..HI"
             let marker = format!("{} (int, ", a.name);
-            let at = head.find(&marker).unwrap_or_else(|| panic!("{name}: header lacks {marker:?}"));
+            let at = head
+                .find(&marker)
+                .unwrap_or_else(|| panic!("{name}: header lacks {marker:?}"));
             let range = head[at + marker.len()..].split([';', ')']).next().unwrap();
             let (lo, hi) = range
                 .split_once("..")
                 .unwrap_or_else(|| panic!("{name}: header range of {} is {range:?}", a.name));
-            assert_eq!(resolve(hi, &consts), Some(max), "{name}: header max of {}", a.name);
+            assert_eq!(
+                resolve(hi, &consts),
+                Some(max),
+                "{name}: header max of {}",
+                a.name
+            );
             if let Some(lo) = resolve(lo, &consts) {
                 assert_eq!(lo, min, "{name}: header min of {}", a.name);
             }
@@ -166,7 +180,12 @@ fn bounds_in_headers_and_code_agree_with_the_manifest() {
                 .unwrap_or_else(|| panic!("{name}: no int_arg check of {}", a.name));
             let args = body[at + marker.len()..].split(')').next().unwrap();
             let (lo, hi) = args.split_once(',').unwrap();
-            assert_eq!(resolve(hi, &consts), Some(max), "{name}: int_arg max of {}", a.name);
+            assert_eq!(
+                resolve(hi, &consts),
+                Some(max),
+                "{name}: int_arg max of {}",
+                a.name
+            );
             if let Some(lo) = resolve(lo, &consts) {
                 assert_eq!(lo, min, "{name}: int_arg min of {}", a.name);
             }

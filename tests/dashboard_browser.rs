@@ -211,7 +211,9 @@ async fn the_dashboard_shows_real_counts_and_requeues_a_dead_task_by_click() {
     .unwrap();
     // The other two were claimed too: hand them back so they are pending again.
     for other in claimed.iter().filter(|c| c.id != dead) {
-        q.release("w1", &[baton::LeaseRef::new(&other.id, &other.token)]).await.unwrap();
+        q.release("w1", &[baton::LeaseRef::new(&other.id, &other.token)])
+            .await
+            .unwrap();
     }
     let counts = q.counts().await.unwrap();
 

@@ -15,7 +15,10 @@ async fn delayed_task_waits_then_is_promoted() {
         .id;
     common::assert_state(&q, &id, "delayed").await;
     assert!(q.claim("w", 10).await.unwrap().is_empty(), "not claimable yet");
-    let baton::Promoted { promoted: n, next_in: next } = q.promote(100).await.unwrap();
+    let baton::Promoted {
+        promoted: n,
+        next_in: next,
+    } = q.promote(100).await.unwrap();
     assert_eq!(n, 0, "not due yet");
     let next = next.expect("a delayed task remains");
     assert!(
@@ -23,7 +26,13 @@ async fn delayed_task_waits_then_is_promoted() {
         "{next:?}"
     );
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(q.promote(100).await.unwrap(), baton::Promoted { promoted: 1, next_in: None });
+    assert_eq!(
+        q.promote(100).await.unwrap(),
+        baton::Promoted {
+            promoted: 1,
+            next_in: None
+        }
+    );
     common::assert_state(&q, &id, "pending").await;
     assert_eq!(q.claim("w", 10).await.unwrap()[0].id, id);
 }

@@ -45,7 +45,10 @@ async fn heartbeat_moves_the_deadline() {
     let c = q.claim("w", 1).await.unwrap().remove(0);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        q.heartbeat("w", &[baton::LeaseRef::new(&id, &c.token)]).await.unwrap().statuses,
+        q.heartbeat("w", &[baton::LeaseRef::new(&id, &c.token)])
+            .await
+            .unwrap()
+            .statuses,
         vec![baton::LeaseStatus::Renewed]
     );
     let t = q.get(&id).await.unwrap().unwrap();

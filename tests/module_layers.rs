@@ -34,7 +34,10 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
         let deps = edges.entry(top.clone()).or_default();
         for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
             for part in line.split("crate::").skip(1) {
-                let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
                 // lowercase: a module (a capitalised name is an item re-exported at the root)
                 if name.starts_with(|c: char| c.is_ascii_lowercase()) && name != top {
                     deps.insert(name);
@@ -45,7 +48,12 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
     edges
 }
 
-fn path(edges: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str, seen: &mut BTreeSet<String>) -> Option<Vec<String>> {
+fn path(
+    edges: &BTreeMap<String, BTreeSet<String>>,
+    from: &str,
+    to: &str,
+    seen: &mut BTreeSet<String>,
+) -> Option<Vec<String>> {
     if from == to {
         return Some(vec![to.to_string()]);
     }
@@ -64,7 +72,10 @@ fn path(edges: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str, seen: 
 #[test]
 fn no_module_depends_on_itself_through_others() {
     let edges = edges();
-    assert!(edges.contains_key("client") && edges["client"].contains("ops"), "parsed: {edges:?}");
+    assert!(
+        edges.contains_key("client") && edges["client"].contains("ops"),
+        "parsed: {edges:?}"
+    );
     for (m, deps) in &edges {
         for d in deps {
             if let Some(back) = path(&edges, d, m, &mut BTreeSet::new()) {
@@ -79,6 +90,9 @@ fn the_contract_and_the_domain_are_leaves() {
     let edges = edges();
     for leaf in ["bounds", "task", "keys", "cron_expr", "retry", "advice"] {
         let deps: Vec<&String> = edges[leaf].iter().filter(|d| *d != "error").collect();
-        assert!(deps.is_empty(), "{leaf} should depend on nothing but error, depends on {deps:?}");
+        assert!(
+            deps.is_empty(),
+            "{leaf} should depend on nothing but error, depends on {deps:?}"
+        );
     }
 }

@@ -40,7 +40,11 @@ async fn owners(q: &Queue, ids: &[String]) -> Vec<String> {
     for id in ids {
         let lease: String = q
             .conn()
-            .query(redis::cmd("HGET").arg(q.keys().key(baton::keys::Role::Lease)).arg(id))
+            .query(
+                redis::cmd("HGET")
+                    .arg(q.keys().key(baton::keys::Role::Lease))
+                    .arg(id),
+            )
             .await
             .unwrap();
         out.push(lease.split_once('|').unwrap().1.to_string());

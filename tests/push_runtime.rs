@@ -98,7 +98,12 @@ async fn two_dispatchers_three_workers_every_task_once_and_no_drift() {
                 .unwrap();
             let assigned: Vec<String> = q
                 .conn()
-                .query(redis::cmd("ZRANGE").arg(q.keys().key(baton::keys::Role::Assigned)).arg(0).arg(-1))
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(q.keys().key(baton::keys::Role::Assigned))
+                        .arg(0)
+                        .arg(-1),
+                )
                 .await
                 .unwrap();
             panic!(

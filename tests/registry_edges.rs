@@ -67,7 +67,11 @@ async fn a_silent_worker_is_pruned_only_after_its_leases_are_reclaimed() {
     assert_eq!(r.pruned_workers, vec!["w".to_string()]);
     let winfl: Option<i64> = q
         .conn()
-        .query(redis::cmd("HGET").arg(q.keys().key(baton::keys::Role::Winfl)).arg("w"))
+        .query(
+            redis::cmd("HGET")
+                .arg(q.keys().key(baton::keys::Role::Winfl))
+                .arg("w"),
+        )
         .await
         .unwrap();
     assert_eq!(winfl, None, "pruned with a zero counter, nothing left to drift");

@@ -25,7 +25,13 @@ async fn result_expires_after_its_ttl_and_trim_frees_everything() {
         q.get(&id).await.unwrap().is_none(),
         "expired result is gone even before the janitor runs"
     );
-    assert_eq!(q.trim(100).await.unwrap(), baton::Trimmed { dropped: 1, more: false });
+    assert_eq!(
+        q.trim(100).await.unwrap(),
+        baton::Trimmed {
+            dropped: 1,
+            more: false
+        }
+    );
     let mut raw = env.raw().await;
     use baton::keys::Role;
     for role in [Role::Tasks, Role::Results, Role::Errors, Role::Lease] {

@@ -56,7 +56,12 @@ async fn sigkill_worker_loses_no_task() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let held: Vec<String> = q
         .conn()
-        .query(redis::cmd("ZRANGE").arg(q.keys().key(baton::keys::Role::Leased)).arg(0).arg(-1))
+        .query(
+            redis::cmd("ZRANGE")
+                .arg(q.keys().key(baton::keys::Role::Leased))
+                .arg(0)
+                .arg(-1),
+        )
         .await
         .unwrap();
     assert_eq!(held.len(), 4);

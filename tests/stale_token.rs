@@ -34,10 +34,18 @@ async fn a_zombie_cannot_complete_fail_renew_or_release() {
         .unwrap_err();
     assert!(matches!(e, Error::StaleLease { .. }), "{e}");
     assert_eq!(
-        q.heartbeat("w1", &[baton::LeaseRef::new(&id, &zombie.token)]).await.unwrap().statuses,
+        q.heartbeat("w1", &[baton::LeaseRef::new(&id, &zombie.token)])
+            .await
+            .unwrap()
+            .statuses,
         vec![LeaseStatus::Lost]
     );
-    assert_eq!(q.release("w1", &[baton::LeaseRef::new(&id, &zombie.token)]).await.unwrap(), 0);
+    assert_eq!(
+        q.release("w1", &[baton::LeaseRef::new(&id, &zombie.token)])
+            .await
+            .unwrap(),
+        0
+    );
     // the right token from the wrong worker is refused too
     let e = q.complete("w1", &fresh, b"thief").await.unwrap_err();
     assert!(matches!(e, Error::StaleLease { .. }), "{e}");

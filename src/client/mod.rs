@@ -83,7 +83,11 @@ impl FailReport {
             id: &self.id,
             token: &self.token,
             error: &self.error,
-            mode: if self.retry { FailMode::retry() } else { FailMode::Final },
+            mode: if self.retry {
+                FailMode::retry()
+            } else {
+                FailMode::Final
+            },
         }
     }
 }

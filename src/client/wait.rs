@@ -73,8 +73,14 @@ impl Queue {
             }
             let deadline = tokio::time::Instant::now() + left.min(Duration::from_secs(1));
             // Until a notification names the task, a resubscription (check again) or the nap ends.
-            while let Ok(Some(Signal::Message(msg))) = tokio::time::timeout_at(deadline, sub.next(&never)).await {
-                if msg.get_payload_bytes().split(|&b| b == b',').any(|x| x == id.as_bytes()) {
+            while let Ok(Some(Signal::Message(msg))) =
+                tokio::time::timeout_at(deadline, sub.next(&never)).await
+            {
+                if msg
+                    .get_payload_bytes()
+                    .split(|&b| b == b',')
+                    .any(|x| x == id.as_bytes())
+                {
                     break;
                 }
             }

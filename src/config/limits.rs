@@ -163,7 +163,10 @@ pub const QUEUE: &[QueueLimit] = &[
             key: "result_ttl",
             unit: Unit::Millis,
             floor: None,
-            feeds: &[(bounds::enqueue::RESULT_TTL_MS, 1), (bounds::complete::RESULT_TTL_MS, 1)],
+            feeds: &[
+                (bounds::enqueue::RESULT_TTL_MS, 1),
+                (bounds::complete::RESULT_TTL_MS, 1),
+            ],
         },
         value: |q| millis(q.result_ttl),
     },

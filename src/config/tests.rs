@@ -177,7 +177,11 @@ mod limits_walk {
             let (lo, hi) = l.range();
             let key = format!("queues.q.{}", l.key);
             // the heartbeat's own limit is beyond any valid lease: its reachable top is lease - 1
-            let top = if l.key == "heartbeat" { hi.min(lease_max - 1) } else { hi };
+            let top = if l.key == "heartbeat" {
+                hi.min(lease_max - 1)
+            } else {
+                hi
+            };
             accepted(&queue_toml(l, top));
             refused(&queue_toml(l, hi + 1), &key);
             accepted(&queue_toml(l, lo.max(0)));
@@ -197,7 +201,8 @@ mod limits_walk {
         accepted(&format!("[worker]\ncapacity = {hi}\n"));
         refused(&format!("[worker]\ncapacity = {}\n", hi + 1), "worker.capacity");
         let (lo, hi) = limits::CRON_PRIORITY.range();
-        let cron = |p: i64| format!("[scheduler.cron.c]\nschedule = \"* * * * *\"\nkind = \"k\"\npriority = {p}\n");
+        let cron =
+            |p: i64| format!("[scheduler.cron.c]\nschedule = \"* * * * *\"\nkind = \"k\"\npriority = {p}\n");
         accepted(&cron(hi));
         accepted(&cron(lo));
         refused(&cron(hi + 1), "scheduler.cron.c.priority");
@@ -207,9 +212,13 @@ mod limits_walk {
     /// The reported misconfiguration: a lease the claim script refuses is refused at start.
     #[test]
     fn a_two_day_lease_is_refused_naming_the_key() {
-        let e = Config::from_toml("[queues.emails]\nlease = \"48h\"\n").unwrap_err().to_string();
+        let e = Config::from_toml("[queues.emails]\nlease = \"48h\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("queues.emails.lease") && e.contains("1day"), "{e}");
-        let e = Config::from_toml("[queues.emails]\ndead_ttl = \"4000d\"\n").unwrap_err().to_string();
+        let e = Config::from_toml("[queues.emails]\ndead_ttl = \"4000d\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("queues.emails.dead_ttl"), "{e}");
     }
 
@@ -220,7 +229,11 @@ mod limits_walk {
         let fed: Vec<(&str, &str)> = limits::QUEUE
             .iter()
             .map(|q| &q.limit)
-            .chain([&limits::SCHEDULER_BATCH, &limits::WORKER_CAPACITY, &limits::CRON_PRIORITY])
+            .chain([
+                &limits::SCHEDULER_BATCH,
+                &limits::WORKER_CAPACITY,
+                &limits::CRON_PRIORITY,
+            ])
             .flat_map(|l| l.feeds.iter().map(|(b, _)| (b.script, b.arg)))
             .collect();
         for b in [
@@ -249,7 +262,12 @@ mod limits_walk {
             bounds::trim::LIMIT,
             bounds::configure::EVENTS_MAX_LEN,
         ] {
-            assert!(fed.contains(&(b.script, b.arg)), "{}.{} is fed by no config key", b.script, b.arg);
+            assert!(
+                fed.contains(&(b.script, b.arg)),
+                "{}.{} is fed by no config key",
+                b.script,
+                b.arg
+            );
         }
     }
 }

@@ -81,7 +81,9 @@ impl Config {
             let key = |k: &str| format!("queues.{name}.{k}");
             validate_name(name, "queue name").map_err(|e| Error::Config(format!("[queues.{name}]: {e}")))?;
             for l in limits::QUEUE {
-                l.limit.check(&key(l.limit.key), (l.value)(q)).map_err(Error::Config)?;
+                l.limit
+                    .check(&key(l.limit.key), (l.value)(q))
+                    .map_err(Error::Config)?;
             }
             if q.heartbeat >= q.lease {
                 return bad(
@@ -98,7 +100,10 @@ impl Config {
             // sent as a whole percent
             let jitter_max = crate::bounds::enqueue::JITTER_PCT.max as f64 / 100.0;
             if !(0.0..=jitter_max).contains(&q.backoff_jitter) {
-                return bad(&key("backoff_jitter"), &format!("must be between 0.0 and {jitter_max:.1}"));
+                return bad(
+                    &key("backoff_jitter"),
+                    &format!("must be between 0.0 and {jitter_max:.1}"),
+                );
             }
             if q.dead_ttl.is_zero() {
                 return bad(&key("dead_ttl"), "must be longer than 0s");
@@ -118,7 +123,10 @@ impl Config {
         }
         if let Some(c) = self.worker.capacity {
             if c == 0 {
-                return bad("worker.capacity", "must be at least 1 (or left out: defaults to concurrency)");
+                return bad(
+                    "worker.capacity",
+                    "must be at least 1 (or left out: defaults to concurrency)",
+                );
             }
             limits::WORKER_CAPACITY
                 .check("worker.capacity", c.min(i64::MAX as usize) as i64)

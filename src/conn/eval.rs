@@ -113,7 +113,11 @@ impl Conn {
         r
     }
 
-    pub(super) async fn eval_pipeline_inner(&self, calls: &[Call], queue: &str) -> Result<Vec<Result<Value>>> {
+    pub(super) async fn eval_pipeline_inner(
+        &self,
+        calls: &[Call],
+        queue: &str,
+    ) -> Result<Vec<Result<Value>>> {
         calls.iter().for_each(Call::verify);
         let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
         let mut todo: Vec<usize> = (0..calls.len()).collect();

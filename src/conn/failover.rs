@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 impl Conn {
     /// Ask the sentinels for the primary and connect to it (checked, scripts not loaded yet).
-    pub(super) async fn resolve(source: &Source, cfg_like: &impl Timeouts, generation: u64) -> Result<Current> {
+    pub(super) async fn resolve(
+        source: &Source,
+        cfg_like: &impl Timeouts,
+        generation: u64,
+    ) -> Result<Current> {
         let Source::Sentinel(sc) = source else {
             unreachable!("resolve is for Sentinel")
         };

@@ -188,7 +188,11 @@ impl Conn {
 
 /// A first plain connection gives a fast, precise error (refused, auth, timeout) instead of a
 /// reconnect loop.
-pub(super) async fn probe(client: &redis::Client, t: &impl Timeouts, addr: &str) -> Result<MultiplexedConnection> {
+pub(super) async fn probe(
+    client: &redis::Client,
+    t: &impl Timeouts,
+    addr: &str,
+) -> Result<MultiplexedConnection> {
     let cfg = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(t.connect()))
         .set_response_timeout(Some(t.response()));
@@ -209,7 +213,11 @@ pub(super) async fn probe(client: &redis::Client, t: &impl Timeouts, addr: &str)
     Ok(con)
 }
 
-pub(super) async fn manager(client: &redis::Client, t: &impl Timeouts, addr: &str) -> Result<ConnectionManager> {
+pub(super) async fn manager(
+    client: &redis::Client,
+    t: &impl Timeouts,
+    addr: &str,
+) -> Result<ConnectionManager> {
     let cfg = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(t.connect()))
         .set_response_timeout(Some(t.response()))

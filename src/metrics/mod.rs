@@ -23,4 +23,3 @@ pub(crate) fn script_call(script: &'static str, secs: f64, error: Option<&'stati
         metrics::counter!("baton_script_errors_total", "script" => script, "kind" => kind).increment(1);
     }
 }
-

@@ -66,7 +66,10 @@ impl Op for Request {
                 .named("jitter_pct", t.jitter_pct)
                 .named("timeout_ms", ms(t.timeout))
                 .named("result_ttl_ms", ms(t.result_ttl))
-                .named("idem_ttl_ms", t.idempotency.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)));
+                .named(
+                    "idem_ttl_ms",
+                    t.idempotency.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)),
+                );
         }
     }
 }

@@ -53,7 +53,8 @@ impl FromRedisValue for Lookup {
             .map_err(|_| ParsingError::from(format!("get: expected 7 elements, got {n}")))?;
         let state = string(state)?;
         Ok(Lookup(Some(Snapshot {
-            state: State::parse(&state).ok_or_else(|| ParsingError::from(format!("get: unknown state {state:?}")))?,
+            state: State::parse(&state)
+                .ok_or_else(|| ParsingError::from(format!("get: unknown state {state:?}")))?,
             record: Record::parse(&bytes(record)?).map_err(|e| ParsingError::from(e.to_string()))?,
             attempts: int(&attempts)?.max(0) as u32,
             lease: string(lease).unwrap_or_default(),

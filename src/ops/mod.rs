@@ -24,11 +24,11 @@ pub mod purge;
 pub mod reclaim;
 pub mod register;
 pub mod release;
+mod reply;
 pub mod requeue;
 pub mod take;
 pub mod trim;
 pub mod workers;
-mod reply;
 
 use crate::conn::Call;
 use crate::keys::QueueKeys;

@@ -40,6 +40,10 @@ impl FromRedisValue for Released {
     }
 
     fn from_redis_value_ref(v: &Value) -> Result<Self, ParsingError> {
-        Ok(if int(v)? == 1 { Released::Released } else { Released::Stale })
+        Ok(if int(v)? == 1 {
+            Released::Released
+        } else {
+            Released::Stale
+        })
     }
 }

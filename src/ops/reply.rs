@@ -47,15 +47,26 @@ pub(crate) fn exactly<const N: usize>(v: Value, what: &str) -> Result<[Value; N]
 /// The items of a flat reply of `K` values per item. Item types decode a whole flat array by
 /// overriding `FromRedisValue::from_redis_values` (the hook redis-rs gives `Vec<T>` decoding),
 /// so a script's reply reads as `Vec<Item>`.
-pub(crate) fn groups<const K: usize>(items: Vec<Value>, script: &str) -> Result<Vec<[Value; K]>, ParsingError> {
+pub(crate) fn groups<const K: usize>(
+    items: Vec<Value>,
+    script: &str,
+) -> Result<Vec<[Value; K]>, ParsingError> {
     if !items.len().is_multiple_of(K) {
-        return Err(format!("{script}: {} values is not a whole number of {K}-value items", items.len()).into());
+        return Err(format!(
+            "{script}: {} values is not a whole number of {K}-value items",
+            items.len()
+        )
+        .into());
     }
     let mut out = Vec::with_capacity(items.len() / K);
     let mut it = items.into_iter();
     while it.len() > 0 {
         let group: Vec<Value> = it.by_ref().take(K).collect();
-        out.push(group.try_into().map_err(|_| ParsingError::from(format!("{script}: short item")))?);
+        out.push(
+            group
+                .try_into()
+                .map_err(|_| ParsingError::from(format!("{script}: short item")))?,
+        );
     }
     Ok(out)
 }

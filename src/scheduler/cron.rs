@@ -8,10 +8,10 @@
 
 use crate::client::Client;
 use crate::config::CronEntry;
-use crate::task::TaskSpec;
-use chrono::{DateTime, Utc};
 use crate::cron_expr::{occurrences, parse};
 use crate::retry::Backoff;
+use crate::task::TaskSpec;
+use chrono::{DateTime, Utc};
 use croner::Cron;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

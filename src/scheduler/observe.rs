@@ -2,9 +2,9 @@
 //! totals (throughput over time), and task wait/run-time histograms derived from the lifecycle
 //! events stream. Runs only when `[scheduler] http` is set.
 
-use crate::retry::Backoff;
 use crate::client::Queue;
 use crate::events::{Event, Since};
+use crate::retry::Backoff;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

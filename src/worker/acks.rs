@@ -59,7 +59,11 @@ pub(super) async fn ack_flusher(
             kinds.push(AckKind::Complete);
         }
         if !failed.is_empty() {
-            calls.push(queue.fail_request(&worker, busy_failed, &failed).call(queue.keys()));
+            calls.push(
+                queue
+                    .fail_request(&worker, busy_failed, &failed)
+                    .call(queue.keys()),
+            );
             kinds.push(AckKind::Fail);
         }
         // Acks are idempotent (a repeat is refused as stale), so retrying is safe; permits stay
@@ -140,7 +144,10 @@ fn count_acks(queue: &Queue, r: Result<redis::Value>, stats: &WorkerStats, kind:
     let (ok, stale) = match kind {
         AckKind::Complete => match queue.decode::<ops::complete::Request>(v) {
             Ok(s) => {
-                let stale = s.iter().filter(|c| **c == ops::complete::Completed::Stale).count();
+                let stale = s
+                    .iter()
+                    .filter(|c| **c == ops::complete::Completed::Stale)
+                    .count();
                 (s.len() - stale, stale)
             }
             Err(e) => return tracing::error!(error = %e, "bad acknowledgement reply"),

@@ -27,15 +27,15 @@ mod wake;
 pub use builder::{new_worker_id, WorkerBuilder};
 
 use acks::ack_flusher;
+pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 use heartbeat::heartbeat_loop;
 use wake::wake_listener;
-pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 
 use crate::client::{Claimed, Client, FailReport, FailStatus, LeaseStatus, Queue};
-use crate::ops::{self, LeaseRef, Op};
 use crate::config::{DispatchMode, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::maintenance::Maintenance;
+use crate::ops::{self, LeaseRef, Op};
 use crate::retry::Backoff;
 use crate::subscription::{Signal, Subscription};
 use futures_util::FutureExt;
@@ -160,7 +160,8 @@ impl Worker {
         // worker shuts down gracefully and `run` returns the error.
         let fatal = Fatal::default();
         // Subscribe before the first claim, so no wake-up after it can be missed.
-        let sub = Subscription::connect(queue.conn().clone(), &[queue.keys().wake_channel()], queue.name()).await?;
+        let sub =
+            Subscription::connect(queue.conn().clone(), &[queue.keys().wake_channel()], queue.name()).await?;
         // Registered before anything is spawned: an error here leaves nothing running.
         let info = self.info();
         queue.configure().await?;
@@ -259,7 +260,10 @@ impl Worker {
                     .collect()
             };
             if !leftovers.is_empty() {
-                let leases: Vec<LeaseRef> = leftovers.into_iter().map(|(id, token)| LeaseRef { id, token }).collect();
+                let leases: Vec<LeaseRef> = leftovers
+                    .into_iter()
+                    .map(|(id, token)| LeaseRef { id, token })
+                    .collect();
                 match queue.release(&self.id, &leases).await {
                     Ok(n) => {
                         self.stats.released.fetch_add(n, Ordering::Relaxed);

@@ -140,7 +140,11 @@ pub async fn assert_one_state(q: &Queue, id: &str) -> &'static str {
     );
     let lease: Option<String> = q
         .conn()
-        .query(redis::cmd("HGET").arg(q.keys().key(baton::keys::Role::Lease)).arg(id))
+        .query(
+            redis::cmd("HGET")
+                .arg(q.keys().key(baton::keys::Role::Lease))
+                .arg(id),
+        )
         .await
         .unwrap();
     assert_eq!(

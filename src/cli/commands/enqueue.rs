@@ -76,7 +76,12 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
     }
 }
 
-pub(super) async fn enqueue_file(queue: &Queue, args: &EnqueueArgs, path: &std::path::Path, json: bool) -> Result<i32> {
+pub(super) async fn enqueue_file(
+    queue: &Queue,
+    args: &EnqueueArgs,
+    path: &std::path::Path,
+    json: bool,
+) -> Result<i32> {
     if args.idempotency_key.is_some() {
         return Err(Error::Invalid(
             "--idempotency-key applies to one task; it cannot be used with --from-file".into(),

@@ -20,7 +20,13 @@ pub(super) fn ms_ago(at_ms: u64) -> String {
     }
 }
 
-pub(super) async fn events(queue: &Queue, follow: bool, last: usize, after: Option<String>, json: bool) -> Result<i32> {
+pub(super) async fn events(
+    queue: &Queue,
+    follow: bool,
+    last: usize,
+    after: Option<String>,
+    json: bool,
+) -> Result<i32> {
     use futures_util::StreamExt;
     let print = |e: &crate::Event| {
         if json {

@@ -49,7 +49,6 @@ pub(super) async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-
 pub(super) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
@@ -69,4 +68,3 @@ pub(super) fn report(json: bool, what: &str, n: u64) {
         println!("{what} {n}");
     }
 }
-

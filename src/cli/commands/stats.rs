@@ -2,7 +2,12 @@
 
 use super::*;
 
-pub(super) async fn stats(client: &Client, queue: Option<String>, sample: Duration, json: bool) -> Result<i32> {
+pub(super) async fn stats(
+    client: &Client,
+    queue: Option<String>,
+    sample: Duration,
+    json: bool,
+) -> Result<i32> {
     let names = match &queue {
         Some(q) => vec![q.clone()],
         None => client.config().scheduler_queues(),

@@ -27,7 +27,11 @@ pub(super) fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let mut evalsha = s(&["EVALSHA", &ScriptName::Enqueue.script().sha, "17"]);
     evalsha.extend(k.keyset().iter().cloned());
-    let (meta, pending, events) = (k.key(crate::keys::Role::Meta), k.key(crate::keys::Role::Pending), k.key(crate::keys::Role::Events));
+    let (meta, pending, events) = (
+        k.key(crate::keys::Role::Meta),
+        k.key(crate::keys::Role::Pending),
+        k.key(crate::keys::Role::Events),
+    );
     let idem = k.idem("doctor");
     let mut producer = vec![
         evalsha,

@@ -164,4 +164,3 @@ f 127.0.0.1:7005@17005 slave,fail c 0 0 3 disconnected
         assert_eq!(shards, vec![("a".into(), 1), ("b".into(), 1), ("c".into(), 0)]);
     }
 }
-
