@@ -5,7 +5,8 @@ version: 1
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
 keys:
   1-17: the queue keyset
-  18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order
+  18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order;
+    each is checked (this queue's idem prefix, a string or absent) before the first write
 touches: meta(rw) tasks(w) pending(rw) delayed(rw) events(w) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
@@ -47,6 +48,7 @@ if #ARGV ~= 2 + n * F then
 end
 
 -- Validate everything before the first write (the schema stamp of a new queue included).
+local IDEM_BASE = CHAN_BASE .. 'idem:'
 local tasks = {}
 local idem_i = NKEYS
 for i = 0, n - 1 do
@@ -78,6 +80,16 @@ for i = 0, n - 1 do
       bail('BADARG', 'task ' .. t.id .. ' has idem_ttl_ms > 0 but no idempotency key in KEYS[' .. idem_i .. ']')
     end
     t.idem = KEYS[idem_i]
+    -- Other languages pass these keys themselves: one that is not an idempotency key of this
+    -- queue (say, its tasks hash) would fail with WRONGTYPE after earlier tasks were written.
+    if string.sub(t.idem, 1, #IDEM_BASE) ~= IDEM_BASE or #t.idem == #IDEM_BASE then
+      bail('BADARG', 'KEYS[' .. idem_i .. '] must be an idempotency key of this queue (' .. IDEM_BASE ..
+        '<key>), got ' .. t.idem)
+    end
+    local kt = redis.call('TYPE', t.idem)['ok']
+    if kt ~= 'none' and kt ~= 'string' then
+      bail('BADARG', 'KEYS[' .. idem_i .. '] (' .. t.idem .. ') holds a ' .. kt .. ', not an idempotency key')
+    end
   end
   tasks[i + 1] = t
 end

@@ -233,3 +233,65 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     assert!(err.to_string().contains("17 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);
 }
+
+/// Idempotency keys are passed by the caller (any language): a batch whose key slot names
+/// another key of the queue, or a key of another queue, is refused before its first task is
+/// written — not with WRONGTYPE halfway through.
+#[tokio::test]
+async fn enqueue_refuses_extra_keys_that_are_not_idempotency_keys() {
+    let env = common::env().await;
+    let q = env.queue();
+    q.enqueue(TaskSpec::new("k", "seed")).await.unwrap();
+    let mut raw = env.raw().await;
+    let before = common::snapshot(&mut raw).await;
+    let task = |id: &str| -> Vec<String> {
+        [
+            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "60000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let other = baton::keys::QueueKeys::new("baton", "other").unwrap();
+    let tasks_hash = q.keys().key(baton::keys::Role::Tasks).to_string();
+    for (wrong, needle) in [
+        (tasks_hash, "idempotency key of this queue"),
+        (other.idem("k2"), "idempotency key of this queue"),
+    ] {
+        let mut call = Call::new(
+            ScriptName::Enqueue,
+            q.keys().keyset(),
+            &[q.keys().idem("k1"), wrong],
+        );
+        call.unchecked();
+        for a in [vec!["1000".into(), "2".into()], task("a"), task("b")].concat() {
+            call.arg(a);
+        }
+        let err = q.conn().eval(&call, "q").await.unwrap_err();
+        assert!(matches!(err, Error::BadArgument { .. }), "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+        assert_eq!(common::snapshot(&mut raw).await, before, "nothing written");
+    }
+    // a key of the right name that holds something else
+    let squatted = q.keys().idem("k3");
+    let _: () = redis::cmd("HSET")
+        .arg(&squatted)
+        .arg("f")
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let before = common::snapshot(&mut raw).await;
+    let mut call = Call::new(
+        ScriptName::Enqueue,
+        q.keys().keyset(),
+        &[q.keys().idem("k1"), squatted],
+    );
+    call.unchecked();
+    for a in [vec!["1000".into(), "2".into()], task("a"), task("b")].concat() {
+        call.arg(a);
+    }
+    let err = q.conn().eval(&call, "q").await.unwrap_err();
+    assert!(err.to_string().contains("holds a hash"), "{err}");
+    assert_eq!(common::snapshot(&mut raw).await, before, "nothing written");
+}

@@ -184,9 +184,8 @@ fn closure(incs: &Incs, roots: &[String]) -> BTreeSet<String> {
 fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
     match cmd {
         "HGET" | "HMGET" | "HEXISTS" | "HGETALL" | "HLEN" | "ZSCORE" | "ZRANGE" | "ZRANGEBYSCORE"
-        | "ZRANGEBYLEX" | "ZCARD" | "ZCOUNT" | "ZRANK" | "XLEN" | "XRANGE" | "GET" | "EXISTS" | "PTTL" => {
-            (true, false)
-        }
+        | "ZRANGEBYLEX" | "ZCARD" | "ZCOUNT" | "ZRANK" | "XLEN" | "XRANGE" | "GET" | "EXISTS" | "PTTL"
+        | "TYPE" => (true, false),
         "HSET" | "HSETNX" | "HDEL" | "HINCRBY" | "ZADD" | "ZREM" | "DEL" | "XADD" | "XTRIM" | "PEXPIRE" => {
             (false, true)
         }
