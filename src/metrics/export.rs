@@ -67,7 +67,7 @@ fn describe() {
     );
     metrics::describe_counter!(
         "baton_worker_tasks_total",
-        "Tasks run by this worker, by queue and outcome"
+        "Tasks run by this worker, by queue and outcome (completed|failed as acknowledged by Redis, stale when refused, stopped)"
     );
 }
 

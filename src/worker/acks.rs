@@ -81,7 +81,7 @@ pub(super) async fn ack_flusher(
                                 tracing::warn!(error = %e, "acknowledgement failed; retrying");
                                 retry.push(i);
                             }
-                            r => count_acks(&queue, r, &stats, kinds[i]),
+                            r => count_acks(&queue, r, &stats, kinds[i], &batch),
                         }
                     }
                 }
@@ -132,7 +132,10 @@ enum AckKind {
     Fail,
 }
 
-fn count_acks(queue: &Queue, r: Result<redis::Value>, stats: &WorkerStats, kind: AckKind) {
+/// Count what Redis answered, per task: only an accepted acknowledgement counts as completed or
+/// failed; a refused (stale) one — the lease was reclaimed or the task cancelled meanwhile, so
+/// another run owns it — is counted as `stale` and logged with the task id.
+fn count_acks(queue: &Queue, r: Result<redis::Value>, stats: &WorkerStats, kind: AckKind, batch: &[Ack]) {
     let v = match r {
         Ok(v) => v,
         Err(e) => {
@@ -141,29 +144,34 @@ fn count_acks(queue: &Queue, r: Result<redis::Value>, stats: &WorkerStats, kind:
             return;
         }
     };
-    let (ok, stale) = match kind {
+    // the ids of this call's items, in the order they were sent
+    let ids = batch
+        .iter()
+        .filter(|a| a.outcome.is_ok() == matches!(kind, AckKind::Complete))
+        .map(|a| a.id.as_str());
+    let accepted: Vec<bool> = match kind {
         AckKind::Complete => match queue.decode::<ops::complete::Request>(v) {
-            Ok(s) => {
-                let stale = s
-                    .iter()
-                    .filter(|c| **c == ops::complete::Completed::Stale)
-                    .count();
-                (s.len() - stale, stale)
-            }
+            Ok(s) => s.iter().map(|c| *c != ops::complete::Completed::Stale).collect(),
             Err(e) => return tracing::error!(error = %e, "bad acknowledgement reply"),
         },
         AckKind::Fail => match queue.decode::<ops::fail::Request>(v) {
-            Ok(s) => {
-                let stale = s.iter().filter(|f| **f == FailStatus::Stale).count();
-                (s.len() - stale, stale)
-            }
+            Ok(s) => s.iter().map(|f| *f != FailStatus::Stale).collect(),
             Err(e) => return tracing::error!(error = %e, "bad acknowledgement reply"),
         },
     };
-    stats.stale.fetch_add(stale as u64, Ordering::Relaxed);
-    let counter = match kind {
-        AckKind::Complete => &stats.completed,
-        AckKind::Fail => &stats.failed,
+    let (counter, label) = match kind {
+        AckKind::Complete => (&stats.completed, "completed"),
+        AckKind::Fail => (&stats.failed, "failed"),
     };
-    counter.fetch_add(ok as u64, Ordering::Relaxed);
+    for (ok, id) in accepted.iter().zip(ids) {
+        if *ok {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.stale.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(queue = queue.name(), task = id, "{label} acknowledgement refused as stale: the lease was reclaimed or the task cancelled meanwhile; this run does not count");
+        }
+        let outcome = if *ok { label } else { "stale" };
+        metrics::counter!("baton_worker_tasks_total", "queue" => queue.name().to_string(), "outcome" => outcome)
+            .increment(1);
+    }
 }

@@ -143,8 +143,11 @@ impl Worker {
             };
             metrics::histogram!("baton_worker_task_run_seconds", "queue" => metric_queue.clone(), "outcome" => label)
                 .record(started.elapsed().as_secs_f64());
-            metrics::counter!("baton_worker_tasks_total", "queue" => metric_queue, "outcome" => label)
-                .increment(1);
+            if outcome.is_none() {
+                // nothing to acknowledge; the others are counted once Redis answered their ack
+                metrics::counter!("baton_worker_tasks_total", "queue" => metric_queue, "outcome" => label)
+                    .increment(1);
+            }
             match outcome {
                 Some(outcome) => {
                     if let Some(f) = inflight.lock().unwrap().get_mut(&id).filter(|f| f.token == token) {
