@@ -3,14 +3,15 @@
 //! The payload goes to stdin, stdout becomes the result, a non-zero exit is a failure carrying
 //! the tail of stderr. The program runs in its own process group, so a timeout or a lost lease
 //! kills it and everything it started (not just the direct child). No shell is involved unless
-//! the handler is configured with `shell = "..."`.
+//! the handler is configured with `shell = "..."`. A watchdog kills that group should the worker
+//! itself be killed, and stdout is read up to the result cap only.
 
 use super::handler::{Handler, HandlerError, HandlerResult, TaskContext};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest result an exec handler may return (stdout).
 const MAX_RESULT: usize = 16 << 20;
@@ -52,6 +53,16 @@ impl Handler for ExecHandler {
             // Armed until the program has exited: dropping it (timeout, lost lease, shutdown)
             // kills the whole process group.
             let mut guard = GroupKiller(child.id());
+            // And if this worker dies without dropping anything (SIGKILL), a watchdog reading
+            // from a pipe only we hold sees end-of-file and kills the group, so no handler
+            // outlives its worker to race the retry on another one. Killed itself (kill on
+            // drop) when the program has finished normally.
+            let _watchdog = match child.id() {
+                Some(pgid) => Some(watchdog(pgid).map_err(|e| {
+                    HandlerError::retry(format!("cannot start the handler's watchdog (sh): {e}"))
+                })?),
+                None => None,
+            };
             if let Some(mut stdin) = child.stdin.take() {
                 let payload = task.payload.clone();
                 // A program that does not read its stdin is fine: ignore EPIPE.
@@ -59,8 +70,21 @@ impl Handler for ExecHandler {
                     let _ = stdin.write_all(&payload).await;
                 });
             }
-            let run = child.wait_with_output();
-            let output = match timeout {
+            let stdout = child.stdout.take().expect("piped stdout");
+            let stderr = child.stderr.take().expect("piped stderr");
+            // Bounded reads: a program printing without end is stopped at the cap (its group
+            // killed when the guard drops), never buffered whole.
+            let run = async {
+                let (out, err) = tokio::try_join!(read_capped(stdout, MAX_RESULT), async {
+                    Ok(read_tail(stderr, STDERR_TAIL * 4).await)
+                })?;
+                let status = child
+                    .wait()
+                    .await
+                    .map_err(|e| HandlerError::retry(format!("waiting for {:?} failed: {e}", argv[0])))?;
+                Ok::<_, HandlerError>((status, out, err))
+            };
+            let (status, stdout, stderr) = match timeout {
                 Some(t) => match tokio::time::timeout(t, run).await {
                     Ok(r) => r,
                     Err(_) => {
@@ -70,18 +94,16 @@ impl Handler for ExecHandler {
                     }
                 },
                 None => run.await,
-            }
-            .map_err(|e| HandlerError::retry(format!("waiting for {:?} failed: {e}", argv[0])))?;
+            }?;
             guard.0 = None; // exited: nothing to kill
-            if output.status.success() {
-                if output.stdout.len() > MAX_RESULT {
-                    return Err(HandlerError::fatal(format!(
-                        "result of {} bytes is over the {MAX_RESULT}-byte limit: write large output elsewhere and print a reference",
-                        output.stdout.len()
-                    )));
-                }
-                return Ok(output.stdout);
+            if status.success() {
+                return Ok(stdout);
             }
+            let output = std::process::Output {
+                status,
+                stdout,
+                stderr,
+            };
             let how = match output.status.code() {
                 Some(code) => format!("exit code {code}"),
                 None => format!(
@@ -102,6 +124,49 @@ impl Handler for ExecHandler {
             }))
         })
     }
+}
+
+/// Read all of `r`, or fail (fatal: the same program would print as much again) past `cap`.
+async fn read_capped(r: impl tokio::io::AsyncRead + Unpin, cap: usize) -> Result<Vec<u8>, HandlerError> {
+    let mut out = Vec::new();
+    let n = r.take(cap as u64 + 1).read_to_end(&mut out).await;
+    n.map_err(|e| HandlerError::retry(format!("reading the handler's stdout failed: {e}")))?;
+    if out.len() > cap {
+        return Err(HandlerError::fatal(format!(
+            "result over the {cap}-byte limit: the program was stopped — write large output elsewhere and print a reference"
+        )));
+    }
+    Ok(out)
+}
+
+/// The last `keep` bytes of `r` (read to its end, in bounded memory).
+async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin, keep: usize) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(keep);
+    let mut buf = vec![0u8; 8192];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > keep {
+            tail.drain(..tail.len() - keep);
+        }
+    }
+    tail
+}
+
+/// A `sh` that kills process group `pgid` when its stdin reaches end-of-file: the write end is
+/// held by this worker (inside the returned child), so the kernel closes it when the worker dies.
+fn watchdog(pgid: u32) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg("read _; kill -KILL -$0")
+        .arg(pgid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
 }
 
 struct GroupKiller(Option<u32>);
