@@ -10,6 +10,8 @@
 //! `default-features = false` a service that only enqueues (or runs Rust handlers) compiles no
 //! HTTP server, HTTP client, command-line parser or Prometheus exporter.
 
+// the doctor checks use most of it
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod advice;
 pub mod bounds;
 #[cfg(feature = "cli")]
@@ -17,6 +19,8 @@ pub mod cli;
 mod client;
 pub mod config;
 pub mod conn;
+// occurrences are computed by the scheduler service
+#[cfg_attr(not(feature = "services"), allow(dead_code))]
 mod cron_expr;
 mod error;
 mod events;

@@ -6,15 +6,13 @@
 //! the handler is configured with `shell = "..."`. A watchdog kills that group should the worker
 //! itself be killed, and stdout is read up to the result cap only.
 
-use super::handler::{Handler, HandlerError, HandlerResult, TaskContext};
+use super::handler::{Handler, HandlerError, HandlerResult, TaskContext, MAX_RESULT};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Largest result an exec handler may return (stdout).
-const MAX_RESULT: usize = 16 << 20;
 /// How much of stderr is kept as the error message.
 const STDERR_TAIL: usize = 2000;
 

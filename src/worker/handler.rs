@@ -8,6 +8,11 @@ use futures_util::future::BoxFuture;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
+/// Largest result a handler of baton-worker may return (exec stdout, http body): larger output is
+/// refused while it is read, never buffered whole.
+#[cfg(feature = "services")]
+pub(crate) const MAX_RESULT: usize = 16 << 20;
+
 /// The task as a handler sees it.
 #[derive(Clone, Debug)]
 pub struct TaskContext {

@@ -4,10 +4,13 @@
 //! network errors, are retried by the task's policy; any other 4xx is final (the request itself
 //! is wrong, so retrying cannot help) and sends the task to the dead-letter set.
 
-use super::handler::{Handler, HandlerError, HandlerResult, TaskContext};
+use super::handler::{Handler, HandlerError, HandlerResult, TaskContext, MAX_RESULT};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// How much of an error answer's body becomes the failure message.
+const ERROR_BODY: usize = 2000;
 
 pub(crate) struct HttpHandler {
     pub kind: String,
@@ -75,16 +78,35 @@ impl Handler for HttpHandler {
                 HandlerError::retry(format!("POST {url}: {what}"))
             })?;
             let status = resp.status();
-            let body = resp
-                .bytes()
+            // Read in bounded memory: a success up to the result cap (past it the connection is
+            // dropped and the task fails), an error answer only as far as its message is kept.
+            let cap = if status.is_success() {
+                MAX_RESULT
+            } else {
+                ERROR_BODY
+            };
+            let mut resp = resp;
+            let mut body = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
                 .await
-                .map_err(|e| HandlerError::retry(format!("POST {url}: reading the answer failed: {e}")))?;
-            if status.is_success() {
-                return Ok(body.to_vec());
+                .map_err(|e| HandlerError::retry(format!("POST {url}: reading the answer failed: {e}")))?
+            {
+                if body.len() + chunk.len() > cap {
+                    if status.is_success() {
+                        return Err(HandlerError::fatal(format!(
+                            "POST {url}: answer over the {MAX_RESULT}-byte result limit: the connection was dropped — return a reference to large data instead"
+                        )));
+                    }
+                    body.extend_from_slice(&chunk[..cap - body.len()]);
+                    break;
+                }
+                body.extend_from_slice(&chunk);
             }
-            let text = String::from_utf8_lossy(&body[..body.len().min(2000)])
-                .trim()
-                .to_string();
+            if status.is_success() {
+                return Ok(body);
+            }
+            let text = String::from_utf8_lossy(&body).trim().to_string();
             let msg = format!("POST {url} answered {status}: {text}");
             let retryable = status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429);
             Err(if retryable {

@@ -1,6 +1,7 @@
-//! An exec handler never outlives its worker, and never makes it buffer more than the result
-//! cap: SIGKILL the worker and no process of the handler's survives; a handler flooding stdout
-//! is stopped at the cap with a clear error while the worker's memory stays bounded.
+//! baton-worker's handlers never outlive their worker, and never make it buffer more than the
+//! result cap: SIGKILL the worker and no process of an exec handler survives; a handler flooding
+//! stdout, or an HTTP endpoint answering without end, is cut at the cap with a clear error while
+//! the worker's memory stays bounded.
 mod common;
 use baton::{Outcome, TaskSpec};
 use common::{product_config, Proc, TempDir, WORKER};
@@ -94,5 +95,58 @@ async fn a_handler_flooding_stdout_is_stopped_at_the_cap_in_bounded_memory() {
     assert!(
         processes_with("400000000").is_empty(),
         "the flooding handler was not stopped"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_http_answer_is_cut_at_the_cap_in_bounded_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = common::env().await;
+    // a server that answers 200 with a 400 MB body, written until the client hangs up
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 400000000\r\n\r\n")
+            .await
+            .unwrap();
+        let zeros = vec![0u8; 65536];
+        let mut sent = 0usize;
+        while s.write_all(&zeros).await.is_ok() {
+            sent += zeros.len();
+            if sent >= 400_000_000 {
+                break;
+            }
+        }
+        sent
+    });
+    let dir = TempDir::new();
+    let cfg = product_config(
+        &dir,
+        &env.redis.url(),
+        &format!("[worker.handlers.big]\nhttp = \"http://{addr}/\"\n"),
+    );
+    let worker = Proc::start(WORKER, &cfg);
+    let q = env.queue();
+    let id = q
+        .enqueue(TaskSpec::new("big", "").max_attempts(1))
+        .await
+        .unwrap()
+        .id;
+    match q.wait(&id, Duration::from_secs(30)).await.unwrap() {
+        Outcome::Dead(e) => assert!(e.contains("byte result limit"), "{e}"),
+        o => panic!("{o:?}"),
+    }
+    let sent = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sent < 400_000_000, "the connection was not dropped at the cap");
+    let peak_mib = peak_rss_kib(worker.pid()) / 1024;
+    assert!(
+        peak_mib < 16 + 48,
+        "worker peaked at {peak_mib} MiB reading an endless answer"
     );
 }
