@@ -7,7 +7,7 @@ keys:
   1-17: the queue keyset
   18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order;
     each is checked (this queue's idem prefix, a string or absent) before the first write
-touches: meta(rw) tasks(w) pending(rw) delayed(rw) events(w) idem(rw)
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) events(w) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
@@ -26,7 +26,8 @@ argv:
     result_ttl_ms (int, 0..MAX_MS; how long result and record stay after completion; 0 = drop at once)
     idem_ttl_ms (int, 0..MAX_MS; > 0 = the task has an idempotency key in KEYS, kept this long)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
-  task that already holds this idempotency key or this id)
+  task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
+  key still maps to that id, but the task finished and is no longer kept; nothing was enqueued)
 errors:
   BADARG: a field is missing or out of range (message names it); nothing was written
   TOOLARGE: a payload exceeds max_payload; nothing was written
@@ -107,7 +108,11 @@ for i, t in ipairs(tasks) do
   local id, created = t.id, 1
   if t.idem then
     local prev = redis.call('SET', t.idem, id, 'NX', 'PX', t.it, 'GET')
-    if prev then id, created = prev, 0 end
+    if prev then
+      -- the key's task may have finished and been dropped (its result_ttl shorter than the
+      -- key's idem_ttl): say so (2) rather than answer an id nothing can be read of
+      id, created = prev, redis.call('HEXISTS', K_TASKS, prev) == 1 and 0 or 2
+    end
   end
   if created == 1 then
     local rec = '0|' .. t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..

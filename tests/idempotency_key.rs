@@ -67,3 +67,31 @@ async fn retried_enqueue_with_the_same_id_is_a_no_op() {
     common::assert_state(&q, "fixed-id", "leased").await;
     assert_eq!(q.counts().await.unwrap().pending, 0);
 }
+
+/// A key that outlives its task (result kept shorter than the key) does not answer with an id
+/// nothing can be read of as if it were live: the duplicate says the task was forgotten.
+#[tokio::test]
+async fn a_key_whose_task_is_forgotten_says_so() {
+    let env = common::env().await;
+    let q = env.queue();
+    let spec = || {
+        TaskSpec::new("k", "p")
+            .idempotency_key("once")
+            .idempotency_ttl(Duration::from_secs(3600))
+            .result_ttl(Duration::ZERO) // dropped at completion
+    };
+    let first = q.enqueue(spec()).await.unwrap();
+    assert!(first.created && !first.forgotten);
+    let live = q.enqueue(spec()).await.unwrap();
+    assert_eq!(
+        (live.id.as_str(), live.created, live.forgotten),
+        (first.id.as_str(), false, false)
+    );
+    let c = q.claim("w", 1).await.unwrap().remove(0);
+    q.complete("w", &c, b"").await.unwrap();
+    assert!(q.get(&first.id).await.unwrap().is_none(), "dropped at completion");
+    let again = q.enqueue(spec()).await.unwrap();
+    assert_eq!(again.id, first.id, "the key still maps to its first task");
+    assert!(!again.created && again.forgotten, "{again:?}");
+    assert_eq!(q.counts().await.unwrap().pending, 0, "nothing new enqueued");
+}

@@ -81,6 +81,9 @@ pub struct Enqueued {
     pub id: String,
     /// False when the idempotency key (or the id) was already taken: nothing new was enqueued.
     pub created: bool,
+    /// The idempotency key maps to a task that finished and is no longer kept (its result TTL
+    /// is shorter than the key's): `id` names a task that cannot be read any more.
+    pub forgotten: bool,
 }
 
 impl FromRedisValue for Enqueued {
@@ -92,9 +95,11 @@ impl FromRedisValue for Enqueued {
         groups::<2>(items, "enqueue")?
             .into_iter()
             .map(|[id, created]| {
+                let created = int(&created)?;
                 Ok(Enqueued {
                     id: string(id)?,
-                    created: int(&created)? == 1,
+                    created: created == 1,
+                    forgotten: created == 2,
                 })
             })
             .collect()

@@ -54,7 +54,12 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
         s = s.idempotency_key(k);
     }
     let e = queue.enqueue(s).await?;
-    if !e.created {
+    if e.forgotten {
+        eprintln!(
+            "baton: idempotency key already used by task {}, which has finished and is no longer kept (its result_ttl is shorter than the key's idempotency_ttl); nothing new enqueued — use a new key, or keep results as long as keys",
+            e.id
+        );
+    } else if !e.created {
         eprintln!(
             "baton: idempotency key already used: task {} exists, nothing new enqueued",
             e.id
@@ -63,7 +68,10 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
     match args.wait {
         None => {
             if json {
-                println!("{}", serde_json::json!({"id": e.id, "created": e.created}));
+                println!(
+                    "{}",
+                    serde_json::json!({"id": e.id, "created": e.created, "forgotten": e.forgotten})
+                );
             } else {
                 println!("{}", e.id);
             }
