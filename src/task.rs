@@ -349,9 +349,19 @@ pub struct Task {
 }
 
 impl Task {
-    /// The task as JSON (CLI `--json`, dashboard API): payload and result as lossy UTF-8.
+    /// The task as JSON (CLI `--json`, dashboard API). Payload and result are text when they
+    /// are UTF-8 and base64 otherwise, as `payload_encoding` / `result_encoding` say: bytes are
+    /// never altered on the way out.
     pub fn to_json(&self) -> serde_json::Value {
         let t = self;
+        let (payload, payload_encoding) = bytes_json(&t.record.payload);
+        let (result, result_encoding) = match &t.result {
+            Some(r) => {
+                let (v, e) = bytes_json(r);
+                (Some(v), Some(e))
+            }
+            None => (None, None),
+        };
         serde_json::json!({
             "id": t.id,
             "queue": t.queue,
@@ -361,13 +371,24 @@ impl Task {
             "attempts": t.attempts,
             "max_attempts": t.record.max_attempts,
             "created_ms": t.record.created_ms,
-            "payload": String::from_utf8_lossy(&t.record.payload),
+            "payload": payload,
+            "payload_encoding": payload_encoding,
             "lease": t.lease.as_ref().map(|l| serde_json::json!({"worker": l.worker, "token": l.token, "deadline_ms": l.deadline_ms})),
             "due_or_expiry_ms": t.due_or_expiry_ms,
             "last_error": t.last_error.as_ref().map(|e| serde_json::json!({"attempt": e.attempt, "at_ms": e.at_ms, "message": e.message})),
-            "result": t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()),
+            "result": result,
+            "result_encoding": result_encoding,
             "finished_ms": t.finished_ms,
         })
+    }
+}
+
+/// Bytes for JSON: the text when UTF-8, else base64; and which one it is.
+fn bytes_json(b: &[u8]) -> (String, &'static str) {
+    use base64::Engine;
+    match std::str::from_utf8(b) {
+        Ok(s) => (s.to_string(), "utf-8"),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(b), "base64"),
     }
 }
 
@@ -420,6 +441,34 @@ mod tests {
         assert_eq!(r.backoff.jitter, 0.2);
         assert_eq!(r.timeout, None);
         assert_eq!(r.payload, b"a|b|c");
+    }
+
+    #[test]
+    fn json_keeps_bytes_that_are_not_utf8_as_base64() {
+        let record = Record::parse(b"0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
+        let mut t = Task {
+            id: "i".into(),
+            queue: "q".into(),
+            state: State::Done,
+            record,
+            attempts: 1,
+            lease: None,
+            due_or_expiry_ms: None,
+            last_error: None,
+            result: Some(vec![0xff, 0x00, b'a']),
+            finished_ms: None,
+        };
+        let j = t.to_json();
+        assert_eq!(
+            (j["payload"].as_str(), j["payload_encoding"].as_str()),
+            (Some("text"), Some("utf-8"))
+        );
+        assert_eq!(
+            (j["result"].as_str(), j["result_encoding"].as_str()),
+            (Some("/wBh"), Some("base64"))
+        );
+        t.result = None;
+        assert!(t.to_json()["result_encoding"].is_null());
     }
 
     #[test]
