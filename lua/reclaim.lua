@@ -3,7 +3,8 @@
 name: reclaim
 version: 1
 purpose: Take back expired leases (a bounded batch): each task goes back to pending, its attempt
-  counted, or to the dead-letter set when it has no attempts left; and drop workers that stopped
+  counted, or to the dead-letter set when it has no attempts left — except a push assignment its
+  worker never took, which goes back to pending uncounted (it never ran); and drop workers that stopped
   heartbeating from the registry. Run by the scheduler (and by workers' maintenance loop); any
   number of callers at once is safe.
 keys:
@@ -53,13 +54,20 @@ if #ids > 0 then
   for i, id in ipairs(ids) do
     local owner = leases[i] and lease_worker(leases[i])
     workers[#workers + 1] = owner or ''
+    local untaken = false
     if owner then
       per_owner[owner] = (per_owner[owner] or 0) + 1
-      redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id) -- assigned by push dispatch, never taken
+      -- assigned by push dispatch and never taken: the task never ran on that worker
+      untaken = redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id) == 1
     end
     local t = recs[i] and parse_record(recs[i])
     if t == nil then
       -- record deleted by hand: nothing left to run
+    elseif untaken then
+      -- not an attempt: back to pending with the attempts it had
+      ev_add(ev_reclaimed, id, t.used + 1)
+      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+      requeued = requeued + 1
     else
       local attempt = t.used + 1
       ev_add(ev_reclaimed, id, attempt)

@@ -268,7 +268,7 @@ pub fn schema(queue: &str, stored: Option<&str>, ours: &str) -> Finding {
     }
 }
 
-/// Workers of a queue: `live` heartbeated within `window` (3 × the queue's heartbeat);
+/// Workers of a queue: `live` heartbeated within `window` (the queue's dispatch liveness: 1.5 × its heartbeat);
 /// `last_ago` is the age of the newest heartbeat, if any worker is registered (warn when none
 /// is live).
 pub fn workers(queue: &str, live: usize, last_ago: Option<Duration>, window: Duration) -> Finding {

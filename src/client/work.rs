@@ -117,14 +117,14 @@ impl Queue {
     }
 
     /// Push dispatch: assign up to `n` pending tasks to the live workers by `strategy`, with a
-    /// random `seed` for the random strategy. Workers are live if they heartbeat within three
-    /// heartbeat intervals.
+    /// random `seed` for the random strategy. Workers are live if they heartbeated within
+    /// [`QueueConfig::dispatch_liveness`](crate::QueueConfig::dispatch_liveness).
     pub async fn dispatch(&self, strategy: crate::task::Strategy, n: usize, seed: u32) -> Result<Dispatched> {
         let req = ops::dispatch::Request {
             strategy,
             n,
             lease: self.settings.lease,
-            alive: self.settings.heartbeat * 3,
+            alive: self.settings.dispatch_liveness(),
             seed,
         };
         self.run(&req).await

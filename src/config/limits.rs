@@ -117,8 +117,8 @@ pub const QUEUE: &[QueueLimit] = &[
             key: "heartbeat",
             unit: Unit::Millis,
             floor: Some(1),
-            // push dispatch counts a worker live for three heartbeats
-            feeds: &[(bounds::dispatch::ALIVE_MS, 3)],
+            // push dispatch counts a worker live for 1.5 heartbeats (bounded here by 2)
+            feeds: &[(bounds::dispatch::ALIVE_MS, 2)],
         },
         value: |q| millis(q.heartbeat),
     },

@@ -145,6 +145,13 @@ pub struct QueueConfig {
 }
 
 impl QueueConfig {
+    /// How recently a worker must have heartbeated for push dispatch to assign it tasks: one
+    /// heartbeat interval plus half of one for a late beat. A worker that stopped beating gets
+    /// nothing after that, long before its leases expire.
+    pub fn dispatch_liveness(&self) -> std::time::Duration {
+        self.heartbeat + self.heartbeat / 2
+    }
+
     /// The retry policy of tasks that set none.
     pub fn backoff(&self) -> crate::task::Backoff {
         crate::task::Backoff {

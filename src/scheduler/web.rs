@@ -83,7 +83,7 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
         let c = q.counts().await?;
         let workers = q.workers(200).await?;
         let total_done: u64 = workers.iter().map(|w| w.completed).sum();
-        let alive_ms = (q.settings().heartbeat * 3).as_millis() as u64;
+        let alive_ms = q.settings().dispatch_liveness().as_millis() as u64;
         let workers: Vec<Value> = workers
             .iter()
             .map(|w| {

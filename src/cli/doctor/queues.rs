@@ -110,7 +110,7 @@ pub(super) async fn queue(q: &Queue, now_ms: Option<u64>, out: &mut Vec<Finding>
         .await;
     match beats {
         Ok(beats) => {
-            let window = q.settings().heartbeat * 3;
+            let window = q.settings().dispatch_liveness();
             let since = now.saturating_sub(window.as_millis() as u64) as f64;
             let live = beats.iter().filter(|(_, at)| *at >= since).count();
             let last = beats.iter().map(|(_, at)| *at as u64).max();
