@@ -145,7 +145,7 @@ fn a_configured_queue_without_workers_is_a_warning_naming_it() {
     let l = line(&out, "workers", "lonely");
     assert!(l.starts_with('!'), "{out}");
     assert!(
-        l.contains("no worker has heartbeated on queue lonely in 3s")
+        l.contains("no worker has heartbeated on queue lonely in 1s 500ms")
             && l.contains("fix: start baton-worker with worker.queues including lonely"),
         "{l}"
     );
