@@ -30,6 +30,7 @@ bound: O(n log N) for n <= 1000
 --@include registry
 --@include lease
 --@include events
+--@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
@@ -38,35 +39,4 @@ require_worker()
 local meta = check_schema('paused')
 if meta[2] == '1' then return {} end
 
-local popped = redis.call('ZPOPMIN', K_PENDING, n)
-if #popped == 0 then return {} end
-local ids = {}
-for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
-
-local recs = redis.call('HMGET', K_TASKS, unpack(ids))
-local fence = take_fence(#ids)
-local now = now_ms()
-local deadline = fmt(now + lease_ms)
-local suffix = '|' .. worker
-local zargs, hargs, reply, items = {}, {}, {}, {}
-for i, id in ipairs(ids) do
-  local rec = recs[i]
-  if rec then -- a record deleted by hand is dropped from pending, never handed out
-    local token = fmt(fence + i)
-    zargs[#zargs + 1] = deadline
-    zargs[#zargs + 1] = id
-    hargs[#hargs + 1] = id
-    hargs[#hargs + 1] = token .. suffix
-    reply[#reply + 1] = id
-    reply[#reply + 1] = token
-    reply[#reply + 1] = deadline
-    reply[#reply + 1] = rec
-    if events_on() then ev_add(items, id, (rec_used(rec) + 1)) end
-  end
-end
-if #zargs > 0 then
-  put_leases(zargs, hargs)
-  leases_given(worker, #zargs / 2)
-  emit('claimed', worker, items, now)
-end
-return reply
+return claim_pending(worker, n, lease_ms)

@@ -44,8 +44,9 @@ local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, MAX_MS)
 local seed = int_arg(ARGV[5], 'seed', 1, 2147483646)
 require_worker()
-local meta = check_schema('paused', 'rr', 'lc')
-if meta[2] == '1' then return {0} end
+local meta = check_schema('paused', 'rr', 'lc', 'dm')
+-- paused, or the queue is in pull mode (configure): workers claim for themselves
+if meta[2] == '1' or meta[5] == 'pull' then return {0} end
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_WBEAT, fmt(now - alive_ms), '+inf', 'LIMIT', 0, MAX_BATCH)
@@ -62,6 +63,8 @@ for i, w in ipairs(ids) do
   if not ok or type(info) ~= 'table' then info = {} end
   -- capped at MAX_BATCH: a heartbeat renews at most that many untaken assignments
   local cap = math.min(tonumber(info.capacity) or tonumber(info.concurrency) or 1, MAX_BATCH)
+  -- a worker running in pull mode never takes assignments: give it none
+  if info.dispatch == 'pull' then cap = 0 end
   local weight = tonumber(info.weight) or 1
   local inflight = tonumber(infl[i]) or 0
   local free = math.max(0, cap - inflight)

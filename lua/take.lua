@@ -3,10 +3,11 @@
 name: take
 version: 1
 purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it (their leases
-  already exist); each lease's deadline restarts now.
+  already exist); each lease's deadline restarts now. On a queue stored in pull mode (configure)
+  it claims pending tasks exactly as claim does, so a push worker never idles while tasks wait.
 keys:
   1-17: the queue keyset
-touches: meta(r) tasks(r) leased(w) lease(r) assigned(rw) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) assigned(rw) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: n (int, 1..1000) — most tasks taken
@@ -26,12 +27,19 @@ bound: O(n log N) for n <= 1000
 --@include registry
 --@include lease
 --@include events
+--@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 require_worker()
-check_schema()
+local meta = check_schema('dm', 'paused')
+-- The queue is in pull mode (configure): dispatch assigns nothing, so a push worker claims
+-- pending tasks itself instead of idling — a rolling switch of modes strands no task.
+if meta[2] == 'pull' then
+  if meta[3] == '1' then return {} end
+  return claim_pending(worker, n, lease_ms)
+end
 local ids = pop_assigned(worker, n)
 if #ids == 0 then return {} end
 local leases = redis.call('HMGET', K_LEASE, unpack(ids))

@@ -43,6 +43,25 @@ pub enum Strategy {
     LeastConcurrency,
 }
 
+impl DispatchMode {
+    /// The name the config and the configure script use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchMode::Pull => "pull",
+            DispatchMode::Push => "push",
+        }
+    }
+
+    /// Parse a stored mode.
+    pub fn parse(s: &str) -> Option<DispatchMode> {
+        match s {
+            "pull" => Some(DispatchMode::Pull),
+            "push" => Some(DispatchMode::Push),
+            _ => None,
+        }
+    }
+}
+
 impl BackoffKind {
     /// The code the record and the enqueue script use.
     pub fn code(self) -> &'static str {

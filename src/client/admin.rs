@@ -59,11 +59,26 @@ impl Queue {
         self.run(&ops::pause::Request { paused }).await
     }
 
-    /// Store the queue settings the scripts read from Redis (the events stream cap). The
-    /// scheduler and workers run it at start; every process should share the same [queues].
-    pub async fn configure(&self) -> Result<()> {
-        let events_max_len = self.settings.events_max_len;
-        self.run(&ops::configure::Request { events_max_len }).await
+    /// Store the queue settings the scripts read from Redis (the events stream cap, the
+    /// dispatch mode). The scheduler and workers run it at start; every process should share the
+    /// same [queues]. Logs a warning when the queue was in another dispatch mode before: the
+    /// processes' configs disagree, or a switch is rolling out. Returns the mode it had.
+    pub async fn configure(&self) -> Result<Option<crate::task::DispatchMode>> {
+        let req = ops::configure::Request {
+            events_max_len: self.settings.events_max_len,
+            dispatch: self.settings.dispatch,
+        };
+        let before = self.run(&req).await?.0;
+        if let Some(b) = before.filter(|b| *b != req.dispatch) {
+            tracing::warn!(
+                queue = self.name(),
+                "queue was in {} mode; this process's config (queues.{}.dispatch) sets {} — every process of a queue should use the same mode (a rolling switch is safe: take claims in pull mode, dispatch skips pull workers)",
+                b.as_str(),
+                self.name(),
+                req.dispatch.as_str()
+            );
+        }
+        Ok(before)
     }
 
     /// Add (or refresh) a worker in the registry with its JSON description.

@@ -1,21 +1,37 @@
 //! `lua/configure.lua`: store the queue settings the scripts read from Redis.
 
+use super::reply::string;
 use super::Op;
 use crate::conn::Call;
 use crate::scripts::ScriptName;
+use crate::task::DispatchMode;
+use redis::{FromRedisValue, ParsingError, Value};
 
 /// One configure call.
 #[derive(Clone, Copy, Debug)]
 pub struct Request {
     /// Approximate cap of the events stream; 0 turns events off.
     pub events_max_len: u64,
+    /// How tasks reach workers: in pull mode dispatch assigns nothing and take claims.
+    pub dispatch: DispatchMode,
 }
 
 impl Op for Request {
     const SCRIPT: ScriptName = ScriptName::Configure;
-    type Reply = ();
+    type Reply = Previous;
 
     fn push_args(&self, call: &mut Call) {
-        call.named("events_max_len", self.events_max_len);
+        call.named("events_max_len", self.events_max_len)
+            .named("dispatch", self.dispatch.as_str());
+    }
+}
+
+/// The dispatch mode the queue had before (`None` for a new queue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Previous(pub Option<DispatchMode>);
+
+impl FromRedisValue for Previous {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Ok(Previous(DispatchMode::parse(&string(v)?)))
     }
 }

@@ -59,7 +59,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         .map(|q| client.queue(q))
         .collect::<Result<Vec<_>>>()?;
     for q in &queues {
-        q.configure().await?;
+        let _ = q.configure().await?; // warns if the queue was in another mode
     }
     let stop = CancellationToken::new();
     let http = match &config.scheduler.http {

@@ -135,6 +135,8 @@ impl Worker {
             "concurrency": self.concurrency,
             "capacity": self.concurrency,
             "weight": 1,
+            // push dispatch assigns nothing to a worker that claims for itself
+            "dispatch": self.queue.settings().dispatch.as_str(),
             "kinds": kinds,
             "started_ms": started_ms,
             "version": env!("CARGO_PKG_VERSION"),
@@ -164,7 +166,7 @@ impl Worker {
             Subscription::connect(queue.conn().clone(), &[queue.keys().wake_channel()], queue.name()).await?;
         // Registered before anything is spawned: an error here leaves nothing running.
         let info = self.info();
-        queue.configure().await?;
+        let _ = queue.configure().await?; // warns if the queue was in another mode
         queue.register(&self.id, &info).await?;
         let wake_task = tokio::spawn(wake_listener(
             queue.clone(),
