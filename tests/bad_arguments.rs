@@ -252,12 +252,8 @@ async fn enqueue_refuses_extra_keys_that_are_not_idempotency_keys() {
         .map(|s| s.to_string())
         .collect()
     };
-    let other = baton::keys::QueueKeys::new("baton", "other").unwrap();
-    let tasks_hash = q.keys().key(baton::keys::Role::Tasks).to_string();
-    for (wrong, needle) in [
-        (tasks_hash, "idempotency key of this queue"),
-        (other.idem("k2"), "idempotency key of this queue"),
-    ] {
+    // two tasks with keys: the first key is right, the second is `wrong`
+    let refused = |wrong: String| {
         let mut call = Call::new(
             ScriptName::Enqueue,
             q.keys().keyset(),
@@ -267,9 +263,15 @@ async fn enqueue_refuses_extra_keys_that_are_not_idempotency_keys() {
         for a in [vec!["1000".into(), "2".into()], task("a"), task("b")].concat() {
             call.arg(a);
         }
-        let err = q.conn().eval(&call, "q").await.unwrap_err();
+        let q = q.clone();
+        async move { q.conn().eval(&call, "q").await.unwrap_err() }
+    };
+    let other = baton::keys::QueueKeys::new("baton", "other").unwrap();
+    let tasks_hash = q.keys().key(baton::keys::Role::Tasks).to_string();
+    for wrong in [tasks_hash, other.idem("k2")] {
+        let err = refused(wrong).await;
         assert!(matches!(err, Error::BadArgument { .. }), "{err}");
-        assert!(err.to_string().contains(needle), "{err}");
+        assert!(err.to_string().contains("idempotency key of this queue"), "{err}");
         assert_eq!(common::snapshot(&mut raw).await, before, "nothing written");
     }
     // a key of the right name that holds something else
@@ -282,16 +284,7 @@ async fn enqueue_refuses_extra_keys_that_are_not_idempotency_keys() {
         .await
         .unwrap();
     let before = common::snapshot(&mut raw).await;
-    let mut call = Call::new(
-        ScriptName::Enqueue,
-        q.keys().keyset(),
-        &[q.keys().idem("k1"), squatted],
-    );
-    call.unchecked();
-    for a in [vec!["1000".into(), "2".into()], task("a"), task("b")].concat() {
-        call.arg(a);
-    }
-    let err = q.conn().eval(&call, "q").await.unwrap_err();
+    let err = refused(squatted).await;
     assert!(err.to_string().contains("holds a hash"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before, "nothing written");
 }

@@ -12,14 +12,19 @@ fn push(env: &common::Env) -> baton::Queue {
     })
 }
 
+/// Register `w` (capacity 10) and heartbeat it once.
+async fn live_worker(q: &baton::Queue, w: &str) {
+    q.register(w, &serde_json::json!({ "capacity": 10, "weight": 1 }))
+        .await
+        .unwrap();
+    q.heartbeat(w, &[]).await.unwrap();
+}
+
 #[tokio::test]
 async fn assignments_never_taken_cost_no_attempt() {
     let env = common::env().await;
     let q = push(&env);
-    q.register("w", &serde_json::json!({ "capacity": 10, "weight": 1 }))
-        .await
-        .unwrap();
-    q.heartbeat("w", &[]).await.unwrap();
+    live_worker(&q, "w").await;
     for i in 0..10 {
         q.enqueue(TaskSpec::new("k", format!("{i}")).max_attempts(1))
             .await
@@ -55,10 +60,7 @@ async fn assignments_never_taken_cost_no_attempt() {
 async fn a_silent_worker_gets_no_assignment_after_one_and_a_half_heartbeats() {
     let env = common::env().await;
     let q = push(&env);
-    q.register("w", &serde_json::json!({ "capacity": 10, "weight": 1 }))
-        .await
-        .unwrap();
-    q.heartbeat("w", &[]).await.unwrap();
+    live_worker(&q, "w").await;
     q.enqueue(TaskSpec::new("k", "a")).await.unwrap();
     assert_eq!(
         q.dispatch(Strategy::RoundRobin, 10, 1).await.unwrap().assigned,
