@@ -152,7 +152,7 @@ async fn main() {
         Strategy::Weighted,
         Strategy::LeastConcurrency,
     ] {
-        let mut t = Vec::new();
+        let (mut t, mut per_call) = (Vec::new(), 0);
         for round in 0..3 {
             probe.flush().await;
             p.configure().await.unwrap();
@@ -167,11 +167,12 @@ async fn main() {
             probe.reset().await;
             let d = p.dispatch(strategy, N, 7 + round).await.unwrap();
             t.push(probe.evalsha_usec().await);
-            assert_eq!(d.assigned, N as u64);
+            per_call = d.assigned;
+            assert!(d.assigned == N as u64 || d.more, "{d:?}");
         }
         row(
             &format!(
-                "dispatch 1000 tasks over 1000 live workers, {}",
+                "dispatch over 1000 live workers, {} ({per_call} tasks/call)",
                 strategy.as_str()
             ),
             &t,

@@ -183,7 +183,7 @@ async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) 
             let d = q
                 .dispatch(strategy, cfg.batch, crate::ops::dispatch::random_seed())
                 .await?;
-            Ok(if d.assigned as usize >= cfg.batch {
+            Ok(if d.more || d.assigned as usize >= cfg.batch {
                 Duration::ZERO
             } else {
                 cfg.dispatch_interval

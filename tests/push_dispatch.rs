@@ -291,3 +291,44 @@ async fn no_strategy_exceeds_capacity_and_take_hands_out_the_leases() {
         );
     }
 }
+
+/// With many live workers one dispatch call assigns only what its work budget allows (tasks x
+/// workers scanned), says there is more, and repeated calls assign everything.
+#[tokio::test]
+async fn many_workers_bound_each_call_and_more_says_to_call_again() {
+    let env = common::env().await;
+    // workers stay live through the whole test, however slow the machine
+    let q = env.queue().with_settings(QueueConfig {
+        lease: Duration::from_secs(60),
+        heartbeat: Duration::from_secs(20),
+        ..env.queue().settings().clone()
+    });
+    for w in 0..100 {
+        let id = format!("w{w:03}");
+        q.register(&id, &serde_json::json!({ "capacity": 100, "weight": 1 }))
+            .await
+            .unwrap();
+        q.heartbeat(&id, &[]).await.unwrap();
+    }
+    q.enqueue_batch((0..1000).map(|i| TaskSpec::new("k", format!("{i}"))).collect())
+        .await
+        .unwrap();
+    let first = q.dispatch(Strategy::LeastConcurrency, 1000, 1).await.unwrap();
+    assert_eq!(
+        (first.assigned, first.more),
+        (200, true),
+        "20000 worker visits / 100 workers"
+    );
+    let mut total = first.assigned;
+    let mut calls = 1;
+    loop {
+        let d = q.dispatch(Strategy::LeastConcurrency, 1000, 1).await.unwrap();
+        total += d.assigned;
+        calls += 1;
+        if !d.more {
+            break;
+        }
+    }
+    assert_eq!((total, calls), (1000, 5));
+    assert_eq!(q.counts().await.unwrap().pending, 0);
+}

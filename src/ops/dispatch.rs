@@ -46,6 +46,9 @@ pub fn random_seed() -> u32 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dispatched {
     pub assigned: u64,
+    /// The script's work budget cut the call short (many live workers) and tasks are still
+    /// pending: call again at once.
+    pub more: bool,
     /// (worker, tasks assigned to it) for each worker that got some.
     pub per_worker: Vec<(String, u64)>,
 }
@@ -54,11 +57,16 @@ impl FromRedisValue for Dispatched {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
         let mut it = items(v)?.into_iter();
         let assigned = count(&it.next().ok_or("dispatch: empty reply")?)?;
+        let more = count(&it.next().ok_or("dispatch: no more flag")?)? == 1;
         let mut per_worker = Vec::new();
         while let Some(w) = it.next() {
             let n = it.next().ok_or("dispatch: a worker without its count")?;
             per_worker.push((string(w)?, count(&n)?));
         }
-        Ok(Dispatched { assigned, per_worker })
+        Ok(Dispatched {
+            assigned,
+            more,
+            per_worker,
+        })
     }
 }
