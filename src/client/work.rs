@@ -34,9 +34,9 @@ impl Queue {
         }
         for chunk in chunks {
             let req = ops::heartbeat::Request {
-                worker: worker.into(),
+                worker,
                 lease: self.settings.lease,
-                leases: chunk.to_vec(),
+                leases: chunk,
             };
             let hb = self.run(&req).await?;
             out.registered &= hb.registered;
@@ -93,8 +93,8 @@ impl Queue {
         let mut n = 0;
         for chunk in leases.chunks(MAX_BATCH) {
             let req = ops::release::Request {
-                worker: worker.into(),
-                leases: chunk.to_vec(),
+                worker,
+                leases: chunk,
             };
             n += self
                 .run(&req)

@@ -7,22 +7,23 @@ use crate::scripts::ScriptName;
 use redis::{FromRedisValue, ParsingError, Value};
 use std::time::Duration;
 
-/// One heartbeat call (at most 1000 leases; zero is a plain liveness beat).
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub worker: String,
+/// One heartbeat call (at most 1000 leases; zero is a plain liveness beat). Borrows the leases:
+/// a worker sends every one it holds each interval.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub worker: &'a str,
     pub lease: Duration,
-    pub leases: Vec<LeaseRef>,
+    pub leases: &'a [LeaseRef],
 }
 
-impl Op for Request {
+impl Op for Request<'_> {
     const SCRIPT: ScriptName = ScriptName::Heartbeat;
     type Reply = Heartbeat;
 
     fn push_args(&self, call: &mut Call) {
-        call.named("worker", &self.worker)
+        call.named("worker", self.worker)
             .named("lease_ms", ms(self.lease));
-        for l in &self.leases {
+        for l in self.leases {
             call.named("id", &l.id).named("token", &l.token);
         }
     }

@@ -7,19 +7,19 @@ use crate::scripts::ScriptName;
 use redis::{FromRedisValue, ParsingError, Value};
 
 /// One release call (1..=1000 leases).
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub worker: String,
-    pub leases: Vec<LeaseRef>,
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub worker: &'a str,
+    pub leases: &'a [LeaseRef],
 }
 
-impl Op for Request {
+impl Op for Request<'_> {
     const SCRIPT: ScriptName = ScriptName::Release;
     type Reply = Vec<Released>;
 
     fn push_args(&self, call: &mut Call) {
-        call.named("worker", &self.worker);
-        for l in &self.leases {
+        call.named("worker", self.worker);
+        for l in self.leases {
             call.named("id", &l.id).named("token", &l.token);
         }
     }
