@@ -73,10 +73,11 @@ for i, id in ipairs(ids) do
   local t = held[i] and recs[i] and parse_record(recs[i])
   if t then
     gone[#gone + 1] = id
-    local attempt = t.used + 1
-    ev_add(ev_failed, id, attempt)
-    redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
-    redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|' .. string.sub(ARGV[b + 3], 1, 8192))
+    local run = t.used + 1
+    local attempt = run - t.base
+    ev_add(ev_failed, id, run)
+    redis.call('HSET', K_TASKS, id, with_used(recs[i], run))
+    redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|' .. string.sub(ARGV[b + 3], 1, 8192))
     if retry[i] and attempt < t.max_attempts then
       local d = backoff_ms(t, attempt, rs[i])
       if d > 0 then
@@ -88,13 +89,13 @@ for i, id in ipairs(ids) do
         to_pending = to_pending + 1
       end
       reply[i] = 1
-      ev_add(ev_retried, id, attempt)
+      ev_add(ev_retried, id, run)
       n_retry = n_retry + 1
     else
       redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
       final[#final + 1] = id
       reply[i] = 2
-      ev_add(ev_dead, id, attempt)
+      ev_add(ev_dead, id, run)
     end
   else
     reply[i] = 0

@@ -11,9 +11,9 @@ argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise
   {state ("pending", "delayed", "leased", "done", "dead", "cancelled"), record (string, see claim),
-   attempts (int, attempts started so far), lease ("token|worker" or ""),
+   attempts (int, attempts started so far, since the last requeue), lease ("token|worker" or ""),
    state_score (string: pending score, run-at ms, lease deadline ms, or expiry ms),
-   error ("attempt|at_ms|message" of the last failure, or ""),
+   error ("run|at_ms|message" of the last failure, or ""),
    result (result bytes when done, or "")}
 errors:
   BADARG: no task id
@@ -40,7 +40,8 @@ if (state == 'done' or state == 'dead' or state == 'cancelled') and tonumber(sco
   return {} -- past its retention; the janitor drops it soon
 end
 -- attempts that ended are counted in the record; a running or completed one is not
-local attempts = tonumber(string.match(rec, '^(%d+)|')) or 0
+local used, base = string.match(rec, '^(%d+)|(%d+)|')
+local attempts = (tonumber(used) or 0) - (tonumber(base) or 0)
 if state == 'leased' or state == 'done' then attempts = attempts + 1 end
 local lease = redis.call('HGET', K_LEASE, id) or ''
 local result = ''

@@ -69,11 +69,12 @@ if #ids > 0 then
       redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
       requeued = requeued + 1
     else
-      local attempt = t.used + 1
-      ev_add(ev_reclaimed, id, attempt)
-      redis.call('HSET', K_TASKS, id, with_used(recs[i], attempt))
-      redis.call('HSET', K_ERRORS, id, attempt .. '|' .. fmt(now) .. '|lease expired: worker ' ..
-        tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt)
+      local run = t.used + 1
+      local attempt = run - t.base
+      ev_add(ev_reclaimed, id, run)
+      redis.call('HSET', K_TASKS, id, with_used(recs[i], run))
+      redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|lease expired: worker ' ..
+        tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt .. ' (run ' .. run .. ')')
       if attempt < t.max_attempts then
         redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
         requeued = requeued + 1
@@ -81,7 +82,7 @@ if #ids > 0 then
         redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)
         final[#final + 1] = id
         dead = dead + 1
-        ev_add(ev_dead, id, attempt)
+        ev_add(ev_dead, id, run)
       end
     end
   end

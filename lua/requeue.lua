@@ -41,11 +41,11 @@ for i, id in ipairs(ids) do
     redis.call('ZREM', K_DEAD, id) -- its record is gone: nothing to requeue, drop the entry
     reply[i] = 0
   elseif redis.call('ZREM', K_DEAD, id) == 1 then
-    redis.call('HSET', K_TASKS, id, with_used(rec, 0))
+    redis.call('HSET', K_TASKS, id, with_fresh_attempts(rec, t))
     redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
     moved = moved + 1
     reply[i] = 1
-    ev_add(items, id, 0)
+    ev_add(items, id, t.used)
   else
     reply[i] = 0
   end

@@ -29,12 +29,14 @@ pub struct Event {
     pub tasks: Vec<EventTask>,
 }
 
-/// A task named by an event, with the attempt the event concerns (the run's number for
-/// claimed/dispatched/completed/failed/retried/reclaimed/dead; attempts used so far otherwise).
+/// A task named by an event, with the run the event concerns: the run's number for
+/// claimed/dispatched/completed/failed/retried/reclaimed/dead, runs ended so far otherwise. Run
+/// numbers never reset — a dead task requeued goes on counting — so two runs of a task never
+/// share one (for a task never requeued, the run is its attempt).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct EventTask {
     pub id: String,
-    pub attempt: u32,
+    pub run: u32,
 }
 
 /// Where [`Queue::events`] starts.
@@ -58,10 +60,10 @@ impl Event {
         let at_ms = at.parse().map_err(|_| bad())?;
         let mut list = Vec::new();
         for item in tasks.split(',').filter(|s| !s.is_empty()) {
-            let (tid, attempt) = item.rsplit_once(':').ok_or_else(bad)?;
+            let (tid, run) = item.rsplit_once(':').ok_or_else(bad)?;
             list.push(EventTask {
                 id: tid.to_string(),
-                attempt: attempt.parse().map_err(|_| bad())?,
+                run: run.parse().map_err(|_| bad())?,
             });
         }
         Ok(Event {
@@ -75,7 +77,7 @@ impl Event {
     }
 
     /// Parse a message of the queue's live `events` channel:
-    /// `<stream id>|<type>|<t>|<worker>|<id:attempt,...>`.
+    /// `<stream id>|<type>|<t>|<worker>|<id:run,...>`.
     pub fn from_message(queue: &str, msg: &str) -> Result<Event> {
         let mut p = msg.splitn(5, '|');
         let (Some(id), Some(kind), Some(at), Some(worker), Some(tasks)) =
@@ -258,11 +260,11 @@ mod tests {
             vec![
                 EventTask {
                     id: "a".into(),
-                    attempt: 1
+                    run: 1
                 },
                 EventTask {
                     id: "b".into(),
-                    attempt: 2
+                    run: 2
                 }
             ]
         );

@@ -30,7 +30,7 @@ pub enum Role {
     Cancelled,
     /// hash: id -> result bytes (non-empty results of done tasks)
     Results,
-    /// hash: id -> "attempt|at_ms|message"
+    /// hash: id -> "run|at_ms|message"
     Errors,
     /// hash: worker id -> JSON description
     Workers,

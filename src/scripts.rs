@@ -11,8 +11,9 @@ use std::sync::OnceLock;
 
 static LUA: Dir = include_dir!("$CARGO_MANIFEST_DIR/lua");
 
-/// The data schema version these scripts implement (`SCHEMA` in `lua/include/schema.lua`).
-pub const SCHEMA_VERSION: &str = "1";
+/// The data schema version these scripts implement (`SCHEMA` in `lua/include/schema.lua`, from
+/// the manifest's `schema_version`; a test checks the two agree).
+pub const SCHEMA_VERSION: &str = crate::bounds::SCHEMA_VERSION;
 
 /// One transition script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,6 +1,6 @@
 //! What a task is: the spec a producer enqueues, the record Redis keeps, the state it is in.
 //!
-//! The record format (`used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|
+//! The record format (`used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|
 //! result_ttl_ms|created_ms|payload`) is part of the script contract (docs/contract.md): the
 //! small header is parsed by Lua on the rare paths (fail, reclaim, promote) and by clients at
 //! claim, while the payload stays raw bytes.
@@ -269,7 +269,12 @@ impl std::fmt::Display for State {
 /// The stored header and payload of a task.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
-    /// Attempts that ended without success (failed, or lease expired).
+    /// Runs that ended without success (failed, or lease expired) over the task's whole life:
+    /// never reset, so the next run is number `runs_ended + 1` and no two runs share a number.
+    pub runs_ended: u32,
+    /// Attempts of the current budget that ended without success: `runs_ended` less the runs
+    /// before the task was last requeued from the dead-letter set. The next attempt is
+    /// `attempts_used + 1` of `max_attempts`.
     pub attempts_used: u32,
     pub kind: String,
     pub priority: i32,
@@ -284,7 +289,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// Parse `used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
+    /// Parse `used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
     pub fn parse(raw: &[u8]) -> Result<Record> {
         let bad = || {
             Error::Protocol(format!(
@@ -292,11 +297,13 @@ impl Record {
                 String::from_utf8_lossy(&raw[..raw.len().min(80)])
             ))
         };
-        let mut parts = raw.splitn(12, |&b| b == b'|');
+        let mut parts = raw.splitn(13, |&b| b == b'|');
         let mut next = || parts.next().ok_or_else(bad);
         let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
         let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
-        let attempts_used = num(next()?)? as u32;
+        let runs_ended = num(next()?)? as u32;
+        let base = num(next()?)? as u32;
+        let attempts_used = runs_ended.checked_sub(base).ok_or_else(bad)?;
         let kind = text(next()?)?;
         let priority = num(next()?)? as i32;
         let max_attempts = num(next()?)? as u32;
@@ -313,6 +320,7 @@ impl Record {
         let created_ms = num(next()?)? as u64;
         let payload = next()?.to_vec();
         Ok(Record {
+            runs_ended,
             attempts_used,
             kind,
             priority,
@@ -334,7 +342,8 @@ impl Record {
 /// The last failure of a task.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
-    pub attempt: u32,
+    /// The run that failed (see [`Record::runs_ended`]).
+    pub run: u32,
     pub at_ms: u64,
     pub message: String,
 }
@@ -355,7 +364,7 @@ pub struct Task {
     pub queue: String,
     pub state: State,
     pub record: Record,
-    /// Attempts started so far.
+    /// Attempts started so far (since the last requeue from the dead-letter set).
     pub attempts: u32,
     pub lease: Option<LeaseInfo>,
     /// Delayed: when it becomes due (ms). Done/dead/cancelled: when it is dropped (ms).
@@ -368,6 +377,11 @@ pub struct Task {
 }
 
 impl Task {
+    /// Runs started over the task's whole life (attempts before requeues included).
+    pub fn runs(&self) -> u32 {
+        self.record.runs_ended + matches!(self.state, State::Leased | State::Done) as u32
+    }
+
     /// The task as JSON (CLI `--json`, dashboard API). Payload and result are text when they
     /// are UTF-8 and base64 otherwise, as `payload_encoding` / `result_encoding` say: bytes are
     /// never altered on the way out.
@@ -388,13 +402,14 @@ impl Task {
             "kind": t.record.kind,
             "priority": t.record.priority,
             "attempts": t.attempts,
+            "runs": t.runs(),
             "max_attempts": t.record.max_attempts,
             "created_ms": t.record.created_ms,
             "payload": payload,
             "payload_encoding": payload_encoding,
             "lease": t.lease.as_ref().map(|l| serde_json::json!({"worker": l.worker, "token": l.token, "deadline_ms": l.deadline_ms})),
             "due_or_expiry_ms": t.due_or_expiry_ms,
-            "last_error": t.last_error.as_ref().map(|e| serde_json::json!({"attempt": e.attempt, "at_ms": e.at_ms, "message": e.message})),
+            "last_error": t.last_error.as_ref().map(|e| serde_json::json!({"run": e.run, "at_ms": e.at_ms, "message": e.message})),
             "result": result,
             "result_encoding": result_encoding,
             "finished_ms": t.finished_ms,
@@ -437,7 +452,7 @@ pub struct Counts {
     pub retried_total: u64,
 }
 
-/// Split `a|b|rest` values ("attempt|at_ms|message"): the first two fields are numbers.
+/// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.
 pub(crate) fn split3(raw: &[u8]) -> Option<(u64, u64, &[u8])> {
     let mut parts = raw.splitn(3, |&b| b == b'|');
     let a = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
@@ -451,7 +466,8 @@ mod tests {
 
     #[test]
     fn record_keeps_pipes_in_the_payload() {
-        let r = Record::parse(b"2|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        let r = Record::parse(b"5|3|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        assert_eq!(r.runs_ended, 5);
         assert_eq!(r.attempts_used, 2);
         assert_eq!(r.kind, "echo");
         assert_eq!(r.priority, 5);
@@ -464,7 +480,7 @@ mod tests {
 
     #[test]
     fn json_keeps_bytes_that_are_not_utf8_as_base64() {
-        let record = Record::parse(b"0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
+        let record = Record::parse(b"0|0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
         let mut t = Task {
             id: "i".into(),
             queue: "q".into(),

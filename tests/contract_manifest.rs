@@ -86,6 +86,8 @@ fn the_record_layout_matches_the_rust_parser() {
         .record
         .iter()
         .map(|f| match f.as_str() {
+            "used" => "9".to_string(),
+            "base" => "2".to_string(),
             "kind" => "k".to_string(),
             "backoff" => "e".to_string(),
             "payload" => "p|q".to_string(),
@@ -94,8 +96,8 @@ fn the_record_layout_matches_the_rust_parser() {
         .collect();
     let r = baton::Record::parse(sample.join("|").as_bytes()).unwrap();
     assert_eq!(
-        (r.attempts_used, r.kind.as_str(), r.payload.as_slice()),
-        (7, "k", &b"p|q"[..])
+        (r.runs_ended, r.attempts_used, r.kind.as_str(), r.payload.as_slice()),
+        (9, 7, "k", &b"p|q"[..])
     );
 }
 

@@ -37,7 +37,7 @@ fn summary(events: &[Event]) -> Vec<Summary> {
             (
                 e.kind.clone(),
                 e.worker.clone(),
-                e.tasks.iter().map(|t| (t.id.clone(), t.attempt)).collect(),
+                e.tasks.iter().map(|t| (t.id.clone(), t.run)).collect(),
             )
         })
         .collect()

@@ -70,16 +70,44 @@ async fn exponential_backoff_then_dead_then_requeue() {
     assert_eq!(t.state, State::Dead);
     assert_eq!(t.attempts, 3);
     let e = t.last_error.unwrap();
-    assert_eq!((e.attempt, e.message.as_str()), (3, "boom 3"));
+    assert_eq!((e.run, e.message.as_str()), (3, "boom 3"));
     assert_eq!(q.dead_ids(10).await.unwrap(), vec![id.clone()]);
 
-    // requeue from dead: pending again, attempts start over
+    // requeue from dead: pending again, attempts start over — but runs go on counting, so the
+    // fourth run is not mistaken for the first (events name runs by number)
     assert_eq!(q.requeue_dead(&[&id, "unknown"]).await.unwrap(), 1);
     common::assert_state(&q, &id, "pending").await;
+    let t = q.get(&id).await.unwrap().unwrap();
+    assert_eq!((t.attempts, t.runs()), (0, 3));
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    assert_eq!(c.attempt, 1);
+    assert_eq!((c.attempt, c.run), (1, 4));
+    // it has a fresh budget of 3 attempts: a failure now retries, not dead
+    assert_eq!(
+        q.fail("w", &report(&c, "boom 4")).await.unwrap(),
+        FailStatus::Retrying
+    );
+    let t = q.get(&id).await.unwrap().unwrap();
+    assert_eq!((t.attempts, t.runs()), (1, 4));
+    assert_eq!(t.last_error.unwrap().run, 4);
+    tokio::time::sleep(Duration::from_millis(210)).await;
+    q.promote(10).await.unwrap();
+    let c = q.claim("w", 1).await.unwrap().remove(0);
+    assert_eq!((c.attempt, c.run), (2, 5));
     q.complete("w", &c, b"finally").await.unwrap();
-    assert_eq!(q.get(&id).await.unwrap().unwrap().result.unwrap(), b"finally");
+    let t = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(t.result.as_deref(), Some(&b"finally"[..]));
+    assert_eq!((t.attempts, t.runs()), (2, 5));
+
+    // every claim of the task in the events has its own run number
+    let claimed: Vec<u32> = q
+        .events_after("0-0", 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "claimed")
+        .flat_map(|e| e.tasks.iter().filter(|t| t.id == id).map(|t| t.run))
+        .collect();
+    assert_eq!(claimed, vec![1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]

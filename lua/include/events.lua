@@ -6,9 +6,10 @@
 
 -- Emit one lifecycle event for a call: XADD to the capped events stream (for listeners that must
 -- not miss any) and PUBLISH on the events channel (live listeners). One event per call and type,
--- listing every task it concerns as "id:attempt", so a batch of 1000 costs one XADD, not 1000.
+-- listing every task it concerns as "id:run", so a batch of 1000 costs one XADD, not 1000. The
+-- run number never resets (a requeued dead task goes on counting), so two runs never share one.
 -- `items` is built with ev_add; the cap EV_MAX was read by the schema check.
--- Stream entry fields: e (type), t (Redis time ms), w (worker or ''), x ("id:attempt,...").
+-- Stream entry fields: e (type), t (Redis time ms), w (worker or ''), x ("id:run,...").
 -- Channel message: "<stream id>|<type>|<t>|<worker>|<tasks>".
 local function emit(etype, worker, items, now)
   if #items == 0 or EV_MAX <= 0 then return end
@@ -19,13 +20,13 @@ local function emit(etype, worker, items, now)
   redis.call('PUBLISH', CHAN_EVENTS, sid .. '|' .. etype .. '|' .. t .. '|' .. worker .. '|' .. x)
 end
 
--- Add "id:attempt," to an event's item list as separate parts, joined once by emit: no
+-- Add "id:run," to an event's item list as separate parts, joined once by emit: no
 -- intermediate string is created (and interned) per task.
-local function ev_add(items, id, attempt)
+local function ev_add(items, id, run)
   local n = #items
   items[n + 1] = id
   items[n + 2] = ':'
-  items[n + 3] = attempt
+  items[n + 3] = run
   items[n + 4] = ','
 end
 

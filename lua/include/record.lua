@@ -1,17 +1,21 @@
 -- include/record.lua — the task record, and the pending order.
 --@include keys
 
--- Record: "used|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
--- `used` = attempts that ended without success (failed or lease expired). It leads the record so
--- the rare paths (fail, reclaim, requeue) can rewrite it without touching the rest, and the hot
--- path (claim) never parses the record at all: the client does.
-local REC_PATTERN = '^(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+-- Record: "used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
+-- `used` = runs that ended without success (failed or lease expired) over the task's whole life:
+-- it never goes back, so run `used + 1` is a number no other run of the task had. `base` = `used`
+-- when a dead task was last requeued (0 until then): the current attempt is `used - base + 1`,
+-- and `max_attempts` bounds that. `used` leads the record so the rare paths (fail, reclaim) can
+-- rewrite it without touching the rest, and the hot path (claim) never parses the record at
+-- all: the client does.
+local REC_PATTERN = '^(%d+)|(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
 local function parse_record(rec)
-  local used, kind, prio, ma, bo, base, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
+  local used, base, kind, prio, ma, bo, bb, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
   if used == nil then return nil end
-  return {used = tonumber(used), kind = kind, prio = tonumber(prio), max_attempts = tonumber(ma),
-    backoff = bo, base = tonumber(base), cap = tonumber(cap), jitter = tonumber(jit),
-    timeout = tonumber(to), result_ttl = tonumber(rt), created = tonumber(ca), payload_pos = pos}
+  return {used = tonumber(used), base = tonumber(base), kind = kind, prio = tonumber(prio),
+    max_attempts = tonumber(ma), backoff = bo, base_ms = tonumber(bb), cap = tonumber(cap),
+    jitter = tonumber(jit), timeout = tonumber(to), result_ttl = tonumber(rt), created = tonumber(ca),
+    payload_pos = pos}
 end
 
 -- The record with its `used` count replaced.
@@ -19,7 +23,14 @@ local function with_used(rec, used)
   return used .. string.sub(rec, (string.find(rec, '|', 1, true)))
 end
 
--- Attempts used so far, read from the head of a record (the hot paths never parse the rest).
+-- The record of a requeued task: a fresh attempt budget starting after the runs it had.
+local function with_fresh_attempts(rec, t)
+  local second = string.find(rec, '|', string.find(rec, '|', 1, true) + 1, true)
+  return t.used .. '|' .. t.used .. string.sub(rec, second)
+end
+
+-- Runs ended so far, read from the head of a record (the hot paths never parse the rest); the
+-- run a claim starts is this + 1.
 local function rec_used(rec)
   return tonumber(string.sub(rec, 1, (string.find(rec, '|', 1, true) or 1) - 1)) or 0
 end
@@ -29,9 +40,9 @@ end
 local function backoff_ms(t, attempt, r)
   local d
   if t.backoff == 'f' then
-    d = t.base
+    d = t.base_ms
   else
-    d = t.base * (2 ^ math.min(attempt - 1, 60))
+    d = t.base_ms * (2 ^ math.min(attempt - 1, 60))
     if d > t.cap then d = t.cap end
   end
   return d - math.floor(d * t.jitter / 100 * r)

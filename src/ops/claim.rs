@@ -34,7 +34,10 @@ impl Op for Request {
 pub struct Claimed {
     pub id: String,
     pub token: String,
+    /// 1 for the first attempt (of the budget since the last requeue).
     pub attempt: u32,
+    /// The run's number over the task's whole life: never reset, unique per run.
+    pub run: u32,
     pub deadline_ms: u64,
     pub record: Record,
 }
@@ -53,6 +56,7 @@ impl FromRedisValue for Claimed {
                     id: string(id)?,
                     token: string(token)?,
                     attempt: record.attempts_used + 1,
+                    run: record.runs_ended + 1,
                     deadline_ms: int(&deadline)?.max(0) as u64,
                     record,
                 })

@@ -36,7 +36,7 @@ pub struct Snapshot {
     lease: String,
     /// The score in its state set: lease deadline, due time or expiry (ms).
     score: Option<f64>,
-    /// "attempt|at_ms|message" of the last failure, empty if none.
+    /// "run|at_ms|message" of the last failure, empty if none.
     error: Vec<u8>,
     result: Vec<u8>,
 }
@@ -78,8 +78,8 @@ impl Snapshot {
             }),
             None => return Err(format!("get: malformed lease {:?}", self.lease).into()),
         };
-        let last_error = split3(&self.error).map(|(a, at, m)| Failure {
-            attempt: a as u32,
+        let last_error = split3(&self.error).map(|(run, at, m)| Failure {
+            run: run as u32,
             at_ms: at,
             message: String::from_utf8_lossy(m).into_owned(),
         });

@@ -98,6 +98,7 @@ impl Worker {
                 id,
                 token,
                 attempt,
+                run,
                 record,
                 ..
             } = task;
@@ -115,6 +116,7 @@ impl Worker {
                         kind: record.kind.clone(),
                         payload: record.payload,
                         attempt,
+                        run,
                         max_attempts: record.max_attempts,
                         enqueued_ms: record.created_ms,
                         cancelled: cancel.clone(),

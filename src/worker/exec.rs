@@ -37,6 +37,7 @@ impl Handler for ExecHandler {
                 .env("BATON_TASK_KIND", &task.kind)
                 .env("BATON_QUEUE", &task.queue)
                 .env("BATON_ATTEMPT", task.attempt.to_string())
+                .env("BATON_RUN", task.run.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -20,8 +20,12 @@ pub struct TaskContext {
     pub queue: String,
     pub kind: String,
     pub payload: Vec<u8>,
-    /// 1 for the first try.
+    /// 1 for the first try (of the attempts given since the task was last requeued from the
+    /// dead-letter set).
     pub attempt: u32,
+    /// This run's number over the task's whole life: never reset by a requeue, so it tells
+    /// runs apart (it equals `attempt` for a task never requeued). Events name runs by it.
+    pub run: u32,
     pub max_attempts: u32,
     /// When the task was enqueued, ms since the Unix epoch (Redis' clock).
     pub enqueued_ms: u64,

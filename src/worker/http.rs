@@ -49,7 +49,8 @@ impl Handler for HttpHandler {
             .header("x-baton-task-id", &task.id)
             .header("x-baton-kind", &task.kind)
             .header("x-baton-queue", &task.queue)
-            .header("x-baton-attempt", task.attempt.to_string());
+            .header("x-baton-attempt", task.attempt.to_string())
+            .header("x-baton-run", task.run.to_string());
         let json = serde_json::from_slice::<serde::de::IgnoredAny>(&task.payload).is_ok();
         req = req.header(
             "content-type",

@@ -160,13 +160,14 @@ class Scripts:
 class Claimed:
     """A task held under a lease."""
 
-    __slots__ = ("id", "token", "deadline_ms", "attempt", "kind", "priority", "max_attempts",
+    __slots__ = ("id", "token", "deadline_ms", "attempt", "run", "kind", "priority", "max_attempts",
                  "timeout_ms", "result_ttl_ms", "created_ms", "payload")
 
     def __init__(self, task_id, token, deadline_ms, record):
         self.id, self.token, self.deadline_ms = task_id, token, deadline_ms
         rec = _parse_record(record)
-        self.attempt = rec["used"] + 1
+        self.attempt = rec["used"] - rec["base"] + 1  # of max_attempts, since the last requeue
+        self.run = rec["used"] + 1  # never reset: tells runs apart (events name runs by it)
         for k in ("kind", "priority", "max_attempts", "timeout_ms", "result_ttl_ms", "created_ms", "payload"):
             setattr(self, k, rec[k])
 
@@ -175,8 +176,8 @@ class Claimed:
 
 
 def _parse_record(raw):
-    parts = raw.split(b"|", 11)
-    names = ["used", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
+    parts = raw.split(b"|", 12)
+    names = ["used", "base", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
              "jitter_pct", "timeout_ms", "result_ttl_ms", "created_ms", "payload"]
     rec = dict(zip(names, parts))
     for k in names:

@@ -38,7 +38,7 @@ pub(super) async fn events(
             let tasks: Vec<String> = e
                 .tasks
                 .iter()
-                .map(|t| format!("{}#{}", t.id, t.attempt))
+                .map(|t| format!("{}#{}", t.id, t.run))
                 .collect();
             println!(
                 "{at}  {:<10} {}  {}  worker={}  {}",
@@ -91,7 +91,16 @@ pub(super) async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
     println!("state     {}", t.state);
     println!("kind      {}", t.record.kind);
     println!("priority  {}", t.record.priority);
-    println!("attempts  {} of {}", t.attempts, t.record.max_attempts);
+    if t.runs() == t.attempts {
+        println!("attempts  {} of {}", t.attempts, t.record.max_attempts);
+    } else {
+        println!(
+            "attempts  {} of {} since requeued ({} runs in all)",
+            t.attempts,
+            t.record.max_attempts,
+            t.runs()
+        );
+    }
     println!("created   {}", ms_ago(t.record.created_ms));
     if let Some(l) = &t.lease {
         println!(
@@ -108,8 +117,8 @@ pub(super) async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
     }
     if let Some(e) = &t.last_error {
         println!(
-            "error     attempt {}, {}: {}",
-            e.attempt,
+            "error     run {}, {}: {}",
+            e.run,
             ms_ago(e.at_ms),
             e.message
         );
