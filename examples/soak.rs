@@ -1359,6 +1359,9 @@ struct Report {
     runs_malformed: u64,
     runs_unacked: u64,
     charged_not_run: Vec<String>,
+    /// The attempts charged without a run, counted by what the chaos loop did right after
+    /// their claim.
+    charged_causes: String,
     start_lag: String,
     completed_twice: Vec<String>,
     events_note: String,
@@ -1402,11 +1405,16 @@ impl Report {
         // charged without running, explained by the events and the chaos log
         let t0_ms = epoch_ms(f.t0_wall);
         let rel = |ms: u64| (ms as i64 - t0_ms as i64) as f64 / 1000.0;
+        let mut causes: BTreeMap<&'static str, u64> = BTreeMap::new();
         let charged_not_run = c
             .charged_not_run
             .iter()
             .map(|(id, charged, missing)| {
                 let mut s = format!("{id}: charged {charged} attempts, no run logged for attempt(s) {missing:?}");
+                for &m in missing {
+                    let cause = charge_cause(f, events.by_task.get(id).map_or(&[][..], Vec::as_slice), m);
+                    *causes.entry(cause).or_default() += 1;
+                }
                 for (kind, attempt, worker, at_ms) in events.by_task.get(id).into_iter().flatten() {
                     let _ = write!(s, "\n      {:>8.3}s  {kind} attempt {attempt}", rel(*at_ms));
                     let Some(w) = worker else { continue };
@@ -1427,6 +1435,11 @@ impl Report {
                 s
             })
             .collect();
+        let charged_causes = causes
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         // how long after its claim (Redis time) a handler logs its start: the window in which a
         // worker's death charges an attempt that never ran
         let mut start_lag: Vec<i64> = Vec::new();
@@ -1562,6 +1575,7 @@ impl Report {
             runs_malformed: runs.malformed,
             runs_unacked,
             charged_not_run,
+            charged_causes,
             start_lag,
             completed_twice,
             events_note,
@@ -1644,7 +1658,15 @@ impl Report {
                 }
             ),
         );
-        row(&mut s, "charged without running", self.charged_not_run.len().to_string());
+        row(
+            &mut s,
+            "charged without running",
+            if self.charged_not_run.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{} (attempts by cause — {})", self.charged_not_run.len(), self.charged_causes)
+            },
+        );
         row(&mut s, "claim to handler start", self.start_lag.clone());
         row(
             &mut s,
@@ -1744,6 +1766,38 @@ fn write_workers(f: &Fleet) {
         );
     }
     let _ = std::fs::write(f.dir.join("workers.txt"), out);
+}
+
+/// Why attempt `attempt` of a task was charged though no run of it was logged: what the chaos
+/// loop did right after its claim (the latest claim of that attempt, by Redis' clock).
+fn charge_cause(f: &Fleet, events: &[(String, u32, Option<String>, u64)], attempt: u32) -> &'static str {
+    let Some((_, _, worker, at)) = events
+        .iter()
+        .filter(|e| e.0 == "claimed" && e.1 == attempt)
+        .max_by_key(|e| e.3)
+    else {
+        return "no claim event found";
+    };
+    let pid = worker.as_deref().and_then(worker_pid);
+    let after = |r: &ChaosRecord, within: i64| {
+        let d = epoch_ms(r.at) as i64 - *at as i64;
+        (-50..=within).contains(&d)
+    };
+    let lease = LEASE.as_millis() as i64;
+    for r in &f.chaos {
+        if Some(r.pid) == pid && r.what.starts_with("SIGKILL") && after(r, lease) {
+            return "its worker was SIGKILLed between the claim and the handler's start";
+        }
+        if Some(r.pid) == pid && r.what.starts_with("SIGSTOP") && after(r, lease) {
+            return "its worker was SIGSTOPped between the claim and the handler's start";
+        }
+    }
+    for r in &f.chaos {
+        if r.what.starts_with("SIGKILL redis") && after(r, 1000) {
+            return "Redis was SIGKILLed after the claim ran, before its reply reached the worker";
+        }
+    }
+    "unexplained"
 }
 
 fn epoch_ms(t: SystemTime) -> u64 {
