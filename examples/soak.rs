@@ -289,8 +289,9 @@ impl Fleet {
             .arg("--logfile")
             .arg(&log)
             .current_dir(&rdir);
-        let mut child = spawn_marked(&mut cmd, &self.dir, Stdio::null())
-            .map_err(|e| format!("cannot run redis-server ({e}); scripts/soak installs it (scripts/ensure-redis)"))?;
+        let mut child = spawn_marked(&mut cmd, &self.dir, Stdio::null()).map_err(|e| {
+            format!("cannot run redis-server ({e}); scripts/soak installs it (scripts/ensure-redis)")
+        })?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -403,21 +404,35 @@ impl Fleet {
                 let what = format!("{} (pid {}) exited after SIGTERM: {status}", p.name, p.pid());
                 self.note(what, p.pid(), None);
                 if status.code() != Some(0) {
-                    self.unexpected.push(format!("{} exited {status} after SIGTERM: {}", p.name, last_line(&p.log)));
+                    self.unexpected.push(format!(
+                        "{} exited {status} after SIGTERM: {}",
+                        p.name,
+                        last_line(&p.log)
+                    ));
                 }
                 self.retire_worker(p, End::Sigterm(status.code()));
             } else {
                 let why = self.unexpected_exit(&p, status);
                 self.retire_worker(p, End::Unexpected(why));
-                self.restarts.push((Instant::now() + Duration::from_millis(500), Restart::Worker));
+                self.restarts
+                    .push((Instant::now() + Duration::from_millis(500), Restart::Worker));
             }
         }
-        if let Some(status) = self.scheduler.as_mut().and_then(|p| p.child.try_wait().ok().flatten()) {
+        if let Some(status) = self
+            .scheduler
+            .as_mut()
+            .and_then(|p| p.child.try_wait().ok().flatten())
+        {
             let p = self.scheduler.take().expect("checked");
             self.unexpected_exit(&p, status);
-            self.restarts.push((Instant::now() + Duration::from_millis(500), Restart::Scheduler));
+            self.restarts
+                .push((Instant::now() + Duration::from_millis(500), Restart::Scheduler));
         }
-        if let Some(status) = self.redis.as_mut().and_then(|p| p.child.try_wait().ok().flatten()) {
+        if let Some(status) = self
+            .redis
+            .as_mut()
+            .and_then(|p| p.child.try_wait().ok().flatten())
+        {
             let p = self.redis.take().expect("checked");
             self.unexpected_exit(&p, status);
             self.redis_down.push((Instant::now(), None));
@@ -512,52 +527,82 @@ impl Fleet {
     fn act(&mut self, a: Action, rng: &mut fastrand::Rng) -> bool {
         match a {
             Action::KillWorker => {
-                let Some(i) = self.pick_worker(rng) else { return false };
+                let Some(i) = self.pick_worker(rng) else {
+                    return false;
+                };
                 let mut p = self.workers.remove(i);
                 sample_rss(&mut p);
                 p.signal(libc::SIGKILL);
                 let _ = p.child.wait();
-                self.note(format!("SIGKILL {} (pid {})", p.name, p.pid()), p.pid(), Some(a.name()));
+                self.note(
+                    format!("SIGKILL {} (pid {})", p.name, p.pid()),
+                    p.pid(),
+                    Some(a.name()),
+                );
                 self.retire_worker(p, End::Sigkill);
                 let after = Duration::from_millis(rng.u64(200..1000));
                 self.restarts.push((Instant::now() + after, Restart::Worker));
             }
             Action::TermWorker => {
-                let Some(i) = self.pick_worker(rng) else { return false };
+                let Some(i) = self.pick_worker(rng) else {
+                    return false;
+                };
                 let w = &mut self.workers[i];
                 w.signal(libc::SIGTERM);
                 w.terminating = true;
                 let (name, pid) = (w.name.clone(), w.pid());
-                self.note(format!("SIGTERM {name} (pid {pid}): rolling restart"), pid, Some(a.name()));
+                self.note(
+                    format!("SIGTERM {name} (pid {pid}): rolling restart"),
+                    pid,
+                    Some(a.name()),
+                );
                 self.restarts.push((Instant::now(), Restart::Worker));
             }
             Action::StopWorker => {
-                let Some(i) = self.pick_worker(rng) else { return false };
+                let Some(i) = self.pick_worker(rng) else {
+                    return false;
+                };
                 let past = LEASE + Duration::from_millis(rng.u64(1000..2000));
                 let w = &mut self.workers[i];
                 w.signal(libc::SIGSTOP);
                 w.stopped_until = Some(Instant::now() + past);
                 let (name, pid) = (w.name.clone(), w.pid());
                 self.note(
-                    format!("SIGSTOP {name} (pid {pid}) for {:.1}s (lease {}s)", past.as_secs_f64(), LEASE.as_secs()),
+                    format!(
+                        "SIGSTOP {name} (pid {pid}) for {:.1}s (lease {}s)",
+                        past.as_secs_f64(),
+                        LEASE.as_secs()
+                    ),
                     pid,
                     Some(a.name()),
                 );
             }
             Action::KillScheduler => {
-                let Some(mut p) = self.scheduler.take() else { return false };
+                let Some(mut p) = self.scheduler.take() else {
+                    return false;
+                };
                 p.signal(libc::SIGKILL);
                 let _ = p.child.wait();
-                self.note(format!("SIGKILL {} (pid {})", p.name, p.pid()), p.pid(), Some(a.name()));
+                self.note(
+                    format!("SIGKILL {} (pid {})", p.name, p.pid()),
+                    p.pid(),
+                    Some(a.name()),
+                );
                 let after = Duration::from_millis(rng.u64(300..2000));
                 self.restarts.push((Instant::now() + after, Restart::Scheduler));
             }
             Action::KillRedis => {
-                let Some(mut p) = self.redis.take() else { return false };
+                let Some(mut p) = self.redis.take() else {
+                    return false;
+                };
                 p.signal(libc::SIGKILL);
                 let _ = p.child.wait();
                 self.redis_down.push((Instant::now(), None));
-                self.note(format!("SIGKILL {} (pid {})", p.name, p.pid()), p.pid(), Some(a.name()));
+                self.note(
+                    format!("SIGKILL {} (pid {})", p.name, p.pid()),
+                    p.pid(),
+                    Some(a.name()),
+                );
                 let after = Duration::from_millis(rng.u64(300..2000));
                 self.restarts.push((Instant::now() + after, Restart::Redis));
             }
@@ -600,7 +645,12 @@ impl Fleet {
 impl Drop for Fleet {
     /// Whatever happens, no process of the soak outlives it.
     fn drop(&mut self) {
-        for p in self.workers.iter_mut().chain(self.scheduler.as_mut()).chain(self.redis.as_mut()) {
+        for p in self
+            .workers
+            .iter_mut()
+            .chain(self.scheduler.as_mut())
+            .chain(self.redis.as_mut())
+        {
             p.signal(libc::SIGKILL);
             let _ = p.child.wait();
         }
@@ -653,7 +703,7 @@ const FINISH: u8 = 2;
 
 /// The control thread: chaos while `phase` is CHAOS; then (CALM) every stopped worker is resumed,
 /// every restart done, and exits are still supervised; returns the fleet at FINISH.
-fn control(mut f: Fleet, o: Opts, phase: Arc<AtomicU8>) -> Result<Fleet, (Fleet, BoxError)> {
+fn control(mut f: Fleet, o: Opts, phase: Arc<AtomicU8>) -> Result<Fleet, BoxError> {
     let mut rng = fastrand::Rng::with_seed(o.seed ^ 0xc4a05);
     // every kind of action early on, so even a short run sees each of them
     let mut plan: Vec<Action> = Action::ALL.to_vec();
@@ -669,14 +719,17 @@ fn control(mut f: Fleet, o: Opts, phase: Arc<AtomicU8>) -> Result<Fleet, (Fleet,
         }
         if p == CALM && !calm {
             calm = true;
-            f.note("chaos over: resuming stopped workers, restarting what is down".into(), 0, None);
+            f.note(
+                "chaos over: resuming stopped workers, restarting what is down".into(),
+                0,
+                None,
+            );
             f.resume_stopped(true);
         }
         f.resume_stopped(false);
         f.supervise();
-        if let Err(e) = f.tick_restarts(calm) {
-            return Err((f, e));
-        }
+        // on an error the fleet is dropped here, which kills every process
+        f.tick_restarts(calm)?;
         let now = Instant::now();
         if now >= next_sample {
             f.sample();
@@ -715,7 +768,10 @@ struct ProduceStats {
 }
 
 async fn produce(client: Client, o: Opts, stop: Arc<AtomicBool>) -> (Vec<Acked>, ProduceStats) {
-    let queues: Vec<_> = QUEUES.iter().map(|q| client.queue(q).expect("queue name")).collect();
+    let queues: Vec<_> = QUEUES
+        .iter()
+        .map(|q| client.queue(q).expect("queue name"))
+        .collect();
     let mut rng = fastrand::Rng::with_seed(o.seed ^ 0x9e0d);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / o.rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -771,7 +827,11 @@ async fn produce(client: Client, o: Opts, stop: Arc<AtomicBool>) -> (Vec<Acked>,
 // The run
 
 async fn run(o: Opts) -> Result<bool, BoxError> {
-    let dir = std::env::temp_dir().join(format!("baton-soak-{}-{:x}", std::process::id(), fastrand::u32(..)));
+    let dir = std::env::temp_dir().join(format!(
+        "baton-soak-{}-{:x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     std::fs::create_dir_all(&dir)?;
     let runs_log = dir.join("runs.log");
     let handler = dir.join("handler.sh");
@@ -827,7 +887,10 @@ async fn run(o: Opts) -> Result<bool, BoxError> {
     };
     let stop_producing = Arc::new(AtomicBool::new(false));
     let producer = tokio::spawn(produce(client.clone(), o.clone(), stop_producing.clone()));
-    let queues: Vec<_> = QUEUES.iter().map(|q| client.queue(q).expect("queue name")).collect();
+    let queues: Vec<_> = QUEUES
+        .iter()
+        .map(|q| client.queue(q).expect("queue name"))
+        .collect();
 
     // produce under chaos for the duration (Ctrl-C ends it early, and the soak fails)
     let interrupted = {
@@ -883,7 +946,7 @@ async fn run(o: Opts) -> Result<bool, BoxError> {
     phase.store(FINISH, Ordering::SeqCst);
     let mut fleet = match control_thread.join().expect("control thread") {
         Ok(f) => f,
-        Err((_f, e)) => return Err(format!("chaos loop failed: {e}").into()),
+        Err(e) => return Err(format!("chaos loop failed: {e}").into()),
     };
     let stop_report = stop_all(&mut fleet);
     let orphans_at_end = leftovers(&fleet.dir);
@@ -892,7 +955,17 @@ async fn run(o: Opts) -> Result<bool, BoxError> {
         let _ = r.child.wait();
     }
     drop(client);
-    let report = Report::build(&o, &fleet, &acked, &pstats, &runs, &events, &check, orphans_at_end, stop_report);
+    let report = Report::build(
+        &o,
+        &fleet,
+        &acked,
+        &pstats,
+        &runs,
+        &events,
+        &check,
+        orphans_at_end,
+        stop_report,
+    );
     let mut text = report.render(&o, &fleet, drained, drain_took, t0.elapsed());
     if interrupted {
         text.push_str("interrupted (Ctrl-C): the soak did not run its course\n");
@@ -905,7 +978,10 @@ async fn run(o: Opts) -> Result<bool, BoxError> {
         drop(fleet);
         let _ = std::fs::remove_dir_all(&dir);
     } else {
-        println!("work directory kept: {} (logs, runs.log, chaos.log, report.txt, redis/)", dir.display());
+        println!(
+            "work directory kept: {} (logs, runs.log, chaos.log, report.txt, redis/)",
+            dir.display()
+        );
     }
     Ok(holds)
 }
@@ -1051,7 +1127,9 @@ fn read_runs(path: &Path) -> Result<Runs, BoxError> {
                 });
             }
             (Some("at"), 5, Some(attempt), Some(pid)) if num(4).is_some() => {
-                at.entry((f[1].to_string(), attempt as u32, pid as u32)).or_default().push(num(4).unwrap_or(0));
+                at.entry((f[1].to_string(), attempt as u32, pid as u32))
+                    .or_default()
+                    .push(num(4).unwrap_or(0));
             }
             _ => r.malformed += 1,
         }
@@ -1066,9 +1144,12 @@ fn read_runs(path: &Path) -> Result<Runs, BoxError> {
     Ok(r)
 }
 
-/// Per task id: its events (type, attempt, worker, Redis ms), from both queues' streams.
+/// One event as it concerns one task: type, attempt, worker, Redis ms.
+type TaskEvent = (String, u32, Option<String>, u64);
+
+/// Per task id: its events, from both queues' streams.
 struct Events {
-    by_task: HashMap<String, Vec<(String, u32, Option<String>, u64)>>,
+    by_task: HashMap<String, Vec<TaskEvent>>,
     read: u64,
     error: Option<String>,
 }
@@ -1094,10 +1175,12 @@ async fn read_events(queues: &[baton::Queue]) -> Events {
             for e in page {
                 ev.read += 1;
                 for t in e.tasks {
-                    ev.by_task
-                        .entry(t.id)
-                        .or_default()
-                        .push((e.kind.clone(), t.attempt, e.worker.clone(), e.at_ms));
+                    ev.by_task.entry(t.id).or_default().push((
+                        e.kind.clone(),
+                        t.attempt,
+                        e.worker.clone(),
+                        e.at_ms,
+                    ));
                 }
             }
         }
@@ -1141,7 +1224,12 @@ async fn check_tasks(queues: &[baton::Queue], acked: &[Acked], runs: &Runs) -> R
             }
         };
         let Some(t) = task else {
-            let idem: Option<String> = q.conn().query(redis::cmd("GET").arg(q.keys().idem(&a.key))).await.ok().flatten();
+            let idem: Option<String> = q
+                .conn()
+                .query(redis::cmd("GET").arg(q.keys().idem(&a.key)))
+                .await
+                .ok()
+                .flatten();
             c.lost.push(format!(
                 "{} ({}, key {}: the key {})",
                 a.id,
@@ -1171,15 +1259,20 @@ async fn check_tasks(queues: &[baton::Queue], acked: &[Acked], runs: &Runs) -> R
             }
             State::Dead => c.dead.push((
                 a.id.clone(),
-                t.last_error.as_ref().map_or(String::new(), |e| format!("attempt {}: {}", e.attempt, e.message)),
+                t.last_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("attempt {}: {}", e.attempt, e.message)),
             )),
             State::Cancelled => c.cancelled.push(a.id.clone()),
             s => c.stuck.push((
                 a.id.clone(),
                 format!(
-                    "{s}, attempts {}{}",
+                    "{}: {s}, attempts {}{}",
+                    q.name(),
                     t.attempts,
-                    t.lease.as_ref().map_or(String::new(), |l| format!(", lease held by {}", l.worker))
+                    t.lease
+                        .as_ref()
+                        .map_or(String::new(), |l| format!(", lease held by {}", l.worker))
                 ),
             )),
         }
@@ -1234,9 +1327,17 @@ fn stop_all(f: &mut Fleet) -> StopReport {
         };
         match status {
             Some(s) if s.code() == Some(0) => {}
-            Some(s) => rep.failed.push(format!("{} exited {s} after SIGTERM: {}", p.name, last_line(&p.log))),
+            Some(s) => rep.failed.push(format!(
+                "{} exited {s} after SIGTERM: {}",
+                p.name,
+                last_line(&p.log)
+            )),
             None => {
-                rep.hung.push(format!("{} (pid {}) still running 20s after SIGTERM", p.name, p.pid()));
+                rep.hung.push(format!(
+                    "{} (pid {}) still running 20s after SIGTERM",
+                    p.name,
+                    p.pid()
+                ));
                 p.signal(libc::SIGKILL);
                 let _ = p.child.wait();
             }
@@ -1271,7 +1372,10 @@ fn leftovers(dir: &Path) -> Vec<MarkedProc> {
         return Vec::new();
     }
     std::thread::sleep(Duration::from_secs(2));
-    marked_processes(dir).into_iter().filter(|p| first.contains(&p.pid)).collect()
+    marked_processes(dir)
+        .into_iter()
+        .filter(|p| first.contains(&p.pid))
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -1287,16 +1391,26 @@ struct MarkedProc {
 fn marked_processes(dir: &Path) -> Vec<MarkedProc> {
     let marker = format!("BATON_SOAK={}", dir.display()).into_bytes();
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
         if !env.split(|b| *b == 0).any(|v| v == marker.as_slice()) {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // "pid (comm) S ppid ...": comm may hold spaces and parentheses
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         let mut f = rest.split_whitespace();
         let state = f.next().unwrap_or("");
         let ppid = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -1400,7 +1514,11 @@ impl Report {
             ps.retried_calls, ps.answered_by_key
         );
         if ps.given_up > 0 {
-            let _ = write!(produce, "; {} tasks given up after a minute of failures", ps.given_up);
+            let _ = write!(
+                produce,
+                "; {} tasks given up after a minute of failures",
+                ps.given_up
+            );
         }
         // charged without running, explained by the events and the chaos log
         let t0_ms = epoch_ms(f.t0_wall);
@@ -1410,7 +1528,8 @@ impl Report {
             .charged_not_run
             .iter()
             .map(|(id, charged, missing)| {
-                let mut s = format!("{id}: charged {charged} attempts, no run logged for attempt(s) {missing:?}");
+                let mut s =
+                    format!("{id}: charged {charged} attempts, no run logged for attempt(s) {missing:?}");
                 for &m in missing {
                     let cause = charge_cause(f, events.by_task.get(id).map_or(&[][..], Vec::as_slice), m);
                     *causes.entry(cause).or_default() += 1;
@@ -1427,8 +1546,13 @@ impl Report {
                     let pid = worker_pid(w);
                     for r in &f.chaos {
                         let d = epoch_ms(r.at) as i64 - *at_ms as i64;
-                        if Some(r.pid) == pid && d >= -1000 || (-1000..=LEASE.as_millis() as i64).contains(&d) {
-                            let _ = write!(s, "\n                 chaos {:+} ms after that claim: {}", d, r.what);
+                        if Some(r.pid) == pid && d >= -1000 || (-1000..=LEASE.as_millis() as i64).contains(&d)
+                        {
+                            let _ = write!(
+                                s,
+                                "\n                 chaos {:+} ms after that claim: {}",
+                                d, r.what
+                            );
                         }
                     }
                 }
@@ -1444,13 +1568,18 @@ impl Report {
         // worker's death charges an attempt that never ran
         let mut start_lag: Vec<i64> = Vec::new();
         for (id, rs) in &runs.by_task {
-            let Some(evs) = events.by_task.get(id) else { continue };
+            let Some(evs) = events.by_task.get(id) else {
+                continue;
+            };
             for r in rs {
                 let Some(run_ms) = r.at_ms else { continue };
                 let claim = evs
                     .iter()
                     .filter(|(kind, attempt, worker, at)| {
-                        kind == "claimed" && *attempt == r.attempt && *at <= run_ms + 5 && worker.as_deref().and_then(worker_pid) == Some(r.pid)
+                        kind == "claimed"
+                            && *attempt == r.attempt
+                            && *at <= run_ms + 5
+                            && worker.as_deref().and_then(worker_pid) == Some(r.pid)
                     })
                     .map(|e| e.3)
                     .max();
@@ -1523,22 +1652,39 @@ impl Report {
             "{stale_from_stopped} of them by the {} SIGSTOPped workers",
             stopped.len()
         );
-        let mut orphans: Vec<String> = f
+        // one entry per process: seen cut off during the run, or alive at the end, or both
+        let mut orphans: BTreeMap<u32, String> = f
             .orphans_during_run
             .iter()
-            .map(|(pid, cmd)| format!("pid {pid} outlived its worker by over 2s during the run: {cmd}"))
+            .map(|(pid, cmd)| {
+                (
+                    *pid,
+                    format!("pid {pid} detached from every worker for over 2s during the run: {cmd}"),
+                )
+            })
             .collect();
-        orphans.extend(orphans_at_end.iter().map(|p| {
-            format!(
-                "pid {} (parent {}) alive after every worker exited{}: {}",
-                p.pid,
+        for p in &orphans_at_end {
+            let end = format!(
+                "alive after every worker exited (parent {}{})",
                 p.ppid,
-                if p.handler { " [handler]" } else { "" },
-                p.cmdline
-            )
-        }));
+                if p.handler { ", started by a handler" } else { "" }
+            );
+            orphans
+                .entry(p.pid)
+                .and_modify(|s| {
+                    let _ = write!(s, "; still {end}");
+                })
+                .or_insert_with(|| format!("pid {} {end}: {}", p.pid, p.cmdline));
+        }
+        let orphans: Vec<String> = orphans.into_values().collect();
         let peak = f.gone.iter().max_by_key(|w| w.peak_rss_kb);
-        let lowest = f.gone.iter().filter(|w| w.peak_rss_kb > 0).map(|w| w.peak_rss_kb).min().unwrap_or(0);
+        let lowest = f
+            .gone
+            .iter()
+            .filter(|w| w.peak_rss_kb > 0)
+            .map(|w| w.peak_rss_kb)
+            .min()
+            .unwrap_or(0);
         let peak_rss = match peak {
             Some(w) if w.peak_rss_kb > 0 => format!(
                 "{:.1} MiB ({}, up {:.0}s; the {} workers' peaks ranged {:.1}–{:.1} MiB)",
@@ -1628,10 +1774,22 @@ impl Report {
             &mut s,
             "stuck",
             format!(
-                "{}{}",
+                "{}{}{}",
                 self.stuck.len(),
+                {
+                    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+                    for (_, w) in &self.stuck {
+                        // "<queue>: <state>, attempts ..."
+                        *by.entry(w.split(',').next().unwrap_or("").to_string())
+                            .or_default() += 1;
+                    }
+                    by.iter().map(|(k, n)| format!(" [{k}: {n}]")).collect::<String>()
+                },
                 if drained {
-                    format!(" (queues drained {:.1}s after producing stopped)", drain_took.as_secs_f64())
+                    format!(
+                        " (queues drained {:.1}s after producing stopped)",
+                        drain_took.as_secs_f64()
+                    )
                 } else {
                     format!(" (queues not drained after {:.0}s)", drain_took.as_secs_f64())
                 }
@@ -1664,7 +1822,11 @@ impl Report {
             if self.charged_not_run.is_empty() {
                 "0".to_string()
             } else {
-                format!("{} (attempts by cause — {})", self.charged_not_run.len(), self.charged_causes)
+                format!(
+                    "{} (attempts by cause — {})",
+                    self.charged_not_run.len(),
+                    self.charged_causes
+                )
             },
         );
         row(&mut s, "claim to handler start", self.start_lag.clone());
@@ -1683,14 +1845,26 @@ impl Report {
         );
         row(&mut s, "handler processes left", self.orphans.len().to_string());
         row(&mut s, "peak worker RSS", self.peak_rss.clone());
-        row(&mut s, "chaos", if self.chaos.is_empty() { "none".into() } else { self.chaos.clone() });
+        row(
+            &mut s,
+            "chaos",
+            if self.chaos.is_empty() {
+                "none".into()
+            } else {
+                self.chaos.clone()
+            },
+        );
         row(
             &mut s,
             "unexpected exits",
             format!(
                 "{}{}",
                 self.exits.len(),
-                if self.exits.is_empty() { "" } else { " (listed below; not a verdict condition)" }
+                if self.exits.is_empty() {
+                    ""
+                } else {
+                    " (listed below; not a verdict condition)"
+                }
             ),
         );
         let list = |s: &mut String, title: &str, items: &[String]| {
@@ -1706,13 +1880,29 @@ impl Report {
             }
         };
         list(&mut s, "lost", &self.lost);
-        list(&mut s, "stuck", &self.stuck.iter().map(|(i, w)| format!("{i}: {w}")).collect::<Vec<_>>());
+        list(
+            &mut s,
+            "stuck",
+            &self
+                .stuck
+                .iter()
+                .map(|(i, w)| format!("{i}: {w}"))
+                .collect::<Vec<_>>(),
+        );
         list(&mut s, "wrong results", &self.done_wrong);
         list(&mut s, "charged without running", &self.charged_not_run);
         list(&mut s, "completed twice", &self.completed_twice);
         list(&mut s, "cancelled", &self.cancelled);
         list(&mut s, "left alive", &self.orphans);
-        list(&mut s, "dead", &self.dead.iter().map(|(i, e)| format!("{i}: {e}")).collect::<Vec<_>>());
+        list(
+            &mut s,
+            "dead",
+            &self
+                .dead
+                .iter()
+                .map(|(i, e)| format!("{i}: {e}"))
+                .collect::<Vec<_>>(),
+        );
         list(&mut s, "unexpected exits", &self.exits);
         let _ = f;
         if self.holds() {
@@ -1770,7 +1960,7 @@ fn write_workers(f: &Fleet) {
 
 /// Why attempt `attempt` of a task was charged though no run of it was logged: what the chaos
 /// loop did right after its claim (the latest claim of that attempt, by Redis' clock).
-fn charge_cause(f: &Fleet, events: &[(String, u32, Option<String>, u64)], attempt: u32) -> &'static str {
+fn charge_cause(f: &Fleet, events: &[TaskEvent], attempt: u32) -> &'static str {
     let Some((_, _, worker, at)) = events
         .iter()
         .filter(|e| e.0 == "claimed" && e.1 == attempt)
@@ -1833,7 +2023,8 @@ fn free_port() -> std::io::Result<u16> {
 
 /// PONG (not LOADING): the data is back.
 fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -1845,7 +2036,9 @@ fn ping(port: u16) -> bool {
 }
 
 fn sample_rss(p: &mut Proc) {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", p.pid())) else { return };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", p.pid())) else {
+        return;
+    };
     if let Some(kb) = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -1858,9 +2051,11 @@ fn sample_rss(p: &mut Proc) {
 
 /// The worker's `baton_worker_tasks_total{outcome="stale"}`, summed over queues.
 fn scrape_stale(port: u16) -> Option<u64> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
