@@ -1174,10 +1174,12 @@ async fn read_events(queues: &[baton::Queue]) -> Events {
             after = last.id.clone();
             for e in page {
                 ev.read += 1;
+                // events number runs over a task's whole life; the soak requeues no dead task,
+                // so a run's number is its attempt (BATON_ATTEMPT in the runs log)
                 for t in e.tasks {
                     ev.by_task.entry(t.id).or_default().push((
                         e.kind.clone(),
-                        t.attempt,
+                        t.run,
                         e.worker.clone(),
                         e.at_ms,
                     ));
@@ -1261,7 +1263,7 @@ async fn check_tasks(queues: &[baton::Queue], acked: &[Acked], runs: &Runs) -> R
                 a.id.clone(),
                 t.last_error
                     .as_ref()
-                    .map_or(String::new(), |e| format!("attempt {}: {}", e.attempt, e.message)),
+                    .map_or(String::new(), |e| format!("run {}: {}", e.run, e.message)),
             )),
             State::Cancelled => c.cancelled.push(a.id.clone()),
             s => c.stuck.push((
