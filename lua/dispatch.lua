@@ -26,7 +26,7 @@ errors:
   VERSION: the queue holds another data schema version
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(k log N + k * W + W) with k = min(n, 20000 / W) tasks and W <= 1000 live workers;
-  measured worst (cargo bench --bench worst_case, 1000 workers): about 5-13 ms per call
+  measured worst (cargo bench --bench worst_case, 1000 workers, 2-core VM): about 5-17 ms per call
 ]]
 --@include args
 --@include keys

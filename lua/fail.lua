@@ -23,6 +23,7 @@ errors:
   VERSION: the queue holds another data schema version
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(n log N) for n <= 1000 groups
+  measured worst (cargo bench --bench worst_case, n = 1000, events on, 2-core VM): about 22-34 ms (every task retried) per call
 ]]
 --@include args
 --@include keys
