@@ -96,7 +96,12 @@ fn the_record_layout_matches_the_rust_parser() {
         .collect();
     let r = baton::Record::parse(sample.join("|").as_bytes()).unwrap();
     assert_eq!(
-        (r.runs_ended, r.attempts_used, r.kind.as_str(), r.payload.as_slice()),
+        (
+            r.runs_ended,
+            r.attempts_used,
+            r.kind.as_str(),
+            r.payload.as_slice()
+        ),
         (9, 7, "k", &b"p|q"[..])
     );
 }

@@ -88,7 +88,10 @@ async fn a_queue_with_another_schema_version_is_refused() {
     let e = q.enqueue(TaskSpec::new("k", "p")).await.unwrap_err();
     assert!(matches!(e, Error::VersionMismatch { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("v99") && msg.contains(&format!("v{}", baton::scripts::SCHEMA_VERSION)), "{msg}");
+    assert!(
+        msg.contains("v99") && msg.contains(&format!("v{}", baton::scripts::SCHEMA_VERSION)),
+        "{msg}"
+    );
     assert!(matches!(
         q.claim("w", 1).await,
         Err(Error::VersionMismatch { .. })

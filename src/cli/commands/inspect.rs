@@ -35,11 +35,7 @@ pub(super) async fn events(
             let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64)
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
                 .unwrap_or_default();
-            let tasks: Vec<String> = e
-                .tasks
-                .iter()
-                .map(|t| format!("{}#{}", t.id, t.run))
-                .collect();
+            let tasks: Vec<String> = e.tasks.iter().map(|t| format!("{}#{}", t.id, t.run)).collect();
             println!(
                 "{at}  {:<10} {}  {}  worker={}  {}",
                 e.kind,
@@ -116,12 +112,7 @@ pub(super) async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
         _ => {}
     }
     if let Some(e) = &t.last_error {
-        println!(
-            "error     run {}, {}: {}",
-            e.run,
-            ms_ago(e.at_ms),
-            e.message
-        );
+        println!("error     run {}, {}: {}", e.run, ms_ago(e.at_ms), e.message);
     }
     let payload = String::from_utf8_lossy(&t.record.payload);
     println!("payload   {}", payload.chars().take(500).collect::<String>());
