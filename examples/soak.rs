@@ -301,7 +301,7 @@ impl Fleet {
                 )
                 .into());
             }
-            if ping(self.port) {
+            if baton::local_redis::ping(self.port) {
                 break;
             }
             if Instant::now() > deadline {
@@ -2021,20 +2021,6 @@ fn spawn_marked(cmd: &mut Command, dir: &Path, stderr: Stdio) -> std::io::Result
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// PONG (not LOADING): the data is back.
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-    else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }
 
 fn sample_rss(p: &mut Proc) {

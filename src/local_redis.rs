@@ -131,7 +131,9 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?.port())
 }
 
-fn ping(port: u16) -> bool {
+/// A redis-server on loopback `port` answers PING (PONG, or NOAUTH when it wants a password) —
+/// not LOADING: its data is back.
+pub fn ping(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
     else {
         return false;
