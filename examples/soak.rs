@@ -1202,6 +1202,9 @@ struct Check {
     charged_not_run: Vec<(String, u32, Vec<u32>)>,
     /// runs per task: index 0, 1, 2, 3+ runs
     histogram: [u64; 4],
+    /// leases that expired before their run started (not charged), summed over the tasks, and
+    /// how many tasks had one
+    strays: (u64, u64),
     /// per queue: acknowledged
     per_queue: [u64; 2],
 }
@@ -1277,6 +1280,10 @@ async fn check_tasks(queues: &[baton::Queue], acked: &[Acked], runs: &Runs) -> R
                         .map_or(String::new(), |l| format!(", lease held by {}", l.worker))
                 ),
             )),
+        }
+        if t.record.strays > 0 {
+            c.strays.0 += t.record.strays as u64;
+            c.strays.1 += 1;
         }
         if t.state.is_final() {
             // attempts charged: 1..=attempts (done: the completing one included)
@@ -1471,6 +1478,7 @@ struct Report {
     stuck: Vec<(String, String)>,
     cancelled: Vec<String>,
     histogram: [u64; 4],
+    strays: (u64, u64),
     runs_total: u64,
     runs_malformed: u64,
     runs_unacked: u64,
@@ -1719,6 +1727,7 @@ impl Report {
             stuck: c.stuck.clone(),
             cancelled: c.cancelled.clone(),
             histogram: c.histogram,
+            strays: c.strays,
             runs_total: runs.runs,
             runs_malformed: runs.malformed,
             runs_unacked,
@@ -1830,6 +1839,14 @@ impl Report {
                     self.charged_causes
                 )
             },
+        );
+        row(
+            &mut s,
+            "strays",
+            format!(
+                "{} leases expired before their run started, on {} tasks: not charged",
+                self.strays.0, self.strays.1
+            ),
         );
         row(&mut s, "claim to handler start", self.start_lag.clone());
         row(

@@ -13,9 +13,11 @@ argv:
   2: n (int, 1..1000) — how many tasks at most
   3: lease_ms (int, 1..86400000) — lease duration; the deadline is Redis TIME + lease_ms
 reply: flat array, 4 entries per claimed task: id, token (string, unique and increasing per queue),
-  deadline_ms (int), record (string "used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|
-  jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"; this is run used + 1 of the task and
-  attempt used - base + 1 of max_attempts: base is used at the last requeue from the dead-letter set).
+  deadline_ms (int), record (string "used|base|strays|kind|prio|max_attempts|backoff|base_ms|
+  cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"; this is run used + 1 of the task
+  and attempt used - base + 1 of max_attempts: base counts the runs not charged — used at the
+  last requeue from the dead-letter set, plus strays). Once a handler has started, the worker
+  says so with the start script, or an expiry of this lease is not charged (a stray).
   Empty when nothing is pending or the queue is paused.
 errors:
   BADARG: an argument is out of range; nothing was written

@@ -116,7 +116,7 @@ for i, t in ipairs(tasks) do
     end
   end
   if created == 1 then
-    local rec = '0|0|' .. t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..
+    local rec = '0|0|0|' .. t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..
       '|' .. t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|' .. fmt(now) .. '|' .. t.payload
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is

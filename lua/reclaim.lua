@@ -3,14 +3,17 @@
 name: reclaim
 version: 1
 purpose: Take back expired leases (a bounded batch): each task goes back to pending, its attempt
-  counted, or to the dead-letter set when it has no attempts left — except a push assignment its
-  worker never took, which goes back to pending uncounted (it never ran); and drop workers that stopped
+  counted, or to the dead-letter set when it has no attempts left. Two kinds of lease were never
+  a run and go back to pending uncharged: a push assignment its worker never took, and a stray —
+  a lease its worker's start mark (start.lua) does not cover, so the worker died between claim
+  and handler start (or never got the claim's reply); a stray still uses up a run number, and past MAX_STRAYS (3) in a
+  task's life it is charged like any other expired lease. Also drops workers that stopped
   heartbeating from the registry. Run by the scheduler (and by workers' maintenance loop); any
   number of callers at once is safe.
 keys:
   1-17: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) workers(w) wbeat(rw)
-  assigned(w) winfl(rw) wstat(w) events(w)
+  assigned(w) winfl(rw) wstat(rw) events(w)
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept
@@ -50,7 +53,15 @@ if #ids > 0 then
   local was_empty = redis.call('ZCARD', K_PENDING) == 0
   local seq = take_seq(#ids)
   local final = {}
-  local per_owner = {}
+  local per_owner, owners = {}, {}
+  for i = 1, #ids do
+    local owner = leases[i] and lease_worker(leases[i])
+    if owner and not per_owner[owner] then
+      per_owner[owner] = 0
+      owners[#owners + 1] = owner
+    end
+  end
+  local started = start_marks(owners)
   local ev_reclaimed, ev_dead = {}, {}
   for i, id in ipairs(ids) do
     local owner = leases[i] and lease_worker(leases[i])
@@ -62,11 +73,24 @@ if #ids > 0 then
       untaken = redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id) == 1
     end
     local t = recs[i] and parse_record(recs[i])
+    -- taken (or claimed) but its run never started: the worker died before its start mark
+    local stray = owner and not untaken and t and t.strays < MAX_STRAYS and
+      not started(owner, tonumber(string.match(leases[i], '^(%d+)|')) or 0)
     if t == nil then
       -- record deleted by hand: nothing left to run
     elseif untaken then
       -- not an attempt: back to pending with the attempts it had
       ev_add(ev_reclaimed, id, t.used + 1)
+      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+      requeued = requeued + 1
+    elseif stray then
+      -- not an attempt either, but a run number used up (its lease was handed out as that run)
+      local run = t.used + 1
+      ev_add(ev_reclaimed, id, run)
+      redis.call('HSET', K_TASKS, id, with_stray(recs[i], t))
+      redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|lease expired before run ' .. run ..
+        ' started: worker ' .. owner .. ' never marked it started (it stopped between claim and handler start, or never got the claim reply); not counted as an attempt (stray ' ..
+        (t.strays + 1) .. ' of ' .. MAX_STRAYS .. ' allowed)')
       redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
       requeued = requeued + 1
     else

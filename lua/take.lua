@@ -3,7 +3,9 @@
 name: take
 version: 1
 purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it (their leases
-  already exist); each lease's deadline restarts now. On a queue stored in pull mode (configure)
+  already exist); each lease's deadline restarts now and it gets a fresh fencing token, so tokens
+  reach a worker in increasing order whatever order dispatch assigned them in (the worker's start
+  mark, start.lua, relies on it). On a queue stored in pull mode (configure)
   it claims pending tasks exactly as claim does, so a push worker never idles while tasks wait.
 keys:
   1-17: the queue keyset
@@ -47,19 +49,26 @@ local recs = redis.call('HMGET', K_TASKS, unpack(ids))
 local now = now_ms()
 local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
-local zargs, reply, items = {}, {}, {}
+local fence = take_fence(#ids)
+local zargs, hargs, reply, items = {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local v = leases[i]
   if v and recs[i] and string.sub(v, -#suffix) == suffix then
+    local token = fmt(fence + i)
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
+    hargs[#hargs + 1] = id
+    hargs[#hargs + 1] = token .. suffix
     reply[#reply + 1] = id
-    reply[#reply + 1] = string.sub(v, 1, #v - #suffix)
+    reply[#reply + 1] = token
     reply[#reply + 1] = deadline
     reply[#reply + 1] = recs[i]
     if events_on() then ev_add(items, id, (rec_used(recs[i]) + 1)) end
   end
 end
-extend_leases(zargs)
+if #zargs > 0 then
+  extend_leases(zargs)
+  redis.call('HSET', K_LEASE, unpack(hargs))
+end
 emit('claimed', worker, items, now)
 return reply

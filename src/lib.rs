@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use events::{Event, EventTask, Since};
 pub use maintenance::Maintenance;
 pub use ops::LeaseRef;
-pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec};
+pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec, MAX_STRAYS};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
 
 /// Install rustls' ring crypto provider once (TLS for the http handler and, later, Redis).

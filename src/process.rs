@@ -1,8 +1,11 @@
 //! What the binaries share: logging setup, the shutdown signal, config discovery.
 
+use crate::client::Client;
 use crate::config::Config;
 use crate::error::Result;
+use crate::retry::Backoff;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Log to stderr; `BATON_LOG` sets the filter (default `info`).
 pub fn init_logging() {
@@ -36,6 +39,25 @@ pub async fn shutdown_signal() {
         _ = int.recv() => "SIGINT",
     };
     tracing::info!("{name} received: shutting down");
+}
+
+/// Connect a long-running service (`baton-worker`, `baton-scheduler`). While Redis cannot be
+/// reached — not started yet, restarting, loading its data, failing over — wait and retry
+/// (0.2 s doubling up to 5 s), logging each failure with its fix, as a service started before
+/// its database should; any other error (wrong password, TLS, a refused script) is returned at
+/// once.
+pub async fn connect_waiting(config: &Config) -> Result<Client> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match Client::connect(config.clone()).await {
+            Err(e) if e.is_transient() => {
+                let d = backoff.next_delay();
+                tracing::warn!(retry_in = ?d, "waiting for Redis: {e}");
+                tokio::time::sleep(d).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// The body of `baton-worker` and `baton-scheduler`: logging, config, run until a signal, exit 1

@@ -21,6 +21,7 @@ pub enum ScriptName {
     Enqueue,
     Claim,
     Heartbeat,
+    Start,
     Complete,
     Fail,
     Release,
@@ -43,10 +44,11 @@ pub enum ScriptName {
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 21] = [
+    pub const ALL: [ScriptName; 22] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
+        ScriptName::Start,
         ScriptName::Complete,
         ScriptName::Fail,
         ScriptName::Release,
@@ -73,6 +75,7 @@ impl ScriptName {
             ScriptName::Enqueue => "enqueue",
             ScriptName::Claim => "claim",
             ScriptName::Heartbeat => "heartbeat",
+            ScriptName::Start => "start",
             ScriptName::Complete => "complete",
             ScriptName::Fail => "fail",
             ScriptName::Release => "release",

@@ -1,7 +1,7 @@
 //! What a task is: the spec a producer enqueues, the record Redis keeps, the state it is in.
 //!
-//! The record format (`used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|
-//! result_ttl_ms|created_ms|payload`) is part of the script contract (docs/contract.md): the
+//! The record format (`used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|
+//! timeout_ms|result_ttl_ms|created_ms|payload`) is part of the script contract (docs/contract.md): the
 //! small header is parsed by Lua on the rare paths (fail, reclaim, promote) and by clients at
 //! claim, while the payload stays raw bytes.
 
@@ -266,16 +266,25 @@ impl std::fmt::Display for State {
     }
 }
 
+/// Strays a task may have in its life before an expired lease whose run never started is charged
+/// like any other (`MAX_STRAYS` in `lua/include/record.lua`; a test checks they agree).
+pub const MAX_STRAYS: u32 = 3;
+
 /// The stored header and payload of a task.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
-    /// Runs that ended without success (failed, or lease expired) over the task's whole life:
-    /// never reset, so the next run is number `runs_ended + 1` and no two runs share a number.
+    /// Runs that ended without success (failed, lease expired, or leased and never started) over
+    /// the task's whole life: never reset, so the next run is number `runs_ended + 1` and no two
+    /// runs share a number.
     pub runs_ended: u32,
     /// Attempts of the current budget that ended without success: `runs_ended` less the runs
-    /// before the task was last requeued from the dead-letter set. The next attempt is
-    /// `attempts_used + 1` of `max_attempts`.
+    /// not charged (those before the task was last requeued from the dead-letter set, and
+    /// strays). The next attempt is `attempts_used + 1` of `max_attempts`.
     pub attempts_used: u32,
+    /// Leases that expired before their run started (the worker died between claim and
+    /// handler start): not charged as attempts, at most [`MAX_STRAYS`] in a task's life (past
+    /// that they are charged).
+    pub strays: u32,
     pub kind: String,
     pub priority: i32,
     pub max_attempts: u32,
@@ -289,7 +298,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// Parse `used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
+    /// Parse `used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
     pub fn parse(raw: &[u8]) -> Result<Record> {
         let bad = || {
             Error::Protocol(format!(
@@ -297,13 +306,14 @@ impl Record {
                 String::from_utf8_lossy(&raw[..raw.len().min(80)])
             ))
         };
-        let mut parts = raw.splitn(13, |&b| b == b'|');
+        let mut parts = raw.splitn(14, |&b| b == b'|');
         let mut next = || parts.next().ok_or_else(bad);
         let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
         let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
         let runs_ended = num(next()?)? as u32;
         let base = num(next()?)? as u32;
         let attempts_used = runs_ended.checked_sub(base).ok_or_else(bad)?;
+        let strays = num(next()?)? as u32;
         let kind = text(next()?)?;
         let priority = num(next()?)? as i32;
         let max_attempts = num(next()?)? as u32;
@@ -322,6 +332,7 @@ impl Record {
         Ok(Record {
             runs_ended,
             attempts_used,
+            strays,
             kind,
             priority,
             max_attempts,
@@ -466,9 +477,10 @@ mod tests {
 
     #[test]
     fn record_keeps_pipes_in_the_payload() {
-        let r = Record::parse(b"5|3|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        let r = Record::parse(b"5|3|1|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
         assert_eq!(r.runs_ended, 5);
         assert_eq!(r.attempts_used, 2);
+        assert_eq!(r.strays, 1);
         assert_eq!(r.kind, "echo");
         assert_eq!(r.priority, 5);
         assert_eq!(r.max_attempts, 3);
@@ -480,7 +492,7 @@ mod tests {
 
     #[test]
     fn json_keeps_bytes_that_are_not_utf8_as_base64() {
-        let record = Record::parse(b"0|0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
+        let record = Record::parse(b"0|0|0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
         let mut t = Task {
             id: "i".into(),
             queue: "q".into(),

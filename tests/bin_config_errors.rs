@@ -1,5 +1,6 @@
 //! The binaries refuse bad configuration at start with a message naming the key and the fix,
-//! and report an unreachable Redis or wrong password clearly.
+//! report a wrong password clearly, and wait for a Redis that is not up yet (saying so, with the
+//! fix) instead of exiting.
 mod common;
 use common::{Proc, TempDir, SCHEDULER, WORKER};
 use std::time::Duration;
@@ -65,17 +66,109 @@ fn typos_bad_durations_and_impossible_values_are_refused() {
 }
 
 #[test]
-fn unreachable_redis_and_wrong_password_name_the_fix() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    start_fails(
-        WORKER,
-        &format!("[redis]\nurl = \"redis://127.0.0.1:{port}/0\"\nconnect_timeout = \"1s\"\n"),
-        &["cannot reach Redis", "redis.url"],
+fn services_wait_for_redis_then_run_and_a_wrong_password_names_the_fix() {
+    // a port with no Redis behind it yet
+    let mut gone = baton::local_redis::LocalRedis::start().unwrap();
+    let port = gone.port();
+    gone.stop();
+    let dir = TempDir::new();
+    let cfg = dir.write(
+        "later.toml",
+        &format!("[redis]\nurl = \"redis://127.0.0.1:{port}/0\"\nconnect_timeout = \"1s\"\n[queues.q]\n[worker]\nqueues = [\"q\"]\nmaintenance = false\n"),
     );
+    let start = |bin: &str, log: &str| {
+        std::process::Command::new(bin)
+            .arg("--config")
+            .arg(&cfg)
+            .env("BATON_LOG", "warn")
+            .stderr(std::fs::File::create(dir.path(log)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut procs = [
+        Proc {
+            child: start(WORKER, "worker.log"),
+        },
+        Proc {
+            child: start(SCHEDULER, "scheduler.log"),
+        },
+    ];
+    std::thread::sleep(Duration::from_millis(1500));
+    for (p, log) in procs.iter_mut().zip(["worker.log", "scheduler.log"]) {
+        assert!(
+            p.child.try_wait().unwrap().is_none(),
+            "{log}: must wait for Redis, not exit"
+        );
+        let text = std::fs::read_to_string(dir.path(log)).unwrap();
+        assert!(
+            text.contains("waiting for Redis")
+                && text.contains("cannot reach Redis")
+                && text.contains("redis.url"),
+            "{log}: {text}"
+        );
+    }
+    // Redis comes up on that port: both connect and go to work (the worker registers, the
+    // scheduler promotes a delayed task: the worker's own maintenance is off)
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (registered, promoted) = rt.block_on(async {
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let q = loop {
+            match baton::Client::connect(common::test_config(&url)).await {
+                Ok(c) => break c.queue("q").unwrap(),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let id = q
+            .enqueue(baton::TaskSpec::new("k", "").delay(Duration::from_millis(200)))
+            .await
+            .unwrap()
+            .id;
+        let (mut registered, mut promoted) = (false, false);
+        while std::time::Instant::now() < deadline && !(registered && promoted) {
+            registered = !q.workers(10).await.unwrap().is_empty();
+            promoted = q.get(&id).await.unwrap().unwrap().state != baton::State::Delayed;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (registered, promoted)
+    });
+    for p in &mut procs {
+        p.signal("TERM");
+    }
+    let exits: Vec<_> = procs
+        .iter_mut()
+        .map(|p| p.wait_exit(Duration::from_secs(10)))
+        .collect();
+    let _ = redis.kill();
+    let _ = redis.wait();
+    assert!(registered, "the worker registered once Redis was up");
+    assert!(
+        promoted,
+        "the scheduler promoted the delayed task once Redis was up"
+    );
+    assert_eq!(
+        exits,
+        vec![Some(0), Some(0)],
+        "both ran, then stopped cleanly on SIGTERM"
+    );
+
     let redis = baton::local_redis::LocalRedis::start_with(&["--requirepass", "sesame"]).unwrap();
     start_fails(
         SCHEDULER,

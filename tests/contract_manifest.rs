@@ -88,6 +88,7 @@ fn the_record_layout_matches_the_rust_parser() {
         .map(|f| match f.as_str() {
             "used" => "9".to_string(),
             "base" => "2".to_string(),
+            "strays" => "1".to_string(),
             "kind" => "k".to_string(),
             "backoff" => "e".to_string(),
             "payload" => "p|q".to_string(),
@@ -99,11 +100,17 @@ fn the_record_layout_matches_the_rust_parser() {
         (
             r.runs_ended,
             r.attempts_used,
+            r.strays,
             r.kind.as_str(),
             r.payload.as_slice()
         ),
-        (9, 7, "k", &b"p|q"[..])
+        (9, 7, 1, "k", &b"p|q"[..])
     );
+}
+
+#[test]
+fn the_stray_bound_is_the_scripts() {
+    assert_eq!(lua_constants()["MAX_STRAYS"], baton::MAX_STRAYS as i64);
 }
 
 #[test]

@@ -127,7 +127,9 @@ async fn expiry_dead_letter_cancel_requeue_and_purge_emit_their_events() {
         .await
         .unwrap()
         .id;
-    q.claim("w1", 1).await.unwrap();
+    let first = q.claim("w1", 1).await.unwrap();
+    // the run started, so its expiry is charged (max_attempts 1: dead)
+    q.start("w1", first[0].token.parse().unwrap()).await.unwrap();
     let mark = kinds(&q, None).await.last().unwrap().id.clone();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     q.reclaim(100).await.unwrap();

@@ -1,5 +1,5 @@
-//! A lease that is not renewed expires; reclaim puts the task back (attempt counted) or, with no
-//! attempts left, into the dead-letter set.
+//! A lease that is not renewed expires; reclaim puts the task back (attempt counted, its run
+//! having started) or, with no attempts left, into the dead-letter set.
 mod common;
 use baton::{State, TaskSpec};
 use std::time::Duration;
@@ -14,6 +14,8 @@ async fn expired_lease_is_reclaimed_and_the_task_runs_again() {
         .unwrap()
         .id;
     let first = q.claim("w1", 1).await.unwrap().remove(0);
+    // the worker starts the handler (and says so), then dies: its expiry costs an attempt
+    q.start("w1", first.token.parse().unwrap()).await.unwrap();
     let r = q.reclaim(100).await.unwrap();
     assert_eq!((r.requeued, r.dead), (0, 0), "lease still valid");
     let left = r.next_in.unwrap();
@@ -35,6 +37,7 @@ async fn expired_lease_is_reclaimed_and_the_task_runs_again() {
     assert_eq!(second.id, id);
     assert_eq!(second.attempt, 2);
     assert_ne!(second.token, first.token);
+    q.start("w2", second.token.parse().unwrap()).await.unwrap();
 
     // attempt 2 also expires: no attempts left -> dead
     tokio::time::sleep(Duration::from_millis(1050)).await;

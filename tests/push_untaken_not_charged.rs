@@ -39,7 +39,8 @@ async fn assignments_never_taken_cost_no_attempt() {
     );
     let taken = q.take("w", 1).await.unwrap();
     assert_eq!(taken.len(), 1);
-    // the worker dies: no heartbeat, no acknowledgement; its leases expire (1s in tests)
+    q.start("w", taken[0].token.parse().unwrap()).await.unwrap(); // its handler started
+                                                                  // the worker dies: no heartbeat, no acknowledgement; its leases expire (1s in tests)
     tokio::time::sleep(q.settings().lease + Duration::from_millis(100)).await;
     let r = q.reclaim(100).await.unwrap();
     assert_eq!((r.requeued, r.dead), (9, 1), "{r:?}");

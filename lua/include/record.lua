@@ -1,21 +1,33 @@
 -- include/record.lua — the task record, and the pending order.
 --@include keys
 
--- Record: "used|base|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
--- `used` = runs that ended without success (failed or lease expired) over the task's whole life:
--- it never goes back, so run `used + 1` is a number no other run of the task had. `base` = `used`
--- when a dead task was last requeued (0 until then): the current attempt is `used - base + 1`,
--- and `max_attempts` bounds that. `used` leads the record so the rare paths (fail, reclaim) can
--- rewrite it without touching the rest, and the hot path (claim) never parses the record at
+-- Record: "used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
+-- `used` = runs that ended without success (failed, lease expired, or leased and never started)
+-- over the task's whole life: it never goes back, so run `used + 1` is a number no other run of
+-- the task had. `base` = runs not charged as attempts: `used` at the last dead-letter requeue,
+-- plus every stray since. The current attempt is `used - base + 1`, and `max_attempts` bounds
+-- that. `strays` = leases that expired before their run started (the worker died between claim
+-- and handler start): not charged, at most MAX_STRAYS in a task's life — past that a stray is
+-- charged like any expired lease, so a task that kills its worker before the start mark can
+-- still never loop forever. The counters lead the record so the rare paths (fail, reclaim) can
+-- rewrite them without touching the rest, and the hot path (claim) never parses the record at
 -- all: the client does.
-local REC_PATTERN = '^(%d+)|(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+local REC_PATTERN = '^(%d+)|(%d+)|(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+local MAX_STRAYS = 3
 local function parse_record(rec)
-  local used, base, kind, prio, ma, bo, bb, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
+  local used, base, strays, kind, prio, ma, bo, bb, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
   if used == nil then return nil end
-  return {used = tonumber(used), base = tonumber(base), kind = kind, prio = tonumber(prio),
-    max_attempts = tonumber(ma), backoff = bo, base_ms = tonumber(bb), cap = tonumber(cap),
-    jitter = tonumber(jit), timeout = tonumber(to), result_ttl = tonumber(rt), created = tonumber(ca),
-    payload_pos = pos}
+  return {used = tonumber(used), base = tonumber(base), strays = tonumber(strays), kind = kind,
+    prio = tonumber(prio), max_attempts = tonumber(ma), backoff = bo, base_ms = tonumber(bb),
+    cap = tonumber(cap), jitter = tonumber(jit), timeout = tonumber(to), result_ttl = tonumber(rt),
+    created = tonumber(ca), payload_pos = pos}
+end
+
+-- The record from its third '|' on (kind onwards).
+local function rec_tail(rec)
+  local p = string.find(rec, '|', 1, true)
+  p = string.find(rec, '|', p + 1, true)
+  return string.sub(rec, (string.find(rec, '|', p + 1, true)))
 end
 
 -- The record with its `used` count replaced.
@@ -25,8 +37,12 @@ end
 
 -- The record of a requeued task: a fresh attempt budget starting after the runs it had.
 local function with_fresh_attempts(rec, t)
-  local second = string.find(rec, '|', string.find(rec, '|', 1, true) + 1, true)
-  return t.used .. '|' .. t.used .. string.sub(rec, second)
+  return t.used .. '|' .. t.used .. '|' .. t.strays .. rec_tail(rec)
+end
+
+-- The record after a stray: a run number used up, no attempt charged.
+local function with_stray(rec, t)
+  return (t.used + 1) .. '|' .. (t.base + 1) .. '|' .. (t.strays + 1) .. rec_tail(rec)
 end
 
 -- Runs ended so far, read from the head of a record (the hot paths never parse the rest); the

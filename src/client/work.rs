@@ -45,6 +45,20 @@ impl Queue {
         Ok(out)
     }
 
+    /// Say that `worker` has started the run of every lease it was given up to fencing token
+    /// `token` (tokens reach a worker in increasing order). Until then an expiry of such a lease
+    /// is a stray: back to pending without charging an attempt. Returns the mark Redis holds.
+    pub async fn start(&self, worker: &str, token: u64) -> Result<u64> {
+        self.start_with_gaps(worker, token, &[]).await
+    }
+
+    /// [`Queue::start`], also naming gaps: token ranges `(lo, hi)` (exclusive) that never reached
+    /// the worker because a claim or take failed in transit after it ran. Leases in a gap are
+    /// never counted as started. At most 16 gaps (the last 16 are kept per worker).
+    pub async fn start_with_gaps(&self, worker: &str, token: u64, gaps: &[(u64, u64)]) -> Result<u64> {
+        Ok(self.run(&ops::start::Request { worker, token, gaps }).await?.0)
+    }
+
     /// Complete a claimed task; `Error::StaleLease` if its lease is not held any more.
     pub async fn complete(&self, worker: &str, task: &Claimed, result: &[u8]) -> Result<()> {
         let req = ops::complete::Request {

@@ -26,6 +26,7 @@ pub mod register;
 pub mod release;
 mod reply;
 pub mod requeue;
+pub mod start;
 pub mod take;
 pub mod trim;
 pub mod workers;

@@ -4,7 +4,7 @@
 use super::cron::{self, CronStats};
 use super::observe::{self, History};
 use super::web::{self, Web};
-use crate::client::{Client, Queue};
+use crate::client::Queue;
 use crate::config::Config;
 use crate::error::Result;
 use crate::maintenance::Maintenance;
@@ -52,7 +52,11 @@ async fn serve_http(
 
 /// Run until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-    let client = Client::connect(config.clone()).await?;
+    tokio::pin!(shutdown);
+    let client = tokio::select! {
+        c = crate::process::connect_waiting(&config) => c?,
+        _ = &mut shutdown => return Ok(()), // stopped while waiting for Redis
+    };
     let names = config.scheduler_queues();
     let queues = names
         .iter()

@@ -8,6 +8,7 @@ impl Worker {
         &self,
         sem: Arc<Semaphore>,
         inflight: InFlightMap,
+        started: &Started,
         ack_tx: mpsc::UnboundedSender<Ack>,
         wake: Arc<Notify>,
         stop: CancellationToken,
@@ -15,6 +16,8 @@ impl Worker {
     ) {
         let batch = self.queue.settings().claim_batch.min(self.concurrency).max(1);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        // a claim failed: it may have run in Redis, its reply lost (a gap in our tokens)
+        let mut in_doubt = false;
         loop {
             // biased: once shutdown has begun, never claim again
             let first = tokio::select! {
@@ -39,10 +42,18 @@ impl Worker {
                     backoff.reset();
                     let got = tasks.len();
                     self.stats.claimed.fetch_add(got as u64, Ordering::Relaxed);
+                    let tokens = || tasks.iter().filter_map(|t| t.token.parse::<u64>().ok());
+                    let top = tokens().max();
+                    if let Some(low) = tokens().min().filter(|_| in_doubt) {
+                        started.gap_before(low);
+                        in_doubt = false;
+                    }
                     for task in tasks {
                         let permit = permits.pop().expect("one permit per claimed task");
                         self.spawn_task(task, permit, &inflight, &ack_tx);
                     }
+                    // every task received so far has started: the start mark may cover them
+                    started.started(top);
                     drop(permits);
                     if got < want {
                         tokio::select! {
@@ -59,6 +70,7 @@ impl Worker {
                 }
                 Err(e) => {
                     drop(permits);
+                    in_doubt = true;
                     tracing::warn!(worker = %self.id, error = %e, "claim failed; retrying");
                     if !backoff.wait(&stop).await {
                         return;

@@ -9,6 +9,8 @@
 //!   one `fail` call in a single pipelined round trip (batches form by themselves under load);
 //! - the heartbeat loop renews all held leases in one call and stops handlers whose lease was
 //!   lost or whose task was cancelled;
+//! - the start flusher tells Redis, shortly after handlers start, that their runs started (so
+//!   only a lease whose run started is charged an attempt when it expires);
 //! - optionally the maintenance loops (promote, reclaim, trim) run alongside.
 
 mod acks;
@@ -22,6 +24,7 @@ mod heartbeat;
 mod http;
 #[cfg(feature = "services")]
 pub mod service;
+mod start;
 mod wake;
 
 pub use builder::{new_worker_id, WorkerBuilder};
@@ -29,6 +32,7 @@ pub use builder::{new_worker_id, WorkerBuilder};
 use acks::ack_flusher;
 pub use handler::{Handler, HandlerError, HandlerResult, TaskContext};
 use heartbeat::heartbeat_loop;
+use start::{start_flusher, Started};
 use wake::wake_listener;
 
 use crate::client::{Claimed, Client, FailReport, FailStatus, LeaseStatus, Queue};
@@ -185,6 +189,14 @@ impl Worker {
             inflight.clone(),
             self.stats.clone(),
         ));
+        let started = Arc::new(Started::default());
+        let start_task = tokio::spawn(start_flusher(
+            queue.clone(),
+            self.id.clone(),
+            started.clone(),
+            inflight.clone(),
+            stop_all.clone(),
+        ));
         let heartbeat = tokio::spawn(heartbeat_loop(
             queue.clone(),
             self.id.clone(),
@@ -209,6 +221,7 @@ impl Worker {
             let claim = self.claim_loop(
                 sem.clone(),
                 inflight.clone(),
+                &started,
                 ack_tx,
                 claim_wake,
                 stop_claiming.clone(),
@@ -286,6 +299,7 @@ impl Worker {
             tracing::warn!(worker = %self.id, error = %e, "deregister failed; the registry drops this worker once it is silent");
         }
         let _ = wake_task.await;
+        let _ = start_task.await;
         if let Some(m) = maintenance {
             let _ = m.await;
         }

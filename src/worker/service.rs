@@ -4,7 +4,6 @@
 use super::exec::ExecHandler;
 use super::http::HttpHandler;
 use super::{new_worker_id, Handler, Worker};
-use crate::client::Client;
 use crate::config::{Config, WorkerConfig};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -50,7 +49,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     if handlers.is_empty() {
         tracing::warn!("no [worker.handlers.*] configured: every task will fail with \"no handler\"");
     }
-    let client = Client::connect(config.clone()).await?;
+    tokio::pin!(shutdown);
+    let client = tokio::select! {
+        c = crate::process::connect_waiting(&config) => c?,
+        _ = &mut shutdown => return Ok(()), // stopped while waiting for Redis
+    };
     let id = new_worker_id();
     let capacity = config.worker.capacity.unwrap_or(config.worker.concurrency);
     let stop = CancellationToken::new();

@@ -176,8 +176,8 @@ class Claimed:
 
 
 def _parse_record(raw):
-    parts = raw.split(b"|", 12)
-    names = ["used", "base", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
+    parts = raw.split(b"|", 13)
+    names = ["used", "base", "strays", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
              "jitter_pct", "timeout_ms", "result_ttl_ms", "created_ms", "payload"]
     rec = dict(zip(names, parts))
     for k in names:
@@ -336,6 +336,11 @@ class Queue:
         names = {1: "renewed", 2: "cancelled"}
         return reply[0] == 1, [names.get(s, "lost") for s in reply[1:]]
 
+    def start(self, worker, token):
+        """Mark the runs of every lease ``worker`` holds with a token up to ``token`` as started;
+        until then an expired lease of such a run is a stray (back to pending, not charged)."""
+        return self._call("start", [("worker", worker), ("token", int(token))])
+
     def complete(self, worker, task, result=b"", busy_ms=0):
         """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone.
         ``busy_ms`` (the handler's run time) feeds the worker statistics."""
@@ -420,6 +425,8 @@ class Worker:
             handler = self.handlers.get(task.kind)
             if handler is None:
                 raise RuntimeError(f"no handler for task kind {task.kind!r} on worker {self.id}")
+            # the run starts now: from here an expired lease is charged as an attempt
+            self.q.start(self.id, task.token)
             result = handler(task)
             self.q.complete(self.id, task, _b(result if result is not None else b""), busy_ms=busy())
         except StaleLease:

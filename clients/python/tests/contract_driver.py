@@ -49,6 +49,7 @@ def main():
     elif cmd == "stale":
         q = baton.Queue(r, queue, lease_ms=200)
         zombie = q.claim("py-zombie", 1)[0]
+        q.start("py-zombie", zombie.token)  # its handler started, then the worker stalled
         time.sleep(0.4)
         assert q.reclaim() == (1, 0), "lease expired and reclaimed"
         fresh = q.claim("py-fresh", 1)[0]
