@@ -35,10 +35,7 @@ bound: O(n log N) for n <= 1000 groups
 
 local worker = id_arg(ARGV[1], 'worker')
 local busy = int_arg(ARGV[2], 'busy_ms', 0, MAX_MS)
-local ng = (#ARGV - 2) / 4
-if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/result_ttl_ms/result groups after worker and busy_ms, got ' .. (#ARGV - 2) .. ' values')
-end
+local ng = groups_arg(2, 4, 1, MAX_BATCH, 'id/token/result_ttl_ms/result groups after worker and busy_ms')
 local ids, ttls = {}, {}
 for i = 1, ng do
   ids[i] = ARGV[4 * i - 1]

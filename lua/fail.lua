@@ -37,10 +37,7 @@ bound: O(n log N) for n <= 1000 groups
 local worker = id_arg(ARGV[1], 'worker')
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
 local busy = int_arg(ARGV[3], 'busy_ms', 0, MAX_MS)
-local ng = (#ARGV - 3) / 4
-if ng < 1 or ng > MAX_BATCH or ng ~= math.floor(ng) then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token/error/mode groups after worker, dead_ttl_ms and busy_ms, got ' .. (#ARGV - 3) .. ' values')
-end
+local ng = groups_arg(3, 4, 1, MAX_BATCH, 'id/token/error/mode groups after worker, dead_ttl_ms and busy_ms')
 local ids, rs, retry = {}, {}, {}
 for i = 1, ng do
   local b = 3 + (i - 1) * 4

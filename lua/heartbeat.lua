@@ -32,10 +32,7 @@ bound: O(n log N) for n <= 1000 pairs
 
 local worker = id_arg(ARGV[1], 'worker')
 local lease_ms = int_arg(ARGV[2], 'lease_ms', 1, 86400000)
-local np = (#ARGV - 2) / 2
-if np < 0 or np > MAX_BATCH or np ~= math.floor(np) then
-  bail('BADARG', 'expected 0..' .. MAX_BATCH .. ' id/token pairs after worker and lease_ms, got ' .. (#ARGV - 2) .. ' values')
-end
+local np = groups_arg(2, 2, 0, MAX_BATCH, 'id/token pairs after worker and lease_ms')
 require_worker()
 check_schema()
 

@@ -28,10 +28,7 @@ bound: O(n log N) for n <= 1000 pairs
 --@include events
 
 local worker = id_arg(ARGV[1], 'worker')
-local np = (#ARGV - 1) / 2
-if np < 1 or np > MAX_BATCH or np ~= math.floor(np) then
-  bail('BADARG', 'expected 1..' .. MAX_BATCH .. ' id/token pairs after worker, got ' .. (#ARGV - 1) .. ' values')
-end
+local np = groups_arg(1, 2, 1, MAX_BATCH, 'id/token pairs after worker')
 require_worker()
 check_schema()
 

@@ -39,10 +39,7 @@ bound: O(1)
 
 local worker = id_arg(ARGV[1], 'worker')
 local token = int_arg(ARGV[2], 'token', 1, 9007199254740991)
-local np = (#ARGV - 2) / 2
-if np < 0 or np > MAX_GAPS or np ~= math.floor(np) then
-  bail('BADARG', 'expected 0..' .. MAX_GAPS .. ' lo/hi pairs after worker and token, got ' .. (#ARGV - 2) .. ' values')
-end
+local np = groups_arg(2, 2, 0, MAX_GAPS, 'lo/hi pairs after worker and token')
 local gaps = {}
 for i = 1, np do
   local lo = int_arg(ARGV[1 + 2 * i], 'lo', 0, 9007199254740991)

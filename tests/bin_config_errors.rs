@@ -109,20 +109,7 @@ fn services_wait_for_redis_then_run_and_a_wrong_password_names_the_fix() {
     }
     // Redis comes up on that port: both connect and go to work (the worker registers, the
     // scheduler promotes a delayed task: the worker's own maintenance is off)
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let redis = common::topo::Node::data(port);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (registered, promoted) = rt.block_on(async {
         let url = format!("redis://127.0.0.1:{port}/0");
@@ -156,8 +143,7 @@ fn services_wait_for_redis_then_run_and_a_wrong_password_names_the_fix() {
         .iter_mut()
         .map(|p| p.wait_exit(Duration::from_secs(10)))
         .collect();
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     assert!(registered, "the worker registered once Redis was up");
     assert!(
         promoted,

@@ -32,6 +32,17 @@ local function int_arg(v, name, lo, hi)
   return n
 end
 
+-- How many whole groups of `size` values follow the first `fixed` ARGV values, within [lo, hi];
+-- BADARG naming `what` ("id/token pairs after worker", ...) otherwise.
+local function groups_arg(fixed, size, lo, hi, what)
+  local rest = #ARGV - fixed
+  local n = rest / size
+  if n < lo or n > hi or n ~= math.floor(n) then
+    bail('BADARG', 'expected ' .. lo .. '..' .. hi .. ' ' .. what .. ', got ' .. rest .. ' values')
+  end
+  return n
+end
+
 local function id_arg(v, name)
   if type(v) ~= 'string' or #v == 0 or #v > 128 or string.find(v, '[^%w%-_:%.]') then
     bail('BADARG', name .. ' must be 1-128 characters of [A-Za-z0-9-_:.], got ' .. tostring(v))

@@ -28,6 +28,11 @@ impl Node {
         n
     }
 
+    /// A plain data node (no persistence) on `port`, started and answering.
+    pub fn data(port: u16) -> Node {
+        Node::spawn(port, node_dir("data", port), data_args(port, &[]))
+    }
+
     /// (Re)start the process with its arguments, and wait until it answers.
     pub fn start(&mut self) {
         let child = Command::new("redis-server")
