@@ -90,6 +90,7 @@ async fn main() {
     row("enqueue 1000 tasks (100 B)", &t);
 
     let (mut claim, mut hb, mut done, mut fail, mut reclaim) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut start, mut reclaim_started) = (vec![], vec![]);
     for _ in 0..3 {
         probe.flush().await;
         q.enqueue_batch(specs(N)).await.unwrap();
@@ -138,12 +139,49 @@ async fn main() {
         probe.reset().await;
         q.reclaim(N).await.unwrap();
         reclaim.push(probe.evalsha_usec().await);
+
+        // the same, for runs that started: a start mark that carries the most gaps, each
+        // checked against every lease (the charged path)
+        q.enqueue_batch(specs(N)).await.unwrap();
+        let c = short.claim("w", N).await.unwrap();
+        let top: u64 = c.iter().map(|c| c.token.parse::<u64>().unwrap()).max().unwrap();
+        let gaps: Vec<(u64, u64)> = (0..baton::ops::start::MAX_GAPS as u64)
+            .map(|i| (i * 2, i * 2 + 2))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        probe.reset().await;
+        q.start_with_gaps("w", top, &gaps).await.unwrap();
+        start.push(probe.evalsha_usec().await);
+        probe.reset().await;
+        q.reclaim(N).await.unwrap();
+        reclaim_started.push(probe.evalsha_usec().await);
     }
     row("claim 1000", &claim);
     row("heartbeat 1000 leases", &hb);
     row("complete 1000", &done);
     row("fail 1000 (retry)", &fail);
-    row("reclaim 1000 expired leases", &reclaim);
+    row("reclaim 1000 expired leases (never started)", &reclaim);
+    row("start mark with 16 gaps", &start);
+    row("reclaim 1000 expired leases (started, 16 gaps)", &reclaim_started);
+
+    // take: 1000 tasks dispatched to one worker, taken in one call
+    let p1 = client.queue("push").unwrap();
+    let mut take = Vec::new();
+    for _ in 0..3 {
+        probe.flush().await;
+        p1.configure().await.unwrap();
+        p1.register("big", &serde_json::json!({ "capacity": N, "weight": 1 }))
+            .await
+            .unwrap();
+        p1.heartbeat("big", &[]).await.unwrap();
+        p1.enqueue_batch(specs(N)).await.unwrap();
+        let d = p1.dispatch(Strategy::RoundRobin, N, 1).await.unwrap();
+        assert_eq!(d.assigned, N as u64, "{d:?}");
+        probe.reset().await;
+        assert_eq!(p1.take("big", N).await.unwrap().len(), N);
+        take.push(probe.evalsha_usec().await);
+    }
+    row("take 1000 (push)", &take);
 
     let p = client.queue("push").unwrap();
     for strategy in [

@@ -68,15 +68,22 @@ local function start_marks(owners)
     local v = redis.call('HMGET', K_WSTAT, unpack(fields))
     for i, w in ipairs(owners) do
       marks[w] = tonumber(v[2 * i - 1]) or 0
-      gaps[w] = v[2 * i]
+      if v[2 * i] then
+        local list = {}
+        for lo, hi in string.gmatch(v[2 * i], '(%d+)-(%d+)') do
+          list[#list + 1] = tonumber(lo)
+          list[#list + 1] = tonumber(hi)
+        end
+        gaps[w] = list
+      end
     end
   end
   return function(worker, token)
     if token > (marks[worker] or 0) then return false end
     local g = gaps[worker]
     if g then
-      for lo, hi in string.gmatch(g, '(%d+)-(%d+)') do
-        if token > tonumber(lo) and token < tonumber(hi) then return false end
+      for j = 1, #g, 2 do
+        if token > g[j] and token < g[j + 1] then return false end
       end
     end
     return true
