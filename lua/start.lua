@@ -30,7 +30,8 @@ errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
-bound: O(1)
+bound: O(1) (at most 16 gaps kept and sent)
+  measured worst (cargo bench --bench worst_case, 16 gaps, 2-core VM): under 0.5 ms per call
 ]]
 --@include args
 --@include keys

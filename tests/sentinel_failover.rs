@@ -130,9 +130,10 @@ async fn failover_under_load(how: How, wait: bool) -> Report {
     let new = set.wait_failover(old, Duration::from_secs(20));
     eprintln!("sentinels named {new} as primary after {:?}", t0.elapsed());
     if matches!(how, How::Kill) {
-        // The old primary comes back; the sentinels turn it into a replica of the new one
-        // (with wait_replicas = 1, acknowledgements need it).
-        set.node(old).start();
+        // The old primary comes back, empty (no persistence), as a replica of the new one (with
+        // wait_replicas = 1, acknowledgements need it). Started as a primary instead, a second
+        // failover on a loaded machine could promote it and wipe the new primary by resync.
+        set.node(old).restart_as_replica_of(new);
     }
     // Work resumes: a task acknowledged after the sentinels named the new primary (acks
     // between t0 and then may still come from the old one while it is being demoted).

@@ -4,7 +4,7 @@
 //! acknowledgements wait for replicas.
 
 use super::failover::should_switch;
-use super::{Call, Conn};
+use super::{Call, Conn, Link};
 use crate::error::{Error, Result};
 use crate::scripts::{ScriptName, SCHEMA_VERSION};
 use redis::Value;
@@ -46,34 +46,31 @@ impl Conn {
 
     pub(super) async fn eval_inner(&self, call: &Call, queue: &str) -> Result<Value> {
         call.verify();
-        let v = match self
-            .with_link(|l| async move { l.query::<Value>(&call.cmd).await })
-            .await
-        {
-            Ok(v) => v,
+        // the link that ran the call comes back with its reply: WAIT must follow the write on
+        // that very connection (after a switch, WAIT on the new one would count none of it)
+        let run = || self.with_link(|l| async move { Ok((l.query::<Value>(&call.cmd).await?, l)) });
+        let (v, link) = match run().await {
+            Ok(r) => r,
             Err(e) if is_noscript(&e) => {
                 self.load_scripts().await?;
-                self.with_link(|l| async move { l.query::<Value>(&call.cmd).await })
-                    .await
-                    .map_err(|e| self.err(e, queue))?
+                run().await.map_err(|e| self.err(e, queue))?
             }
             Err(e) => return Err(self.err(e, queue)),
         };
         if durable(call.script) {
-            self.wait_replicas(queue).await?;
+            self.wait_replicas(&link, queue).await?;
         }
         Ok(v)
     }
 
-    /// `[redis] wait_replicas`: block until that many replicas acknowledged this connection's
-    /// writes so far, or fail naming the setting.
-    pub(super) async fn wait_replicas(&self, queue: &str) -> Result<()> {
+    /// `[redis] wait_replicas`: block until that many replicas acknowledged the writes sent so
+    /// far on `link` (the connection that ran them), or fail naming the setting.
+    pub(super) async fn wait_replicas(&self, link: &Link, queue: &str) -> Result<()> {
         let Some((n, timeout)) = self.inner.wait else {
             return Ok(());
         };
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(n).arg(timeout.as_millis() as u64);
-        let (link, _) = self.link();
         let got: i64 = tokio::time::timeout(timeout + self.inner.response_timeout, link.query(&cmd))
             .await
             .map_err(|_| Error::Timeout {
@@ -98,6 +95,10 @@ impl Conn {
         let start = Instant::now();
         let r = self.eval_pipeline_inner(calls, queue).await;
         let secs = start.elapsed().as_secs_f64();
+        let (r, links) = match r {
+            Ok((results, links)) => (Ok(results), links),
+            Err(e) => (Err(e), Vec::new()),
+        };
         for (i, call) in calls.iter().enumerate() {
             let err = match &r {
                 Err(e) => Some(e.kind_name()),
@@ -105,10 +106,8 @@ impl Conn {
             };
             crate::metrics::script_call(call.script.file_stem(), secs, err);
         }
-        if let Ok(rs) = &r {
-            if calls.iter().zip(rs).any(|(c, r)| durable(c.script) && r.is_ok()) {
-                self.wait_replicas(queue).await?;
-            }
+        for link in &links {
+            self.wait_replicas(link, queue).await?;
         }
         r
     }
@@ -117,9 +116,11 @@ impl Conn {
         &self,
         calls: &[Call],
         queue: &str,
-    ) -> Result<Vec<Result<Value>>> {
+    ) -> Result<(Vec<Result<Value>>, Vec<Link>)> {
         calls.iter().for_each(Call::verify);
         let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
+        // each link (connection) on which a durable call ran: WAIT goes to each of them
+        let mut durable_links: Vec<Link> = Vec::new();
         let mut todo: Vec<usize> = (0..calls.len()).collect();
         for round in 0..2 {
             // After a first round, a failure must not hide the results already in: the calls
@@ -134,11 +135,11 @@ impl Conn {
                     pipe.add_command(calls[i].cmd.clone());
                 }
                 let pipe = &pipe;
-                self.with_link(|l| async move { l.pipe::<Vec<Value>>(pipe).await })
+                self.with_link(|l| async move { Ok((l.pipe::<Vec<Value>>(pipe).await?, l)) })
                     .await
                     .map_err(|e| self.err(e, queue))
             };
-            let values = match (sent.await, round) {
+            let (values, link) = match (sent.await, round) {
                 (Ok(v), _) => v,
                 (Err(e), 0) => return Err(e),
                 (Err(e), _) => {
@@ -153,6 +154,7 @@ impl Conn {
                 }
             };
             let mut again = Vec::new();
+            let mut wrote = false;
             for (&i, v) in todo.iter().zip(values) {
                 match v {
                     Value::ServerError(se) => {
@@ -165,18 +167,27 @@ impl Conn {
                             results[i] = Some(Err(self.err(e, queue)));
                         }
                     }
-                    v => results[i] = Some(Ok(v)),
+                    v => {
+                        wrote |= durable(calls[i].script);
+                        results[i] = Some(Ok(v));
+                    }
                 }
+            }
+            if wrote {
+                durable_links.push(link);
             }
             if again.is_empty() {
                 break;
             }
             todo = again;
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.expect("every call answered"))
-            .collect())
+        Ok((
+            results
+                .into_iter()
+                .map(|r| r.expect("every call answered"))
+                .collect(),
+            durable_links,
+        ))
     }
 }
 

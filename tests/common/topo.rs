@@ -33,6 +33,14 @@ impl Node {
         Node::spawn(port, node_dir("data", port), data_args(port, &[]))
     }
 
+    /// Restart a data node (a killed primary: it has no persistence, so it comes back empty) as a
+    /// replica of `primary`. Never bring an empty node back as a primary: if the sentinels ever
+    /// promoted it again, the others would resync from it and lose everything.
+    pub fn restart_as_replica_of(&mut self, primary: u16) {
+        self.args = data_args(self.port, &["--replicaof", "127.0.0.1", &primary.to_string()]);
+        self.start();
+    }
+
     /// (Re)start the process with its arguments, and wait until it answers.
     pub fn start(&mut self) {
         let child = Command::new("redis-server")
@@ -149,7 +157,7 @@ impl SentinelSet {
                 format!(
                     "port {sp}\nbind 127.0.0.1\ndaemonize no\nloglevel warning\ndir {}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {pp} 2\n\
-                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel down-after-milliseconds {MASTER} 2000\n\
                      sentinel failover-timeout {MASTER} 4000\n\
                      sentinel parallel-syncs {MASTER} 1\n",
                     dir.display()
