@@ -53,6 +53,10 @@ end
 local IDEM_BASE = CHAN_BASE .. 'idem:'
 local tasks = {}
 local idem_i = NKEYS
+-- A batch usually repeats one policy (priority, attempts, backoff, timeouts) for every task: a
+-- task whose 10 policy fields are the very same strings as the task before it reuses that task's
+-- checked values and record middle (Lua strings are interned: comparing them is a pointer test).
+local prev, prev_b
 for i = 0, n - 1 do
   local b = 2 + i * F
   local t = {}
@@ -63,19 +67,34 @@ for i = 0, n - 1 do
     bail('TOOLARGE', 'payload of task ' .. t.id .. ' is ' .. #t.payload .. ' bytes, over the limit of ' ..
       max_payload .. ' (queue max_payload): store large data elsewhere and enqueue a reference')
   end
-  t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
-  t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
-  t.ma = int_arg(ARGV[b + 6], 'max_attempts', 1, 1000000)
-  t.bo = ARGV[b + 7]
-  if t.bo ~= 'f' and t.bo ~= 'e' then
-    bail('BADARG', 'backoff must be "f" (fixed) or "e" (exponential), got ' .. tostring(t.bo))
+  local same = prev ~= nil
+  if same then
+    for k = 4, 13 do
+      if ARGV[b + k] ~= ARGV[prev_b + k] then same = false break end
+    end
   end
-  t.base = int_arg(ARGV[b + 8], 'backoff_base_ms', 0, MAX_MS)
-  t.cap = int_arg(ARGV[b + 9], 'backoff_cap_ms', t.base, MAX_MS)
-  t.jit = int_arg(ARGV[b + 10], 'jitter_pct', 0, 100)
-  t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, MAX_MS)
-  t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, MAX_MS)
-  t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, MAX_MS)
+  if same then
+    t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
+    t.jit, t.to, t.rt, t.it, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.mid
+  else
+    t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
+    t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
+    t.ma = int_arg(ARGV[b + 6], 'max_attempts', 1, 1000000)
+    t.bo = ARGV[b + 7]
+    if t.bo ~= 'f' and t.bo ~= 'e' then
+      bail('BADARG', 'backoff must be "f" (fixed) or "e" (exponential), got ' .. tostring(t.bo))
+    end
+    t.base = int_arg(ARGV[b + 8], 'backoff_base_ms', 0, MAX_MS)
+    t.cap = int_arg(ARGV[b + 9], 'backoff_cap_ms', t.base, MAX_MS)
+    t.jit = int_arg(ARGV[b + 10], 'jitter_pct', 0, 100)
+    t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, MAX_MS)
+    t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, MAX_MS)
+    t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, MAX_MS)
+    -- the record between kind and payload (created_ms is added at write time)
+    t.mid = '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) .. '|' ..
+      t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|'
+    prev, prev_b = t, b
+  end
   if t.it > 0 then
     idem_i = idem_i + 1
     if KEYS[idem_i] == nil then
@@ -101,6 +120,7 @@ end
 
 stamp_schema()
 local now = now_ms()
+local now_s = fmt(now)
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
 local reply, made, n_made = {}, {}, 0
@@ -116,8 +136,7 @@ for i, t in ipairs(tasks) do
     end
   end
   if created == 1 then
-    local rec = '0|0|0|' .. t.kind .. '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) ..
-      '|' .. t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|' .. fmt(now) .. '|' .. t.payload
+    local rec = '0|0|0|' .. t.kind .. t.mid .. now_s .. '|' .. t.payload
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is
     elseif t.delay > 0 then

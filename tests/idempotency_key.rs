@@ -95,3 +95,43 @@ async fn a_key_whose_task_is_forgotten_says_so() {
     assert!(!again.created && again.forgotten, "{again:?}");
     assert_eq!(q.counts().await.unwrap().pending, 0, "nothing new enqueued");
 }
+
+/// Within one batch, a repeated id or idempotency key is a duplicate of the task written earlier
+/// in the same call (live, not forgotten), and only one task is stored.
+#[tokio::test]
+async fn repeats_within_one_batch_are_duplicates_of_the_first() {
+    let env = common::env().await;
+    let q = env.queue();
+    let r = q
+        .enqueue_batch(vec![
+            TaskSpec::new("k", "a").id("same-id"),
+            TaskSpec::new("k", "b").id("same-id"),
+            TaskSpec::new("k", "c").idempotency_key("same-key"),
+            TaskSpec::new("k", "d").idempotency_key("same-key"),
+            TaskSpec::new("k", "e")
+                .delay(std::time::Duration::from_secs(60))
+                .id("later"),
+            TaskSpec::new("k", "f")
+                .delay(std::time::Duration::from_secs(60))
+                .id("later"),
+        ])
+        .await
+        .unwrap();
+    let flags: Vec<(bool, bool)> = r.iter().map(|e| (e.created, e.forgotten)).collect();
+    assert_eq!(
+        flags,
+        vec![
+            (true, false),
+            (false, false),
+            (true, false),
+            (false, false),
+            (true, false),
+            (false, false)
+        ]
+    );
+    assert_eq!((r[1].id.as_str(), &r[3].id), ("same-id", &r[2].id));
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.pending, c.delayed, c.enqueued_total), (2, 1, 3));
+    let t = q.get("same-id").await.unwrap().unwrap();
+    assert_eq!(t.record.payload, b"a", "the first of the repeats is the one kept");
+}
