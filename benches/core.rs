@@ -1,8 +1,10 @@
 //! Core benchmark: enqueue (single and batch), memory per pending task, end-to-end no-op
-//! processing with one worker process, and claim cost at two queue depths.
+//! processing (one worker in this process at two tuned shapes and the shipped defaults, then one
+//! and two worker *processes*), paced enqueue→start latency, and claim cost at two queue depths.
 //!
 //! Run: `cargo bench --bench core` (starts its own redis-server on a free port; set
-//! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!).
+//! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!). Parts:
+//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,depth").
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
 //! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
 //! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
@@ -11,7 +13,11 @@
 use baton::local_redis::LocalRedis;
 use baton::{Client, Config, Queue, TaskSpec, Worker};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Set in a child process of this bench: run one worker on the named queue until SIGTERM.
+const CHILD_ENV: &str = "BATON_BENCH_CHILD";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -138,8 +144,41 @@ async fn fill(q: &Queue, n: usize, size: usize) {
     }
 }
 
+/// Child mode: one Worker (no-op handler, the given concurrency and claim batch) on `queue` at
+/// `url` until SIGTERM.
+async fn child(spec: &str) {
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let (url, queue, conc, batch) = (
+        parts[0],
+        parts[1],
+        parts[2].parse().unwrap(),
+        parts[3].parse().unwrap(),
+    );
+    let mut cfg = Config::from_toml(&format!("[redis]\nurl = \"{url}\"\n")).unwrap();
+    cfg.worker.maintenance = false;
+    cfg.queues.insert(
+        queue.into(),
+        baton::QueueConfig {
+            claim_batch: batch,
+            ..Default::default()
+        },
+    );
+    let client = Client::connect(cfg).await.unwrap();
+    let worker = Worker::builder(&client, queue)
+        .unwrap()
+        .concurrency(conc)
+        .maintenance(None)
+        .handler("noop", |_t| async { Ok(Vec::new()) })
+        .build()
+        .unwrap();
+    worker.run(baton::process::shutdown_signal()).await.unwrap();
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child(&spec).await;
+    }
     let n = env_usize("BATON_BENCH_N", 200_000);
     let deep = env_usize("BATON_BENCH_DEEP", 1_000_000);
     let (_server, url) = match std::env::var("BATON_BENCH_REDIS_URL") {
@@ -185,7 +224,13 @@ async fn main() {
     );
     println!("(Redis CPU = INFO used_cpu_user + used_cpu_sys delta; cmds = all commands incl. those run inside scripts)\n");
 
-    let parts = std::env::var("BATON_BENCH_PARTS").unwrap_or_else(|_| "enqueue,e2e,depth".into());
+    let parts =
+        std::env::var("BATON_BENCH_PARTS").unwrap_or_else(|_| "enqueue,e2e,procs,latency,depth".into());
+    let defaults = Config::default();
+    let (def_conc, def_batch) = (
+        defaults.worker.concurrency,
+        baton::QueueConfig::default().claim_batch,
+    );
     if parts.contains("enqueue") {
         // 1. single enqueue: one task per call, 64 concurrent callers on the multiplexed connection
         probe.flush().await;
@@ -244,7 +289,7 @@ async fn main() {
     if parts.contains("e2e") {
         // 3. end to end: drain the pre-filled queue with one Worker (this process), no-op handler
         let q = client.queue("bench-batch").unwrap();
-        for (conc, batch) in [(256usize, 128usize), (1024, 256)] {
+        for (conc, batch) in [(256usize, 128usize), (1024, 256), (def_conc, def_batch)] {
             if q.counts().await.unwrap().pending < n as u64 {
                 probe.flush().await;
                 fill(&q, n, 100).await;
@@ -279,8 +324,13 @@ async fn main() {
             let after = probe.sample().await;
             stop.cancel();
             h.await.unwrap().unwrap();
+            let shipped = if (conc, batch) == (def_conc, def_batch) {
+                " (defaults)"
+            } else {
+                ""
+            };
             let row = Row {
-                name: format!("end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}"),
+                name: format!("end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}{shipped}"),
                 tasks: n,
                 secs,
                 before,
@@ -303,8 +353,136 @@ async fn main() {
             probe.flush().await;
         }
     }
+    if parts.contains("procs") {
+        // 4. the same drain by one and by two worker processes (this bench re-run as children)
+        let q = client.queue("bench-batch").unwrap();
+        let (conc, batch) = (1024usize, 256usize);
+        for procs in [1usize, 2] {
+            probe.flush().await;
+            fill(&q, n, 100).await;
+            let before = probe.sample().await;
+            let t0 = Instant::now();
+            let mut kids: Vec<std::process::Child> = (0..procs)
+                .map(|_| {
+                    std::process::Command::new(std::env::current_exe().unwrap())
+                        .env(CHILD_ENV, format!("{url} bench-batch {conc} {batch}"))
+                        .env("BATON_LOG", "warn")
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            while q.counts().await.unwrap().done < n as u64 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let after = probe.sample().await;
+            for k in &mut kids {
+                let _ = std::process::Command::new("kill")
+                    .arg(k.id().to_string())
+                    .status();
+                let _ = k.wait();
+            }
+            Row {
+                name: format!(
+                    "end to end no-op, {procs} worker process(es), concurrency {conc}, claim batch {batch}"
+                ),
+                tasks: n,
+                secs,
+                before,
+                after,
+            }
+            .print();
+        }
+        probe.flush().await;
+    }
+    if parts.contains("latency") {
+        // 5. enqueue→start latency, paced: one enqueue per call at a fixed rate, workers with the
+        // shipped claim batch and concurrency 50; the first second is dropped (warm-up)
+        for (rate, secs, workers) in [
+            (2_000usize, 6u64, 1usize),
+            (2_000, 6, 2),
+            (20_000, 4, 1),
+            (20_000, 4, 2),
+        ] {
+            probe.flush().await;
+            let q = client.queue("bench-lat").unwrap();
+            q.configure().await.unwrap();
+            let epoch = Instant::now();
+            let lat: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let mut hs = Vec::new();
+            for _ in 0..workers {
+                let wclient = Client::connect(cfg.clone()).await.unwrap();
+                let lat = lat.clone();
+                let worker = Worker::builder(&wclient, "bench-lat")
+                    .unwrap()
+                    .concurrency(50)
+                    .maintenance(None)
+                    .handler("probe", move |t: baton::TaskContext| {
+                        let lat = lat.clone();
+                        async move {
+                            let now = epoch.elapsed().as_nanos() as u64;
+                            let sent: u64 = std::str::from_utf8(&t.payload).unwrap().parse().unwrap();
+                            lat.lock().unwrap().push((sent, now.saturating_sub(sent)));
+                            Ok(Vec::new())
+                        }
+                    })
+                    .build()
+                    .unwrap();
+                let s = stop.clone();
+                hs.push(tokio::spawn(worker.run(async move { s.cancelled().await })));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await; // workers registered and idle
+            let total = rate * secs as usize;
+            let t0 = Instant::now();
+            let mut sent = 0usize;
+            let mut calls = Vec::with_capacity(total);
+            while sent < total {
+                // release every task due by now, each its own enqueue call
+                let due = ((t0.elapsed().as_secs_f64() * rate as f64) as usize).min(total);
+                while sent < due {
+                    let q = q.clone();
+                    calls.push(tokio::spawn(async move {
+                        let at = epoch.elapsed().as_nanos() as u64;
+                        q.enqueue(TaskSpec::new("probe", at.to_string())).await.unwrap();
+                    }));
+                    sent += 1;
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            for c in calls {
+                c.await.unwrap();
+            }
+            while lat.lock().unwrap().len() < total {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            stop.cancel();
+            for h in hs {
+                h.await.unwrap().unwrap();
+            }
+            let warm = (t0 - epoch).as_nanos() as u64 + 1_000_000_000;
+            let mut v: Vec<u64> = lat
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(s, _)| *s >= warm)
+                .map(|(_, l)| *l)
+                .collect();
+            v.sort_unstable();
+            let pct = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1e6;
+            println!(
+                "{:<58} {:>9} tasks  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                format!("enqueue→start, paced {rate}/s, {workers} worker(s) × concurrency 50"),
+                v.len(),
+                pct(0.5),
+                pct(0.99),
+                pct(1.0)
+            );
+        }
+        probe.flush().await;
+    }
     if parts.contains("depth") {
-        // 4. claim + complete cost at two depths: the same 50k tasks drained from 10k and 1M pending
+        // 6. claim + complete cost at two depths: the same 50k tasks drained from 10k and 1M pending
         for depth in [10_000usize, deep] {
             probe.flush().await;
             let q = client.queue("bench-depth").unwrap();
