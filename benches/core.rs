@@ -1,10 +1,11 @@
 //! Core benchmark: enqueue (single and batch), memory per pending task, end-to-end no-op
 //! processing (one worker in this process at two tuned shapes and the shipped defaults, then one
-//! and two worker *processes*), paced enqueue→start latency, and claim cost at two queue depths.
+//! and two worker *processes*), paced enqueue→start latency, the fixed server cost of one call
+//! (events on and off), and claim cost at two queue depths.
 //!
 //! Run: `cargo bench --bench core` (starts its own redis-server on a free port; set
 //! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!). Parts:
-//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,depth").
+//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth").
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
 //! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
 //! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
@@ -224,8 +225,8 @@ async fn main() {
     );
     println!("(Redis CPU = INFO used_cpu_user + used_cpu_sys delta; cmds = all commands incl. those run inside scripts)\n");
 
-    let parts =
-        std::env::var("BATON_BENCH_PARTS").unwrap_or_else(|_| "enqueue,e2e,procs,latency,depth".into());
+    let parts = std::env::var("BATON_BENCH_PARTS")
+        .unwrap_or_else(|_| "enqueue,e2e,procs,latency,percall,depth".into());
     let defaults = Config::default();
     let (def_conc, def_batch) = (
         defaults.worker.concurrency,
@@ -477,6 +478,73 @@ async fn main() {
                 pct(0.5),
                 pct(0.99),
                 pct(1.0)
+            );
+        }
+        probe.flush().await;
+    }
+    if parts.contains("percall") {
+        // 7. the fixed cost of one call: 2000 sequential calls of one task each, server time per
+        // call (commandstats), with lifecycle events on and off
+        for ev in [events_max_len, 0] {
+            let mut pcfg = cfg.clone();
+            pcfg.queues.insert(
+                "bench-call".into(),
+                baton::QueueConfig {
+                    events_max_len: ev,
+                    ..Default::default()
+                },
+            );
+            let pclient = Client::connect(pcfg).await.unwrap();
+            let q = pclient.queue("bench-call").unwrap();
+            probe.flush().await;
+            q.configure().await.unwrap();
+            let calls = 2000;
+            let mut per = Vec::new();
+            let usec = |stats: &str| -> (u64, u64) {
+                let f = Probe::field(stats, "cmdstat_evalsha").unwrap_or_default();
+                let get = |k: &str| {
+                    f.split(',')
+                        .find_map(|x| x.strip_prefix(k))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                (get("calls="), get("usec="))
+            };
+            let mut measure = |name: &'static str, stats: String, before: (u64, u64)| {
+                let (c, u) = usec(&stats);
+                per.push((name, (u - before.1) as f64 / (c - before.0).max(1) as f64));
+            };
+            let s0 = usec(&probe.info("commandstats").await);
+            for i in 0..calls {
+                q.enqueue(TaskSpec::new("noop", payload(i, 100))).await.unwrap();
+            }
+            measure("enqueue 1", probe.info("commandstats").await, s0);
+            let s0 = usec(&probe.info("commandstats").await);
+            let mut held = Vec::new();
+            for _ in 0..calls {
+                held.extend(q.claim("w", 1).await.unwrap());
+            }
+            measure("claim 1", probe.info("commandstats").await, s0);
+            let s0 = usec(&probe.info("commandstats").await);
+            for c in &held {
+                q.complete("w", c, b"").await.unwrap();
+            }
+            measure("complete 1", probe.info("commandstats").await, s0);
+            let s0 = usec(&probe.info("commandstats").await);
+            for _ in 0..calls {
+                q.heartbeat("w", &[]).await.unwrap();
+            }
+            measure("heartbeat, no lease", probe.info("commandstats").await, s0);
+            let s0 = usec(&probe.info("commandstats").await);
+            for _ in 0..calls {
+                q.counts().await.unwrap();
+            }
+            measure("counts (read-only)", probe.info("commandstats").await, s0);
+            let line: Vec<String> = per.iter().map(|(n, u)| format!("{n} {u:.1}")).collect();
+            println!(
+                "{:<58} µs of server time per call: {}",
+                format!("one call, one task, events {}", if ev > 0 { "on" } else { "off" }),
+                line.join(", ")
             );
         }
         probe.flush().await;
