@@ -414,6 +414,7 @@ impl Task {
             "priority": t.record.priority,
             "attempts": t.attempts,
             "runs": t.runs(),
+            "strays": t.record.strays,
             "max_attempts": t.record.max_attempts,
             "created_ms": t.record.created_ms,
             "payload": payload,

@@ -43,6 +43,25 @@ async fn a_lease_that_expires_before_its_run_starts_is_not_charged() {
         err.message
     );
 
+    // `baton status` says why there were more runs than attempts
+    let dir = common::TempDir::new();
+    let cfg = common::product_config(&dir, &env.redis.url(), "");
+    let (code, out, err) = common::baton(&cfg, &["status", "-q", "q", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "attempts  0 of 1 (1 runs in all: 1 lease(s) expired before the run started, not charged)"
+        ),
+        "{out}"
+    );
+    let (_, json, _) = common::baton(&cfg, &["--json", "status", "-q", "q", &id]);
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (j["runs"].as_u64(), j["strays"].as_u64()),
+        (Some(1), Some(1)),
+        "{json}"
+    );
+
     // the next lease is a new run, still attempt 1; this one starts, so its expiry is charged
     let c = q.claim("w2", 1).await.unwrap().remove(0);
     assert_eq!((c.attempt, c.run), (1, 2));

@@ -87,14 +87,26 @@ pub(super) async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
     println!("state     {}", t.state);
     println!("kind      {}", t.record.kind);
     println!("priority  {}", t.record.priority);
-    if t.runs() == t.attempts {
+    let strays = t.record.strays;
+    let before_requeue = t.runs().saturating_sub(t.attempts + strays);
+    let mut why = Vec::new();
+    if strays > 0 {
+        why.push(format!(
+            "{strays} lease(s) expired before the run started, not charged"
+        ));
+    }
+    if before_requeue > 0 {
+        why.push(format!("{before_requeue} before the last requeue"));
+    }
+    if why.is_empty() {
         println!("attempts  {} of {}", t.attempts, t.record.max_attempts);
     } else {
         println!(
-            "attempts  {} of {} since requeued ({} runs in all)",
+            "attempts  {} of {} ({} runs in all: {})",
             t.attempts,
             t.record.max_attempts,
-            t.runs()
+            t.runs(),
+            why.join("; ")
         );
     }
     println!("created   {}", ms_ago(t.record.created_ms));
