@@ -165,14 +165,19 @@ async fn child(spec: &str) {
         },
     );
     let client = Client::connect(cfg).await.unwrap();
-    let worker = Worker::builder(&client, queue)
+    let worker = noop_worker(&client, queue, conc);
+    worker.run(baton::process::shutdown_signal()).await.unwrap();
+}
+
+/// A worker with a no-op handler for kind "noop" and no maintenance loops.
+fn noop_worker(client: &Client, queue: &str, conc: usize) -> Worker {
+    Worker::builder(client, queue)
         .unwrap()
         .concurrency(conc)
         .maintenance(None)
         .handler("noop", |_t| async { Ok(Vec::new()) })
         .build()
-        .unwrap();
-    worker.run(baton::process::shutdown_signal()).await.unwrap();
+        .unwrap()
 }
 
 #[tokio::main]
@@ -305,13 +310,7 @@ async fn main() {
                 },
             );
             let wclient = Client::connect(wcfg).await.unwrap();
-            let worker = Worker::builder(&wclient, "bench-batch")
-                .unwrap()
-                .concurrency(conc)
-                .maintenance(None)
-                .handler("noop", |_t| async { Ok(Vec::new()) })
-                .build()
-                .unwrap();
+            let worker = noop_worker(&wclient, "bench-batch", conc);
             let stats = worker.stats();
             let stop = tokio_util::sync::CancellationToken::new();
             let s = stop.clone();
