@@ -418,22 +418,12 @@ impl Fleet {
                     .push((Instant::now() + Duration::from_millis(500), Restart::Worker));
             }
         }
-        if let Some(status) = self
-            .scheduler
-            .as_mut()
-            .and_then(|p| p.child.try_wait().ok().flatten())
-        {
-            let p = self.scheduler.take().expect("checked");
+        if let Some((p, status)) = exited(&mut self.scheduler) {
             self.unexpected_exit(&p, status);
             self.restarts
                 .push((Instant::now() + Duration::from_millis(500), Restart::Scheduler));
         }
-        if let Some(status) = self
-            .redis
-            .as_mut()
-            .and_then(|p| p.child.try_wait().ok().flatten())
-        {
-            let p = self.redis.take().expect("checked");
+        if let Some((p, status)) = exited(&mut self.redis) {
             self.unexpected_exit(&p, status);
             self.redis_down.push((Instant::now(), None));
             self.restarts.push((Instant::now(), Restart::Redis));
@@ -2079,4 +2069,10 @@ fn last_line(log: &Path) -> String {
         .ok()
         .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
         .unwrap_or_default()
+}
+
+/// The process in `slot` if it has exited (taken out of the slot), with its status.
+fn exited(slot: &mut Option<Proc>) -> Option<(Proc, ExitStatus)> {
+    let status = slot.as_mut()?.child.try_wait().ok().flatten()?;
+    Some((slot.take().expect("checked"), status))
 }

@@ -53,9 +53,10 @@ if #ids > 0 then
   local was_empty = redis.call('ZCARD', K_PENDING) == 0
   local seq = take_seq(#ids)
   local final = {}
-  local per_owner, owners = {}, {}
+  local per_owner, owners, owner_of = {}, {}, {}
   for i = 1, #ids do
     local owner = leases[i] and lease_worker(leases[i])
+    owner_of[i] = owner
     if owner and not per_owner[owner] then
       per_owner[owner] = 0
       owners[#owners + 1] = owner
@@ -64,18 +65,18 @@ if #ids > 0 then
   local started = start_marks(owners)
   local ev_reclaimed, ev_dead = {}, {}
   for i, id in ipairs(ids) do
-    local owner = leases[i] and lease_worker(leases[i])
+    local owner = owner_of[i]
     workers[#workers + 1] = owner or ''
     local untaken = false
     if owner then
-      per_owner[owner] = (per_owner[owner] or 0) + 1
+      per_owner[owner] = per_owner[owner] + 1
       -- assigned by push dispatch and never taken: the task never ran on that worker
       untaken = redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id) == 1
     end
     local t = recs[i] and parse_record(recs[i])
     -- taken (or claimed) but its run never started: the worker died before its start mark
     local stray = owner and not untaken and t and t.strays < MAX_STRAYS and
-      not started(owner, tonumber(string.match(leases[i], '^(%d+)|')) or 0)
+      not started(owner, lease_token(leases[i]))
     if t == nil then
       -- record deleted by hand: nothing left to run
     elseif untaken then

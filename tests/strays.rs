@@ -10,6 +10,12 @@ fn token(c: &baton::Claimed) -> u64 {
     c.token.parse().unwrap()
 }
 
+/// Enqueue `n` tasks that each have one attempt.
+async fn enqueue_one_attempt(q: &baton::Queue, n: usize) {
+    let specs = (0..n).map(|i| TaskSpec::new("k", format!("{i}")).max_attempts(1));
+    q.enqueue_batch(specs.collect()).await.unwrap();
+}
+
 async fn expire_and_reclaim(q: &baton::Queue) -> baton::Reclaimed {
     tokio::time::sleep(q.settings().lease + Duration::from_millis(100)).await;
     q.reclaim(100).await.unwrap()
@@ -104,13 +110,7 @@ async fn strays_are_bounded_so_a_task_that_kills_its_worker_still_dies() {
 async fn the_mark_covers_lower_tokens_of_that_worker_only_and_never_goes_down() {
     let env = common::env().await;
     let q = env.queue();
-    q.enqueue_batch(
-        (0..4)
-            .map(|i| TaskSpec::new("k", format!("{i}")).max_attempts(1))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    enqueue_one_attempt(&q, 4).await;
     let mine = q.claim("w", 3).await.unwrap();
     let theirs = q.claim("other", 1).await.unwrap().remove(0);
     let toks: Vec<u64> = mine.iter().map(token).collect();
@@ -149,13 +149,7 @@ async fn take_hands_out_fresh_increasing_tokens() {
         .await
         .unwrap();
     q.heartbeat("w", &[]).await.unwrap();
-    q.enqueue_batch(
-        (0..6)
-            .map(|i| TaskSpec::new("k", format!("{i}")).max_attempts(1))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    enqueue_one_attempt(&q, 6).await;
     assert_eq!(
         q.dispatch(Strategy::RoundRobin, 100, 1).await.unwrap().assigned,
         6
@@ -186,13 +180,7 @@ async fn take_hands_out_fresh_increasing_tokens() {
 async fn leases_in_a_gap_never_count_as_started() {
     let env = common::env().await;
     let q = env.queue();
-    q.enqueue_batch(
-        (0..3)
-            .map(|i| TaskSpec::new("k", format!("{i}")).max_attempts(1))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    enqueue_one_attempt(&q, 3).await;
     let got = q.claim("w", 1).await.unwrap().remove(0);
     // this claim runs in Redis but its reply is lost: the worker never sees the task
     let lost = q.claim("w", 1).await.unwrap().remove(0);

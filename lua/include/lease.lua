@@ -10,6 +10,11 @@ local function lease_worker(v)
   return string.match(v, '|(.*)$')
 end
 
+-- The fencing token of a lease value, as a number.
+local function lease_token(v)
+  return tonumber(string.match(v, '^(%d+)|')) or 0
+end
+
 -- Which leases of a batch `worker` still holds: group i names task ids[i] and sends its token in
 -- ARGV[tok + step * i]. One HMGET for the batch; a lease is held when its value is exactly
 -- "token|worker", so a reclaimed, cancelled or acknowledged lease, or another worker's, is not.
