@@ -295,7 +295,12 @@ async fn main() {
     if parts.contains("e2e") {
         // 3. end to end: drain the pre-filled queue with one Worker (this process), no-op handler
         let q = client.queue("bench-batch").unwrap();
-        for (conc, batch) in [(256usize, 128usize), (1024, 256), (def_conc, def_batch)] {
+        for (conc, batch) in [
+            (256usize, 128usize),
+            (1024, 256),
+            (50, 100),
+            (def_conc, def_batch),
+        ] {
             if q.counts().await.unwrap().pending < n as u64 {
                 probe.flush().await;
                 fill(&q, n, 100).await;

@@ -1,5 +1,6 @@
 -- include/notify.lua — the queue's pub/sub channels and what is published on them.
 --@include keys
+--@include schema
 
 -- Pub/sub channels are derived from the meta key (`<prefix>:{q}:meta` -> `<prefix>:{q}:wake`).
 local CHAN_BASE = string.sub(K_META, 1, -5)
@@ -27,7 +28,8 @@ local function notify_final(ids)
   if #ids > 0 then redis.call('PUBLISH', CHAN_FIN, table.concat(ids, ',')) end
 end
 
--- Capacity was freed (a lease ended): push dispatchers may assign more.
+-- Capacity was freed (a lease ended): push dispatchers may assign more. A queue configured for
+-- pull has no dispatcher, so nothing is published there.
 local function signal_free()
-  redis.call('PUBLISH', CHAN_FREE, '1')
+  if DM ~= 'pull' then redis.call('PUBLISH', CHAN_FREE, '1') end
 end

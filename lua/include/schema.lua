@@ -13,6 +13,10 @@ local SCHEMA = '3'
 local EVENTS_DEFAULT_MAX = 10000
 local EV_MAX = EVENTS_DEFAULT_MAX
 
+-- The queue's dispatch mode (meta field `dm`: "pull", "push", or false before configure), read
+-- by the same HMGET: a pull queue has no dispatcher to tell that a lease ended.
+local DM = false
+
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
 -- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
@@ -31,8 +35,10 @@ end
 local function check_schema(...)
   local fields = {'v', ...}
   fields[#fields + 1] = 'ev'
+  fields[#fields + 1] = 'dm'
   local got = redis.call('HMGET', K_META, unpack(fields))
-  EV_MAX = tonumber(got[#fields]) or EVENTS_DEFAULT_MAX
+  EV_MAX = tonumber(got[#fields - 1]) or EVENTS_DEFAULT_MAX
+  DM = got[#fields]
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

@@ -18,6 +18,7 @@ checked against it before it is sent.
 """
 
 import json
+import re
 import os
 import random
 import socket
@@ -136,7 +137,26 @@ class Scripts:
                 out.append(line + "\n")
             else:
                 inline(name, [])
-        return "".join(out)
+        return Scripts._prune_unused("".join(out))
+
+    @staticmethod
+    def _prune_unused(body):
+        """Drop the functions the script never calls, as Baton's loader does (docs/contract.md):
+        a block runs from a line starting ``local function NAME(`` to the next line that is
+        exactly ``end``; it goes when NAME is a whole word nowhere else; repeat until stable."""
+        lines = body.split("\n")[:-1]
+        words = lambda line: [w for w in re.split(r"[^A-Za-z0-9_]", line) if w]
+        while True:
+            for start, line in enumerate(lines):
+                if not line.startswith("local function "):
+                    continue
+                name = line[len("local function "):].split("(")[0].strip()
+                end = lines.index("end", start + 1)
+                if not any(name in words(l) for i, l in enumerate(lines) if i < start or i > end):
+                    del lines[start:end + 1]
+                    break
+            else:
+                return "\n".join(lines) + "\n"
 
     def check(self, name, args):
         """Raise ValueError unless ``args`` (a list of (name, value)) fits the manifest."""
