@@ -144,20 +144,32 @@ fn flatten(path: &str) -> String {
 /// more is dropped, since dropping one function may leave another unused.
 fn prune_unused(body: &str) -> String {
     let mut lines: Vec<&str> = body.lines().collect();
+    // how often each word occurs in the whole text, kept up to date as blocks go
+    let mut total: std::collections::HashMap<&str, usize> = Default::default();
+    for w in lines.iter().flat_map(|l| words(l)) {
+        *total.entry(w).or_default() += 1;
+    }
     loop {
-        let blocks = function_blocks(&lines);
-        let unused = blocks.iter().find(|(name, start, end)| {
-            !lines
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i < start || i > end)
-                .any(|(_, l)| words(l).any(|w| w == *name))
-        });
-        match unused {
-            Some(&(_, start, end)) => {
-                lines.drain(start..=end);
+        let unused: Vec<(usize, usize)> = function_blocks(&lines)
+            .into_iter()
+            .filter(|&(name, start, end)| {
+                let inside = lines[start..=end]
+                    .iter()
+                    .flat_map(|l| words(l))
+                    .filter(|&w| w == name)
+                    .count();
+                total.get(name) == Some(&inside)
+            })
+            .map(|(_, start, end)| (start, end))
+            .collect();
+        if unused.is_empty() {
+            break;
+        }
+        for &(start, end) in unused.iter().rev() {
+            for w in lines[start..=end].iter().flat_map(|l| words(l)) {
+                *total.get_mut(w).expect("counted") -= 1;
             }
-            None => break,
+            lines.drain(start..=end);
         }
     }
     let mut out = lines.join("\n");

@@ -17,6 +17,7 @@ checked against it before it is sent.
     baton.Worker(q, {"send": send}).run()
 """
 
+import collections
 import json
 import re
 import os
@@ -146,17 +147,21 @@ class Scripts:
         exactly ``end``; it goes when NAME is a whole word nowhere else; repeat until stable."""
         lines = body.split("\n")[:-1]
         words = lambda line: [w for w in re.split(r"[^A-Za-z0-9_]", line) if w]
+        total = collections.Counter(w for l in lines for w in words(l))
         while True:
+            unused = []
             for start, line in enumerate(lines):
-                if not line.startswith("local function "):
-                    continue
-                name = line[len("local function "):].split("(")[0].strip()
-                end = lines.index("end", start + 1)
-                if not any(name in words(l) for i, l in enumerate(lines) if i < start or i > end):
-                    del lines[start:end + 1]
-                    break
-            else:
+                if line.startswith("local function "):
+                    name = line[len("local function "):].split("(")[0].strip()
+                    end = lines.index("end", start + 1)
+                    inside = sum(words(l).count(name) for l in lines[start:end + 1])
+                    if total[name] == inside:
+                        unused.append((start, end))
+            if not unused:
                 return "\n".join(lines) + "\n"
+            for start, end in reversed(unused):
+                total.subtract(w for l in lines[start:end + 1] for w in words(l))
+                del lines[start:end + 1]
 
     def check(self, name, args):
         """Raise ValueError unless ``args`` (a list of (name, value)) fits the manifest."""
