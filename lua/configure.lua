@@ -1,21 +1,24 @@
 #!lua
 --[[
 name: configure
-version: 1
+version: 2
 purpose: Store a queue's settings that the other scripts read from meta: the lifecycle events
-  stream cap and the dispatch mode (pull: dispatch assigns nothing and take claims like claim;
+  stream cap, priority aging and the dispatch mode (pull: dispatch assigns nothing and take claims like claim;
   push: dispatch assigns). Run by baton-scheduler and baton-worker at start from their [queues] config; until
   then a queue uses the defaults (events on, 10000 stream entries).
 keys:
   1-17: the queue keyset
-touches: meta(rw) events(w)
+touches: meta(rw) pending(r) events(w)
 argv:
   1: events_max_len (int, 0..100000000) — approximate cap (MAXLEN ~) of the events stream, in
     entries (one entry per script call and event type); 0 = no events (no XADD, no PUBLISH)
   2: dispatch (string, "pull" or "push") — how tasks reach workers on this queue
+  3: aging_ms (int, 0..86400000) — priority aging: ms of waiting worth one priority step in the
+    pending order (0 = strict priority); turning it on or off is refused while tasks are pending
 reply: the dispatch mode stored before ("pull", "push", or "" for a new queue)
 errors:
-  BADARG: an argument is out of range; nothing was written
+  BADARG: an argument is out of range, or aging would be turned on or off while tasks are
+    pending; nothing was written
   VERSION: the queue holds another data schema version
   NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(1)
@@ -29,8 +32,22 @@ local dm = ARGV[2]
 if dm ~= 'pull' and dm ~= 'push' then
   bail('BADARG', 'dispatch must be "pull" or "push", got ' .. tostring(dm))
 end
+local aging = int_arg(ARGV[3], 'aging_ms', 0, 86400000)
 require_worker()
+check_schema()
+-- Strict-priority and aged scores are different orders: mixing them in one pending set would
+-- interleave the tasks at random, so turning aging on or off waits for an empty pending set.
+-- Changing its value while on is fine (every score stays a time).
+if (AGING > 0) ~= (aging > 0) then
+  local waiting = redis.call('ZCARD', K_PENDING)
+  if waiting > 0 then
+    bail('BADARG', 'aging_ms: queue ' .. K_META .. ' has ' .. waiting .. ' pending tasks ordered ' ..
+      (AGING > 0 and 'with' or 'without') .. ' priority aging; turning it ' .. (aging > 0 and 'on' or 'off') ..
+      ' would interleave two orders. Keep the old setting until the queue drains (pause producers, or ' ..
+      'use a new queue), then restart with the new one')
+  end
+end
 local before = stamp_schema('dm')[2] or ''
-redis.call('HSET', K_META, 'ev', ev, 'dm', dm)
+redis.call('HSET', K_META, 'ev', ev, 'dm', dm, 'ag', aging)
 if ev == 0 then redis.call('DEL', K_EVENTS) end
 return before

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 --[[
 name: counts
-version: 1
+version: 2
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
@@ -9,7 +9,8 @@ touches: meta(r) pending(r) delayed(r) leased(r) done(r) dead(r) cancelled(r) wb
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),
-  enqueued_total, retried_total (failed attempts scheduled again)}
+  enqueued_total, retried_total (failed attempts scheduled again), aging_ms (the queue's priority
+  aging, 0 = strict priority)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
   BADARG: fewer than the 17 queue keys
@@ -25,4 +26,4 @@ return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.ca
   redis.call('ZCARD', K_DONE), redis.call('ZCARD', K_DEAD), redis.call('ZCARD', K_CANCELLED),
   meta[2] == '1' and 1 or 0, redis.call('ZCARD', K_WBEAT), tonumber(meta[3]) or 0,
   tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0,
-  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0}
+  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0, AGING}

@@ -60,7 +60,7 @@ for i, id in ipairs(ids) do
     back[#back + 1] = id
     ev_add(items, id, t.used)
     -- sequence 0: ahead of every task of the same priority, as release does
-    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
+    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0, t.created)), id)
   end
 end
 if #back > 0 then

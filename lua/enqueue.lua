@@ -144,7 +144,7 @@ for i, t in ipairs(tasks) do
       wake_delayed_if_first(at)
       redis.call('ZADD', K_DELAYED, fmt(at), id)
     else
-      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
       added_pending = true
     end
     if created == 1 then

@@ -83,7 +83,7 @@ for i, id in ipairs(ids) do
         redis.call('ZADD', K_DELAYED, fmt(now + d), id)
       else
         seq = seq or take_seq(ng)
-        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
         to_pending = to_pending + 1
       end
       reply[i] = 1

@@ -38,7 +38,7 @@ if #ids > 0 then
   for i, id in ipairs(ids) do
     local t = recs[i] and parse_record(recs[i])
     if t then
-      zargs[#zargs + 1] = fmt(pending_score(t.prio, seq + i - 1))
+      zargs[#zargs + 1] = fmt(pending_score(t.prio, seq + i - 1, now))
       zargs[#zargs + 1] = id
       ev_add(items, id, t.used)
     end

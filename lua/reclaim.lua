@@ -82,7 +82,7 @@ if #ids > 0 then
     elseif untaken then
       -- not an attempt: back to pending with the attempts it had
       ev_add(ev_reclaimed, id, t.used + 1)
-      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
       requeued = requeued + 1
     elseif stray then
       -- not an attempt either, but a run number used up (its lease was handed out as that run)
@@ -92,7 +92,7 @@ if #ids > 0 then
       redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|lease expired before run ' .. run ..
         ' started: worker ' .. owner .. ' never marked it started (it stopped between claim and handler start, or never got the claim reply); not counted as an attempt (stray ' ..
         (t.strays + 1) .. ' of ' .. MAX_STRAYS .. ' allowed)')
-      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
       requeued = requeued + 1
     else
       local run = t.used + 1
@@ -102,7 +102,7 @@ if #ids > 0 then
       redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|lease expired: worker ' ..
         tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt .. ' (run ' .. run .. ')')
       if attempt < t.max_attempts then
-        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
         requeued = requeued + 1
       else
         redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)

@@ -42,8 +42,9 @@ for i, id in ipairs(ids) do
   local t = held[i] and recs[i] and parse_record(recs[i])
   if t then
     gone[#gone + 1] = id
-    -- sequence 0: ahead of every task of the same priority
-    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0)), id)
+    -- sequence 0: ahead of every task of the same priority (with aging: waiting since it was
+    -- created, so it keeps its age)
+    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0, t.created)), id)
     reply[i] = 1
     ev_add(items, id, t.used)
   else

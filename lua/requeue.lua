@@ -32,6 +32,7 @@ local ids = select_dead()
 
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(math.max(#ids, 1))
+local since = AGING > 0 and now_ms() or 0 -- a requeued task starts waiting now
 local reply, items = {}, {}
 local moved = 0
 for i, id in ipairs(ids) do
@@ -42,7 +43,7 @@ for i, id in ipairs(ids) do
     reply[i] = 0
   elseif redis.call('ZREM', K_DEAD, id) == 1 then
     redis.call('HSET', K_TASKS, id, with_fresh_attempts(rec, t))
-    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1)), id)
+    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, since)), id)
     moved = moved + 1
     reply[i] = 1
     ev_add(items, id, t.used)

@@ -462,6 +462,8 @@ pub struct Counts {
     pub enqueued_total: u64,
     /// Failed attempts scheduled to run again since the queue was created.
     pub retried_total: u64,
+    /// The queue's priority aging as stored in Redis, ms per priority step (0 = strict priority).
+    pub aging_ms: u64,
 }
 
 /// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.

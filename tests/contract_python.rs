@@ -226,3 +226,22 @@ fn python_flattens_every_script_to_the_rust_sha() {
         assert_eq!(shas[name.file_stem()], name.script().sha, "{}", name.file_stem());
     }
 }
+
+/// Python turns priority aging on through configure; the order it gives is the scripts', so a
+/// Rust claim sees a priority-0 task ahead of priority-10 tasks enqueued after its bound.
+#[tokio::test]
+async fn python_configures_priority_aging() {
+    let env = common::env().await;
+    let out = python(&["aging", &env.redis.url(), "q", "20"]);
+    assert_eq!(out.trim(), "20");
+    let q = env.queue();
+    assert_eq!(q.counts().await.unwrap().aging_ms, 20);
+    let order: Vec<String> = q
+        .claim("w", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(order, ["low", "high-0", "high-1", "high-2"]);
+}

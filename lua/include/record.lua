@@ -1,5 +1,6 @@
 -- include/record.lua — the task record, and the pending order.
 --@include keys
+--@include schema
 
 -- Record: "used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
 -- `used` = runs that ended without success (failed, lease expired, or leased and never started)
@@ -64,12 +65,27 @@ local function backoff_ms(t, attempt, r)
   return d - math.floor(d * t.jitter / 100 * r)
 end
 
--- Pending score = (PRIO_MAX - priority) * SEQ_SPAN + (seq mod SEQ_SPAN): higher priority first,
--- FIFO within a priority. 2001 bands * 2^42 stays below 2^53 (exact in a double).
+-- Pending score, strict priority (aging off) = (PRIO_MAX - priority) * SEQ_SPAN + (seq mod
+-- SEQ_SPAN): higher priority first, FIFO within a priority. 2001 bands * 2^42 stays below 2^53
+-- (exact in a double).
+--
+-- With priority aging (AGING ms per priority step, the queue's `aging`), the score is the time
+-- the task started waiting, moved earlier by AGING per priority step:
+-- (since - AGING_EPOCH - priority * AGING) * AGING_SEQ + (seq mod AGING_SEQ). A task of priority
+-- p waiting since t0 is ahead of every task of priority p + k that started waiting after
+-- t0 + k * AGING: under any flood of higher-priority work its wait is bounded, at no cost per
+-- claim (the order is in the score; nothing is rescored). Within one millisecond the sequence
+-- keeps FIFO (wrapping after 1024). Magnitudes: 2^41 ms (69 years from the epoch) plus
+-- 1000 * 86400000 ms (the largest aging) times 1024 stays below 2^53.
 local PRIO_MAX = 1000
 local SEQ_SPAN = 4398046511104
+local AGING_EPOCH = 1767225600000 -- 2026-01-01T00:00:00Z
+local AGING_SEQ = 1024
 
-local function pending_score(prio, seq)
+local function pending_score(prio, seq, since)
+  if AGING > 0 then
+    return (since - AGING_EPOCH - prio * AGING) * AGING_SEQ + (seq % AGING_SEQ)
+  end
   return (PRIO_MAX - prio) * SEQ_SPAN + (seq % SEQ_SPAN)
 end
 

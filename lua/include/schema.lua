@@ -17,6 +17,10 @@ local EV_MAX = EVENTS_DEFAULT_MAX
 -- by the same HMGET: a pull queue has no dispatcher to tell that a lease ended.
 local DM = false
 
+-- Priority aging (meta field `ag`, set by configure): ms of waiting worth one priority step in
+-- the pending order; 0 = off (strict priority). Read by the same HMGET; record.lua scores by it.
+local AGING = 0
+
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
 -- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
@@ -36,9 +40,11 @@ local function check_schema(...)
   local fields = {'v', ...}
   fields[#fields + 1] = 'ev'
   fields[#fields + 1] = 'dm'
+  fields[#fields + 1] = 'ag'
   local got = redis.call('HMGET', K_META, unpack(fields))
-  EV_MAX = tonumber(got[#fields - 1]) or EVENTS_DEFAULT_MAX
-  DM = got[#fields]
+  EV_MAX = tonumber(got[#fields - 2]) or EVENTS_DEFAULT_MAX
+  DM = got[#fields - 1]
+  AGING = tonumber(got[#fields]) or 0
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

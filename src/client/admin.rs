@@ -59,14 +59,15 @@ impl Queue {
         self.run(&ops::pause::Request { paused }).await
     }
 
-    /// Store the queue settings the scripts read from Redis (the events stream cap, the
-    /// dispatch mode). The scheduler and workers run it at start; every process should share the
+    /// Store the queue settings the scripts read from Redis (the events stream cap, priority
+    /// aging, the dispatch mode). The scheduler and workers run it at start; every process should share the
     /// same [queues]. Logs a warning when the queue was in another dispatch mode before: the
     /// processes' configs disagree, or a switch is rolling out. Returns the mode it had.
     pub async fn configure(&self) -> Result<Option<crate::task::DispatchMode>> {
         let req = ops::configure::Request {
             events_max_len: self.settings.events_max_len,
             dispatch: self.settings.dispatch,
+            aging_ms: self.settings.aging.as_millis() as u64,
         };
         let before = self.run(&req).await?.0;
         if let Some(b) = before.filter(|b| *b != req.dispatch) {

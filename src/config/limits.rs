@@ -220,6 +220,15 @@ pub const QUEUE: &[QueueLimit] = &[
         },
         value: |q| q.events_max_len.min(i64::MAX as u64) as i64,
     },
+    QueueLimit {
+        limit: Limit {
+            key: "aging",
+            unit: Unit::Millis,
+            floor: None,
+            feeds: &[(bounds::configure::AGING_MS, 1)],
+        },
+        value: |q| millis(q.aging),
+    },
 ];
 
 /// `[scheduler] batch`: most tasks one maintenance call handles.

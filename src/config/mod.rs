@@ -142,6 +142,12 @@ pub struct QueueConfig {
     /// Lifecycle events: approximate cap of the queue's events stream, in entries (one entry per
     /// script call and event type); 0 = no events at all (no stream, no pub/sub).
     pub events_max_len: u64,
+    /// Priority aging: how long a pending task must wait to move up one priority step
+    /// (0s = strict priority). A task of priority p is ahead of every task of priority p + k
+    /// that started waiting more than k × aging after it. Turning it on or off is refused while
+    /// tasks are pending.
+    #[serde(with = "humantime_serde")]
+    pub aging: Duration,
 }
 
 impl QueueConfig {
@@ -182,6 +188,7 @@ impl Default for QueueConfig {
             dispatch: DispatchMode::Pull,
             strategy: Strategy::LeastConcurrency,
             events_max_len: 10000,
+            aging: Duration::ZERO,
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct Request {
     pub events_max_len: u64,
     /// How tasks reach workers: in pull mode dispatch assigns nothing and take claims.
     pub dispatch: DispatchMode,
+    /// Priority aging in ms per priority step; 0 = strict priority.
+    pub aging_ms: u64,
 }
 
 impl Op for Request {
@@ -22,7 +24,8 @@ impl Op for Request {
 
     fn push_args(&self, call: &mut Call) {
         call.named("events_max_len", self.events_max_len)
-            .named("dispatch", self.dispatch.as_str());
+            .named("dispatch", self.dispatch.as_str())
+            .named("aging_ms", self.aging_ms);
     }
 }
 

@@ -20,7 +20,7 @@ impl Op for Request {
 
 impl FromRedisValue for Counts {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried] =
+        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging] =
             exactly(v, "counts")?;
         Ok(Counts {
             pending: count(&pending)?,
@@ -37,6 +37,7 @@ impl FromRedisValue for Counts {
             expired_total: count(&expired)?,
             enqueued_total: count(&enqueued)?,
             retried_total: count(&retried)?,
+            aging_ms: count(&aging)?,
         })
     }
 }

@@ -103,6 +103,7 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
         list.push(json!({
             "name": q.name(),
             "paused": c.paused,
+            "aging_ms": c.aging_ms,
             "counts": {
                 "pending": c.pending, "delayed": c.delayed, "leased": c.leased,
                 "done": c.done, "dead": c.dead, "cancelled": c.cancelled,

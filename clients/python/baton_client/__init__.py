@@ -322,9 +322,17 @@ class Queue:
         reply = self._call("cancel", [("ttl_ms", self.dead_ttl_ms)] + [("id", i) for i in task_ids])
         return [s.decode() or None for s in reply]
 
+    def configure(self, events_max_len=10000, dispatch="pull", aging_ms=0):
+        """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
+        [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step.
+        Returns the dispatch mode stored before ("" for a new queue)."""
+        return self._call("configure", [("events_max_len", events_max_len), ("dispatch", dispatch),
+                                        ("aging_ms", aging_ms)]).decode()
+
     def counts(self):
         names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
-                 "completed_total", "failed_total", "dead_total", "expired_total"]
+                 "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
+                 "retried_total", "aging_ms"]
         return dict(zip(names, self._call("counts", [])))
 
     # ---- worker ----

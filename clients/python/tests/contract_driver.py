@@ -74,6 +74,14 @@ def main():
             print("accepted")
         except baton.VersionMismatch as e:
             print(f"VERSION {e.message}")
+    elif cmd == "aging":
+        # turn aging on, enqueue a priority-0 task, then priority-10 tasks well past its bound
+        q = baton.Queue(r, queue)
+        q.configure(aging_ms=int(rest[0]))
+        q.enqueue("k", "low", id="low")
+        time.sleep(int(rest[0]) * 10 / 1000 + 0.05)
+        q.enqueue_batch([{"kind": "k", "payload": "high", "priority": 10, "id": f"high-{i}"} for i in range(3)])
+        print(q.counts()["aging_ms"])
     else:
         sys.exit(f"unknown command {cmd}")
 

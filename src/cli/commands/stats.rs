@@ -78,7 +78,7 @@ pub(super) async fn stats(
     );
     for (name, c, rate) in &rows {
         println!(
-            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7} {:>10} {:>12}{}",
+            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7} {:>10} {:>12}{}{}",
             name,
             c.pending,
             c.delayed,
@@ -89,7 +89,15 @@ pub(super) async fn stats(
             c.workers,
             c.completed_total,
             rate.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into()),
-            if c.paused { "  (paused)" } else { "" }
+            if c.paused { "  (paused)" } else { "" },
+            if c.aging_ms > 0 {
+                format!(
+                    "  (aging {})",
+                    humantime::format_duration(std::time::Duration::from_millis(c.aging_ms))
+                )
+            } else {
+                String::new()
+            }
         );
     }
     // one queue: how its work spreads over the workers
