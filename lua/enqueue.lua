@@ -1,17 +1,21 @@
 #!lua
 --[[
 name: enqueue
-version: 1
+version: 2
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
+  A task may carry an idempotency key (the first task's id answers repeats within its TTL) and a
+  unique key (the id of a task holding it answers repeats while that task is pending, delayed or
+  leased; once it has finished in any way, the key is free again).
 keys:
   1-17: the queue keyset
-  18..: one idempotency key (<prefix>:{queue}:idem:<key>) per task whose idem_ttl_ms > 0, in task order;
-    each is checked (this queue's idem prefix, a string or absent) before the first write
-touches: meta(rw) tasks(rw) pending(rw) delayed(rw) events(w) idem(rw)
+  18..: per task, in task order: its idempotency key (<prefix>:{queue}:idem:<key>) when
+    idem_ttl_ms > 0, then its unique key (<prefix>:{queue}:uniq:<key>) when unique_ttl_ms > 0;
+    each is checked (this queue's prefix, a string or absent) before the first write
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
-  then n groups of 13 fields:
+  then n groups of 14 fields:
     id (string, 1-128 of [A-Za-z0-9-_:.]; made by the caller so a retried call is idempotent)
     kind (string, 1-128 of [A-Za-z0-9-_:.])
     payload (bytes)
@@ -25,9 +29,13 @@ argv:
     timeout_ms (int, 0..MAX_MS; execution timeout, 0 = none)
     result_ttl_ms (int, 0..MAX_MS; how long result and record stay after completion; 0 = drop at once)
     idem_ttl_ms (int, 0..MAX_MS; > 0 = the task has an idempotency key in KEYS, kept this long)
+    unique_ttl_ms (int, 0..MAX_MS; > 0 = the task has a unique key in KEYS: while the task holding
+      it is pending, delayed or leased, a task with the same key is not enqueued; the key lapses
+      after this long even if its task is still waiting)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
-  key still maps to that id, but the task finished and is no longer kept; nothing was enqueued)
+  key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
+  held: the id returned is the active task holding it; nothing was enqueued for 0, 2 and 3)
 errors:
   BADARG: a field is missing or out of range (message names it); nothing was written
   TOOLARGE: a payload exceeds max_payload; nothing was written
@@ -44,15 +52,34 @@ bound: O(n log N) for n <= 1000 tasks
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
-local F = 13
+local F = 14
 if #ARGV ~= 2 + n * F then
   bail('BADARG', 'expected ' .. (2 + n * F) .. ' arguments for ' .. n .. ' tasks, got ' .. #ARGV)
 end
 
 -- Validate everything before the first write (the schema stamp of a new queue included).
 local IDEM_BASE = CHAN_BASE .. 'idem:'
+local UNIQ_BASE = CHAN_BASE .. 'uniq:'
 local tasks = {}
 local idem_i = NKEYS
+-- The extra key KEYS[i] of task `id`: present, of this queue (`base` .. '<key>'), a string or absent.
+-- Other languages pass these keys themselves: one that is not such a key of this queue (say, its
+-- tasks hash) would fail with WRONGTYPE after earlier tasks were written.
+local function key_of(i, base, id, ttl_arg, what)
+  local xkey = KEYS[i]
+  if xkey == nil then
+    bail('BADARG', 'task ' .. id .. ' has ' .. ttl_arg .. ' > 0 but KEYS[' .. i .. '] is missing: pass ' .. what .. ' there')
+  end
+  if string.sub(xkey, 1, #base) ~= base or #xkey == #base then
+    bail('BADARG', 'KEYS[' .. i .. '] must be ' .. what .. ' of this queue (' .. base .. '<key>), got ' .. xkey)
+  end
+  local kt = redis.call('TYPE', xkey)['ok']
+  if kt ~= 'none' and kt ~= 'string' then
+    bail('BADARG', 'KEYS[' .. i .. '] (' .. xkey .. ') holds a ' .. kt .. ', not ' .. what)
+  end
+  return xkey
+end
+
 -- A batch usually repeats one policy (priority, attempts, backoff, timeouts) for every task: a
 -- task whose 10 policy fields are the very same strings as the task before it reuses that task's
 -- checked values and record middle (Lua strings are interned: comparing them is a pointer test).
@@ -69,13 +96,13 @@ for i = 0, n - 1 do
   end
   local same = prev ~= nil
   if same then
-    for k = 4, 13 do
+    for k = 4, 14 do
       if ARGV[b + k] ~= ARGV[prev_b + k] then same = false break end
     end
   end
   if same then
     t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
-    t.jit, t.to, t.rt, t.it, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.mid
+    t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -90,6 +117,7 @@ for i = 0, n - 1 do
     t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, MAX_MS)
     t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, MAX_MS)
     t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, MAX_MS)
+    t.ut = int_arg(ARGV[b + 14], 'unique_ttl_ms', 0, MAX_MS)
     -- the record between kind and payload (created_ms is added at write time)
     t.mid = '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) .. '|' ..
       t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|'
@@ -97,25 +125,17 @@ for i = 0, n - 1 do
   end
   if t.it > 0 then
     idem_i = idem_i + 1
-    if KEYS[idem_i] == nil then
-      bail('BADARG', 'task ' .. t.id .. ' has idem_ttl_ms > 0 but no idempotency key in KEYS[' .. idem_i .. ']')
-    end
-    t.idem = KEYS[idem_i]
-    -- Other languages pass these keys themselves: one that is not an idempotency key of this
-    -- queue (say, its tasks hash) would fail with WRONGTYPE after earlier tasks were written.
-    if string.sub(t.idem, 1, #IDEM_BASE) ~= IDEM_BASE or #t.idem == #IDEM_BASE then
-      bail('BADARG', 'KEYS[' .. idem_i .. '] must be an idempotency key of this queue (' .. IDEM_BASE ..
-        '<key>), got ' .. t.idem)
-    end
-    local kt = redis.call('TYPE', t.idem)['ok']
-    if kt ~= 'none' and kt ~= 'string' then
-      bail('BADARG', 'KEYS[' .. idem_i .. '] (' .. t.idem .. ') holds a ' .. kt .. ', not an idempotency key')
-    end
+    t.idem = key_of(idem_i, IDEM_BASE, t.id, 'idem_ttl_ms', 'an idempotency key')
+  end
+  if t.ut > 0 then
+    idem_i = idem_i + 1
+    t.uniq = key_of(idem_i, UNIQ_BASE, t.id, 'unique_ttl_ms', 'a unique key')
   end
   tasks[i + 1] = t
 end
 if #KEYS ~= idem_i then
-  bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' idempotency keys for ' .. (idem_i - NKEYS) .. ' tasks with idem_ttl_ms > 0')
+  bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' extra keys for ' .. (idem_i - NKEYS) ..
+    ' idempotency and unique keys (tasks with idem_ttl_ms or unique_ttl_ms > 0)')
 end
 
 stamp_schema()
@@ -127,7 +147,17 @@ local reply, made, n_made = {}, {}, 0
 local added_pending = false
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
-  if t.idem then
+  if t.uniq then
+    -- held while its task is pending, delayed or leased; a holder that finished (or is gone)
+    -- left the key free, whatever way it ended. Checked before the idempotency key, which must
+    -- not map to a task that was never created.
+    local holder = redis.call('GET', t.uniq)
+    if holder and holder ~= id and (redis.call('ZSCORE', K_PENDING, holder) or redis.call('ZSCORE', K_LEASED, holder)
+        or redis.call('ZSCORE', K_DELAYED, holder)) then
+      id, created = holder, 3
+    end
+  end
+  if created == 1 and t.idem then
     local prev = redis.call('SET', t.idem, id, 'NX', 'PX', t.it, 'GET')
     if prev then
       -- the key's task may have finished and been dropped (its result_ttl shorter than the
@@ -150,6 +180,7 @@ for i, t in ipairs(tasks) do
     if created == 1 then
       n_made = n_made + 1
       ev_add(made, id, 0)
+      if t.uniq then redis.call('SET', t.uniq, id, 'PX', t.ut) end
     end
   end
   reply[#reply + 1] = id

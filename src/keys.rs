@@ -137,6 +137,11 @@ impl QueueKeys {
         format!("{}idem:{key}", self.base)
     }
 
+    /// The unique-while-active key for a user-supplied key.
+    pub fn uniq(&self, key: &str) -> String {
+        format!("{}uniq:{key}", self.base)
+    }
+
     /// Pub/sub channel that wakes idle workers ("p") and maintenance loops ("d").
     pub fn wake_channel(&self) -> String {
         format!("{}wake", self.base)

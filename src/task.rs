@@ -138,6 +138,7 @@ pub struct TaskSpec {
     pub(crate) result_ttl: Option<Duration>,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) idempotency_ttl: Option<Duration>,
+    pub(crate) unique_key: Option<String>,
 }
 
 impl TaskSpec {
@@ -155,6 +156,7 @@ impl TaskSpec {
             result_ttl: None,
             idempotency_key: None,
             idempotency_ttl: None,
+            unique_key: None,
         }
     }
 
@@ -215,6 +217,21 @@ impl TaskSpec {
     /// How long the idempotency key is remembered (default: the queue's `idempotency_ttl`).
     pub fn idempotency_ttl(mut self, d: Duration) -> Self {
         self.idempotency_ttl = Some(d);
+        self
+    }
+    /// Throttle: at most one task per `key` per `window`; an enqueue with the same key within the
+    /// window returns the first task's id. The same mechanism as an idempotency key
+    /// (`throttle:<key>`, remembered for `window`), so it replaces any idempotency key set.
+    pub fn throttle(self, key: impl AsRef<str>, window: Duration) -> Self {
+        self.idempotency_key(format!("throttle:{}", key.as_ref()))
+            .idempotency_ttl(window)
+    }
+    /// Unique while active: while a task with this key is pending, delayed or running, an
+    /// enqueue with the same key returns that task's id and adds nothing. Once it has finished
+    /// (done, dead, cancelled, purged) the key is free again. Held at most the queue's
+    /// `unique_ttl`.
+    pub fn unique(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
         self
     }
 }

@@ -245,3 +245,23 @@ async fn python_configures_priority_aging() {
         .collect();
     assert_eq!(order, ["low", "high-0", "high-1", "high-2"]);
 }
+
+/// A unique key taken by a Rust producer holds against Python while its task is active, and is
+/// free for Python once the task is done.
+#[tokio::test]
+async fn python_and_rust_share_unique_keys() {
+    let env = common::env().await;
+    let q = env.queue();
+    let rust = q
+        .enqueue(TaskSpec::new("k", "from-rust").unique("report"))
+        .await
+        .unwrap();
+    let out = python(&["unique", &env.redis.url(), "q", "report"]);
+    assert_eq!(out.trim(), format!("{} 0", rust.id), "held by the Rust task");
+    let c = q.claim("w", 1).await.unwrap().remove(0);
+    q.complete("w", &c, b"").await.unwrap();
+    let out = python(&["unique", &env.redis.url(), "q", "report"]);
+    let (id, created) = out.trim().split_once(' ').unwrap();
+    assert_eq!(created, "1", "free once done: {out}");
+    assert_ne!(id, rust.id);
+}

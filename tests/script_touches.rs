@@ -196,7 +196,9 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 }
 
 /// Key expressions that are neither a `K_<ROLE>` local nor a loop over some: (expression, role).
-const OTHER_KEYS: [(&str, &str); 1] = [("t.idem", "idem")];
+/// `xkey` is enqueue's check of one extra key; extra keys (idempotency and unique keys) are the
+/// `idem` role.
+const OTHER_KEYS: [(&str, &str); 3] = [("t.idem", "idem"), ("t.uniq", "idem"), ("xkey", "idem")];
 
 #[derive(Default, Debug)]
 struct Use {

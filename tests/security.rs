@@ -65,7 +65,20 @@ async fn worker_and_producer_acl_users_can_do_their_part_and_nothing_more() {
         .expect("producer enqueues")
         .id;
     assert!(pq.get(&id).await.unwrap().is_some(), "producer reads its task");
-    assert_eq!(pq.counts().await.unwrap().pending, 1);
+    // idempotency, unique and throttle keys are within the producer's rules too
+    let keyed = TaskSpec::new("k", "keyed").idempotency_key("i1");
+    assert!(pq.enqueue(keyed).await.expect("idempotency key").created);
+    let uniq = TaskSpec::new("k", "unique").unique("u1");
+    assert!(pq.enqueue(uniq).await.expect("unique key").created);
+    let again = pq
+        .enqueue(TaskSpec::new("k", "unique").unique("u1"))
+        .await
+        .unwrap();
+    assert!(again.unique_held);
+    pq.enqueue(TaskSpec::new("k", "t").throttle("t1", std::time::Duration::from_secs(5)))
+        .await
+        .expect("throttle key");
+    assert_eq!(pq.counts().await.unwrap().pending, 4);
 
     // The producer may not take work: refused before any write, nothing changed.
     let before = common::snapshot(&mut redis_conn(&redis).await).await;
@@ -87,8 +100,10 @@ async fn worker_and_producer_acl_users_can_do_their_part_and_nothing_more() {
 
     // The worker user claims, completes, reclaims, trims, reads events.
     let c = wq.claim("w1", 10).await.unwrap();
-    assert_eq!(c.len(), 1);
-    wq.complete("w1", &c[0], b"ok").await.unwrap();
+    assert_eq!(c.len(), 4);
+    for t in &c {
+        wq.complete("w1", t, b"ok").await.unwrap();
+    }
     wq.reclaim(10).await.unwrap();
     wq.promote(10).await.unwrap();
     wq.trim(10).await.unwrap();

@@ -170,8 +170,19 @@ pub struct EnqueueArgs {
     #[arg(long, value_parser = duration)]
     pub timeout: Option<Duration>,
     /// A repeated enqueue with the same key returns the first task's id.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "throttle")]
     pub idempotency_key: Option<String>,
+    /// Unique while active: while a task with this key is pending, delayed or running, print its
+    /// id instead of enqueuing another (free again once it finishes, however it ends).
+    #[arg(long)]
+    pub unique: Option<String>,
+    /// At most one task per KEY per --window: a later enqueue within the window prints the
+    /// first task's id.
+    #[arg(long, value_name = "KEY", requires = "window")]
+    pub throttle: Option<String>,
+    /// The --throttle window (e.g. 10s).
+    #[arg(long, value_parser = duration, requires = "throttle")]
+    pub window: Option<Duration>,
     /// Wait this long for the result(s): prints the result (one task) or a summary (file).
     #[arg(long, value_parser = duration)]
     pub wait: Option<Duration>,

@@ -187,6 +187,11 @@ impl Queue {
                     return Err(Error::Invalid("idempotency key must be 1-512 bytes".into()));
                 }
             }
+            if let Some(k) = &spec.unique_key {
+                if k.is_empty() || k.len() > 512 {
+                    return Err(Error::Invalid("unique key must be 1-512 bytes".into()));
+                }
+            }
             if spec.payload.len() as u64 > s.max_payload {
                 return Err(Error::PayloadTooLarge {
                     queue: self.name().into(),
@@ -215,6 +220,7 @@ impl Queue {
                 timeout: spec.timeout.unwrap_or(s.timeout),
                 result_ttl: spec.result_ttl.unwrap_or(s.result_ttl),
                 idempotency: spec.idempotency_key.map(|k| (k, idempotency_ttl)),
+                unique: spec.unique_key.map(|k| (k, s.unique_ttl)),
             });
         }
         self.run(&ops::enqueue::Request {

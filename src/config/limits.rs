@@ -195,6 +195,16 @@ pub const QUEUE: &[QueueLimit] = &[
     },
     QueueLimit {
         limit: Limit {
+            key: "unique_ttl",
+            unit: Unit::Millis,
+            // a key is held at least 1ms
+            floor: Some(1),
+            feeds: &[(bounds::enqueue::UNIQUE_TTL_MS, 1)],
+        },
+        value: |q| millis(q.unique_ttl),
+    },
+    QueueLimit {
+        limit: Limit {
             key: "max_payload",
             unit: Unit::Count,
             floor: Some(1),

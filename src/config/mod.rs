@@ -131,6 +131,10 @@ pub struct QueueConfig {
     /// How long an idempotency key maps to its first task.
     #[serde(with = "humantime_serde")]
     pub idempotency_ttl: Duration,
+    /// Longest a unique key (`TaskSpec::unique`, `baton enqueue --unique`) is held by a task that
+    /// is still pending, delayed or running; it is free again as soon as the task finishes.
+    #[serde(with = "humantime_serde")]
+    pub unique_ttl: Duration,
     /// Largest payload accepted, in bytes.
     pub max_payload: u64,
     /// Most tasks a worker claims (and acknowledges) in one call.
@@ -183,6 +187,7 @@ impl Default for QueueConfig {
             result_ttl: Duration::from_secs(3600),
             dead_ttl: Duration::from_secs(7 * 86400),
             idempotency_ttl: Duration::from_secs(86400),
+            unique_ttl: Duration::from_secs(86400),
             max_payload: 1 << 20,
             claim_batch: 100,
             dispatch: DispatchMode::Pull,

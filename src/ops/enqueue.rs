@@ -37,6 +37,8 @@ pub struct NewTask {
     pub result_ttl: Duration,
     /// The idempotency key and how long it maps to this task.
     pub idempotency: Option<(String, Duration)>,
+    /// The unique-while-active key and how long it is held at most.
+    pub unique: Option<(String, Duration)>,
 }
 
 impl Op for Request {
@@ -44,9 +46,14 @@ impl Op for Request {
     type Reply = Vec<Enqueued>;
 
     fn extra_keys(&self, keys: &QueueKeys) -> Vec<String> {
+        // per task, in task order: its idempotency key, then its unique key
         self.tasks
             .iter()
-            .filter_map(|t| t.idempotency.as_ref().map(|(k, _)| keys.idem(k)))
+            .flat_map(|t| {
+                let idem = t.idempotency.as_ref().map(|(k, _)| keys.idem(k));
+                idem.into_iter()
+                    .chain(t.unique.as_ref().map(|(k, _)| keys.uniq(k)))
+            })
             .collect()
     }
 
@@ -69,6 +76,10 @@ impl Op for Request {
                 .named(
                     "idem_ttl_ms",
                     t.idempotency.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)),
+                )
+                .named(
+                    "unique_ttl_ms",
+                    t.unique.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)),
                 );
         }
     }
@@ -84,6 +95,8 @@ pub struct Enqueued {
     /// The idempotency key maps to a task that finished and is no longer kept (its result TTL
     /// is shorter than the key's): `id` names a task that cannot be read any more.
     pub forgotten: bool,
+    /// The unique key is held by an active task (pending, delayed or running): `id` is that task.
+    pub unique_held: bool,
 }
 
 impl FromRedisValue for Enqueued {
@@ -100,6 +113,7 @@ impl FromRedisValue for Enqueued {
                     id: string(id)?,
                     created: created == 1,
                     forgotten: created == 2,
+                    unique_held: created == 3,
                 })
             })
             .collect()

@@ -227,7 +227,8 @@ class Queue:
 
     def __init__(self, r, name, prefix="baton", scripts=None, lease_ms=4000, max_attempts=5,
                  backoff=("e", 1000, 600000, 20), timeout_ms=1800000, result_ttl_ms=3600000,
-                 dead_ttl_ms=7 * 86400000, idempotency_ttl_ms=86400000, max_payload=1 << 20):
+                 dead_ttl_ms=7 * 86400000, idempotency_ttl_ms=86400000, max_payload=1 << 20,
+                 unique_ttl_ms=86400000):
         self.r, self.name, self.prefix = r, name, prefix
         self.scripts = scripts or Scripts()
         m = self.scripts.manifest
@@ -237,6 +238,7 @@ class Queue:
         self.lease_ms, self.max_attempts, self.backoff = lease_ms, max_attempts, backoff
         self.timeout_ms, self.result_ttl_ms, self.dead_ttl_ms = timeout_ms, result_ttl_ms, dead_ttl_ms
         self.idempotency_ttl_ms, self.max_payload = idempotency_ttl_ms, max_payload
+        self.unique_ttl_ms = unique_ttl_ms
         self._registered = {n: r.register_script(body) for n, body in self.scripts.bodies.items()}
 
     def _call(self, name, args, extra_keys=()):
@@ -253,22 +255,27 @@ class Queue:
         return self.enqueue_batch([dict(opts, kind=kind, payload=payload)])[0]
 
     def enqueue_batch(self, tasks):
-        """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]."""
+        """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]. A task may
+        carry ``idempotency_key`` and ``unique_key`` (unique while active: an enqueue while the
+        task holding the key is pending, delayed or running returns that task's id)."""
         args = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
             bo = t.get("backoff", self.backoff)
-            key = t.get("idempotency_key")
+            key, ukey = t.get("idempotency_key"), t.get("unique_key")
+            extra = self.scripts.manifest["scripts"]["enqueue"]["extra_keys"]
             if key is not None:
-                pattern = self.scripts.manifest["scripts"]["enqueue"]["extra_keys"]["pattern"]
-                idem.append(pattern.format(prefix=self.prefix, queue=self.name, key=key))
+                idem.append(extra["pattern"].format(prefix=self.prefix, queue=self.name, key=key))
+            if ukey is not None:
+                idem.append(extra["unique_pattern"].format(prefix=self.prefix, queue=self.name, key=ukey))
             args += [("id", t.get("id") or new_id()), ("kind", t["kind"]), ("payload", _b(t["payload"])),
                      ("priority", t.get("priority", 0)), ("delay_ms", int(t.get("delay_ms", 0))),
                      ("max_attempts", t.get("max_attempts", self.max_attempts)), ("backoff", bo[0]),
                      ("backoff_base_ms", bo[1]), ("backoff_cap_ms", bo[2]), ("jitter_pct", bo[3]),
                      ("timeout_ms", t.get("timeout_ms", self.timeout_ms)),
                      ("result_ttl_ms", t.get("result_ttl_ms", self.result_ttl_ms)),
-                     ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0)]
+                     ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0),
+                     ("unique_ttl_ms", t.get("unique_ttl_ms", self.unique_ttl_ms) if ukey else 0)]
         reply = self._call("enqueue", args, idem)
         return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
 

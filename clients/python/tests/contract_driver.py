@@ -74,6 +74,10 @@ def main():
             print("accepted")
         except baton.VersionMismatch as e:
             print(f"VERSION {e.message}")
+    elif cmd == "unique":
+        q = baton.Queue(r, queue)
+        task_id, created = q.enqueue("k", "from-python", unique_key=rest[0])
+        print(f"{task_id} {int(created)}")
     elif cmd == "aging":
         # turn aging on, enqueue a priority-0 task, then priority-10 tasks well past its bound
         q = baton.Queue(r, queue)

@@ -53,10 +53,26 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
     if let Some(k) = &args.idempotency_key {
         s = s.idempotency_key(k);
     }
+    if let (Some(k), Some(w)) = (&args.throttle, args.window) {
+        s = s.throttle(k, w);
+    }
+    if let Some(k) = &args.unique {
+        s = s.unique(k);
+    }
     let e = queue.enqueue(s).await?;
-    if e.forgotten {
+    if e.unique_held {
+        eprintln!(
+            "baton: unique key held: task {} is still pending, delayed or running; nothing new enqueued",
+            e.id
+        );
+    } else if e.forgotten {
         eprintln!(
             "baton: idempotency key already used by task {}, which has finished and is no longer kept (its result_ttl is shorter than the key's idempotency_ttl); nothing new enqueued — use a new key, or keep results as long as keys",
+            e.id
+        );
+    } else if !e.created && args.throttle.is_some() {
+        eprintln!(
+            "baton: throttled: task {} was enqueued with this key within the window; nothing new enqueued",
             e.id
         );
     } else if !e.created {
@@ -70,7 +86,7 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"id": e.id, "created": e.created, "forgotten": e.forgotten})
+                    serde_json::json!({"id": e.id, "created": e.created, "forgotten": e.forgotten, "unique_held": e.unique_held})
                 );
             } else {
                 println!("{}", e.id);
@@ -90,9 +106,9 @@ pub(super) async fn enqueue_file(
     path: &std::path::Path,
     json: bool,
 ) -> Result<i32> {
-    if args.idempotency_key.is_some() {
+    if args.idempotency_key.is_some() || args.unique.is_some() || args.throttle.is_some() {
         return Err(Error::Invalid(
-            "--idempotency-key applies to one task; it cannot be used with --from-file".into(),
+            "--idempotency-key, --unique and --throttle apply to one task; they cannot be used with --from-file".into(),
         ));
     }
     let text =

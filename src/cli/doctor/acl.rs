@@ -47,6 +47,7 @@ pub(super) fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec
         s(&["ZSCORE", pending, "x"]),
         s(&["SET", &idem, "x"]),
         s(&["GET", &idem]),
+        s(&["TYPE", &idem]),
         s(&["XADD", events, "*", "f", "v"]),
         s(&["PUBLISH", &k.wake_channel(), "p"]),
         s(&["SUBSCRIBE", &k.fin_channel()]),
