@@ -5,17 +5,20 @@ version: 2
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
   A task may carry an idempotency key (the first task's id answers repeats within its TTL) and a
   unique key (the id of a task holding it answers repeats while that task is pending, delayed or
-  leased; once it has finished in any way, the key is free again).
+  leased; once it has finished in any way, the key is free again) and a debounce key (repeats
+  while the task holding it is still delayed replace its payload and push its run time back to
+  now + window, never past max_wait after its creation).
 keys:
   1-17: the queue keyset
   18..: per task, in task order: its idempotency key (<prefix>:{queue}:idem:<key>) when
-    idem_ttl_ms > 0, then its unique key (<prefix>:{queue}:uniq:<key>) when unique_ttl_ms > 0;
+    idem_ttl_ms > 0, then its unique key (<prefix>:{queue}:uniq:<key>) when unique_ttl_ms > 0,
+    then its debounce key (<prefix>:{queue}:deb:<key>) when debounce_ms > 0;
     each is checked (this queue's prefix, a string or absent) before the first write
 touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
-  then n groups of 14 fields:
+  then n groups of 16 fields:
     id (string, 1-128 of [A-Za-z0-9-_:.]; made by the caller so a retried call is idempotent)
     kind (string, 1-128 of [A-Za-z0-9-_:.])
     payload (bytes)
@@ -32,10 +35,15 @@ argv:
     unique_ttl_ms (int, 0..MAX_MS; > 0 = the task has a unique key in KEYS: while the task holding
       it is pending, delayed or leased, a task with the same key is not enqueued; the key lapses
       after this long even if its task is still waiting)
+    debounce_ms (int, 0..MAX_MS; > 0 = the task has a debounce key in KEYS: it runs this long after
+      the last enqueue with the key, delay_ms must be 0)
+    max_wait_ms (int, 0..MAX_MS; with debounce_ms: the latest run time is creation + this, >= debounce_ms)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
-  held: the id returned is the active task holding it; nothing was enqueued for 0, 2 and 3)
+  held: the id returned is the active task holding it, 4 = debounced: the id returned is the
+  delayed task holding the debounce key, which now carries this payload and runs at
+  min(now + debounce_ms, its creation + max_wait_ms); nothing was enqueued for 0, 2, 3 and 4)
 errors:
   BADARG: a field is missing or out of range (message names it); nothing was written
   TOOLARGE: a payload exceeds max_payload; nothing was written
@@ -52,7 +60,7 @@ bound: O(n log N) for n <= 1000 tasks
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
-local F = 14
+local F = 16
 if #ARGV ~= 2 + n * F then
   bail('BADARG', 'expected ' .. (2 + n * F) .. ' arguments for ' .. n .. ' tasks, got ' .. #ARGV)
 end
@@ -60,6 +68,7 @@ end
 -- Validate everything before the first write (the schema stamp of a new queue included).
 local IDEM_BASE = CHAN_BASE .. 'idem:'
 local UNIQ_BASE = CHAN_BASE .. 'uniq:'
+local DEB_BASE = CHAN_BASE .. 'deb:'
 local tasks = {}
 local idem_i = NKEYS
 -- The extra key KEYS[i] of task `id`: present, of this queue (`base` .. '<key>'), a string or absent.
@@ -96,13 +105,14 @@ for i = 0, n - 1 do
   end
   local same = prev ~= nil
   if same then
-    for k = 4, 14 do
+    for k = 4, 16 do
       if ARGV[b + k] ~= ARGV[prev_b + k] then same = false break end
     end
   end
   if same then
     t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
     t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
+    t.dw, t.mw = prev.dw, prev.mw
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -118,6 +128,11 @@ for i = 0, n - 1 do
     t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, MAX_MS)
     t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, MAX_MS)
     t.ut = int_arg(ARGV[b + 14], 'unique_ttl_ms', 0, MAX_MS)
+    t.dw = int_arg(ARGV[b + 15], 'debounce_ms', 0, MAX_MS)
+    t.mw = int_arg(ARGV[b + 16], 'max_wait_ms', t.dw, MAX_MS)
+    if t.dw > 0 and t.delay > 0 then
+      bail('BADARG', 'delay_ms must be 0 for a debounced task (debounce_ms sets its run time), got ' .. t.delay)
+    end
     -- the record between kind and payload (created_ms is added at write time)
     t.mid = '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) .. '|' ..
       t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|'
@@ -131,11 +146,15 @@ for i = 0, n - 1 do
     idem_i = idem_i + 1
     t.uniq = key_of(idem_i, UNIQ_BASE, t.id, 'unique_ttl_ms', 'a unique key')
   end
+  if t.dw > 0 then
+    idem_i = idem_i + 1
+    t.deb = key_of(idem_i, DEB_BASE, t.id, 'debounce_ms', 'a debounce key')
+  end
   tasks[i + 1] = t
 end
 if #KEYS ~= idem_i then
   bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' extra keys for ' .. (idem_i - NKEYS) ..
-    ' idempotency and unique keys (tasks with idem_ttl_ms or unique_ttl_ms > 0)')
+    ' idempotency, unique and debounce keys (tasks with idem_ttl_ms, unique_ttl_ms or debounce_ms > 0)')
 end
 
 stamp_schema()
@@ -165,12 +184,27 @@ for i, t in ipairs(tasks) do
       id, created = prev, redis.call('HEXISTS', K_TASKS, prev) == 1 and 0 or 2
     end
   end
+  if created == 1 and t.deb then
+    -- a task still delayed under this key takes the new payload and runs later, never past
+    -- max_wait after its creation; a holder already promoted, running or finished starts a new
+    -- cycle (a new task takes the key)
+    local holder = redis.call('GET', t.deb)
+    local old = holder and holder ~= id and redis.call('ZSCORE', K_DELAYED, holder) and redis.call('HGET', K_TASKS, holder)
+    local h = old and parse_record(old)
+    if h then
+      redis.call('HSET', K_TASKS, holder, string.sub(old, 1, h.payload_pos - 1) .. t.payload)
+      local at = math.min(now + t.dw, h.created + t.mw)
+      wake_delayed_if_first(at)
+      redis.call('ZADD', K_DELAYED, fmt(at), holder)
+      id, created = holder, 4
+    end
+  end
   if created == 1 then
     local rec = '0|0|0|' .. t.kind .. t.mid .. now_s .. '|' .. t.payload
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is
-    elseif t.delay > 0 then
-      local at = now + t.delay
+    elseif t.delay > 0 or t.dw > 0 then
+      local at = now + math.max(t.delay, t.dw)
       wake_delayed_if_first(at)
       redis.call('ZADD', K_DELAYED, fmt(at), id)
     else
@@ -181,6 +215,7 @@ for i, t in ipairs(tasks) do
       n_made = n_made + 1
       ev_add(made, id, 0)
       if t.uniq then redis.call('SET', t.uniq, id, 'PX', t.ut) end
+      if t.deb then redis.call('SET', t.deb, id, 'PX', t.mw) end
     end
   end
   reply[#reply + 1] = id

@@ -142,6 +142,11 @@ impl QueueKeys {
         format!("{}uniq:{key}", self.base)
     }
 
+    /// The debounce key for a user-supplied key.
+    pub fn deb(&self, key: &str) -> String {
+        format!("{}deb:{key}", self.base)
+    }
+
     /// Pub/sub channel that wakes idle workers ("p") and maintenance loops ("d").
     pub fn wake_channel(&self) -> String {
         format!("{}wake", self.base)

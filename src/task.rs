@@ -139,6 +139,7 @@ pub struct TaskSpec {
     pub(crate) idempotency_key: Option<String>,
     pub(crate) idempotency_ttl: Option<Duration>,
     pub(crate) unique_key: Option<String>,
+    pub(crate) debounce: Option<(String, Duration, Duration)>,
 }
 
 impl TaskSpec {
@@ -157,6 +158,7 @@ impl TaskSpec {
             idempotency_key: None,
             idempotency_ttl: None,
             unique_key: None,
+            debounce: None,
         }
     }
 
@@ -225,6 +227,14 @@ impl TaskSpec {
     pub fn throttle(self, key: impl AsRef<str>, window: Duration) -> Self {
         self.idempotency_key(format!("throttle:{}", key.as_ref()))
             .idempotency_ttl(window)
+    }
+    /// Debounce: the task runs `window` after the last enqueue with `key`; each enqueue with the
+    /// key while the task is still waiting replaces its payload (its kind and policy stay the
+    /// first's) and pushes its run time back, but never past `max_wait` after the first. Sets
+    /// the delay (a delay given as well is refused).
+    pub fn debounce(mut self, key: impl Into<String>, window: Duration, max_wait: Duration) -> Self {
+        self.debounce = Some((key.into(), window, max_wait));
+        self
     }
     /// Unique while active: while a task with this key is pending, delayed or running, an
     /// enqueue with the same key returns that task's id and adds nothing. Once it has finished

@@ -265,3 +265,21 @@ async fn python_and_rust_share_unique_keys() {
     assert_eq!(created, "1", "free once done: {out}");
     assert_ne!(id, rust.id);
 }
+
+/// A Python enqueue with the debounce key of a waiting Rust-enqueued task merges into it.
+#[tokio::test]
+async fn python_debounces_into_a_rust_task() {
+    let env = common::env().await;
+    let q = env.queue();
+    let spec = TaskSpec::new("k", "from-rust").debounce(
+        "digest",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(120),
+    );
+    let rust = q.enqueue(spec).await.unwrap();
+    let out = python(&["debounce", &env.redis.url(), "q", "digest"]);
+    assert_eq!(out.trim(), format!("{} 0", rust.id), "merged into the Rust task");
+    let t = q.get(&rust.id).await.unwrap().unwrap();
+    assert_eq!(t.record.payload, b"from-python");
+    assert_eq!(q.counts().await.unwrap().enqueued_total, 1);
+}

@@ -196,9 +196,14 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 }
 
 /// Key expressions that are neither a `K_<ROLE>` local nor a loop over some: (expression, role).
-/// `xkey` is enqueue's check of one extra key; extra keys (idempotency and unique keys) are the
+/// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role.
-const OTHER_KEYS: [(&str, &str); 3] = [("t.idem", "idem"), ("t.uniq", "idem"), ("xkey", "idem")];
+const OTHER_KEYS: [(&str, &str); 4] = [
+    ("t.idem", "idem"),
+    ("t.uniq", "idem"),
+    ("t.deb", "idem"),
+    ("xkey", "idem"),
+];
 
 #[derive(Default, Debug)]
 struct Use {

@@ -178,11 +178,18 @@ pub struct EnqueueArgs {
     pub unique: Option<String>,
     /// At most one task per KEY per --window: a later enqueue within the window prints the
     /// first task's id.
-    #[arg(long, value_name = "KEY", requires = "window")]
+    #[arg(long, value_name = "KEY", requires = "window", conflicts_with = "debounce")]
     pub throttle: Option<String>,
-    /// The --throttle window (e.g. 10s).
-    #[arg(long, value_parser = duration, requires = "throttle")]
+    /// Debounce: run --window after the last enqueue with KEY; repeats while the task waits
+    /// replace its payload and push it back, never past --max-wait after the first.
+    #[arg(long, value_name = "KEY", requires_all = ["window", "max_wait"], conflicts_with = "delay")]
+    pub debounce: Option<String>,
+    /// The --throttle or --debounce window (e.g. 10s).
+    #[arg(long, value_parser = duration)]
     pub window: Option<Duration>,
+    /// The --debounce limit: the task runs at most this long after the first enqueue.
+    #[arg(long, value_parser = duration, requires = "debounce")]
+    pub max_wait: Option<Duration>,
     /// Wait this long for the result(s): prints the result (one task) or a summary (file).
     #[arg(long, value_parser = duration)]
     pub wait: Option<Duration>,

@@ -192,6 +192,18 @@ impl Queue {
                     return Err(Error::Invalid("unique key must be 1-512 bytes".into()));
                 }
             }
+            if let Some((k, window, max_wait)) = &spec.debounce {
+                if k.is_empty() || k.len() > 512 {
+                    return Err(Error::Invalid("debounce key must be 1-512 bytes".into()));
+                }
+                if window.is_zero() || max_wait < window || !spec.delay.is_zero() {
+                    return Err(Error::Invalid(format!(
+                        "debounce {k}: the window must be > 0 and max-wait at least the window (got {} and {}), and a debounced task takes no delay",
+                        humantime::format_duration(*window),
+                        humantime::format_duration(*max_wait)
+                    )));
+                }
+            }
             if spec.payload.len() as u64 > s.max_payload {
                 return Err(Error::PayloadTooLarge {
                     queue: self.name().into(),
@@ -221,6 +233,7 @@ impl Queue {
                 result_ttl: spec.result_ttl.unwrap_or(s.result_ttl),
                 idempotency: spec.idempotency_key.map(|k| (k, idempotency_ttl)),
                 unique: spec.unique_key.map(|k| (k, s.unique_ttl)),
+                debounce: spec.debounce,
             });
         }
         self.run(&ops::enqueue::Request {

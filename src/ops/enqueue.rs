@@ -39,6 +39,8 @@ pub struct NewTask {
     pub idempotency: Option<(String, Duration)>,
     /// The unique-while-active key and how long it is held at most.
     pub unique: Option<(String, Duration)>,
+    /// The debounce key, its window and the longest wait from the first enqueue.
+    pub debounce: Option<(String, Duration, Duration)>,
 }
 
 impl Op for Request {
@@ -46,13 +48,14 @@ impl Op for Request {
     type Reply = Vec<Enqueued>;
 
     fn extra_keys(&self, keys: &QueueKeys) -> Vec<String> {
-        // per task, in task order: its idempotency key, then its unique key
+        // per task, in task order: its idempotency key, its unique key, its debounce key
         self.tasks
             .iter()
             .flat_map(|t| {
                 let idem = t.idempotency.as_ref().map(|(k, _)| keys.idem(k));
-                idem.into_iter()
-                    .chain(t.unique.as_ref().map(|(k, _)| keys.uniq(k)))
+                let uniq = t.unique.as_ref().map(|(k, _)| keys.uniq(k));
+                let deb = t.debounce.as_ref().map(|(k, ..)| keys.deb(k));
+                idem.into_iter().chain(uniq).chain(deb)
             })
             .collect()
     }
@@ -80,6 +83,16 @@ impl Op for Request {
                 .named(
                     "unique_ttl_ms",
                     t.unique.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)),
+                )
+                .named(
+                    "debounce_ms",
+                    t.debounce.as_ref().map_or(0, |(_, w, _)| ms(*w).max(1)),
+                )
+                .named(
+                    "max_wait_ms",
+                    t.debounce
+                        .as_ref()
+                        .map_or(0, |(_, w, m)| ms(*m).max(ms(*w).max(1))),
                 );
         }
     }
@@ -97,6 +110,9 @@ pub struct Enqueued {
     pub forgotten: bool,
     /// The unique key is held by an active task (pending, delayed or running): `id` is that task.
     pub unique_held: bool,
+    /// Merged into the delayed task holding the debounce key (`id`): it took this payload and
+    /// runs later (never past its max wait).
+    pub debounced: bool,
 }
 
 impl FromRedisValue for Enqueued {
@@ -114,6 +130,7 @@ impl FromRedisValue for Enqueued {
                     created: created == 1,
                     forgotten: created == 2,
                     unique_held: created == 3,
+                    debounced: created == 4,
                 })
             })
             .collect()

@@ -256,8 +256,9 @@ class Queue:
 
     def enqueue_batch(self, tasks):
         """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]. A task may
-        carry ``idempotency_key`` and ``unique_key`` (unique while active: an enqueue while the
-        task holding the key is pending, delayed or running returns that task's id)."""
+        carry ``idempotency_key``, ``unique_key`` (unique while active: an enqueue while the
+        task holding the key is pending, delayed or running returns that task's id) and
+        ``debounce_key`` with ``debounce_ms`` and ``max_wait_ms``."""
         args = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
@@ -268,6 +269,9 @@ class Queue:
                 idem.append(extra["pattern"].format(prefix=self.prefix, queue=self.name, key=key))
             if ukey is not None:
                 idem.append(extra["unique_pattern"].format(prefix=self.prefix, queue=self.name, key=ukey))
+            dkey = t.get("debounce_key")
+            if dkey is not None:
+                idem.append(extra["debounce_pattern"].format(prefix=self.prefix, queue=self.name, key=dkey))
             args += [("id", t.get("id") or new_id()), ("kind", t["kind"]), ("payload", _b(t["payload"])),
                      ("priority", t.get("priority", 0)), ("delay_ms", int(t.get("delay_ms", 0))),
                      ("max_attempts", t.get("max_attempts", self.max_attempts)), ("backoff", bo[0]),
@@ -275,7 +279,9 @@ class Queue:
                      ("timeout_ms", t.get("timeout_ms", self.timeout_ms)),
                      ("result_ttl_ms", t.get("result_ttl_ms", self.result_ttl_ms)),
                      ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0),
-                     ("unique_ttl_ms", t.get("unique_ttl_ms", self.unique_ttl_ms) if ukey else 0)]
+                     ("unique_ttl_ms", t.get("unique_ttl_ms", self.unique_ttl_ms) if ukey else 0),
+                     ("debounce_ms", int(t["debounce_ms"]) if dkey else 0),
+                     ("max_wait_ms", int(t.get("max_wait_ms", t.get("debounce_ms", 0))) if dkey else 0)]
         reply = self._call("enqueue", args, idem)
         return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
 

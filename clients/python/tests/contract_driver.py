@@ -78,6 +78,11 @@ def main():
         q = baton.Queue(r, queue)
         task_id, created = q.enqueue("k", "from-python", unique_key=rest[0])
         print(f"{task_id} {int(created)}")
+    elif cmd == "debounce":
+        q = baton.Queue(r, queue)
+        task_id, created = q.enqueue("k", "from-python", debounce_key=rest[0], debounce_ms=60000,
+                                     max_wait_ms=120000)
+        print(f"{task_id} {int(created)}")
     elif cmd == "aging":
         # turn aging on, enqueue a priority-0 task, then priority-10 tasks well past its bound
         q = baton.Queue(r, queue)

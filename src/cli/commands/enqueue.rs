@@ -59,8 +59,21 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
     if let Some(k) = &args.unique {
         s = s.unique(k);
     }
+    if let (Some(k), Some(w), Some(m)) = (&args.debounce, args.window, args.max_wait) {
+        s = s.debounce(k, w, m);
+    }
+    if args.window.is_some() && args.throttle.is_none() && args.debounce.is_none() {
+        return Err(Error::Invalid(
+            "--window goes with --throttle KEY or --debounce KEY".into(),
+        ));
+    }
     let e = queue.enqueue(s).await?;
-    if e.unique_held {
+    if e.debounced {
+        eprintln!(
+            "baton: debounced into task {}: it takes this payload and runs later (within --max-wait of its first enqueue)",
+            e.id
+        );
+    } else if e.unique_held {
         eprintln!(
             "baton: unique key held: task {} is still pending, delayed or running; nothing new enqueued",
             e.id
@@ -86,7 +99,7 @@ pub(super) async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> R
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"id": e.id, "created": e.created, "forgotten": e.forgotten, "unique_held": e.unique_held})
+                    serde_json::json!({"id": e.id, "created": e.created, "forgotten": e.forgotten, "unique_held": e.unique_held, "debounced": e.debounced})
                 );
             } else {
                 println!("{}", e.id);
@@ -106,9 +119,13 @@ pub(super) async fn enqueue_file(
     path: &std::path::Path,
     json: bool,
 ) -> Result<i32> {
-    if args.idempotency_key.is_some() || args.unique.is_some() || args.throttle.is_some() {
+    if args.idempotency_key.is_some()
+        || args.unique.is_some()
+        || args.throttle.is_some()
+        || args.debounce.is_some()
+    {
         return Err(Error::Invalid(
-            "--idempotency-key, --unique and --throttle apply to one task; they cannot be used with --from-file".into(),
+            "--idempotency-key, --unique, --throttle and --debounce apply to one task; they cannot be used with --from-file".into(),
         ));
     }
     let text =
