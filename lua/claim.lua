@@ -1,19 +1,21 @@
 #!lua
 --[[
 name: claim
-version: 1
+version: 2
 purpose: A worker claims up to n pending tasks, highest priority first (FIFO within a priority),
   each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth
   and the record is handed out as stored (the client parses it).
 keys:
   1-17: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) winfl(w) wstat(w) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) dead(w) errors(w) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
   3: lease_ms (int, 1..86400000) — lease duration; the deadline is Redis TIME + lease_ms
+  4: dead_ttl_ms (int, 1..MAX_MS) — how long a task that expired before it could run (its
+    expires_ms passed) is kept in the dead-letter set; such a task is never handed out
 reply: flat array, 4 entries per claimed task: id, token (string, unique and increasing per queue),
-  deadline_ms (int), record (string "used|base|strays|kind|prio|max_attempts|backoff|base_ms|
+  deadline_ms (int), record (string "used|base|strays|expires_ms|kind|prio|max_attempts|backoff|base_ms|
   cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"; this is run used + 1 of the task
   and attempt used - base + 1 of max_attempts: base counts the runs not charged — used at the
   last requeue from the dead-letter set, plus strays). Once a handler has started, the worker
@@ -39,8 +41,9 @@ bound: O(n log N) for n <= 1000
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
+local dead_ttl = int_arg(ARGV[4], 'dead_ttl_ms', 1, MAX_MS)
 require_worker()
 local meta = check_schema('paused')
 if meta[2] == '1' then return {} end
 
-return claim_pending(worker, n, lease_ms)
+return claim_pending(worker, n, lease_ms, dead_ttl)

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 --[[
 name: counts
-version: 2
+version: 3
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
   1-17: the queue keyset
@@ -10,7 +10,7 @@ argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),
   enqueued_total, retried_total (failed attempts scheduled again), aging_ms (the queue's priority
-  aging, 0 = strict priority)}
+  aging, 0 = strict priority), lapsed_total (tasks that expired before a run could start)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
   BADARG: fewer than the 17 queue keys
@@ -21,9 +21,9 @@ bound: O(1)
 --@include keys
 --@include schema
 
-local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry')
+local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry', 'n_lapsed')
 return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_LEASED),
   redis.call('ZCARD', K_DONE), redis.call('ZCARD', K_DEAD), redis.call('ZCARD', K_CANCELLED),
   meta[2] == '1' and 1 or 0, redis.call('ZCARD', K_WBEAT), tonumber(meta[3]) or 0,
   tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0,
-  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0, AGING}
+  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0, AGING, tonumber(meta[9]) or 0}

@@ -18,7 +18,7 @@ touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
-  then n groups of 16 fields:
+  then n groups of 17 fields:
     id (string, 1-128 of [A-Za-z0-9-_:.]; made by the caller so a retried call is idempotent)
     kind (string, 1-128 of [A-Za-z0-9-_:.])
     payload (bytes)
@@ -38,6 +38,8 @@ argv:
     debounce_ms (int, 0..MAX_MS; > 0 = the task has a debounce key in KEYS: it runs this long after
       the last enqueue with the key, delay_ms must be 0)
     max_wait_ms (int, 0..MAX_MS; with debounce_ms: the latest run time is creation + this, >= debounce_ms)
+    expires_in_ms (int, 0..MAX_MS; > 0 = no run of the task starts later than this after now: claim
+      and take send it to the dead-letter set instead; 0 = never expires)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
@@ -60,7 +62,7 @@ bound: O(n log N) for n <= 1000 tasks
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
-local F = 16
+local F = 17
 if #ARGV ~= 2 + n * F then
   bail('BADARG', 'expected ' .. (2 + n * F) .. ' arguments for ' .. n .. ' tasks, got ' .. #ARGV)
 end
@@ -105,14 +107,14 @@ for i = 0, n - 1 do
   end
   local same = prev ~= nil
   if same then
-    for k = 4, 16 do
+    for k = 4, 17 do
       if ARGV[b + k] ~= ARGV[prev_b + k] then same = false break end
     end
   end
   if same then
     t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
     t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
-    t.dw, t.mw = prev.dw, prev.mw
+    t.dw, t.mw, t.ex = prev.dw, prev.mw, prev.ex
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -130,6 +132,7 @@ for i = 0, n - 1 do
     t.ut = int_arg(ARGV[b + 14], 'unique_ttl_ms', 0, MAX_MS)
     t.dw = int_arg(ARGV[b + 15], 'debounce_ms', 0, MAX_MS)
     t.mw = int_arg(ARGV[b + 16], 'max_wait_ms', t.dw, MAX_MS)
+    t.ex = int_arg(ARGV[b + 17], 'expires_in_ms', 0, MAX_MS)
     if t.dw > 0 and t.delay > 0 then
       bail('BADARG', 'delay_ms must be 0 for a debounced task (debounce_ms sets its run time), got ' .. t.delay)
     end
@@ -200,7 +203,7 @@ for i, t in ipairs(tasks) do
     end
   end
   if created == 1 then
-    local rec = '0|0|0|' .. t.kind .. t.mid .. now_s .. '|' .. t.payload
+    local rec = '0|0|0|' .. (t.ex > 0 and fmt(now + t.ex) or '0') .. '|' .. t.kind .. t.mid .. now_s .. '|' .. t.payload
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is
     elseif t.delay > 0 or t.dw > 0 then

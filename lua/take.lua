@@ -1,7 +1,7 @@
 #!lua
 --[[
 name: take
-version: 1
+version: 2
 purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it (their leases
   already exist); each lease's deadline restarts now and it gets a fresh fencing token, so tokens
   reach a worker in increasing order whatever order dispatch assigned them in (the worker's start
@@ -9,11 +9,13 @@ purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it 
   it claims pending tasks exactly as claim does, so a push worker never idles while tasks wait.
 keys:
   1-17: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) assigned(rw) winfl(w) wstat(w) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) dead(w) errors(w) assigned(rw) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: n (int, 1..1000) — most tasks taken
   3: lease_ms (int, 1..86400000) — the leases' new duration
+  4: dead_ttl_ms (int, 1..MAX_MS) — how long a task that expired before it could run is kept in
+    the dead-letter set (its lease ends; it is never handed out)
 reply: flat array, 4 entries per task, as claim: id, token, deadline_ms, record
 errors:
   BADARG: an argument is out of range; nothing was written
@@ -35,13 +37,14 @@ bound: O(n log N) for n <= 1000
 local worker = id_arg(ARGV[1], 'worker')
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
+local dead_ttl = int_arg(ARGV[4], 'dead_ttl_ms', 1, MAX_MS)
 require_worker()
 local meta = check_schema('dm', 'paused')
 -- The queue is in pull mode (configure): dispatch assigns nothing, so a push worker claims
 -- pending tasks itself instead of idling — a rolling switch of modes strands no task.
 if meta[2] == 'pull' then
   if meta[3] == '1' then return {} end
-  return claim_pending(worker, n, lease_ms)
+  return claim_pending(worker, n, lease_ms, dead_ttl)
 end
 local ids = pop_assigned(worker, n)
 if #ids == 0 then return {} end
@@ -51,10 +54,13 @@ local now = now_ms()
 local deadline = fmt(now + lease_ms)
 local suffix = '|' .. worker
 local fence = take_fence(#ids)
-local zargs, hargs, reply, items = {}, {}, {}, {}
+local zargs, hargs, reply, items, expired, ended = {}, {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local v = leases[i]
-  if v and recs[i] and string.sub(v, -#suffix) == suffix then
+  if v and recs[i] and string.sub(v, -#suffix) == suffix and expired_at(recs[i], now) then
+    expired[#expired + 1] = {id, recs[i]}
+    ended[#ended + 1] = id
+  elseif v and recs[i] and string.sub(v, -#suffix) == suffix then
     local token = fmt(fence + i)
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
@@ -72,4 +78,6 @@ if #zargs > 0 then
   redis.call('HSET', K_LEASE, unpack(hargs))
 end
 emit('claimed', worker, items, now)
+if #ended > 0 then end_leases(worker, ended) end
+lapse_tasks(expired, now, dead_ttl)
 return reply

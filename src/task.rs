@@ -1,6 +1,6 @@
 //! What a task is: the spec a producer enqueues, the record Redis keeps, the state it is in.
 //!
-//! The record format (`used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|
+//! The record format (`used|base|strays|expires_ms|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|
 //! timeout_ms|result_ttl_ms|created_ms|payload`) is part of the script contract (docs/contract.md): the
 //! small header is parsed by Lua on the rare paths (fail, reclaim, promote) and by clients at
 //! claim, while the payload stays raw bytes.
@@ -140,6 +140,7 @@ pub struct TaskSpec {
     pub(crate) idempotency_ttl: Option<Duration>,
     pub(crate) unique_key: Option<String>,
     pub(crate) debounce: Option<(String, Duration, Duration)>,
+    pub(crate) expires_in: Option<Duration>,
 }
 
 impl TaskSpec {
@@ -159,6 +160,7 @@ impl TaskSpec {
             idempotency_ttl: None,
             unique_key: None,
             debounce: None,
+            expires_in: None,
         }
     }
 
@@ -227,6 +229,21 @@ impl TaskSpec {
     pub fn throttle(self, key: impl AsRef<str>, window: Duration) -> Self {
         self.idempotency_key(format!("throttle:{}", key.as_ref()))
             .idempotency_ttl(window)
+    }
+    /// Expiry: no run of the task starts later than this after the enqueue (Redis' clock); a
+    /// task still waiting then goes to the dead-letter set unrun, with the reason.
+    pub fn expires_in(mut self, d: Duration) -> Self {
+        self.expires_in = Some(d);
+        self
+    }
+    /// Expiry at a wall-clock time (converted to `expires_in` with this machine's clock; a time
+    /// already past expires the task at once).
+    pub fn expires_at(mut self, t: std::time::SystemTime) -> Self {
+        let d = t
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        self.expires_in = Some(d.max(Duration::from_millis(1)));
+        self
     }
     /// Debounce: the task runs `window` after the last enqueue with `key`; each enqueue with the
     /// key while the task is still waiting replaces its payload (its kind and policy stay the
@@ -312,6 +329,9 @@ pub struct Record {
     /// handler start): not charged as attempts, at most [`MAX_STRAYS`] in a task's life (past
     /// that they are charged).
     pub strays: u32,
+    /// No run starts after this time (ms since the Unix epoch, Redis' clock): a task still
+    /// waiting then goes to the dead-letter set unrun. None = never expires.
+    pub expires_ms: Option<u64>,
     pub kind: String,
     pub priority: i32,
     pub max_attempts: u32,
@@ -325,7 +345,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// Parse `used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
+    /// Parse `used|base|strays|expires_ms|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload`.
     pub fn parse(raw: &[u8]) -> Result<Record> {
         let bad = || {
             Error::Protocol(format!(
@@ -333,7 +353,7 @@ impl Record {
                 String::from_utf8_lossy(&raw[..raw.len().min(80)])
             ))
         };
-        let mut parts = raw.splitn(14, |&b| b == b'|');
+        let mut parts = raw.splitn(15, |&b| b == b'|');
         let mut next = || parts.next().ok_or_else(bad);
         let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_string).map_err(|_| bad());
         let num = |b: &[u8]| -> Result<i64> { text(b)?.parse::<i64>().map_err(|_| bad()) };
@@ -341,6 +361,7 @@ impl Record {
         let base = num(next()?)? as u32;
         let attempts_used = runs_ended.checked_sub(base).ok_or_else(bad)?;
         let strays = num(next()?)? as u32;
+        let expires_ms = num(next()?)? as u64;
         let kind = text(next()?)?;
         let priority = num(next()?)? as i32;
         let max_attempts = num(next()?)? as u32;
@@ -360,6 +381,7 @@ impl Record {
             runs_ended,
             attempts_used,
             strays,
+            expires_ms: (expires_ms > 0).then_some(expires_ms),
             kind,
             priority,
             max_attempts,
@@ -491,6 +513,9 @@ pub struct Counts {
     pub retried_total: u64,
     /// The queue's priority aging as stored in Redis, ms per priority step (0 = strict priority).
     pub aging_ms: u64,
+    /// Tasks that expired (`expires_at`) before a run could start and went to the dead-letter
+    /// set unrun (also counted in `dead_total`).
+    pub lapsed_total: u64,
 }
 
 /// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.
@@ -507,10 +532,11 @@ mod tests {
 
     #[test]
     fn record_keeps_pipes_in_the_payload() {
-        let r = Record::parse(b"5|3|1|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
+        let r = Record::parse(b"5|3|1|1800000000000|echo|5|3|e|1000|60000|20|0|3600000|17|a|b|c").unwrap();
         assert_eq!(r.runs_ended, 5);
         assert_eq!(r.attempts_used, 2);
         assert_eq!(r.strays, 1);
+        assert_eq!(r.expires_ms, Some(1800000000000));
         assert_eq!(r.kind, "echo");
         assert_eq!(r.priority, 5);
         assert_eq!(r.max_attempts, 3);
@@ -522,7 +548,7 @@ mod tests {
 
     #[test]
     fn json_keeps_bytes_that_are_not_utf8_as_base64() {
-        let record = Record::parse(b"0|0|0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
+        let record = Record::parse(b"0|0|0|0|k|0|1|f|0|0|0|0|0|1|text").unwrap();
         let mut t = Task {
             id: "i".into(),
             queue: "q".into(),

@@ -16,7 +16,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
 
     let enqueue_ok = |id: &str| -> Vec<String> {
         [
-            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0", "0", "0", "0",
+            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0", "0", "0", "0", "0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -32,7 +32,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
         (
             ScriptName::Enqueue,
             vec!["1000".into(), "2".into()],
-            "expected 34 arguments",
+            "expected 36 arguments",
         ),
         (
             ScriptName::Enqueue,
@@ -246,7 +246,7 @@ async fn enqueue_refuses_extra_keys_that_are_not_idempotency_keys() {
     let before = common::snapshot(&mut raw).await;
     let task = |id: &str| -> Vec<String> {
         [
-            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "60000", "0", "0", "0",
+            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "60000", "0", "0", "0", "0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -301,7 +301,7 @@ async fn enqueue_refuses_a_unique_key_slot_with_another_key() {
     call.unchecked();
     let args = [
         "1000", "1", "a", "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0", "60000", "0",
-        "0",
+        "0", "0",
     ];
     for a in args {
         call.arg(a);

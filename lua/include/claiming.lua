@@ -9,9 +9,39 @@
 --@include lease
 --@include events
 
+-- Tasks whose expires_ms passed before a run could start (`expired`: their ids and records):
+-- to the dead-letter set for dead_ttl ms with the reason as their last error, counted (meta
+-- n_dead and n_lapsed) and announced as one `dead` event. They hold no lease.
+local function lapse_tasks(expired, now, dead_ttl)
+  if #expired == 0 then return end
+  local zargs, eargs, ids, items = {}, {}, {}, {}
+  for i, e in ipairs(expired) do
+    local used = rec_used(e[2])
+    ids[i] = e[1]
+    zargs[#zargs + 1] = fmt(now + dead_ttl)
+    zargs[#zargs + 1] = e[1]
+    eargs[#eargs + 1] = e[1]
+    eargs[#eargs + 1] = used .. '|' .. fmt(now) .. '|expired: no run may start after ' .. fmt(rec_expires(e[2])) ..
+      ' (its expires_at, Redis ms); never handed out again'
+    if events_on() then ev_add(items, e[1], used) end
+  end
+  redis.call('ZADD', K_DEAD, unpack(zargs))
+  redis.call('HSET', K_ERRORS, unpack(eargs))
+  redis.call('HINCRBY', K_META, 'n_dead', #ids)
+  redis.call('HINCRBY', K_META, 'n_lapsed', #ids)
+  notify_final(ids)
+  emit('dead', '', items, now)
+end
+
+-- The record has expired at `now`.
+local function expired_at(rec, now)
+  local ex = rec_expires(rec)
+  return ex > 0 and ex <= now
+end
+
 -- Pop up to n pending tasks (highest priority first) and lease them to `worker`; the reply rows
--- are id, token, deadline_ms, record.
-local function claim_pending(worker, n, lease_ms)
+-- are id, token, deadline_ms, record. Expired tasks are lapsed instead (dead for dead_ttl ms).
+local function claim_pending(worker, n, lease_ms, dead_ttl)
   local popped = redis.call('ZPOPMIN', K_PENDING, n)
   if #popped == 0 then return {} end
   local ids = {}
@@ -22,10 +52,12 @@ local function claim_pending(worker, n, lease_ms)
   local now = now_ms()
   local deadline = fmt(now + lease_ms)
   local suffix = '|' .. worker
-  local zargs, hargs, reply, items = {}, {}, {}, {}
+  local zargs, hargs, reply, items, expired = {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local rec = recs[i]
-    if rec then -- a record deleted by hand is dropped from pending, never handed out
+    if rec and expired_at(rec, now) then
+      expired[#expired + 1] = {id, rec}
+    elseif rec then -- a record deleted by hand is dropped from pending, never handed out
       local token = fmt(fence + i)
       zargs[#zargs + 1] = deadline
       zargs[#zargs + 1] = id
@@ -43,5 +75,6 @@ local function claim_pending(worker, n, lease_ms)
     leases_given(worker, #zargs / 2)
     emit('claimed', worker, items, now)
   end
+  lapse_tasks(expired, now, dead_ttl)
   return reply
 end

@@ -2,7 +2,7 @@
 --@include keys
 --@include schema
 
--- Record: "used|base|strays|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
+-- Record: "used|base|strays|expires_ms|kind|prio|max_attempts|backoff|base_ms|cap_ms|jitter_pct|timeout_ms|result_ttl_ms|created_ms|payload"
 -- `used` = runs that ended without success (failed, lease expired, or leased and never started)
 -- over the task's whole life: it never goes back, so run `used + 1` is a number no other run of
 -- the task had. `base` = runs not charged as attempts: `used` at the last dead-letter requeue,
@@ -12,19 +12,21 @@
 -- charged like any expired lease, so a task that kills its worker before the start mark can
 -- still never loop forever. The counters lead the record so the rare paths (fail, reclaim) can
 -- rewrite them without touching the rest, and the hot path (claim) never parses the record at
--- all: the client does.
-local REC_PATTERN = '^(%d+)|(%d+)|(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
+-- all: the client does. `expires_ms` (Redis ms; 0 = never) is the time after which no run of
+-- the task starts: the scripts that hand tasks out (claim, take) read it right after the
+-- counters and send an expired task to the dead-letter set instead (`lapse_tasks`).
+local REC_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|([^|]*)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()'
 local MAX_STRAYS = 3
 local function parse_record(rec)
-  local used, base, strays, kind, prio, ma, bo, bb, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
+  local used, base, strays, ex, kind, prio, ma, bo, bb, cap, jit, to, rt, ca, pos = string.match(rec, REC_PATTERN)
   if used == nil then return nil end
-  return {used = tonumber(used), base = tonumber(base), strays = tonumber(strays), kind = kind,
+  return {used = tonumber(used), base = tonumber(base), strays = tonumber(strays), expires = tonumber(ex), kind = kind,
     prio = tonumber(prio), max_attempts = tonumber(ma), backoff = bo, base_ms = tonumber(bb),
     cap = tonumber(cap), jitter = tonumber(jit), timeout = tonumber(to), result_ttl = tonumber(rt),
     created = tonumber(ca), payload_pos = pos}
 end
 
--- The record from its third '|' on (kind onwards).
+-- The record from its third '|' on (expires_ms onwards).
 local function rec_tail(rec)
   local p = string.find(rec, '|', 1, true)
   p = string.find(rec, '|', p + 1, true)
@@ -44,6 +46,15 @@ end
 -- The record after a stray: a run number used up, no attempt charged.
 local function with_stray(rec, t)
   return (t.used + 1) .. '|' .. (t.base + 1) .. '|' .. (t.strays + 1) .. rec_tail(rec)
+end
+
+-- When no run of the task may start any more (ms; 0 = never), read from the head of a record
+-- without parsing the rest.
+local function rec_expires(rec)
+  local p = string.find(rec, '|', 1, true)
+  p = string.find(rec, '|', p + 1, true)
+  p = string.find(rec, '|', p + 1, true)
+  return tonumber(string.sub(rec, p + 1, string.find(rec, '|', p + 1, true) - 1)) or 0
 end
 
 -- Runs ended so far, read from the head of a record (the hot paths never parse the rest); the

@@ -5,7 +5,7 @@
 
 -- Data schema version of the queue (stored in meta field `v`). Bump on any change of the key
 -- layout, record format or field meaning; scripts refuse a queue with another version.
-local SCHEMA = '3'
+local SCHEMA = '4'
 
 -- Lifecycle events: stream length cap (meta field `ev`, set by the configure script; 0 = events
 -- off). It lives here, not in events.lua, because the schema check reads it in the same HMGET,

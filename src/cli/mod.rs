@@ -169,6 +169,10 @@ pub struct EnqueueArgs {
     /// Execution timeout of one attempt.
     #[arg(long, value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// No run starts later than this from now (e.g. 10m): a task still waiting then goes to the
+    /// dead-letter set unrun, with the reason.
+    #[arg(long, value_parser = duration)]
+    pub expires_in: Option<Duration>,
     /// A repeated enqueue with the same key returns the first task's id.
     #[arg(long, conflicts_with = "throttle")]
     pub idempotency_key: Option<String>,

@@ -234,6 +234,7 @@ impl Queue {
                 idempotency: spec.idempotency_key.map(|k| (k, idempotency_ttl)),
                 unique: spec.unique_key.map(|k| (k, s.unique_ttl)),
                 debounce: spec.debounce,
+                expires_in: spec.expires_in.unwrap_or(std::time::Duration::ZERO),
             });
         }
         self.run(&ops::enqueue::Request {

@@ -18,6 +18,7 @@ impl Queue {
             worker: worker.into(),
             n,
             lease: self.settings.lease,
+            dead_ttl: self.settings.dead_ttl,
         }
     }
 
@@ -126,6 +127,7 @@ impl Queue {
             worker: worker.into(),
             n,
             lease: self.settings.lease,
+            dead_ttl: self.settings.dead_ttl,
         };
         self.run(&req).await
     }

@@ -16,6 +16,8 @@ pub struct Request {
     pub n: usize,
     /// The lease's duration; the deadline is Redis TIME + lease.
     pub lease: Duration,
+    /// How long a task found expired (never handed out) is kept in the dead-letter set.
+    pub dead_ttl: Duration,
 }
 
 impl Op for Request {
@@ -25,7 +27,8 @@ impl Op for Request {
     fn push_args(&self, call: &mut Call) {
         call.named("worker", &self.worker)
             .named("n", self.n)
-            .named("lease_ms", ms(self.lease));
+            .named("lease_ms", ms(self.lease))
+            .named("dead_ttl_ms", ms(self.dead_ttl).max(1));
     }
 }
 

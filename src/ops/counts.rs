@@ -20,7 +20,7 @@ impl Op for Request {
 
 impl FromRedisValue for Counts {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging] =
+        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed] =
             exactly(v, "counts")?;
         Ok(Counts {
             pending: count(&pending)?,
@@ -38,6 +38,7 @@ impl FromRedisValue for Counts {
             enqueued_total: count(&enqueued)?,
             retried_total: count(&retried)?,
             aging_ms: count(&aging)?,
+            lapsed_total: count(&lapsed)?,
         })
     }
 }

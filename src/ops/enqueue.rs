@@ -41,6 +41,8 @@ pub struct NewTask {
     pub unique: Option<(String, Duration)>,
     /// The debounce key, its window and the longest wait from the first enqueue.
     pub debounce: Option<(String, Duration, Duration)>,
+    /// No run starts later than this after the enqueue (zero: never expires).
+    pub expires_in: Duration,
 }
 
 impl Op for Request {
@@ -93,7 +95,8 @@ impl Op for Request {
                     t.debounce
                         .as_ref()
                         .map_or(0, |(_, w, m)| ms(*m).max(ms(*w).max(1))),
-                );
+                )
+                .named("expires_in_ms", ms(t.expires_in));
         }
     }
 }

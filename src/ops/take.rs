@@ -14,6 +14,8 @@ pub struct Request {
     /// At most this many tasks (1..=1000).
     pub n: usize,
     pub lease: Duration,
+    /// How long a task found expired (never handed out) is kept in the dead-letter set.
+    pub dead_ttl: Duration,
 }
 
 impl Op for Request {
@@ -23,6 +25,7 @@ impl Op for Request {
     fn push_args(&self, call: &mut Call) {
         call.named("worker", &self.worker)
             .named("n", self.n)
-            .named("lease_ms", ms(self.lease));
+            .named("lease_ms", ms(self.lease))
+            .named("dead_ttl_ms", ms(self.dead_ttl).max(1));
     }
 }

@@ -111,6 +111,7 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
             "totals": {
                 "enqueued": c.enqueued_total, "completed": c.completed_total, "failed": c.failed_total,
                 "retried": c.retried_total, "dead": c.dead_total, "reclaimed": c.expired_total,
+                "lapsed": c.lapsed_total,
             },
             "history": web.history.get(q.name()),
             "workers": workers,
@@ -282,7 +283,7 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
             *n as f64,
         );
     }
-    let counters: [(&'static str, &str, CountsField); 6] = [
+    let counters: [(&'static str, &str, CountsField); 7] = [
         ("baton_tasks_enqueued_total", "Tasks enqueued (created)", |c| {
             c.enqueued_total
         }),
@@ -306,6 +307,11 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
             "baton_tasks_dead_total",
             "Tasks moved to the dead-letter set",
             |c| c.dead_total,
+        ),
+        (
+            "baton_tasks_lapsed_total",
+            "Tasks that expired (expires_at) before a run could start, moved to the dead-letter set unrun",
+            |c| c.lapsed_total,
         ),
     ];
     for (name, help, f) in counters {

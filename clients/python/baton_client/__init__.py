@@ -201,8 +201,8 @@ class Claimed:
 
 
 def _parse_record(raw):
-    parts = raw.split(b"|", 13)
-    names = ["used", "base", "strays", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
+    parts = raw.split(b"|", 14)
+    names = ["used", "base", "strays", "expires_ms", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
              "jitter_pct", "timeout_ms", "result_ttl_ms", "created_ms", "payload"]
     rec = dict(zip(names, parts))
     for k in names:
@@ -258,7 +258,8 @@ class Queue:
         """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]. A task may
         carry ``idempotency_key``, ``unique_key`` (unique while active: an enqueue while the
         task holding the key is pending, delayed or running returns that task's id) and
-        ``debounce_key`` with ``debounce_ms`` and ``max_wait_ms``."""
+        ``debounce_key`` with ``debounce_ms`` and ``max_wait_ms``; ``expires_in_ms``: no run
+        starts later than this after now (the task goes to the dead-letter set unrun)."""
         args = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
@@ -281,7 +282,8 @@ class Queue:
                      ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0),
                      ("unique_ttl_ms", t.get("unique_ttl_ms", self.unique_ttl_ms) if ukey else 0),
                      ("debounce_ms", int(t["debounce_ms"]) if dkey else 0),
-                     ("max_wait_ms", int(t.get("max_wait_ms", t.get("debounce_ms", 0))) if dkey else 0)]
+                     ("max_wait_ms", int(t.get("max_wait_ms", t.get("debounce_ms", 0))) if dkey else 0),
+                     ("expires_in_ms", int(t.get("expires_in_ms", 0)))]
         reply = self._call("enqueue", args, idem)
         return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
 
@@ -345,7 +347,7 @@ class Queue:
     def counts(self):
         names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
                  "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
-                 "retried_total", "aging_ms"]
+                 "retried_total", "aging_ms", "lapsed_total"]
         return dict(zip(names, self._call("counts", [])))
 
     # ---- worker ----
@@ -363,13 +365,15 @@ class Queue:
         self._call("deregister", [("worker", worker), ("mode", "final")])
 
     def claim(self, worker, n=1):
-        reply = self._call("claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms)])
+        reply = self._call("claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
+                                     ("dead_ttl_ms", self.dead_ttl_ms)])
         return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
                 for i in range(0, len(reply), 4)]
 
     def take(self, worker, n=1):
         """Push queues: take up to n tasks the dispatcher assigned to ``worker``."""
-        reply = self._call("take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms)])
+        reply = self._call("take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
+                                    ("dead_ttl_ms", self.dead_ttl_ms)])
         return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
                 for i in range(0, len(reply), 4)]
 

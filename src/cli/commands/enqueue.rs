@@ -37,6 +37,9 @@ pub(super) fn spec(args: &EnqueueArgs, payload: Vec<u8>) -> TaskSpec {
     if let Some(t) = args.timeout {
         s = s.timeout(t);
     }
+    if let Some(d) = args.expires_in {
+        s = s.expires_in(d);
+    }
     s
 }
 

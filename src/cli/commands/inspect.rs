@@ -110,6 +110,9 @@ pub(super) async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
         );
     }
     println!("created   {}", ms_ago(t.record.created_ms));
+    if let Some(at) = t.record.expires_ms {
+        println!("expires   {} (no run starts after that)", ms_ago(at));
+    }
     if let Some(l) = &t.lease {
         println!(
             "lease     worker {} token {} (expires {})",
