@@ -17,7 +17,9 @@ fn main() {
             .as_array()
             .into_iter()
             .flatten()
-            .chain(spec["repeat"]["fields"].as_array().into_iter().flatten());
+            .chain(spec["repeat"]["fields"].as_array().into_iter().flatten())
+            // an "options" field's named settings are bounded like arguments
+            .flat_map(|f| std::iter::once(f).chain(f["options"].as_array().into_iter().flatten()));
         let mut consts = String::new();
         for f in fields {
             let (Some(min), Some(max)) = (f["min"].as_i64(), f["max"].as_i64()) else {

@@ -18,7 +18,7 @@ touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
-  then n groups of 17 fields:
+  then n groups of 14 fields:
     id (string, 1-128 of [A-Za-z0-9-_:.]; made by the caller so a retried call is idempotent)
     kind (string, 1-128 of [A-Za-z0-9-_:.])
     payload (bytes)
@@ -32,14 +32,17 @@ argv:
     timeout_ms (int, 0..MAX_MS; execution timeout, 0 = none)
     result_ttl_ms (int, 0..MAX_MS; how long result and record stay after completion; 0 = drop at once)
     idem_ttl_ms (int, 0..MAX_MS; > 0 = the task has an idempotency key in KEYS, kept this long)
-    unique_ttl_ms (int, 0..MAX_MS; > 0 = the task has a unique key in KEYS: while the task holding
-      it is pending, delayed or leased, a task with the same key is not enqueued; the key lapses
-      after this long even if its task is still waiting)
-    debounce_ms (int, 0..MAX_MS; > 0 = the task has a debounce key in KEYS: it runs this long after
-      the last enqueue with the key, delay_ms must be 0)
-    max_wait_ms (int, 0..MAX_MS; with debounce_ms: the latest run time is creation + this, >= debounce_ms)
-    expires_in_ms (int, 0..MAX_MS; > 0 = no run of the task starts later than this after now: claim
-      and take send it to the dead-letter set instead; 0 = never expires)
+    options (string; "" = none) — the task's rarer settings, comma-separated name=value, each at
+      most once:
+      unique_ttl_ms (int, 0..MAX_MS; > 0 = the task has a unique key in KEYS: while the task
+        holding it is pending, delayed or leased, a task with the same key is not enqueued; the key
+        lapses after this long even if its task is still waiting)
+      debounce_ms (int, 0..MAX_MS; > 0 = the task has a debounce key in KEYS: it runs this long
+        after the last enqueue with the key; delay_ms must be 0)
+      max_wait_ms (int, 0..MAX_MS; with debounce_ms: the latest run time is creation + this;
+        default and least: debounce_ms)
+      expires_in_ms (int, 0..MAX_MS; > 0 = no run of the task starts later than this after now:
+        claim and take send it to the dead-letter set instead)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
@@ -62,7 +65,7 @@ bound: O(n log N) for n <= 1000 tasks
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
-local F = 17
+local F = 14
 if #ARGV ~= 2 + n * F then
   bail('BADARG', 'expected ' .. (2 + n * F) .. ' arguments for ' .. n .. ' tasks, got ' .. #ARGV)
 end
@@ -91,6 +94,37 @@ local function key_of(i, base, id, ttl_arg, what)
   return xkey
 end
 
+-- A task's options string ("name=value,..."): the rarer settings, kept out of the fixed fields
+-- so that tasks without them cost no extra arguments. Sets t.ut, t.dw, t.mw, t.ex when > 0.
+local function task_options(t, s)
+  for part in string.gmatch(s .. ',', '([^,]*),') do
+    local name, v = string.match(part, '^([%w_]+)=(.*)$')
+    local seen = name and t['opt_' .. name]
+    if name == nil or seen then
+      bail('BADARG', 'task ' .. t.id .. ': options must be comma-separated name=value, each name once, got ' .. s)
+    end
+    t['opt_' .. name] = true
+    local n
+    if name == 'unique_ttl_ms' then n = int_arg(v, 'unique_ttl_ms', 0, MAX_MS) t.ut = n > 0 and n or nil
+    elseif name == 'debounce_ms' then n = int_arg(v, 'debounce_ms', 0, MAX_MS) t.dw = n > 0 and n or nil
+    elseif name == 'max_wait_ms' then n = int_arg(v, 'max_wait_ms', 0, MAX_MS) t.mw = n > 0 and n or nil
+    elseif name == 'expires_in_ms' then n = int_arg(v, 'expires_in_ms', 0, MAX_MS) t.ex = n > 0 and n or nil
+    else
+      bail('BADARG', 'task ' .. t.id .. ': unknown option ' .. name ..
+        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms)')
+    end
+  end
+  if t.dw then
+    t.mw = t.mw or t.dw
+    if t.mw < t.dw then
+      bail('BADARG', 'task ' .. t.id .. ': max_wait_ms (' .. t.mw .. ') must be at least debounce_ms (' .. t.dw .. ')')
+    end
+    if t.delay > 0 then
+      bail('BADARG', 'task ' .. t.id .. ': delay_ms must be 0 for a debounced task (debounce_ms sets its run time), got ' .. t.delay)
+    end
+  end
+end
+
 -- A batch usually repeats one policy (priority, attempts, backoff, timeouts) for every task: a
 -- task whose 10 policy fields are the very same strings as the task before it reuses that task's
 -- checked values and record middle (Lua strings are interned: comparing them is a pointer test).
@@ -107,7 +141,7 @@ for i = 0, n - 1 do
   end
   local same = prev ~= nil
   if same then
-    for k = 4, 17 do
+    for k = 4, 14 do
       if ARGV[b + k] ~= ARGV[prev_b + k] then same = false break end
     end
   end
@@ -129,13 +163,7 @@ for i = 0, n - 1 do
     t.to = int_arg(ARGV[b + 11], 'timeout_ms', 0, MAX_MS)
     t.rt = int_arg(ARGV[b + 12], 'result_ttl_ms', 0, MAX_MS)
     t.it = int_arg(ARGV[b + 13], 'idem_ttl_ms', 0, MAX_MS)
-    t.ut = int_arg(ARGV[b + 14], 'unique_ttl_ms', 0, MAX_MS)
-    t.dw = int_arg(ARGV[b + 15], 'debounce_ms', 0, MAX_MS)
-    t.mw = int_arg(ARGV[b + 16], 'max_wait_ms', t.dw, MAX_MS)
-    t.ex = int_arg(ARGV[b + 17], 'expires_in_ms', 0, MAX_MS)
-    if t.dw > 0 and t.delay > 0 then
-      bail('BADARG', 'delay_ms must be 0 for a debounced task (debounce_ms sets its run time), got ' .. t.delay)
-    end
+    if ARGV[b + 14] ~= '' then task_options(t, ARGV[b + 14]) end
     -- the record between kind and payload (created_ms is added at write time)
     t.mid = '|' .. t.prio .. '|' .. t.ma .. '|' .. t.bo .. '|' .. fmt(t.base) .. '|' .. fmt(t.cap) .. '|' ..
       t.jit .. '|' .. fmt(t.to) .. '|' .. fmt(t.rt) .. '|'
@@ -145,11 +173,11 @@ for i = 0, n - 1 do
     idem_i = idem_i + 1
     t.idem = key_of(idem_i, IDEM_BASE, t.id, 'idem_ttl_ms', 'an idempotency key')
   end
-  if t.ut > 0 then
+  if t.ut then
     idem_i = idem_i + 1
     t.uniq = key_of(idem_i, UNIQ_BASE, t.id, 'unique_ttl_ms', 'a unique key')
   end
-  if t.dw > 0 then
+  if t.dw then
     idem_i = idem_i + 1
     t.deb = key_of(idem_i, DEB_BASE, t.id, 'debounce_ms', 'a debounce key')
   end
@@ -166,6 +194,7 @@ local now_s = fmt(now)
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
 local reply, made, n_made = {}, {}, 0
+local any_expiry = false
 local added_pending = false
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
@@ -203,11 +232,12 @@ for i, t in ipairs(tasks) do
     end
   end
   if created == 1 then
-    local rec = '0|0|0|' .. (t.ex > 0 and fmt(now + t.ex) or '0') .. '|' .. t.kind .. t.mid .. now_s .. '|' .. t.payload
+    local rec = '0|0|0|' .. (t.ex and fmt(now + t.ex) or '0') .. '|' .. t.kind .. t.mid .. now_s .. '|' .. t.payload
+    if t.ex then any_expiry = true end
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is
-    elseif t.delay > 0 or t.dw > 0 then
-      local at = now + math.max(t.delay, t.dw)
+    elseif t.delay > 0 or t.dw then
+      local at = now + (t.dw or t.delay)
       wake_delayed_if_first(at)
       redis.call('ZADD', K_DELAYED, fmt(at), id)
     else
@@ -224,6 +254,7 @@ for i, t in ipairs(tasks) do
   reply[#reply + 1] = id
   reply[#reply + 1] = created
 end
+if any_expiry and not EXPIRING then redis.call('HSET', K_META, 'xp', '1') end
 wake_pending(was_empty and added_pending)
 if n_made > 0 then
   redis.call('HINCRBY', K_META, 'n_enq', n_made)

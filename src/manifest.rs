@@ -63,6 +63,16 @@ pub struct ArgSpec {
     pub max: Option<i64>,
     #[serde(default)]
     pub unit: Option<String>,
+    /// For an `options` argument (a "name=value,..." string): the named settings it may carry.
+    #[serde(default)]
+    pub options: Vec<ArgSpec>,
+}
+
+impl ArgSpec {
+    /// This argument and, for an `options` argument, the settings it carries.
+    pub fn with_options(&self) -> impl Iterator<Item = &ArgSpec> {
+        std::iter::once(self).chain(self.options.iter())
+    }
 }
 
 /// The embedded manifest text.

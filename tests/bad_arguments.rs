@@ -16,7 +16,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
 
     let enqueue_ok = |id: &str| -> Vec<String> {
         [
-            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0", "0", "0", "0", "0",
+            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0", "",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -24,6 +24,10 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     };
     let mut bad_enqueue_task = enqueue_ok("a");
     bad_enqueue_task[6] = "z".into(); // unknown backoff
+    let mut bad_option = enqueue_ok("o");
+    bad_option[13] = "expires_in_ms=5,colour=2".into();
+    let mut bad_wait = enqueue_ok("p");
+    bad_wait[13] = "debounce_ms=500,max_wait_ms=10".into();
     let mut bad_kind = enqueue_ok("b");
     bad_kind[1] = "has space".into();
 
@@ -31,8 +35,18 @@ async fn each_script_refuses_bad_arguments_without_writing() {
         (ScriptName::Enqueue, vec!["1000".into(), "0".into()], "n must be"),
         (
             ScriptName::Enqueue,
+            [vec!["1000".into(), "1".into()], bad_option].concat(),
+            "unknown option colour",
+        ),
+        (
+            ScriptName::Enqueue,
+            [vec!["1000".into(), "1".into()], bad_wait].concat(),
+            "max_wait_ms (10) must be at least debounce_ms (500)",
+        ),
+        (
+            ScriptName::Enqueue,
             vec!["1000".into(), "2".into()],
-            "expected 36 arguments",
+            "expected 30 arguments",
         ),
         (
             ScriptName::Enqueue,
@@ -246,7 +260,7 @@ async fn enqueue_refuses_extra_keys_that_are_not_idempotency_keys() {
     let before = common::snapshot(&mut raw).await;
     let task = |id: &str| -> Vec<String> {
         [
-            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "60000", "0", "0", "0", "0",
+            id, "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "60000", "",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -300,8 +314,22 @@ async fn enqueue_refuses_a_unique_key_slot_with_another_key() {
     let mut call = Call::new(ScriptName::Enqueue, q.keys().keyset(), &[q.keys().idem("u")]);
     call.unchecked();
     let args = [
-        "1000", "1", "a", "k", "p", "0", "0", "3", "e", "1000", "2000", "0", "0", "1000", "0", "60000", "0",
-        "0", "0",
+        "1000",
+        "1",
+        "a",
+        "k",
+        "p",
+        "0",
+        "0",
+        "3",
+        "e",
+        "1000",
+        "2000",
+        "0",
+        "0",
+        "1000",
+        "0",
+        "unique_ttl_ms=60000",
     ];
     for a in args {
         call.arg(a);

@@ -61,7 +61,8 @@ fn headers_agree_with_the_manifest() {
         let fields = spec
             .argv
             .iter()
-            .chain(spec.repeat.iter().flat_map(|r| r.fields.iter()));
+            .chain(spec.repeat.iter().flat_map(|r| r.fields.iter()))
+            .flat_map(|a| a.with_options());
         for a in fields {
             assert!(
                 h.contains(&a.name),
@@ -166,7 +167,8 @@ fn bounds_in_headers_and_code_agree_with_the_manifest() {
         let fields = spec
             .argv
             .iter()
-            .chain(spec.repeat.iter().flat_map(|r| r.fields.iter()));
+            .chain(spec.repeat.iter().flat_map(|r| r.fields.iter()))
+            .flat_map(|a| a.with_options());
         for a in fields.filter(|a| a.min.is_some()) {
             let (min, max) = (a.min.unwrap(), a.max.unwrap());
             // header: "<name> (int, LO..HI"

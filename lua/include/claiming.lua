@@ -33,8 +33,9 @@ local function lapse_tasks(expired, now, dead_ttl)
   emit('dead', '', items, now)
 end
 
--- The record has expired at `now`.
+-- The record has expired at `now` (only looked for on a queue that ever had expiring tasks).
 local function expired_at(rec, now)
+  if not EXPIRING then return false end
   local ex = rec_expires(rec)
   return ex > 0 and ex <= now
 end

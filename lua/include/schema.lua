@@ -21,6 +21,11 @@ local DM = false
 -- the pending order; 0 = off (strict priority). Read by the same HMGET; record.lua scores by it.
 local AGING = 0
 
+-- Whether any task of the queue was ever enqueued with an expiry (meta field `xp`, set by
+-- enqueue): claim and take look for expired records only then, so queues that never use expiry
+-- pay nothing per task for it.
+local EXPIRING = false
+
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
 -- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
@@ -41,10 +46,12 @@ local function check_schema(...)
   fields[#fields + 1] = 'ev'
   fields[#fields + 1] = 'dm'
   fields[#fields + 1] = 'ag'
+  fields[#fields + 1] = 'xp'
   local got = redis.call('HMGET', K_META, unpack(fields))
-  EV_MAX = tonumber(got[#fields - 2]) or EVENTS_DEFAULT_MAX
-  DM = got[#fields - 1]
-  AGING = tonumber(got[#fields]) or 0
+  EV_MAX = tonumber(got[#fields - 3]) or EVENTS_DEFAULT_MAX
+  DM = got[#fields - 2]
+  AGING = tonumber(got[#fields - 1]) or 0
+  EXPIRING = got[#fields] == '1'
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

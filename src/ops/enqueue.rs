@@ -82,22 +82,27 @@ impl Op for Request {
                     "idem_ttl_ms",
                     t.idempotency.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)),
                 )
-                .named(
-                    "unique_ttl_ms",
-                    t.unique.as_ref().map_or(0, |(_, ttl)| ms(*ttl).max(1)),
-                )
-                .named(
-                    "debounce_ms",
-                    t.debounce.as_ref().map_or(0, |(_, w, _)| ms(*w).max(1)),
-                )
-                .named(
-                    "max_wait_ms",
-                    t.debounce
-                        .as_ref()
-                        .map_or(0, |(_, w, m)| ms(*m).max(ms(*w).max(1))),
-                )
-                .named("expires_in_ms", ms(t.expires_in));
+                .named("options", t.options());
         }
+    }
+}
+
+impl NewTask {
+    /// The `options` argument: the rarer settings as "name=value,...", empty when none (so a
+    /// plain task costs no extra arguments).
+    fn options(&self) -> String {
+        let mut o: Vec<String> = Vec::new();
+        if let Some((_, ttl)) = &self.unique {
+            o.push(format!("unique_ttl_ms={}", ms(*ttl).max(1)));
+        }
+        if let Some((_, w, m)) = &self.debounce {
+            let w = ms(*w).max(1);
+            o.push(format!("debounce_ms={w},max_wait_ms={}", ms(*m).max(w)));
+        }
+        if !self.expires_in.is_zero() {
+            o.push(format!("expires_in_ms={}", ms(self.expires_in).max(1)));
+        }
+        o.join(",")
     }
 }
 

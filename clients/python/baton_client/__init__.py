@@ -214,6 +214,18 @@ def _parse_record(raw):
     return rec
 
 
+def _task_options(t, unique_ttl_ms, debounce):
+    """The enqueue ``options`` argument: the rarer settings as "name=value,...", "" when none."""
+    o = []
+    if unique_ttl_ms:
+        o.append(f"unique_ttl_ms={int(t.get('unique_ttl_ms', unique_ttl_ms))}")
+    if debounce:
+        o.append(f"debounce_ms={int(t['debounce_ms'])},max_wait_ms={int(t.get('max_wait_ms', t['debounce_ms']))}")
+    if t.get("expires_in_ms"):
+        o.append(f"expires_in_ms={int(t['expires_in_ms'])}")
+    return ",".join(o)
+
+
 def _b(v):
     if isinstance(v, bytes):
         return v
@@ -280,10 +292,7 @@ class Queue:
                      ("timeout_ms", t.get("timeout_ms", self.timeout_ms)),
                      ("result_ttl_ms", t.get("result_ttl_ms", self.result_ttl_ms)),
                      ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0),
-                     ("unique_ttl_ms", t.get("unique_ttl_ms", self.unique_ttl_ms) if ukey else 0),
-                     ("debounce_ms", int(t["debounce_ms"]) if dkey else 0),
-                     ("max_wait_ms", int(t.get("max_wait_ms", t.get("debounce_ms", 0))) if dkey else 0),
-                     ("expires_in_ms", int(t.get("expires_in_ms", 0)))]
+                     ("options", _task_options(t, self.unique_ttl_ms if ukey else 0, dkey))]
         reply = self._call("enqueue", args, idem)
         return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
 
