@@ -21,6 +21,19 @@ async fn held_by(q: &Queue, key: &str, holder: &str) {
     assert_eq!(after.enqueued_total, before.enqueued_total, "nothing enqueued");
 }
 
+/// Claim the next task, which must be `id`, and fail it (retry or dead).
+async fn fail_next(q: &Queue, id: &str, retry: bool) {
+    let c = q.claim("w", 1).await.unwrap().remove(0);
+    assert_eq!(c.id, id);
+    let report = FailReport {
+        id: c.id.clone(),
+        token: c.token.clone(),
+        error: "boom".into(),
+        retry,
+    };
+    q.fail("w", &report).await.unwrap();
+}
+
 /// The key is free: an enqueue with it creates a new task.
 async fn free(q: &Queue, key: &str, old: &str) -> String {
     let e = unique(q, key).await;
@@ -35,10 +48,12 @@ async fn held_while_pending_delayed_or_running() {
     let q = env.queue();
     let first = unique(&q, "u").await;
     assert!(first.created);
-    held_by(&q, "u", &first.id).await; // pending
+    // pending
+    held_by(&q, "u", &first.id).await;
+    // running
     let c = q.claim("w", 1).await.unwrap().remove(0);
-    held_by(&q, "u", &first.id).await; // running
-                                       // a failed attempt with attempts left: delayed by the backoff, still active
+    held_by(&q, "u", &first.id).await;
+    // a failed attempt with attempts left: delayed by the backoff, still active
     let report = FailReport {
         id: c.id.clone(),
         token: c.token.clone(),
@@ -47,8 +62,8 @@ async fn held_while_pending_delayed_or_running() {
     };
     q.fail("w", &report).await.unwrap();
     assert_eq!(q.counts().await.unwrap().delayed, 1);
-    held_by(&q, "u", &first.id).await; // delayed
-                                       // a task delayed from the start holds its key too
+    held_by(&q, "u", &first.id).await;
+    // a task delayed from the start holds its key too
     let later = q
         .enqueue(TaskSpec::new("k", "x").unique("v").delay(Duration::from_secs(60)))
         .await
@@ -70,15 +85,7 @@ async fn every_way_a_task_ends_frees_its_key() {
     let b = free(&q, "u", &a).await;
 
     // dead: failed with no retry
-    let c = q.claim("w", 1).await.unwrap().remove(0);
-    assert_eq!(c.id, b);
-    let report = FailReport {
-        id: c.id.clone(),
-        token: c.token.clone(),
-        error: "fatal".into(),
-        retry: false,
-    };
-    q.fail("w", &report).await.unwrap();
+    fail_next(&q, &b, false).await;
     let c_id = free(&q, "u", &b).await;
 
     // cancelled
@@ -101,15 +108,7 @@ async fn every_way_a_task_ends_frees_its_key() {
     let f = free(&q, "u", &e.id).await;
 
     // purged from the dead-letter set (and gone altogether)
-    let c = q.claim("w", 1).await.unwrap().remove(0);
-    assert_eq!(c.id, f);
-    let report = FailReport {
-        id: c.id.clone(),
-        token: c.token.clone(),
-        error: "fatal".into(),
-        retry: false,
-    };
-    q.fail("w", &report).await.unwrap();
+    fail_next(&q, &f, false).await;
     q.purge_dead(&[&f]).await.unwrap();
     assert!(q.get(&f).await.unwrap().is_none());
     free(&q, "u", &f).await;
