@@ -47,7 +47,8 @@ if (AGING > 0) ~= (aging > 0) then
       'use a new queue), then restart with the new one')
   end
 end
-local before = stamp_schema('dm')[2] or ''
-redis.call('HSET', K_META, 'ev', ev, 'dm', dm, 'ag', aging)
+local before = DM or ''
+-- check_schema passed: `v` is this version or absent, so stamping it again is harmless
+redis.call('HSET', K_META, 'v', SCHEMA, 'ev', ev, 'dm', dm, 'ag', aging)
 if ev == 0 then redis.call('DEL', K_EVENTS) end
 return before

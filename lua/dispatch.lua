@@ -49,9 +49,9 @@ local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 local alive_ms = int_arg(ARGV[4], 'alive_ms', 1, MAX_MS)
 local seed = int_arg(ARGV[5], 'seed', 1, 2147483646)
 require_worker()
-local meta = check_schema('paused', 'rr', 'lc', 'dm')
+local meta = check_schema('paused', 'rr', 'lc')
 -- paused, or the queue is in pull mode (configure): workers claim for themselves
-if meta[2] == '1' or meta[5] == 'pull' then return {0, 0} end
+if meta[2] == '1' or DM == 'pull' then return {0, 0} end
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_WBEAT, fmt(now - alive_ms), '+inf', 'LIMIT', 0, MAX_BATCH)

@@ -97,13 +97,13 @@ end
 -- A task's options string ("name=value,..."): the rarer settings, kept out of the fixed fields
 -- so that tasks without them cost no extra arguments. Sets t.ut, t.dw, t.mw, t.ex when > 0.
 local function task_options(t, s)
+  local seen = {}
   for part in string.gmatch(s .. ',', '([^,]*),') do
     local name, v = string.match(part, '^([%w_]+)=(.*)$')
-    local seen = name and t['opt_' .. name]
-    if name == nil or seen then
+    if name == nil or seen[name] then
       bail('BADARG', 'task ' .. t.id .. ': options must be comma-separated name=value, each name once, got ' .. s)
     end
-    t['opt_' .. name] = true
+    seen[name] = true
     local n
     if name == 'unique_ttl_ms' then n = int_arg(v, 'unique_ttl_ms', 0, MAX_MS) t.ut = n > 0 and n or nil
     elseif name == 'debounce_ms' then n = int_arg(v, 'debounce_ms', 0, MAX_MS) t.dw = n > 0 and n or nil

@@ -39,11 +39,11 @@ local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
 local lease_ms = int_arg(ARGV[3], 'lease_ms', 1, 86400000)
 local dead_ttl = int_arg(ARGV[4], 'dead_ttl_ms', 1, MAX_MS)
 require_worker()
-local meta = check_schema('dm', 'paused')
+local meta = check_schema('paused')
 -- The queue is in pull mode (configure): dispatch assigns nothing, so a push worker claims
 -- pending tasks itself instead of idling — a rolling switch of modes strands no task.
-if meta[2] == 'pull' then
-  if meta[3] == '1' then return {} end
+if DM == 'pull' then
+  if meta[2] == '1' then return {} end
   return claim_pending(worker, n, lease_ms, dead_ttl)
 end
 local ids = pop_assigned(worker, n)
@@ -57,10 +57,11 @@ local fence = take_fence(#ids)
 local zargs, hargs, reply, items, expired, ended = {}, {}, {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local v = leases[i]
-  if v and recs[i] and string.sub(v, -#suffix) == suffix and expired_at(recs[i], now) then
+  local held = v and recs[i] and string.sub(v, -#suffix) == suffix
+  if held and expired_at(recs[i], now) then
     expired[#expired + 1] = {id, recs[i]}
     ended[#ended + 1] = id
-  elseif v and recs[i] and string.sub(v, -#suffix) == suffix then
+  elseif held then
     local token = fmt(fence + i)
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id

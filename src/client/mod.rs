@@ -182,20 +182,17 @@ impl Queue {
         let s = &self.settings;
         let mut tasks = Vec::with_capacity(specs.len());
         for spec in specs {
-            if let Some(k) = &spec.idempotency_key {
-                if k.is_empty() || k.len() > 512 {
-                    return Err(Error::Invalid("idempotency key must be 1-512 bytes".into()));
-                }
-            }
-            if let Some(k) = &spec.unique_key {
-                if k.is_empty() || k.len() > 512 {
-                    return Err(Error::Invalid("unique key must be 1-512 bytes".into()));
+            let keys = [
+                ("idempotency", spec.idempotency_key.as_deref()),
+                ("unique", spec.unique_key.as_deref()),
+                ("debounce", spec.debounce.as_ref().map(|(k, ..)| k.as_str())),
+            ];
+            for (what, key) in keys {
+                if key.is_some_and(|k| k.is_empty() || k.len() > 512) {
+                    return Err(Error::Invalid(format!("{what} key must be 1-512 bytes")));
                 }
             }
             if let Some((k, window, max_wait)) = &spec.debounce {
-                if k.is_empty() || k.len() > 512 {
-                    return Err(Error::Invalid("debounce key must be 1-512 bytes".into()));
-                }
                 if window.is_zero() || max_wait < window || !spec.delay.is_zero() {
                     return Err(Error::Invalid(format!(
                         "debounce {k}: the window must be > 0 and max-wait at least the window (got {} and {}), and a debounced task takes no delay",
