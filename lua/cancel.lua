@@ -5,7 +5,7 @@ version: 1
 purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
   assigned(w) winfl(rw) events(w)
 argv:

@@ -6,7 +6,7 @@ purpose: A worker claims up to n pending tasks, highest priority first (FIFO wit
   each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth
   and the record is handed out as stored (the client parses it).
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) dead(w) errors(w) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id

@@ -5,9 +5,9 @@ version: 1
 purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task and its result for
   its result TTL in `done`, and wakes result waiters.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(rw) leased(w) lease(rw) done(w) results(w) errors(w) winfl(w) wstat(w)
-  events(w)
+  events(w) progress(w)
 argv:
   1: worker (string) — the worker's id
   2: busy_ms (int, 0..MAX_MS) — run time of these tasks' handlers, summed (worker statistics)

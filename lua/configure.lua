@@ -7,7 +7,7 @@ purpose: Store a queue's settings that the other scripts read from meta: the lif
   push: dispatch assigns). Run by baton-scheduler and baton-worker at start from their [queues] config; until
   then a queue uses the defaults (events on, 10000 stream entries).
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) pending(r) events(w)
 argv:
   1: events_max_len (int, 0..100000000) — approximate cap (MAXLEN ~) of the events stream, in

@@ -4,7 +4,7 @@ name: counts
 version: 3
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) pending(r) delayed(r) leased(r) done(r) dead(r) cancelled(r) wbeat(r)
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
@@ -13,7 +13,7 @@ reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (
   aging, 0 = strict priority), lapsed_total (tasks that expired before a run could start)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
-  BADARG: fewer than the 17 queue keys
+  BADARG: fewer than the 18 queue keys
   VERSION: the queue holds another data schema version
 bound: O(1)
 ]]

@@ -8,7 +8,7 @@ purpose: Take a worker out of the queue's registry, in two steps of a clean shut
   without counting an attempt (at most 1000 per call: call again while it returns 1000).
   "final" (after its last lease ended): its description and counters are removed.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) workers(w) wbeat(w) assigned(rw) winfl(w)
   wstat(w) events(w)
 argv:

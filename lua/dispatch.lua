@@ -8,7 +8,7 @@ purpose: Push dispatch: assign up to n pending tasks, in priority order, to the 
   the task under the worker in `assigned`; each worker that got tasks is woken ("a:<worker>" on
   the wake channel). Any number of dispatchers may run at once.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) workers(r) wbeat(r) assigned(w) winfl(rw)
   wstat(w) events(w)
 argv:

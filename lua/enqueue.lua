@@ -9,7 +9,7 @@ purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as p
   while the task holding it is still delayed replace its payload and push its run time back to
   now + window, never past max_wait after its creation).
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
   18..: per task, in task order: its idempotency key (<prefix>:{queue}:idem:<key>) when
     idem_ttl_ms > 0, then its unique key (<prefix>:{queue}:uniq:<key>) when unique_ttl_ms > 0,
     then its debounce key (<prefix>:{queue}:deb:<key>) when debounce_ms > 0;
@@ -193,7 +193,7 @@ local now = now_ms()
 local now_s = fmt(now)
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
-local reply, made, n_made = {}, {}, 0
+local reply, made, n_made, debounced = {}, {}, 0, {}
 local any_expiry = false
 local added_pending = false
 for i, t in ipairs(tasks) do
@@ -229,6 +229,7 @@ for i, t in ipairs(tasks) do
       wake_delayed_if_first(at)
       redis.call('ZADD', K_DELAYED, fmt(at), holder)
       id, created = holder, 4
+      ev_add(debounced, holder, 0)
     end
   end
   if created == 1 then
@@ -260,4 +261,5 @@ if n_made > 0 then
   redis.call('HINCRBY', K_META, 'n_enq', n_made)
   emit('enqueued', '', made, now)
 end
+emit('debounced', '', debounced, now)
 return reply

@@ -6,7 +6,7 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   computed here from its own policy, or moved to the dead-letter set with its last error when it
   has no attempts left or the failure is final.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) errors(w) winfl(w)
   wstat(w) events(w)
 argv:

@@ -1,12 +1,12 @@
 #!lua flags=no-writes
 --[[
 name: get
-version: 1
+version: 2
 purpose: Inspect one task: its state and everything kept about it. Read-only (runs on replicas).
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) tasks(r) pending(r) delayed(r) leased(r) lease(r) done(r) dead(r) cancelled(r)
-  results(r) errors(r)
+  results(r) errors(r) progress(r)
 argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise
@@ -14,7 +14,9 @@ reply: {} when the task is unknown or its retention has passed; otherwise
    attempts (int, attempts started so far, since the last requeue), lease ("token|worker" or ""),
    state_score (string: pending score, run-at ms, lease deadline ms, or expiry ms),
    error ("run|at_ms|message" of the last failure, or ""),
-   result (result bytes when done, or "")}
+   result (result bytes when done, or ""),
+   progress ("token|percent|at_ms|event_ms|message" of the last progress report, or ""; the token
+     tells which run sent it: the current lease's token, or an earlier run's)}
 errors:
   BADARG: no task id
   VERSION: the queue holds another data schema version
@@ -46,4 +48,5 @@ if state == 'leased' or state == 'done' then attempts = attempts + 1 end
 local lease = redis.call('HGET', K_LEASE, id) or ''
 local result = ''
 if state == 'done' then result = redis.call('HGET', K_RESULTS, id) or '' end
-return {state, rec, attempts, lease, score, redis.call('HGET', K_ERRORS, id) or '', result}
+return {state, rec, attempts, lease, score, redis.call('HGET', K_ERRORS, id) or '', result,
+  redis.call('HGET', K_PROGRESS, id) or ''}

@@ -6,7 +6,7 @@ purpose: Renew every lease a worker holds in one call — those it runs and thos
   assigned to it that it has not taken yet — and the worker's own liveness in the registry;
   report the leases it no longer holds.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) leased(w) lease(r) cancelled(r) wbeat(rw) assigned(r)
 argv:
   1: worker (string) — the worker's id

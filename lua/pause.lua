@@ -5,7 +5,7 @@ version: 1
 purpose: Pause (no task is claimed) or resume a queue. Enqueue, maintenance and running tasks go
   on while paused. Resuming wakes idle workers.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) pending(r)
 argv:
   1: paused (int, 0..1; 1 = pause, 0 = resume)

@@ -4,7 +4,7 @@ name: promote
 version: 1
 purpose: Move due delayed tasks (delays and retry backoffs) to pending, a bounded batch per call.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) delayed(rw) events(w)
 argv:
   1: limit (int, 1..1000) — most tasks moved in this call

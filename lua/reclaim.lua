@@ -11,7 +11,7 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   heartbeating from the registry. Run by the scheduler (and by workers' maintenance loop); any
   number of callers at once is safe.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) workers(w) wbeat(rw)
   assigned(w) winfl(rw) wstat(rw) events(w)
 argv:

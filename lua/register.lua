@@ -5,7 +5,7 @@ version: 1
 purpose: Add a worker to the queue's registry (or refresh its description), marking it alive now.
   Workers call it at start and again when a heartbeat says they were pruned.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) workers(w) wbeat(w) winfl(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id, unique per process

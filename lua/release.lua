@@ -6,7 +6,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   period): token-checked; each task returns to the front of its priority in pending and the
   attempt is not counted.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) tasks(r) pending(rw) leased(w) lease(rw) winfl(w) events(w)
 argv:
   1: worker (string) — the worker's id

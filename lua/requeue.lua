@@ -5,7 +5,7 @@ version: 1
 purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "retry" button):
   given ids, or the oldest ones.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) dead(rw) events(w)
 argv:
   1: mode (string, "ids" or "oldest")

@@ -13,7 +13,7 @@ purpose: A worker marks the runs it has started: every lease it was given with a
   whose reply was lost (the connection broke after the script ran) hands out tokens the worker
   never saw: it names such a range as a gap, and leases in a gap are never counted as started.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) wstat(rw)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id

@@ -8,7 +8,7 @@ purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it 
   mark, start.lua, relies on it). On a queue stored in pull mode (configure)
   it claims pending tasks exactly as claim does, so a push worker never idles while tasks wait.
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) dead(w) errors(w) assigned(rw) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id

@@ -5,8 +5,8 @@ version: 1
 purpose: The janitor: drop finished tasks (done, dead, cancelled) whose retention has passed,
   with everything kept about them (record, result, error). Bounded per call.
 keys:
-  1-17: the queue keyset
-touches: meta(r) tasks(w) done(rw) dead(rw) cancelled(rw) results(w) errors(w)
+  1-18: the queue keyset
+touches: meta(r) tasks(w) done(rw) dead(rw) cancelled(rw) results(w) errors(w) progress(w)
 argv:
   1: limit (int, 1..1000) — most tasks dropped per terminal set in this call
 reply: {dropped (int), more (int, 1 when a set still holds expired tasks: call again)}

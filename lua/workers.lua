@@ -5,7 +5,7 @@ version: 1
 purpose: List the queue's registered workers with their description and heartbeat age.
   Read-only (runs on replicas).
 keys:
-  1-17: the queue keyset
+  1-18: the queue keyset
 touches: meta(r) workers(r) wbeat(r) winfl(r) wstat(r)
 argv:
   1: limit (int, 1..1000) — most workers listed (most recently seen first)

@@ -19,14 +19,19 @@ pub struct Event {
     /// The stream entry id (`<ms>-<n>`): pass it back to resume after this event.
     pub id: String,
     pub queue: String,
-    /// `enqueued`, `claimed`, `dispatched`, `completed`, `failed`, `retried`, `reclaimed`,
-    /// `dead`, `promoted`, `cancelled`, `requeued`, `purged`, `released`.
+    /// `enqueued`, `debounced`, `claimed`, `dispatched`, `completed`, `failed`, `retried`, `reclaimed`,
+    /// `dead`, `promoted`, `cancelled`, `requeued`, `purged`, `released`, `progress`.
     pub kind: String,
     /// When it happened, ms by Redis' clock.
     pub at_ms: u64,
-    /// The worker concerned (claim, dispatch, complete, fail, release); `None` otherwise.
+    /// The worker concerned (claim, dispatch, complete, fail, release, progress); `None`
+    /// otherwise.
     pub worker: Option<String>,
     pub tasks: Vec<EventTask>,
+    /// What the event carries besides its tasks, for types that have something: `progress`
+    /// carries "percent|message".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A task named by an event, with the run the event concerns: the run's number for
@@ -51,7 +56,15 @@ pub enum Since {
 }
 
 impl Event {
-    fn new(queue: &str, id: String, kind: &str, at: &str, worker: &str, tasks: &str) -> Result<Event> {
+    fn new(
+        queue: &str,
+        id: String,
+        kind: &str,
+        at: &str,
+        worker: &str,
+        tasks: &str,
+        detail: Option<&str>,
+    ) -> Result<Event> {
         let bad = || {
             Error::Protocol(format!(
                 "malformed event {id} on queue {queue}: {kind}|{at}|{worker}|{tasks}"
@@ -73,13 +86,15 @@ impl Event {
             at_ms,
             worker: (!worker.is_empty()).then(|| worker.to_string()),
             tasks: list,
+            detail: detail.map(str::to_string),
         })
     }
 
     /// Parse a message of the queue's live `events` channel:
-    /// `<stream id>|<type>|<t>|<worker>|<id:run,...>`.
+    /// `<stream id>|<type>|<t>|<worker>|<id:run,...>`, then `|<detail>` when the event has one
+    /// (task ids never hold `|`, so everything after the fifth `|` is the detail).
     pub fn from_message(queue: &str, msg: &str) -> Result<Event> {
-        let mut p = msg.splitn(5, '|');
+        let mut p = msg.splitn(6, '|');
         let (Some(id), Some(kind), Some(at), Some(worker), Some(tasks)) =
             (p.next(), p.next(), p.next(), p.next(), p.next())
         else {
@@ -87,10 +102,11 @@ impl Event {
                 "malformed event message on queue {queue}: {msg}"
             )));
         };
-        Event::new(queue, id.to_string(), kind, at, worker, tasks)
+        Event::new(queue, id.to_string(), kind, at, worker, tasks, p.next())
     }
 
-    /// One stream entry, with its fields `e` (type), `t` (ms), `w` (worker), `x` (tasks).
+    /// One stream entry, with its fields `e` (type), `t` (ms), `w` (worker), `x` (tasks) and
+    /// `d` (detail, when the event has one).
     fn from_entry(queue: &str, entry: &StreamId) -> Result<Event> {
         let field = |k: &str| entry.get::<String>(k).unwrap_or_default();
         Event::new(
@@ -100,6 +116,7 @@ impl Event {
             &field("t"),
             &field("w"),
             &field("x"),
+            entry.get::<String>("d").as_deref(),
         )
     }
 }

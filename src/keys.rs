@@ -2,12 +2,12 @@
 //!
 //! Every key of queue `q` is `<prefix>:{q}:<role>`: the `{q}` hash tag puts a whole queue in one
 //! Redis Cluster slot (scripts touch only one queue, so they never cross slots), while different
-//! queues spread over the nodes. Every script receives the same 17 keys first (the "queue
+//! queues spread over the nodes. Every script receives the same 18 keys first (the "queue
 //! keyset"), in the order of [`Role`]; see docs/contract.md.
 
 use crate::error::{Error, Result};
 
-/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..17].
+/// The roles of the queue keyset, in the order scripts receive them as KEYS[1..18].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// hash: v (schema), seq, fence, paused, ev (events cap)
@@ -44,11 +44,13 @@ pub enum Role {
     Wstat,
     /// stream: lifecycle events (capped; see docs/contract.md)
     Events,
+    /// hash: id -> "token|percent|at_ms|event_ms|message", the last progress report
+    Progress,
 }
 
 impl Role {
     /// Every role, in keyset order.
-    pub const ALL: [Role; 17] = [
+    pub const ALL: [Role; 18] = [
         Role::Meta,
         Role::Tasks,
         Role::Pending,
@@ -66,6 +68,7 @@ impl Role {
         Role::Winfl,
         Role::Wstat,
         Role::Events,
+        Role::Progress,
     ];
 
     /// The role's name: the last part of its key, as in `lua/manifest.json`'s keyset.
@@ -75,7 +78,7 @@ impl Role {
 }
 
 /// The role names, in keyset order.
-pub const ROLES: [&str; 17] = [
+pub const ROLES: [&str; 18] = [
     "meta",
     "tasks",
     "pending",
@@ -93,6 +96,7 @@ pub const ROLES: [&str; 17] = [
     "winfl",
     "wstat",
     "events",
+    "progress",
 ];
 
 /// Names of the keys of one queue.
@@ -122,7 +126,7 @@ impl QueueKeys {
         &self.queue
     }
 
-    /// The 17 keys of the keyset, in script order.
+    /// The 18 keys of the keyset, in script order.
     pub fn keyset(&self) -> &[String] {
         &self.keys
     }
@@ -185,7 +189,7 @@ mod tests {
     #[test]
     fn keys_share_the_queue_hash_tag() {
         let k = QueueKeys::new("baton", "emails").unwrap();
-        assert_eq!(k.keyset().len(), 17);
+        assert_eq!(k.keyset().len(), 18);
         for key in k.keyset() {
             assert!(key.starts_with("baton:{emails}:"), "{key}");
         }

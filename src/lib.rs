@@ -44,7 +44,7 @@ pub mod worker;
 pub use client::new_id;
 pub use client::{
     Claimed, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat,
-    LeaseStatus, Outcome, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
+    LeaseStatus, Outcome, ProgressAck, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
 };
 pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,
@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use events::{Event, EventTask, Since};
 pub use maintenance::Maintenance;
 pub use ops::LeaseRef;
-pub use task::{Backoff, Counts, Failure, LeaseInfo, Record, State, Task, TaskSpec, MAX_STRAYS};
+pub use task::{Backoff, Counts, Failure, LeaseInfo, Progress, Record, State, Task, TaskSpec, MAX_STRAYS};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
 
 /// Install rustls' ring crypto provider once (TLS for the http handler and, later, Redis).

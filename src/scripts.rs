@@ -22,6 +22,7 @@ pub enum ScriptName {
     Claim,
     Heartbeat,
     Start,
+    Progress,
     Complete,
     Fail,
     Release,
@@ -44,11 +45,12 @@ pub enum ScriptName {
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 22] = [
+    pub const ALL: [ScriptName; 23] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
         ScriptName::Start,
+        ScriptName::Progress,
         ScriptName::Complete,
         ScriptName::Fail,
         ScriptName::Release,
@@ -76,6 +78,7 @@ impl ScriptName {
             ScriptName::Claim => "claim",
             ScriptName::Heartbeat => "heartbeat",
             ScriptName::Start => "start",
+            ScriptName::Progress => "progress",
             ScriptName::Complete => "complete",
             ScriptName::Fail => "fail",
             ScriptName::Release => "release",

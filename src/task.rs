@@ -434,6 +434,38 @@ pub struct Task {
     pub result: Option<Vec<u8>>,
     /// When it finished (done), ms by Redis' clock.
     pub finished_ms: Option<u64>,
+    /// The last progress a handler reported for it, if any.
+    pub progress: Option<Progress>,
+}
+
+/// The last progress report of a task (kept until the task is dropped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// 0..=100.
+    pub percent: u8,
+    /// Empty when the report had none.
+    pub message: String,
+    /// When it was reported, ms by Redis' clock.
+    pub at_ms: u64,
+    /// Whether the run holding the lease now sent it (false: an earlier run did, or the task is
+    /// not leased).
+    pub current_run: bool,
+}
+
+impl Progress {
+    /// Parse the stored "token|percent|at_ms|event_ms|message"; `lease_token` is the token of
+    /// the lease held now, if any. None when nothing was reported (or the entry is malformed).
+    pub fn parse(stored: &[u8], lease_token: Option<&str>) -> Option<Progress> {
+        let s = String::from_utf8_lossy(stored);
+        let mut p = s.splitn(5, '|');
+        let (token, percent, at, _event, message) = (p.next()?, p.next()?, p.next()?, p.next()?, p.next()?);
+        Some(Progress {
+            percent: percent.parse().ok()?,
+            message: message.to_string(),
+            at_ms: at.parse().ok()?,
+            current_run: lease_token == Some(token),
+        })
+    }
 }
 
 impl Task {
@@ -466,6 +498,7 @@ impl Task {
             "strays": t.record.strays,
             "max_attempts": t.record.max_attempts,
             "created_ms": t.record.created_ms,
+            "expires_ms": t.record.expires_ms,
             "payload": payload,
             "payload_encoding": payload_encoding,
             "lease": t.lease.as_ref().map(|l| serde_json::json!({"worker": l.worker, "token": l.token, "deadline_ms": l.deadline_ms})),
@@ -474,6 +507,7 @@ impl Task {
             "result": result,
             "result_encoding": result_encoding,
             "finished_ms": t.finished_ms,
+            "progress": t.progress.as_ref().map(|p| serde_json::json!({"percent": p.percent, "message": p.message, "at_ms": p.at_ms, "current_run": p.current_run})),
         })
     }
 }
@@ -560,6 +594,7 @@ mod tests {
             last_error: None,
             result: Some(vec![0xff, 0x00, b'a']),
             finished_ms: None,
+            progress: None,
         };
         let j = t.to_json();
         assert_eq!(

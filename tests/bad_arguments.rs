@@ -150,6 +150,43 @@ async fn each_script_refuses_bad_arguments_without_writing() {
         ),
         (ScriptName::Release, vec!["w".into(), c.id.clone()], "pairs"),
         (
+            ScriptName::Progress,
+            vec!["w".into(), c.id.clone(), c.token.clone(), "101".into(), "".into()],
+            "percent must be",
+        ),
+        (
+            ScriptName::Progress,
+            vec![
+                "w".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "half".into(),
+                "".into(),
+            ],
+            "percent must be",
+        ),
+        (
+            ScriptName::Progress,
+            vec![
+                "w".into(),
+                c.id.clone(),
+                c.token.clone(),
+                "50".into(),
+                "x".repeat(201),
+            ],
+            "message must be at most 200 bytes",
+        ),
+        (
+            ScriptName::Progress,
+            vec!["w".into(), c.id.clone(), "abc".into(), "50".into(), "".into()],
+            "token must be",
+        ),
+        (
+            ScriptName::Progress,
+            vec!["w".into(), c.id.clone(), c.token.clone(), "50".into()],
+            "expected worker, id, token, percent and message",
+        ),
+        (
             ScriptName::Dispatch,
             vec![
                 "fastest".into(),
@@ -244,7 +281,7 @@ async fn each_script_refuses_bad_arguments_without_writing() {
     let mut call = Call::new(ScriptName::Counts, &q.keys().keyset()[..3], &[]);
     call.unchecked();
     let err = q.conn().eval(&call, "q").await.unwrap_err();
-    assert!(err.to_string().contains("17 queue keys"), "{err}");
+    assert!(err.to_string().contains("18 queue keys"), "{err}");
     assert_eq!(common::snapshot(&mut raw).await, before);
 }
 

@@ -115,6 +115,16 @@ fn the_stray_bound_is_the_scripts() {
 }
 
 #[test]
+fn the_progress_event_interval_is_the_scripts() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/lua/manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        lua_constants()["PROGRESS_EVENT_MS"],
+        m["events"]["progress_min_interval_ms"].as_i64().unwrap()
+    );
+}
+
+#[test]
 #[cfg(debug_assertions)]
 #[should_panic(expected = "argument 2 is Some(\"n\")")]
 fn a_call_site_that_disagrees_with_the_manifest_panics() {
@@ -123,12 +133,17 @@ fn a_call_site_that_disagrees_with_the_manifest_panics() {
     call.named("worker", "w").named("count", 5);
 }
 
-/// The Lua constants (`local NAME = <integer>`) of the includes, by name.
+/// The Lua constants (`local NAME = <integer>`) of the includes and scripts, by name.
 fn lua_constants() -> std::collections::HashMap<String, i64> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/lua/include");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/lua");
     let mut out = std::collections::HashMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+    let files = std::fs::read_dir(format!("{root}/include"))
+        .unwrap()
+        .chain(std::fs::read_dir(root).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lua"));
+    for path in files {
+        for line in std::fs::read_to_string(path).unwrap().lines() {
             let Some(rest) = line.strip_prefix("local ") else {
                 continue;
             };
@@ -171,8 +186,8 @@ fn bounds_in_headers_and_code_agree_with_the_manifest() {
             .flat_map(|a| a.with_options());
         for a in fields.filter(|a| a.min.is_some()) {
             let (min, max) = (a.min.unwrap(), a.max.unwrap());
-            // header: "<name> (int, LO..HI"
-            let marker = format!("{} (int, ", a.name);
+            // header: "<name> (int, LO..HI"; a bounded bytes argument: "<name> (bytes, LO..HI"
+            let marker = format!("{} ({}, ", a.name, a.ty);
             let at = head
                 .find(&marker)
                 .unwrap_or_else(|| panic!("{name}: header lacks {marker:?}"));
@@ -188,6 +203,10 @@ fn bounds_in_headers_and_code_agree_with_the_manifest() {
             );
             if let Some(lo) = resolve(lo, &consts) {
                 assert_eq!(lo, min, "{name}: header min of {}", a.name);
+            }
+            if a.ty != "int" {
+                // a length bound: its constant (named in the header) is what the code checks
+                continue;
             }
             // code: int_arg(..., '<name>', LO, HI)
             let marker = format!("'{}', ", a.name);

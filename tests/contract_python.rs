@@ -90,11 +90,10 @@ async fn rust_enqueues_python_works_with_heartbeats() {
             q.wait(id, Duration::from_secs(5)).await.unwrap(),
             Outcome::Done(format!("JOB {i}").into_bytes())
         );
-        assert_eq!(
-            q.get(id).await.unwrap().unwrap().attempts,
-            1,
-            "never reclaimed: heartbeats worked"
-        );
+        let t = q.get(id).await.unwrap().unwrap();
+        assert_eq!(t.attempts, 1, "never reclaimed: heartbeats worked");
+        let p = t.progress.expect("the Python handler's progress report");
+        assert_eq!((p.percent, p.message.as_str()), (50, "py half"));
     }
     assert!(
         q.workers(10).await.unwrap().is_empty(),
@@ -112,7 +111,10 @@ async fn a_stale_token_is_refused_the_same_from_python_and_rust() {
     let out = python(&["stale", &env.redis.url(), "q"]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["id"], id.as_str());
-    assert_eq!(v["refused"], serde_json::json!(["complete", "fail", "heartbeat"]));
+    assert_eq!(
+        v["refused"],
+        serde_json::json!(["complete", "fail", "heartbeat", "progress"])
+    );
     assert_eq!(v["fresh_attempt"], 2);
     // the zombie's token, replayed from Rust, is refused too, and changes nothing
     let zombie = baton::Claimed {
@@ -127,6 +129,17 @@ async fn a_stale_token_is_refused_the_same_from_python_and_rust() {
         q.complete("py-zombie", &zombie, b"zombie").await,
         Err(Error::StaleLease { .. })
     ));
+    let zombie_lease = baton::LeaseRef::new(&id, &zombie.token);
+    assert_eq!(
+        q.progress("py-zombie", &zombie_lease, 99, "zombie")
+            .await
+            .unwrap(),
+        baton::ProgressAck::Stale
+    );
+    assert!(
+        q.get(&id).await.unwrap().unwrap().progress.is_none(),
+        "nothing stored"
+    );
     let t = q.get(&id).await.unwrap().unwrap();
     assert_eq!(t.lease.unwrap().worker, "py-fresh");
     common::assert_state(&q, &id, "leased").await;

@@ -41,6 +41,21 @@ async fn repeats_replace_the_payload_and_push_the_run_back() {
     assert_eq!(t.record.payload, b"2");
     let c = q.counts().await.unwrap();
     assert_eq!((c.enqueued_total, c.delayed, c.pending), (1, 1, 0));
+    // the replacement is announced: one enqueued event, then one debounced event naming it
+    let kinds: Vec<(String, Vec<String>)> = q
+        .events_after("0", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.tasks.into_iter().map(|t| t.id).collect()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("enqueued".to_string(), vec![first.id.clone()]),
+            ("debounced".to_string(), vec![first.id.clone()])
+        ]
+    );
 }
 
 #[tokio::test]

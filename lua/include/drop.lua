@@ -7,5 +7,6 @@ local function drop_tasks(ids)
     redis.call('HDEL', K_TASKS, unpack(ids))
     redis.call('HDEL', K_RESULTS, unpack(ids))
     redis.call('HDEL', K_ERRORS, unpack(ids))
+    redis.call('HDEL', K_PROGRESS, unpack(ids))
   end
 end

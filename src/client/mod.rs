@@ -18,6 +18,7 @@ pub use crate::ops::dispatch::Dispatched;
 pub use crate::ops::enqueue::Enqueued;
 pub use crate::ops::fail::{FailMode, FailStatus};
 pub use crate::ops::heartbeat::{Heartbeat, LeaseStatus};
+pub use crate::ops::progress::ProgressAck;
 pub use crate::ops::promote::Promoted;
 pub use crate::ops::reclaim::Reclaimed;
 pub use crate::ops::trim::Trimmed;

@@ -103,6 +103,28 @@ impl Queue {
         }
     }
 
+    /// A running handler's progress under `lease`: `percent` (clamped to 100) and a short
+    /// `message` (cut to [`ops::progress::MAX_MESSAGE`] bytes at a character boundary). Stored
+    /// for the task and announced as a `progress` event (at most one per task per 500 ms);
+    /// refused as [`ProgressAck::Stale`](ops::progress::ProgressAck) when `worker` no longer holds
+    /// the lease with that token.
+    pub async fn progress(
+        &self,
+        worker: &str,
+        lease: &LeaseRef,
+        percent: u8,
+        message: &str,
+    ) -> Result<ops::progress::ProgressAck> {
+        let req = ops::progress::Request {
+            worker,
+            id: &lease.id,
+            token: &lease.token,
+            percent: percent.min(100),
+            message: ops::progress::cut_message(message),
+        };
+        self.run(&req).await
+    }
+
     /// Give leases back without counting the attempt (shutdown). Returns how many were released.
     pub async fn release(&self, worker: &str, leases: &[LeaseRef]) -> Result<u64> {
         let mut n = 0;

@@ -219,8 +219,13 @@ pub struct WorkerConfig {
     /// Most tasks push dispatch may assign to this worker at once (default: concurrency).
     pub capacity: Option<usize>,
     /// Address to serve this worker's Prometheus `/metrics` on (e.g. "127.0.0.1:9091"); off when
-    /// unset.
+    /// unset. The same listener takes http handlers' progress callbacks.
     pub metrics: Option<String>,
+    /// Base URL your http handlers reach this worker's `metrics` listener at, for progress
+    /// callbacks (each request carries `x-baton-progress-url`: this base plus the run's path).
+    /// Default: `http://<metrics>` when `metrics` is a specific address; set it when the
+    /// listener is on 0.0.0.0 or behind a different name. Needs `metrics`.
+    pub progress_url: Option<String>,
     /// How each task kind is run: one table per kind.
     pub handlers: BTreeMap<String, HandlerConfig>,
 }
@@ -279,6 +284,7 @@ impl Default for WorkerConfig {
             weight: 1,
             capacity: None,
             metrics: None,
+            progress_url: None,
             handlers: BTreeMap::new(),
         }
     }

@@ -206,6 +206,20 @@ impl Config {
                 }
             }
         }
+        if let Some(u) = &self.worker.progress_url {
+            if self.worker.metrics.is_none() {
+                return bad(
+                    "worker.progress_url",
+                    "needs worker.metrics: progress callbacks arrive on that listener (e.g. metrics = \"0.0.0.0:9091\")",
+                );
+            }
+            if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 8 {
+                return bad(
+                    "worker.progress_url",
+                    &format!("{u:?} is not a base URL, e.g. \"http://worker-1.internal:9091\""),
+                );
+            }
+        }
         if matches!(&s.http_token, Some(t) if t.len() < 16) {
             return bad(
                 "scheduler.http_token",

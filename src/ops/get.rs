@@ -4,7 +4,7 @@ use super::reply::{bytes, int, items, string};
 use super::Op;
 use crate::conn::Call;
 use crate::scripts::ScriptName;
-use crate::task::{split3, Failure, LeaseInfo, Record, State, Task};
+use crate::task::{split3, Failure, LeaseInfo, Progress, Record, State, Task};
 use redis::{FromRedisValue, ParsingError, Value};
 
 /// One get call.
@@ -39,6 +39,8 @@ pub struct Snapshot {
     /// "run|at_ms|message" of the last failure, empty if none.
     error: Vec<u8>,
     result: Vec<u8>,
+    /// "token|percent|at_ms|event_ms|message" of the last progress report, empty if none.
+    progress: Vec<u8>,
 }
 
 impl FromRedisValue for Lookup {
@@ -48,9 +50,10 @@ impl FromRedisValue for Lookup {
             return Ok(Lookup(None));
         }
         let n = items.len();
-        let [state, record, attempts, lease, score, error, result]: [Value; 7] = items
-            .try_into()
-            .map_err(|_| ParsingError::from(format!("get: expected 7 elements, got {n}")))?;
+        let [state, record, attempts, lease, score, error, result, progress]: [Value; 8] =
+            items
+                .try_into()
+                .map_err(|_| ParsingError::from(format!("get: expected 8 elements, got {n}")))?;
         let state = string(state)?;
         Ok(Lookup(Some(Snapshot {
             state: State::parse(&state)
@@ -61,6 +64,7 @@ impl FromRedisValue for Lookup {
             score: string(score).ok().and_then(|s| s.parse().ok()),
             error: bytes(error).unwrap_or_default(),
             result: bytes(result).unwrap_or_default(),
+            progress: bytes(progress).unwrap_or_default(),
         })))
     }
 }
@@ -83,6 +87,7 @@ impl Snapshot {
             at_ms: at,
             message: String::from_utf8_lossy(m).into_owned(),
         });
+        let progress = Progress::parse(&self.progress, lease.as_ref().map(|l| l.token.as_str()));
         let (result, finished_ms) = if self.state == State::Done {
             let expiry = self.score.unwrap_or(0.0) as u64;
             (
@@ -107,6 +112,7 @@ impl Snapshot {
             last_error,
             result,
             finished_ms,
+            progress,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod fail;
 pub mod get;
 pub mod heartbeat;
 pub mod pause;
+pub mod progress;
 pub mod promote;
 pub mod purge;
 pub mod reclaim;

@@ -103,6 +103,7 @@ impl Worker {
         let ack_tx = ack_tx.clone();
         let inflight = inflight.clone();
         let worker = self.id.clone();
+        let queue_handle = self.queue.clone();
         let queue = self.queue.name().to_string();
         let metric_queue = queue.clone();
         tokio::spawn(async move {
@@ -132,6 +133,11 @@ impl Worker {
                         max_attempts: record.max_attempts,
                         enqueued_ms: record.created_ms,
                         cancelled: cancel.clone(),
+                        reporter: handler::Reporter {
+                            queue: queue_handle,
+                            worker: worker.clone(),
+                            lease: LeaseRef::new(id.clone(), token.clone()),
+                        },
                     };
                     let run = AssertUnwindSafe(h.call(ctx)).catch_unwind();
                     let timed = async {

@@ -5,10 +5,17 @@
 //! kills it and everything it started (not just the direct child). No shell is involved unless
 //! the handler is configured with `shell = "..."`. A watchdog kills that group should the worker
 //! itself be killed, and stdout is read up to the result cap only.
+//!
+//! Progress: the program may write lines `<percent> [message]` on file descriptor 3
+//! (`BATON_PROGRESS_FD`), e.g. `echo "40 resizing" >&3` in a shell; the worker forwards the
+//! latest to Redis a few times a second (see `progress.rs`). A program that never writes there
+//! is fine.
 
 use super::handler::{Handler, HandlerError, HandlerResult, TaskContext, MAX_RESULT};
+use super::progress::{read_lines, Feed, PROGRESS_FD};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,12 +45,32 @@ impl Handler for ExecHandler {
                 .env("BATON_QUEUE", &task.queue)
                 .env("BATON_ATTEMPT", task.attempt.to_string())
                 .env("BATON_RUN", task.run.to_string())
+                .env("BATON_PROGRESS_FD", PROGRESS_FD.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .process_group(0);
-            let mut child = cmd.spawn().map_err(|e| {
+            let (progress_read, progress_write) = progress_pipe()
+                .map_err(|e| HandlerError::retry(format!("cannot make the progress pipe: {e}")))?;
+            let fd = progress_write.as_raw_fd();
+            // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) are made.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if fd == PROGRESS_FD {
+                        // already in place: only let it survive exec
+                        if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(fd, PROGRESS_FD) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let spawned = cmd.spawn();
+            drop(progress_write); // the program holds the write end now; EOF when it is gone
+            let mut child = spawned.map_err(|e| {
                 HandlerError::retry(format!(
                     "cannot start {:?}: {e} — check worker.handlers.{kind} in the config",
                     argv[0]
@@ -69,6 +96,13 @@ impl Handler for ExecHandler {
                     let _ = stdin.write_all(&payload).await;
                 });
             }
+            let feed = Feed::start(&task);
+            let lines = async {
+                match tokio::net::unix::pipe::Receiver::from_owned_fd(progress_read) {
+                    Ok(r) => read_lines(r, &feed, &task.id).await,
+                    Err(e) => tracing::warn!(task = %task.id, error = %e, "cannot read the progress pipe"),
+                }
+            };
             let stdout = child.stdout.take().expect("piped stdout");
             let stderr = child.stderr.take().expect("piped stderr");
             // Bounded reads: a program printing without end is stopped at the cap (its group
@@ -83,6 +117,23 @@ impl Handler for ExecHandler {
                     .map_err(|e| HandlerError::retry(format!("waiting for {:?} failed: {e}", argv[0])))?;
                 Ok::<_, HandlerError>((status, out, err))
             };
+            // Progress lines are read while the program runs, and for a moment after it exits
+            // (lines still in the pipe; a process it left running may hold the pipe open).
+            let run = async {
+                tokio::pin!(run);
+                tokio::pin!(lines);
+                let mut eof = false;
+                let r = loop {
+                    tokio::select! {
+                        r = &mut run => break r,
+                        _ = &mut lines, if !eof => eof = true,
+                    }
+                };
+                if !eof {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), &mut lines).await;
+                }
+                r
+            };
             let (status, stdout, stderr) = match timeout {
                 Some(t) => match tokio::time::timeout(t, run).await {
                     Ok(r) => r,
@@ -95,6 +146,7 @@ impl Handler for ExecHandler {
                 None => run.await,
             }?;
             guard.0 = None; // exited: nothing to kill
+            feed.finish().await; // its last report goes before the outcome
             if status.success() {
                 return Ok(stdout);
             }
@@ -179,4 +231,16 @@ impl Drop for GroupKiller {
             }
         }
     }
+}
+
+/// A pipe for progress lines: (read end, write end), both close-on-exec (the write end is
+/// moved to fd 3 of the program only, in `pre_exec`).
+fn progress_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two new descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just opened and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

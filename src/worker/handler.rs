@@ -4,6 +4,8 @@
 //! returned bytes become the task's result. `HandlerError::retry` lets the task's retry policy
 //! decide; `HandlerError::fatal` sends it to the dead-letter set at once.
 
+use crate::client::{ProgressAck, Queue};
+use crate::ops::LeaseRef;
 use futures_util::future::BoxFuture;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
@@ -32,9 +34,55 @@ pub struct TaskContext {
     /// Fires when the lease is lost, the task is cancelled, or shutdown gives up waiting:
     /// long handlers should watch it and stop (the handler's future is dropped anyway).
     pub cancelled: CancellationToken,
+    /// Where progress reports go: this run's lease on its queue.
+    pub(crate) reporter: Reporter,
+}
+
+/// What a context needs to report progress under its lease.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub queue: Queue,
+    pub worker: String,
+    pub lease: LeaseRef,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Reporter({} on {} by {})",
+            self.lease.id,
+            self.queue.name(),
+            self.worker
+        )
+    }
 }
 
 impl TaskContext {
+    /// Report how far this run got: `percent` (0..=100; more is clamped) and an optional short
+    /// `message` (cut to 200 bytes). One Redis call, under this run's fencing token: `baton
+    /// status`, the dashboard and `get` show the last report, and a `progress` event announces
+    /// it (at most one per task per 500 ms; later reports inside that window are stored, not
+    /// announced). Report when something changed, not in a tight loop: every call is a round
+    /// trip.
+    ///
+    /// [`ProgressAck::Stale`] (this run lost its lease: reclaimed after expiry, or acknowledged
+    /// already) and [`ProgressAck::Cancelled`] also fire [`TaskContext::cancelled`]: stop, the
+    /// run's result would be refused anyway.
+    pub async fn progress(&self, percent: u8, message: &str) -> crate::Result<ProgressAck> {
+        let r = &self.reporter;
+        let ack = r.queue.progress(&r.worker, &r.lease, percent, message).await?;
+        if ack != ProgressAck::Stored {
+            self.cancelled.cancel();
+        }
+        Ok(ack)
+    }
+
+    /// This run's fencing token (as claim or take handed it out).
+    pub fn token(&self) -> &str {
+        &self.reporter.lease.token
+    }
+
     /// The payload parsed as JSON; a malformed payload is a fatal error (retrying won't fix it).
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandlerError> {
         serde_json::from_slice(&self.payload).map_err(|e| {

@@ -23,6 +23,8 @@ mod heartbeat;
 #[cfg(feature = "services")]
 mod http;
 #[cfg(feature = "services")]
+mod progress;
+#[cfg(feature = "services")]
 pub mod service;
 mod start;
 mod wake;

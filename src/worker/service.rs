@@ -3,6 +3,7 @@
 
 use super::exec::ExecHandler;
 use super::http::HttpHandler;
+use super::progress::{self, Callbacks};
 use super::{new_worker_id, Handler, Worker};
 use crate::config::{Config, WorkerConfig};
 use crate::error::{Error, Result};
@@ -11,8 +12,24 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Build the handlers configured under `[worker.handlers.<kind>]`.
-pub fn build_handlers(cfg: &WorkerConfig) -> Result<BTreeMap<String, Arc<dyn Handler>>> {
+/// Where http handlers call back with progress: the base URL of this worker's listener as the
+/// services reach it (`worker.progress_url`, else `http://<worker.metrics>` unless that listens
+/// on every interface), or None.
+fn progress_base(cfg: &WorkerConfig) -> Option<String> {
+    if let Some(u) = &cfg.progress_url {
+        return Some(u.trim_end_matches('/').to_string());
+    }
+    let addr: std::net::SocketAddr = cfg.metrics.as_ref()?.parse().ok()?;
+    (!addr.ip().is_unspecified()).then(|| format!("http://{addr}"))
+}
+
+/// Build the handlers configured under `[worker.handlers.<kind>]`; http handlers get progress
+/// callbacks delivered through `callbacks` when the worker has a listener.
+pub(crate) fn build_handlers(
+    cfg: &WorkerConfig,
+    callbacks: &Callbacks,
+) -> Result<BTreeMap<String, Arc<dyn Handler>>> {
+    let progress = progress_base(cfg).map(|base| (base, callbacks.clone()));
     let mut out: BTreeMap<String, Arc<dyn Handler>> = BTreeMap::new();
     for (kind, h) in &cfg.handlers {
         let handler: Arc<dyn Handler> = if let Some(argv) = &h.exec {
@@ -31,7 +48,13 @@ pub fn build_handlers(cfg: &WorkerConfig) -> Result<BTreeMap<String, Arc<dyn Han
                 timeout: h.timeout,
             })
         } else if let Some(url) = &h.http {
-            Arc::new(HttpHandler::new(kind, url, h.headers.clone(), h.timeout)?)
+            Arc::new(HttpHandler::new(
+                kind,
+                url,
+                h.headers.clone(),
+                h.timeout,
+                progress.clone(),
+            )?)
         } else {
             return Err(Error::Config(format!(
                 "worker.handlers.{kind}: set exec, shell or http"
@@ -45,7 +68,12 @@ pub fn build_handlers(cfg: &WorkerConfig) -> Result<BTreeMap<String, Arc<dyn Han
 /// Run the worker process until `shutdown` resolves; then drain and deregister.
 /// Returns an error if a queue's worker fails (e.g. Redis refuses the scripts).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-    let handlers = build_handlers(&config.worker)?;
+    let callbacks = Callbacks::default();
+    let handlers = build_handlers(&config.worker, &callbacks)?;
+    let has_http = config.worker.handlers.values().any(|h| h.http.is_some());
+    if has_http && progress_base(&config.worker).is_none() {
+        tracing::info!("http handlers get no progress callback URL: set worker.metrics (and worker.progress_url when it listens on 0.0.0.0) to let them report progress");
+    }
     if handlers.is_empty() {
         tracing::warn!("no [worker.handlers.*] configured: every task will fail with \"no handler\"");
     }
@@ -60,7 +88,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     let metrics_server = match &config.worker.metrics {
         Some(addr) => {
             let listener = crate::metrics::bind(addr, "worker.metrics").await?;
-            let router = crate::metrics::worker_router(crate::metrics::install());
+            let router =
+                crate::metrics::worker_router(crate::metrics::install()).merge(progress::router(callbacks));
             tracing::info!(addr = %addr, "worker metrics at /metrics");
             Some(crate::metrics::spawn_server(listener, router, stop.clone()))
         }

@@ -186,7 +186,7 @@ class Claimed:
     """A task held under a lease."""
 
     __slots__ = ("id", "token", "deadline_ms", "attempt", "run", "kind", "priority", "max_attempts",
-                 "timeout_ms", "result_ttl_ms", "created_ms", "payload")
+                 "timeout_ms", "result_ttl_ms", "created_ms", "payload", "_reporter")
 
     def __init__(self, task_id, token, deadline_ms, record):
         self.id, self.token, self.deadline_ms = task_id, token, deadline_ms
@@ -195,9 +195,17 @@ class Claimed:
         self.run = rec["used"] + 1  # never reset: tells runs apart (events name runs by it)
         for k in ("kind", "priority", "max_attempts", "timeout_ms", "result_ttl_ms", "created_ms", "payload"):
             setattr(self, k, rec[k])
+        self._reporter = None
 
     def json(self):
         return json.loads(self.payload)
+
+    def progress(self, percent, message=""):
+        """From a handler run by Worker: report how far this run got (0-100, and a short note).
+        Raises StaleLease when the run lost its lease or the task was cancelled: stop then."""
+        if self._reporter is None:
+            raise RuntimeError("progress is reported by the Worker running this task; use Queue.progress otherwise")
+        self._reporter(percent, message)
 
 
 def _parse_record(raw):
@@ -301,11 +309,16 @@ class Queue:
         reply = self._call("get", [("id", task_id)])
         if not reply:
             return None
-        state, record, attempts, lease, score, error, result = reply
+        state, record, attempts, lease, score, error, result, progress = reply
         task = _parse_record(record)
         task.update(id=task_id, state=state.decode(), attempts=int(attempts), lease=lease.decode() or None)
         task["error"] = error.split(b"|", 2)[2].decode(errors="replace") if error else None
         task["result"] = result if state == b"done" else None
+        task["progress"] = None
+        if progress:
+            token, pct, at_ms, _event_ms, message = progress.split(b"|", 4)
+            task["progress"] = {"percent": int(pct), "message": message.decode(errors="replace"), "at_ms": int(at_ms),
+                                "current_run": task["lease"] is not None and task["lease"].split("|")[0] == token.decode()}
         return task
 
     def wait(self, task_id, timeout=30.0):
@@ -400,6 +413,21 @@ class Queue:
         until then an expired lease of such a run is a stray (back to pending, not charged)."""
         return self._call("start", [("worker", worker), ("token", int(token))])
 
+    def _arg_max(self, script, arg):
+        """The manifest's upper bound of one script argument."""
+        return next(a["max"] for a in self.scripts.manifest["scripts"][script]["argv"] if a["name"] == arg)
+
+    def progress(self, worker, task, percent, message=""):
+        """Report a running task's progress under its lease: ``percent`` 0-100 and a short note
+        (at most 200 bytes). Returns "stored" or "cancelled"; raises StaleLease if the lease is
+        gone. A ``progress`` event announces it (at most one per task per 500 ms)."""
+        note = _b(message)[:self._arg_max("progress", "message")]
+        reply = self._call("progress", [("worker", worker), ("id", task.id), ("token", task.token),
+                                        ("percent", max(0, min(100, int(round(percent))))), ("message", note)])
+        if reply == 0:
+            raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+        return "stored" if reply == 1 else "cancelled"
+
     def complete(self, worker, task, result=b"", busy_ms=0):
         """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone.
         ``busy_ms`` (the handler's run time) feeds the worker statistics."""
@@ -478,6 +506,11 @@ class Worker:
     def _run_one(self, task):
         with self._lock:
             self._held[task.id] = task.token
+
+        def report(percent, message=""):
+            if self.q.progress(self.id, task, percent, message) == "cancelled":
+                raise StaleLease(f"task {task.id} was cancelled")
+        task._reporter = report
         started = time.monotonic()
         busy = lambda: (time.monotonic() - started) * 1000  # noqa: E731
         try:

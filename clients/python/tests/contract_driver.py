@@ -36,6 +36,7 @@ def main():
         q = baton.Queue(r, queue, lease_ms=1000)
 
         def slow_upper(task):
+            task.progress(50, "py half")
             time.sleep(1.5)  # longer than the lease: only heartbeats keep it
             return task.payload.upper()
 
@@ -65,6 +66,10 @@ def main():
         _, statuses = q.heartbeat("py-zombie", [(zombie.id, zombie.token)])
         if statuses == ["lost"]:
             refused.append("heartbeat")
+        try:
+            q.progress("py-zombie", zombie, 99, "zombie progress")
+        except baton.StaleLease:
+            refused.append("progress")
         print(json.dumps({"id": zombie.id, "zombie_token": zombie.token, "fresh_token": fresh.token,
                           "fresh_attempt": fresh.attempt, "refused": refused}))
     elif cmd == "version":

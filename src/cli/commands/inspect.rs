@@ -36,8 +36,17 @@ pub(super) async fn events(
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
                 .unwrap_or_default();
             let tasks: Vec<String> = e.tasks.iter().map(|t| format!("{}#{}", t.id, t.run)).collect();
+            let detail = match (e.kind.as_str(), &e.detail) {
+                ("progress", Some(d)) => match d.split_once('|') {
+                    Some((pct, "")) => format!("  {pct}%"),
+                    Some((pct, msg)) => format!("  {pct}%: {msg}"),
+                    None => format!("  {d}"),
+                },
+                (_, Some(d)) => format!("  {d}"),
+                _ => String::new(),
+            };
             println!(
-                "{at}  {:<10} {}  {}  worker={}  {}",
+                "{at}  {:<10} {}  {}  worker={}  {}{detail}",
                 e.kind,
                 e.id,
                 e.queue,
@@ -120,6 +129,19 @@ pub(super) async fn status(queue: &Queue, id: &str, json: bool) -> Result<i32> {
             l.token,
             ms_ago(l.deadline_ms)
         );
+    }
+    if let Some(p) = &t.progress {
+        let whose = match t.state {
+            State::Leased if p.current_run => "",
+            State::Leased | State::Pending | State::Delayed => ", from an earlier run",
+            _ => ", last reported",
+        };
+        let note = if p.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.message)
+        };
+        println!("progress  {}%{note} ({}{whose})", p.percent, ms_ago(p.at_ms));
     }
     match (t.state, t.due_or_expiry_ms) {
         (State::Delayed, Some(at)) => println!("runs      {}", ms_ago(at)),
