@@ -11,7 +11,7 @@ purpose: A running handler reports how far it got: a percentage and an optional 
   that window is stored but not announced, so a chatty handler cannot flood the event stream.
 keys:
   1-18: the queue keyset
-touches: meta(r) tasks(r) lease(r) cancelled(r) progress(rw) events(w)
+touches: meta(r) tasks(r) lease(r) cancelled(r) events(w) progress(rw)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: id (string, 1-128 of [A-Za-z0-9-_:.]) — the task
