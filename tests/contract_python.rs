@@ -259,6 +259,22 @@ async fn python_configures_priority_aging() {
     assert_eq!(order, ["low", "high-0", "high-1", "high-2"]);
 }
 
+/// A throttle key is the same key from both languages: a Rust task throttles Python's enqueue
+/// within the window.
+#[tokio::test]
+async fn python_and_rust_share_throttle_keys() {
+    let env = common::env().await;
+    let q = env.queue();
+    let rust = q
+        .enqueue(TaskSpec::new("k", "from-rust").throttle("digest", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let out = python(&["throttle", &env.redis.url(), "q", "digest"]);
+    assert_eq!(out.trim(), format!("{} 0", rust.id), "throttled by the Rust task");
+    let out = python(&["throttle", &env.redis.url(), "q", "other"]);
+    assert!(out.trim().ends_with(" 1"), "another key is its own window: {out}");
+}
+
 /// A unique key taken by a Rust producer holds against Python while its task is active, and is
 /// free for Python once the task is done.
 #[tokio::test]

@@ -278,11 +278,18 @@ class Queue:
         """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]. A task may
         carry ``idempotency_key``, ``unique_key`` (unique while active: an enqueue while the
         task holding the key is pending, delayed or running returns that task's id) and
-        ``debounce_key`` with ``debounce_ms`` and ``max_wait_ms``; ``expires_in_ms``: no run
-        starts later than this after now (the task goes to the dead-letter set unrun)."""
+        ``debounce_key`` with ``debounce_ms`` and ``max_wait_ms``; ``throttle_key`` with
+        ``throttle_ms`` (at most one task per key per window: later enqueues in the window return
+        the first one's id — the idempotency key ``throttle:<key>``, as Rust's TaskSpec::throttle);
+        ``expires_in_ms``: no run starts later than this after now (the task goes to the
+        dead-letter set unrun)."""
         args = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
+            if t.get("throttle_key") is not None:
+                if "idempotency_key" in t or not t.get("throttle_ms"):
+                    raise ValueError("throttle_key needs throttle_ms (> 0) and no idempotency_key: it is one")
+                t = dict(t, idempotency_key="throttle:" + t["throttle_key"], idempotency_ttl_ms=t["throttle_ms"])
             bo = t.get("backoff", self.backoff)
             key, ukey = t.get("idempotency_key"), t.get("unique_key")
             extra = self.scripts.manifest["scripts"]["enqueue"]["extra_keys"]

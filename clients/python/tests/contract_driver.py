@@ -83,6 +83,10 @@ def main():
         q = baton.Queue(r, queue)
         task_id, created = q.enqueue("k", "from-python", unique_key=rest[0])
         print(f"{task_id} {int(created)}")
+    elif cmd == "throttle":
+        q = baton.Queue(r, queue)
+        task_id, created = q.enqueue("k", "from-python", throttle_key=rest[0], throttle_ms=60000)
+        print(f"{task_id} {int(created)}")
     elif cmd == "debounce":
         q = baton.Queue(r, queue)
         task_id, created = q.enqueue("k", "from-python", debounce_key=rest[0], debounce_ms=60000,
