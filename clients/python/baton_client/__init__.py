@@ -87,7 +87,10 @@ def new_id():
 
 
 def _default_scripts_dir():
-    for candidate in (os.environ.get("BATON_SCRIPTS"), os.path.join(_HERE, "..", "..", "..", "lua")):
+    # $BATON_SCRIPTS, else the scripts an installed package carries (built in by setup.py), else
+    # the lua/ of the Baton tree this module sits in
+    for candidate in (os.environ.get("BATON_SCRIPTS"), os.path.join(_HERE, "scripts"),
+                      os.path.join(_HERE, "..", "..", "..", "lua")):
         if candidate and os.path.exists(os.path.join(candidate, "manifest.json")):
             return os.path.abspath(candidate)
     raise FileNotFoundError(
