@@ -103,6 +103,90 @@ async fn rust_enqueues_python_works_with_heartbeats() {
     maint.await.unwrap().unwrap();
 }
 
+/// Run the Python worker (`concurrency` 8, `grace` seconds of shutdown grace) on 24 one-second
+/// tasks, SIGTERM it once 8 run at once, and sort the tasks by state: (processed, done,
+/// pending); every task must be done or pending, none lost or left leased.
+async fn sigterm_a_python_worker(grace: &str) -> (usize, usize, usize) {
+    let env = common::env().await;
+    let q = env.queue();
+    let ids: Vec<String> = q
+        .enqueue_batch(
+            (0..24)
+                .map(|i| TaskSpec::new("sleepy", format!("job {i}")))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let py = std::env::var("BATON_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let child = Command::new(&py)
+        .arg(format!("{root}/clients/python/tests/contract_driver.py"))
+        .args(["work-concurrent", &env.redis.url(), "q", "8", grace])
+        .env("PYTHONPATH", format!("{root}/clients/python"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::eventually(Duration::from_secs(10), "8 tasks leased at once", || async {
+        q.counts().await.unwrap().leased == 8
+    })
+    .await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let processed: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("processed ")
+        .expect("processed N")
+        .parse()
+        .unwrap();
+    let (mut done, mut pending) = (0, 0);
+    for id in &ids {
+        let t = q.get(id).await.unwrap().unwrap();
+        match t.state {
+            baton::State::Done => done += 1,
+            baton::State::Pending => {
+                assert_eq!(t.attempts, 0, "a released run is not charged");
+                pending += 1
+            }
+            s => panic!("task {id} left {s:?}"),
+        }
+    }
+    assert_eq!(done + pending, 24);
+    assert!(q.workers(10).await.unwrap().is_empty(), "deregistered");
+    (processed, done, pending)
+}
+
+/// The Python worker runs `concurrency` handlers at once, and on SIGTERM stops claiming and lets
+/// the tasks in flight finish within its grace.
+#[tokio::test]
+async fn a_python_worker_runs_tasks_concurrently_and_stops_cleanly_on_sigterm() {
+    let (processed, done, _) = sigterm_a_python_worker("30").await;
+    assert_eq!(done, processed, "the tasks in flight at SIGTERM finished");
+    assert!((8..24).contains(&done), "stopped early: {done} done");
+}
+
+/// Past its shutdown grace the Python worker releases the leases of the handlers still running:
+/// those tasks go back to pending uncharged, to run elsewhere.
+#[tokio::test]
+async fn a_python_worker_releases_what_outlives_its_grace() {
+    let (_, done, pending) = sigterm_a_python_worker("0.2").await;
+    assert!(
+        done < 8 && pending > 16,
+        "in-flight work was released: {done} done"
+    );
+}
+
 #[tokio::test]
 async fn a_stale_token_is_refused_the_same_from_python_and_rust() {
     let env = common::env().await;

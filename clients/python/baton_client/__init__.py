@@ -22,6 +22,7 @@ import json
 import re
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -392,6 +393,17 @@ class Queue:
         while self._call("deregister", [("worker", worker), ("mode", "leave")]) >= 1000:
             pass
 
+    def release(self, worker, leases):
+        """Give leases back unrun (shutdown): ``leases`` is [(id, token)]; they go back to pending
+        without charging an attempt. Returns how many were released."""
+        n = 0
+        for i in range(0, len(leases), 1000):
+            args = [("worker", worker)]
+            for task_id, token in leases[i:i + 1000]:
+                args += [("id", task_id), ("token", token)]
+            n += sum(1 for s in self._call("release", args) if s == 1)
+        return n
+
     def deregister(self, worker):
         """Remove the worker from the registry (after its last lease ended)."""
         self._call("deregister", [("worker", worker), ("mode", "final")])
@@ -458,18 +470,27 @@ class Queue:
 
 
 class Worker:
-    """A minimal worker loop: claims one task at a time, heartbeats its lease from a thread,
-    completes or fails it. Handlers take a Claimed and return the result (bytes/str/JSON-able);
-    raising Fatal sends the task to the dead-letter set, any other exception retries it.
-    ``push=True`` for a queue with ``dispatch = "push"``: take assigned tasks instead of claiming."""
+    """A worker loop: claims tasks for up to ``concurrency`` handler threads, heartbeats every
+    lease it holds from a thread, completes or fails each task. Handlers take a Claimed and
+    return the result (bytes/str/JSON-able); raising Fatal sends the task to the dead-letter set,
+    any other exception retries it; ``task.progress(percent, message)`` reports progress.
+    ``push=True`` for a queue with ``dispatch = "push"``: take assigned tasks instead of claiming.
+    On SIGTERM or SIGINT (when run from the main thread) it stops claiming, gives the tasks in
+    flight ``shutdown_grace_s`` to finish, and releases the leases of any still running (they run
+    again elsewhere, not charged), like the Rust worker."""
 
-    def __init__(self, queue, handlers, heartbeat_ms=1000, poll_s=1.0, worker_id=None, push=False):
+    def __init__(self, queue, handlers, heartbeat_ms=1000, poll_s=1.0, worker_id=None, push=False,
+                 concurrency=1, shutdown_grace_s=30.0):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.q, self.handlers, self.push = queue, handlers, push
         self.heartbeat_ms, self.poll_s = heartbeat_ms, poll_s
+        self.concurrency, self.shutdown_grace_s = concurrency, shutdown_grace_s
         self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
         self._held = {}
         self._lock = threading.Lock()
         self._lost = set()
+        self._done = 0
 
     def _heartbeat_loop(self, stop):
         while not stop.wait(self.heartbeat_ms / 1000.0):
@@ -484,34 +505,78 @@ class Worker:
                         self._lost.add(task_id)
 
     def _info(self):
-        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": 1, "capacity": 1, "weight": 1,
-                "kinds": sorted(self.handlers), "language": "python"}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
+                "capacity": self.concurrency, "weight": 1, "kinds": sorted(self.handlers), "language": "python"}
+
+    @staticmethod
+    def _trap_signals(stop):
+        """SIGTERM/SIGINT set ``stop`` (main thread only); returns the handlers to restore."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old[sig] = signal.signal(sig, lambda *_: stop.set())
+        return old
 
     def run(self, stop=None, max_tasks=None):
-        """Process tasks until ``stop`` (a threading.Event) is set or ``max_tasks`` are done."""
+        """Process tasks until ``stop`` (a threading.Event) is set, SIGTERM/SIGINT arrives, or
+        ``max_tasks`` have been taken and finished; returns how many tasks it finished."""
         stop = stop or threading.Event()
+        restore = self._trap_signals(stop)
         hb_stop = threading.Event()
         self.q.register(self.id, self._info())
         hb = threading.Thread(target=self._heartbeat_loop, args=(hb_stop,), daemon=True)
         hb.start()
         pubsub = self.q.r.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(self.q.wake_channel)
-        done = 0
+        free = threading.Semaphore(self.concurrency)
+        taken = 0
         try:
-            while not stop.is_set() and (max_tasks is None or done < max_tasks):
-                tasks = self.q.take(self.id, 1) if self.push else self.q.claim(self.id, 1)
+            while not stop.is_set() and (max_tasks is None or taken < max_tasks):
+                if not free.acquire(timeout=0.2):
+                    continue
+                want = 1
+                while want < self.concurrency and (max_tasks is None or taken + want < max_tasks) \
+                        and free.acquire(blocking=False):
+                    want += 1
+                tasks = self.q.take(self.id, want) if self.push else self.q.claim(self.id, want)
+                for _ in range(want - len(tasks)):
+                    free.release()
                 if not tasks:
                     pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
                     continue
-                self._run_one(tasks[0])
-                done += 1
+                for task in tasks:
+                    taken += 1
+                    threading.Thread(target=self._slot, args=(task, free), daemon=True).start()
         finally:
-            self.q.leave(self.id)
+            self.q.leave(self.id)  # no more push assignments
+            self._drain(free, self.shutdown_grace_s if max_tasks is None or stop.is_set() else None)
             hb_stop.set()
             hb.join()
             pubsub.close()
             self.q.deregister(self.id)
-        return done
+            for sig, h in restore.items():
+                signal.signal(sig, h)
+        return self._done
+
+    def _drain(self, free, grace_s):
+        """Wait for the tasks in flight (up to ``grace_s``; None = for all of them), then release
+        the leases of any still running."""
+        deadline = None if grace_s is None else time.monotonic() + grace_s
+        for _ in range(self.concurrency):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not free.acquire(timeout=left):
+                break
+        with self._lock:
+            running = list(self._held.items())
+        if running:
+            self.q.release(self.id, running)
+
+    def _slot(self, task, free):
+        try:
+            self._run_one(task)
+        finally:
+            free.release()
 
     def _run_one(self, task):
         with self._lock:
@@ -541,6 +606,7 @@ class Worker:
             with self._lock:
                 self._held.pop(task.id, None)
                 self._lost.discard(task.id)
+                self._done += 1
 
     def _fail(self, task, error, retry, busy_ms=0):
         try:

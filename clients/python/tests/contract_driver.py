@@ -42,6 +42,16 @@ def main():
 
         n = baton.Worker(q, {"slow-upper": slow_upper}, heartbeat_ms=300).run(max_tasks=int(rest[0]))
         print(f"processed {n}")
+    elif cmd == "work-concurrent":
+        q = baton.Queue(r, queue, lease_ms=1000)
+
+        def sleepy(task):
+            time.sleep(1.0)
+            return task.payload.upper()
+
+        grace = float(rest[1]) if len(rest) > 1 else 30.0
+        w = baton.Worker(q, {"sleepy": sleepy}, heartbeat_ms=300, concurrency=int(rest[0]), shutdown_grace_s=grace)
+        print(f"processed {w.run()}", flush=True)  # until SIGTERM
     elif cmd == "work-push":
         q = baton.Queue(r, queue, lease_ms=1000)
         w = baton.Worker(q, {"slow-upper": lambda task: task.payload.upper()}, heartbeat_ms=300, push=True,
