@@ -242,8 +242,16 @@ async fn a_version_mismatch_is_refused_in_both() {
         .query_async(&mut raw)
         .await
         .unwrap();
+    // refused when the Python queue is made (the connect check), and by the scripts themselves
     let out = python(&["version", &env.redis.url(), "q"]);
-    assert!(out.starts_with("VERSION ") && out.contains("schema v99"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in &lines {
+        assert!(
+            l.starts_with("VERSION ") && l.contains("has data schema v99 but these scripts are v"),
+            "{out}"
+        );
+    }
     let e = q.enqueue(TaskSpec::new("k", "x")).await.unwrap_err();
     assert!(matches!(e, Error::VersionMismatch { .. }), "{e}");
     assert_eq!(

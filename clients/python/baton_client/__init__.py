@@ -252,7 +252,7 @@ class Queue:
     def __init__(self, r, name, prefix="baton", scripts=None, lease_ms=4000, max_attempts=5,
                  backoff=("e", 1000, 600000, 20), timeout_ms=1800000, result_ttl_ms=3600000,
                  dead_ttl_ms=7 * 86400000, idempotency_ttl_ms=86400000, max_payload=1 << 20,
-                 unique_ttl_ms=86400000):
+                 unique_ttl_ms=86400000, check_version=True):
         self.r, self.name, self.prefix = r, name, prefix
         self.scripts = scripts or Scripts()
         m = self.scripts.manifest
@@ -264,6 +264,18 @@ class Queue:
         self.idempotency_ttl_ms, self.max_payload = idempotency_ttl_ms, max_payload
         self.unique_ttl_ms = unique_ttl_ms
         self._registered = {n: r.register_script(body) for n, body in self.scripts.bodies.items()}
+        if check_version:
+            self.check_version()
+
+    def check_version(self):
+        """Raise VersionMismatch when the queue holds data of another schema version than these
+        scripts (a queue not created yet passes). Done by the constructor; every script checks
+        again, so a queue migrated later is refused too."""
+        have, want = self.r.hget(self.keys[0], "v"), self.scripts.manifest["schema_version"]
+        if have is not None and have.decode() != want:
+            raise VersionMismatch("VERSION", f"queue {self.keys[0]} has data schema v{have.decode()} but these "
+                                             f"scripts are v{want}; run a baton release whose scripts match the "
+                                             "queue (see docs/contract.md)")
 
     def _call(self, name, args, extra_keys=()):
         self.scripts.check(name, args)

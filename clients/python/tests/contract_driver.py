@@ -83,7 +83,12 @@ def main():
         print(json.dumps({"id": zombie.id, "zombie_token": zombie.token, "fresh_token": fresh.token,
                           "fresh_attempt": fresh.attempt, "refused": refused}))
     elif cmd == "version":
-        q = baton.Queue(r, queue)
+        try:
+            baton.Queue(r, queue)
+            print("connected")
+        except baton.VersionMismatch as e:
+            print(f"VERSION {e.message}")
+        q = baton.Queue(r, queue, check_version=False)  # the scripts refuse it too
         try:
             q.enqueue("k", {})
             print("accepted")
