@@ -106,7 +106,7 @@ async fn rust_enqueues_python_works_with_heartbeats() {
 /// Run the Python worker (`concurrency` 8, `grace` seconds of shutdown grace) on 24 one-second
 /// tasks, SIGTERM it once 8 run at once, and sort the tasks by state: (processed, done,
 /// pending); every task must be done or pending, none lost or left leased.
-async fn sigterm_a_python_worker(grace: &str) -> (usize, usize, usize) {
+async fn sigterm_a_python_worker(command: &str, grace: &str) -> (usize, usize, usize) {
     let env = common::env().await;
     let q = env.queue();
     let ids: Vec<String> = q
@@ -124,7 +124,7 @@ async fn sigterm_a_python_worker(grace: &str) -> (usize, usize, usize) {
     let root = env!("CARGO_MANIFEST_DIR");
     let child = Command::new(&py)
         .arg(format!("{root}/clients/python/tests/contract_driver.py"))
-        .args(["work-concurrent", &env.redis.url(), "q", "8", grace])
+        .args([command, &env.redis.url(), "q", "8", grace])
         .env("PYTHONPATH", format!("{root}/clients/python"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -171,16 +171,59 @@ async fn sigterm_a_python_worker(grace: &str) -> (usize, usize, usize) {
 /// the tasks in flight finish within its grace.
 #[tokio::test]
 async fn a_python_worker_runs_tasks_concurrently_and_stops_cleanly_on_sigterm() {
-    let (processed, done, _) = sigterm_a_python_worker("30").await;
+    let (processed, done, _) = sigterm_a_python_worker("work-concurrent", "30").await;
     assert_eq!(done, processed, "the tasks in flight at SIGTERM finished");
     assert!((8..24).contains(&done), "stopped early: {done} done");
+}
+
+/// The same with the asyncio worker (asyncio handlers on redis-py's asyncio client).
+#[tokio::test]
+async fn the_asyncio_worker_runs_tasks_concurrently_and_stops_cleanly_on_sigterm() {
+    let (processed, done, _) = sigterm_a_python_worker("work-async", "30").await;
+    assert_eq!(done, processed, "the tasks in flight at SIGTERM finished");
+    assert!((8..24).contains(&done), "stopped early: {done} done");
+}
+
+/// Past its grace the asyncio worker cancels what still runs and releases those leases.
+#[tokio::test]
+async fn the_asyncio_worker_releases_what_outlives_its_grace() {
+    let (_, done, pending) = sigterm_a_python_worker("work-async", "0.2").await;
+    assert!(
+        done < 8 && pending > 16,
+        "in-flight work was released: {done} done"
+    );
+}
+
+/// The asyncio producer and worker: an atomic batch enqueued, worked and awaited in one event
+/// loop; Rust reads the same results.
+#[tokio::test]
+async fn the_asyncio_client_enqueues_works_and_waits() {
+    let env = common::env().await;
+    let url = env.redis.url();
+    let out = tokio::task::spawn_blocking(move || python(&["async-roundtrip", &url, "q"]))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["processed"], 3);
+    assert_eq!(v["counts"], 3);
+    assert_eq!(
+        v["results"],
+        serde_json::json!([["done", "N0"], ["done", "N1"], ["done", "N2"]])
+    );
+    let q = env.queue();
+    for (i, id) in v["ids"].as_array().unwrap().iter().enumerate() {
+        let t = q.get(id.as_str().unwrap()).await.unwrap().unwrap();
+        assert_eq!(t.result, Some(format!("N{i}").into_bytes()));
+        let p = t.progress.expect("the asyncio handler's progress report");
+        assert_eq!((p.percent, p.message.as_str()), (100, "uppercased"));
+    }
 }
 
 /// Past its shutdown grace the Python worker releases the leases of the handlers still running:
 /// those tasks go back to pending uncharged, to run elsewhere.
 #[tokio::test]
 async fn a_python_worker_releases_what_outlives_its_grace() {
-    let (_, done, pending) = sigterm_a_python_worker("0.2").await;
+    let (_, done, pending) = sigterm_a_python_worker("work-concurrent", "0.2").await;
     assert!(
         done < 8 && pending > 16,
         "in-flight work was released: {done} done"

@@ -17,7 +17,9 @@ checked against it before it is sent.
     baton.Worker(q, {"send": send}).run()
 """
 
+import asyncio
 import collections
+import functools
 import json
 import re
 import os
@@ -205,11 +207,11 @@ class Claimed:
         return json.loads(self.payload)
 
     def progress(self, percent, message=""):
-        """From a handler run by Worker: report how far this run got (0-100, and a short note).
+        """From a handler run by Worker (AsyncWorker: `await` it): report how far this run got (0-100, and a short note).
         Raises StaleLease when the run lost its lease or the task was cancelled: stop then."""
         if self._reporter is None:
             raise RuntimeError("progress is reported by the Worker running this task; use Queue.progress otherwise")
-        self._reporter(percent, message)
+        return self._reporter(percent, message)  # a coroutine under AsyncWorker: await it
 
 
 def _parse_record(raw):
@@ -224,6 +226,27 @@ def _parse_record(raw):
         if k not in ("kind", "backoff"):
             rec[k] = int(rec[k])
     return rec
+
+
+def _parse_task(task_id, reply):
+    if not reply:
+        return None
+    state, record, attempts, lease, score, error, result, progress = reply
+    task = _parse_record(record)
+    task.update(id=task_id, state=state.decode(), attempts=int(attempts), lease=lease.decode() or None)
+    task["error"] = error.split(b"|", 2)[2].decode(errors="replace") if error else None
+    task["result"] = result if state == b"done" else None
+    task["progress"] = None
+    if progress:
+        token, pct, at_ms, _event_ms, message = progress.split(b"|", 4)
+        task["progress"] = {"percent": int(pct), "message": message.decode(errors="replace"), "at_ms": int(at_ms),
+                            "current_run": task["lease"] is not None and task["lease"].split("|")[0] == token.decode()}
+    return task
+
+
+def _parse_claimed(reply):
+    return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
+            for i in range(0, len(reply), 4)]
 
 
 def _task_options(t, unique_ttl_ms, debounce):
@@ -244,6 +267,18 @@ def _b(v):
     if isinstance(v, str):
         return v.encode()
     return json.dumps(v, separators=(",", ":")).encode()
+
+
+def _op(build):
+    """A queue operation of one script call: ``build(self, ...)`` returns (script, args,
+    extra_keys, parse). Queue runs it with a blocking call; AsyncQueue awaits the same call, so
+    both speak the contract through one description of it."""
+    @functools.wraps(build)
+    def run(self, *a, **kw):
+        name, args, extra, parse = build(self, *a, **kw)
+        return parse(self._call(name, args, extra))
+    run.build = build
+    return run
 
 
 class Queue:
@@ -290,6 +325,7 @@ class Queue:
         """Enqueue one task; returns (id, created). ``payload``: bytes, str, or JSON-able."""
         return self.enqueue_batch([dict(opts, kind=kind, payload=payload)])[0]
 
+    @_op
     def enqueue_batch(self, tasks):
         """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]. A task may
         carry ``idempotency_key``, ``unique_key`` (unique while active: an enqueue while the
@@ -324,25 +360,14 @@ class Queue:
                      ("result_ttl_ms", t.get("result_ttl_ms", self.result_ttl_ms)),
                      ("idem_ttl_ms", t.get("idempotency_ttl_ms", self.idempotency_ttl_ms) if key else 0),
                      ("options", _task_options(t, self.unique_ttl_ms if ukey else 0, dkey))]
-        reply = self._call("enqueue", args, idem)
-        return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+        return "enqueue", args, idem, lambda reply: [(reply[i].decode(), reply[i + 1] == 1)
+                                                    for i in range(0, len(reply), 2)]
 
+    @_op
     def get(self, task_id):
-        """The task as a dict (state, attempts, record fields, error, result), or None."""
-        reply = self._call("get", [("id", task_id)])
-        if not reply:
-            return None
-        state, record, attempts, lease, score, error, result, progress = reply
-        task = _parse_record(record)
-        task.update(id=task_id, state=state.decode(), attempts=int(attempts), lease=lease.decode() or None)
-        task["error"] = error.split(b"|", 2)[2].decode(errors="replace") if error else None
-        task["result"] = result if state == b"done" else None
-        task["progress"] = None
-        if progress:
-            token, pct, at_ms, _event_ms, message = progress.split(b"|", 4)
-            task["progress"] = {"percent": int(pct), "message": message.decode(errors="replace"), "at_ms": int(at_ms),
-                                "current_run": task["lease"] is not None and task["lease"].split("|")[0] == token.decode()}
-        return task
+        """The task as a dict (state, attempts, record fields, error, result, progress), or None."""
+        return "get", [("id", task_id)], (), lambda reply: _parse_task(task_id, reply)
+
 
     def wait(self, task_id, timeout=30.0):
         """Wait until the task finishes: ("done", result bytes) | ("dead", error) | ("cancelled", None).
@@ -372,33 +397,40 @@ class Queue:
         finally:
             pubsub.close()
 
+    @_op
     def reclaim(self, limit=100):
         """Take back expired leases (maintenance); returns (requeued, dead)."""
-        reply = self._call("reclaim", [("limit", limit), ("dead_ttl_ms", self.dead_ttl_ms),
-                                       ("worker_ttl_ms", self.lease_ms * 3)])
-        return reply[0], reply[1]
+        return "reclaim", [("limit", limit), ("dead_ttl_ms", self.dead_ttl_ms),
+                           ("worker_ttl_ms", self.lease_ms * 3)], (), lambda reply: (reply[0], reply[1])
 
+    @_op
     def cancel(self, *task_ids):
-        reply = self._call("cancel", [("ttl_ms", self.dead_ttl_ms)] + [("id", i) for i in task_ids])
-        return [s.decode() or None for s in reply]
+        """Cancel tasks; returns the state each was in ("pending", "delayed", "leased"), or None."""
+        return "cancel", [("ttl_ms", self.dead_ttl_ms)] + [("id", i) for i in task_ids], (), \
+            lambda reply: [s.decode() or None for s in reply]
 
+    @_op
     def configure(self, events_max_len=10000, dispatch="pull", aging_ms=0):
         """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
         [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step.
         Returns the dispatch mode stored before ("" for a new queue)."""
-        return self._call("configure", [("events_max_len", events_max_len), ("dispatch", dispatch),
-                                        ("aging_ms", aging_ms)]).decode()
+        return "configure", [("events_max_len", events_max_len), ("dispatch", dispatch),
+                             ("aging_ms", aging_ms)], (), lambda reply: reply.decode()
 
+    @_op
     def counts(self):
+        """Tasks per state set and the queue's totals, as a dict."""
         names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
                  "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
                  "retried_total", "aging_ms", "lapsed_total"]
-        return dict(zip(names, self._call("counts", [])))
+        return "counts", [], (), lambda reply: dict(zip(names, reply))
 
     # ---- worker ----
 
+    @_op
     def register(self, worker, info):
-        self._call("register", [("worker", worker), ("info", json.dumps(info))])
+        """Enter the queue's worker registry with a JSON-able description."""
+        return "register", [("worker", worker), ("info", json.dumps(info))], (), lambda reply: None
 
     def leave(self, worker):
         """Shutdown begins: no more push assignments; untaken ones go back to pending."""
@@ -416,69 +448,75 @@ class Queue:
             n += sum(1 for s in self._call("release", args) if s == 1)
         return n
 
+    @_op
     def deregister(self, worker):
         """Remove the worker from the registry (after its last lease ended)."""
-        self._call("deregister", [("worker", worker), ("mode", "final")])
+        return "deregister", [("worker", worker), ("mode", "final")], (), lambda reply: None
 
+    @_op
     def claim(self, worker, n=1):
-        reply = self._call("claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
-                                     ("dead_ttl_ms", self.dead_ttl_ms)])
-        return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
-                for i in range(0, len(reply), 4)]
+        """Claim up to n pending tasks under a lease; returns [Claimed]."""
+        return "claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
+                         ("dead_ttl_ms", self.dead_ttl_ms)], (), _parse_claimed
 
+    @_op
     def take(self, worker, n=1):
         """Push queues: take up to n tasks the dispatcher assigned to ``worker``."""
-        reply = self._call("take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
-                                    ("dead_ttl_ms", self.dead_ttl_ms)])
-        return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
-                for i in range(0, len(reply), 4)]
+        return "take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
+                        ("dead_ttl_ms", self.dead_ttl_ms)], (), _parse_claimed
 
+    @_op
     def heartbeat(self, worker, leases):
         """Renew leases [(id, token)]; returns (registered, ["renewed"|"lost"|"cancelled", ...])."""
         args = [("worker", worker), ("lease_ms", self.lease_ms)]
         for task_id, token in leases:
             args += [("id", task_id), ("token", token)]
-        reply = self._call("heartbeat", args)
         names = {1: "renewed", 2: "cancelled"}
-        return reply[0] == 1, [names.get(s, "lost") for s in reply[1:]]
+        return "heartbeat", args, (), lambda reply: (reply[0] == 1, [names.get(s, "lost") for s in reply[1:]])
 
+    @_op
     def start(self, worker, token):
         """Mark the runs of every lease ``worker`` holds with a token up to ``token`` as started;
         until then an expired lease of such a run is a stray (back to pending, not charged)."""
-        return self._call("start", [("worker", worker), ("token", int(token))])
+        return "start", [("worker", worker), ("token", int(token))], (), lambda reply: reply
 
     def _arg_max(self, script, arg):
         """The manifest's upper bound of one script argument."""
         return next(a["max"] for a in self.scripts.manifest["scripts"][script]["argv"] if a["name"] == arg)
 
+    @_op
     def progress(self, worker, task, percent, message=""):
         """Report a running task's progress under its lease: ``percent`` 0-100 and a short note
         (at most 200 bytes). Returns "stored" or "cancelled"; raises StaleLease if the lease is
         gone. A ``progress`` event announces it (at most one per task per 500 ms)."""
         note = _b(message)[:self._arg_max("progress", "message")]
-        reply = self._call("progress", [("worker", worker), ("id", task.id), ("token", task.token),
-                                        ("percent", max(0, min(100, int(round(percent))))), ("message", note)])
-        if reply == 0:
-            raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
-        return "stored" if reply == 1 else "cancelled"
+        def parse(reply):
+            if reply == 0:
+                raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+            return "stored" if reply == 1 else "cancelled"
+        return "progress", [("worker", worker), ("id", task.id), ("token", task.token),
+                            ("percent", max(0, min(100, int(round(percent))))), ("message", note)], (), parse
 
+    @_op
     def complete(self, worker, task, result=b"", busy_ms=0):
         """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone.
         ``busy_ms`` (the handler's run time) feeds the worker statistics."""
-        reply = self._call("complete", [("worker", worker), ("busy_ms", int(busy_ms)), ("id", task.id), ("token", task.token),
-                                        ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))])
-        if reply[0] != 1:
-            raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+        def parse(reply):
+            if reply[0] != 1:
+                raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+        return "complete", [("worker", worker), ("busy_ms", int(busy_ms)), ("id", task.id), ("token", task.token),
+                            ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))], (), parse
 
+    @_op
     def fail(self, worker, task, error, retry=True, busy_ms=0):
         """Report a failed attempt: returns "retrying" or "dead"; raises StaleLease."""
         mode = f"r:{random.random():.6f}" if retry else "final"
-        reply = self._call("fail", [("worker", worker), ("dead_ttl_ms", self.dead_ttl_ms),
-                                    ("busy_ms", int(busy_ms)), ("id", task.id),
-                                    ("token", task.token), ("error", str(error)[:8192]), ("mode", mode)])
-        if reply[0] == 0:
-            raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
-        return "retrying" if reply[0] == 1 else "dead"
+        def parse(reply):
+            if reply[0] == 0:
+                raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
+            return "retrying" if reply[0] == 1 else "dead"
+        return "fail", [("worker", worker), ("dead_ttl_ms", self.dead_ttl_ms), ("busy_ms", int(busy_ms)),
+                        ("id", task.id), ("token", task.token), ("error", str(error)[:8192]), ("mode", mode)], (), parse
 
 
 class Worker:
@@ -623,5 +661,222 @@ class Worker:
     def _fail(self, task, error, retry, busy_ms=0):
         try:
             self.q.fail(self.id, task, error, retry=retry, busy_ms=busy_ms)
+        except StaleLease:
+            pass
+
+
+# ---- asyncio ----
+
+def _async_op(build):
+    @functools.wraps(build)
+    async def run(self, *a, **kw):
+        name, args, extra, parse = build(self, *a, **kw)
+        return parse(await self._call(name, args, extra))
+    run.build = build
+    return run
+
+
+class AsyncQueue(Queue):
+    """Queue on redis-py's asyncio client (``redis.asyncio.Redis``): the same operations, each a
+    coroutine. Make one with ``await AsyncQueue.open(r, name, ...)``, which also checks the
+    queue's schema version (the constructor cannot await)."""
+
+    def __init__(self, r, name, **opts):
+        opts["check_version"] = False
+        super().__init__(r, name, **opts)
+
+    @classmethod
+    async def open(cls, r, name, check_version=True, **opts):
+        q = cls(r, name, **opts)
+        if check_version:
+            await q.check_version()
+        return q
+
+    async def _call(self, name, args, extra_keys=()):
+        self.scripts.check(name, args)
+        try:
+            return await self._registered[name](keys=self.keys + list(extra_keys), args=[v for _, v in args])
+        except redis.exceptions.ResponseError as e:
+            raise _script_error(e) from None
+
+    async def check_version(self):
+        have, want = await self.r.hget(self.keys[0], "v"), self.scripts.manifest["schema_version"]
+        if have is not None and have.decode() != want:
+            raise VersionMismatch("VERSION", f"queue {self.keys[0]} has data schema v{have.decode()} but these "
+                                             f"scripts are v{want}; run a baton release whose scripts match the "
+                                             "queue (see docs/contract.md)")
+
+    async def enqueue(self, kind, payload, **opts):
+        return (await self.enqueue_batch([dict(opts, kind=kind, payload=payload)]))[0]
+
+    async def wait(self, task_id, timeout=30.0):
+        """As Queue.wait, without blocking the event loop."""
+        deadline = time.monotonic() + timeout
+        pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.fin_channel)
+        try:
+            while True:
+                t = await self.get(task_id)
+                if t is None:
+                    raise KeyError(f"no task {task_id} on queue {self.name}")
+                if t["state"] in ("done", "dead", "cancelled"):
+                    return t["state"], {"done": t["result"], "dead": t["error"]}.get(t["state"])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"task {task_id} still {t['state']} after {timeout}s")
+                end = time.monotonic() + min(left, 1.0)
+                while time.monotonic() < end:
+                    msg = await pubsub.get_message(timeout=max(0.0, end - time.monotonic()))
+                    if msg and task_id.encode() in msg["data"].split(b","):
+                        break
+        finally:
+            await pubsub.aclose()
+
+    async def leave(self, worker):
+        while await self._call("deregister", [("worker", worker), ("mode", "leave")]) >= 1000:
+            pass
+
+    async def release(self, worker, leases):
+        n = 0
+        for i in range(0, len(leases), 1000):
+            args = [("worker", worker)]
+            for task_id, token in leases[i:i + 1000]:
+                args += [("id", task_id), ("token", token)]
+            n += sum(1 for s in await self._call("release", args) if s == 1)
+        return n
+
+
+for _name, _method in list(vars(Queue).items()):
+    if hasattr(_method, "build"):
+        setattr(AsyncQueue, _name, _async_op(_method.build))
+
+
+class AsyncWorker:
+    """Worker for asyncio handlers (``async def handler(task)``): up to ``concurrency`` tasks run
+    at once as asyncio tasks; otherwise as Worker — heartbeats, start marks, results, progress
+    (``await task.progress(...)``), wake-ups on pub/sub, and on SIGTERM/SIGINT (or ``stop``) no
+    more claims, ``shutdown_grace_s`` for the tasks in flight, then their leases released. Unlike
+    Worker it cancels a handler whose lease was lost or whose task was cancelled."""
+
+    def __init__(self, queue, handlers, concurrency=10, heartbeat_ms=1000, poll_s=1.0, worker_id=None,
+                 push=False, shutdown_grace_s=30.0):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.q, self.handlers, self.push = queue, handlers, push
+        self.concurrency, self.heartbeat_ms, self.poll_s = concurrency, heartbeat_ms, poll_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
+        self._held = {}  # id -> (token, asyncio task)
+        self._done = 0
+
+    def _info(self):
+        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
+                "capacity": self.concurrency, "weight": 1, "kinds": sorted(self.handlers), "language": "python"}
+
+    async def _heartbeat_loop(self, stop):
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), self.heartbeat_ms / 1000.0)
+                return
+            except asyncio.TimeoutError:
+                pass
+            held = [(i, tok) for i, (tok, _) in self._held.items()]
+            registered, statuses = await self.q.heartbeat(self.id, held)
+            if not registered:
+                await self.q.register(self.id, self._info())
+            for (task_id, token), status in zip(held, statuses):
+                entry = self._held.get(task_id)
+                if status != "renewed" and entry and entry[0] == token:
+                    entry[1].cancel()  # lost or cancelled: its result would be refused anyway
+
+    async def run(self, stop=None, max_tasks=None):
+        """Process tasks until ``stop`` (an asyncio.Event) is set, SIGTERM/SIGINT arrives, or
+        ``max_tasks`` have been taken and finished; returns how many tasks it finished."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        trapped = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+                trapped.append(sig)
+        hb_stop = asyncio.Event()
+        await self.q.register(self.id, self._info())
+        hb = asyncio.ensure_future(self._heartbeat_loop(hb_stop))
+        pubsub = self.q.r.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.q.wake_channel)
+        free = asyncio.Semaphore(self.concurrency)
+        taken = 0
+        try:
+            while not stop.is_set() and (max_tasks is None or taken < max_tasks):
+                try:
+                    await asyncio.wait_for(free.acquire(), 0.2)
+                except asyncio.TimeoutError:
+                    continue
+                want = 1
+                while want < self.concurrency and (max_tasks is None or taken + want < max_tasks) \
+                        and not free.locked():
+                    await free.acquire()
+                    want += 1
+                tasks = await (self.q.take(self.id, want) if self.push else self.q.claim(self.id, want))
+                for _ in range(want - len(tasks)):
+                    free.release()
+                if not tasks:
+                    await pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
+                    continue
+                for task in tasks:
+                    taken += 1
+                    run = asyncio.ensure_future(self._run_one(task, free))
+                    self._held[task.id] = (task.token, run)
+        finally:
+            await self.q.leave(self.id)
+            running = [run for _, run in self._held.values()]
+            if running:
+                grace = self.shutdown_grace_s if max_tasks is None or stop.is_set() else None
+                await asyncio.wait(running, timeout=grace)
+            left = [(i, tok) for i, (tok, run) in self._held.items()]
+            for _, run in list(self._held.values()):
+                run.cancel()
+            if left:
+                await self.q.release(self.id, left)
+            hb_stop.set()
+            await hb
+            await pubsub.aclose()
+            await self.q.deregister(self.id)
+            for sig in trapped:
+                loop.remove_signal_handler(sig)
+        return self._done
+
+    async def _run_one(self, task, free):
+        started = time.monotonic()
+        busy = lambda: (time.monotonic() - started) * 1000  # noqa: E731
+
+        async def report(percent, message=""):
+            if await self.q.progress(self.id, task, percent, message) == "cancelled":
+                raise StaleLease(f"task {task.id} was cancelled")
+        task._reporter = report
+        try:
+            handler = self.handlers.get(task.kind)
+            if handler is None:
+                raise RuntimeError(f"no handler for task kind {task.kind!r} on worker {self.id}")
+            await self.q.start(self.id, task.token)  # the run starts now
+            result = await handler(task)
+            await self.q.complete(self.id, task, _b(result if result is not None else b""), busy_ms=busy())
+            self._done += 1
+        except (StaleLease, asyncio.CancelledError):
+            pass  # lost, cancelled or released: another run owns the task now
+        except Fatal as e:
+            await self._fail(task, e, False, busy())
+        except Exception as e:  # noqa: BLE001 — any handler error is a failed attempt
+            await self._fail(task, f"{type(e).__name__}: {e}", True, busy())
+        finally:
+            entry = self._held.get(task.id)
+            if entry and entry[0] == task.token:
+                del self._held[task.id]
+            free.release()
+
+    async def _fail(self, task, error, retry, busy_ms):
+        try:
+            await self.q.fail(self.id, task, error, retry=retry, busy_ms=busy_ms)
+            self._done += 1
         except StaleLease:
             pass

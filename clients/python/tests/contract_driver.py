@@ -52,6 +52,40 @@ def main():
         grace = float(rest[1]) if len(rest) > 1 else 30.0
         w = baton.Worker(q, {"sleepy": sleepy}, heartbeat_ms=300, concurrency=int(rest[0]), shutdown_grace_s=grace)
         print(f"processed {w.run()}", flush=True)  # until SIGTERM
+    elif cmd == "work-async":
+        import asyncio
+        import redis.asyncio as aredis
+
+        async def main_async():
+            q = await baton.AsyncQueue.open(aredis.Redis.from_url(url), queue, lease_ms=1000)
+
+            async def sleepy(task):
+                await task.progress(10, "async")
+                await asyncio.sleep(1.0)
+                return task.payload.upper()
+
+            grace = float(rest[1]) if len(rest) > 1 else 30.0
+            w = baton.AsyncWorker(q, {"sleepy": sleepy}, heartbeat_ms=300, concurrency=int(rest[0]),
+                                  shutdown_grace_s=grace)
+            print(f"processed {await w.run()}", flush=True)  # until SIGTERM
+        asyncio.run(main_async())
+    elif cmd == "async-roundtrip":
+        import asyncio
+        import redis.asyncio as aredis
+
+        async def main_async():
+            q = await baton.AsyncQueue.open(aredis.Redis.from_url(url), queue, lease_ms=1000)
+            ids = [i for i, _ in await q.enqueue_batch([{"kind": "upper", "payload": f"n{i}"} for i in range(3)])]
+
+            async def upper(task):
+                await task.progress(100, "uppercased")
+                return task.payload.upper()
+            w = baton.AsyncWorker(q, {"upper": upper}, concurrency=3)
+            results = await asyncio.gather(w.run(max_tasks=3), *(q.wait(i, timeout=20) for i in ids))
+            print(json.dumps({"processed": results[0], "ids": ids,
+                              "results": [[s, v.decode()] for s, v in results[1:]],
+                              "counts": (await q.counts())["completed_total"]}))
+        asyncio.run(main_async())
     elif cmd == "work-push":
         q = baton.Queue(r, queue, lease_ms=1000)
         w = baton.Worker(q, {"slow-upper": lambda task: task.payload.upper()}, heartbeat_ms=300, push=True,
