@@ -171,27 +171,35 @@ async fn sigterm_a_python_worker(command: &str, grace: &str) -> (usize, usize, u
 /// the tasks in flight finish within its grace.
 #[tokio::test]
 async fn a_python_worker_runs_tasks_concurrently_and_stops_cleanly_on_sigterm() {
-    let (processed, done, _) = sigterm_a_python_worker("work-concurrent", "30").await;
+    drains_on_sigterm("work-concurrent").await;
+}
+
+/// With enough grace, the tasks in flight at SIGTERM finish and no more start.
+async fn drains_on_sigterm(command: &str) {
+    let (processed, done, _) = sigterm_a_python_worker(command, "30").await;
     assert_eq!(done, processed, "the tasks in flight at SIGTERM finished");
     assert!((8..24).contains(&done), "stopped early: {done} done");
+}
+
+/// Past the grace, what still runs is released: back to pending, not charged.
+async fn releases_past_grace(command: &str) {
+    let (_, done, pending) = sigterm_a_python_worker(command, "0.2").await;
+    assert!(
+        done < 8 && pending > 16,
+        "in-flight work was released: {done} done"
+    );
 }
 
 /// The same with the asyncio worker (asyncio handlers on redis-py's asyncio client).
 #[tokio::test]
 async fn the_asyncio_worker_runs_tasks_concurrently_and_stops_cleanly_on_sigterm() {
-    let (processed, done, _) = sigterm_a_python_worker("work-async", "30").await;
-    assert_eq!(done, processed, "the tasks in flight at SIGTERM finished");
-    assert!((8..24).contains(&done), "stopped early: {done} done");
+    drains_on_sigterm("work-async").await;
 }
 
 /// Past its grace the asyncio worker cancels what still runs and releases those leases.
 #[tokio::test]
 async fn the_asyncio_worker_releases_what_outlives_its_grace() {
-    let (_, done, pending) = sigterm_a_python_worker("work-async", "0.2").await;
-    assert!(
-        done < 8 && pending > 16,
-        "in-flight work was released: {done} done"
-    );
+    releases_past_grace("work-async").await;
 }
 
 /// The asyncio producer and worker: an atomic batch enqueued, worked and awaited in one event
@@ -223,11 +231,7 @@ async fn the_asyncio_client_enqueues_works_and_waits() {
 /// those tasks go back to pending uncharged, to run elsewhere.
 #[tokio::test]
 async fn a_python_worker_releases_what_outlives_its_grace() {
-    let (_, done, pending) = sigterm_a_python_worker("work-concurrent", "0.2").await;
-    assert!(
-        done < 8 && pending > 16,
-        "in-flight work was released: {done} done"
-    );
+    releases_past_grace("work-concurrent").await;
 }
 
 #[tokio::test]

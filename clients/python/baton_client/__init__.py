@@ -306,7 +306,10 @@ class Queue:
         """Raise VersionMismatch when the queue holds data of another schema version than these
         scripts (a queue not created yet passes). Done by the constructor; every script checks
         again, so a queue migrated later is refused too."""
-        have, want = self.r.hget(self.keys[0], "v"), self.scripts.manifest["schema_version"]
+        self._check_schema(self.r.hget(self.keys[0], "v"))
+
+    def _check_schema(self, have):
+        want = self.scripts.manifest["schema_version"]
         if have is not None and have.decode() != want:
             raise VersionMismatch("VERSION", f"queue {self.keys[0]} has data schema v{have.decode()} but these "
                                              f"scripts are v{want}; run a baton release whose scripts match the "
@@ -440,13 +443,14 @@ class Queue:
     def release(self, worker, leases):
         """Give leases back unrun (shutdown): ``leases`` is [(id, token)]; they go back to pending
         without charging an attempt. Returns how many were released."""
-        n = 0
-        for i in range(0, len(leases), 1000):
-            args = [("worker", worker)]
-            for task_id, token in leases[i:i + 1000]:
-                args += [("id", task_id), ("token", token)]
-            n += sum(1 for s in self._call("release", args) if s == 1)
-        return n
+        return sum(self._release_chunk(worker, leases[i:i + 1000]) for i in range(0, len(leases), 1000))
+
+    @_op
+    def _release_chunk(self, worker, leases):
+        args = [("worker", worker)]
+        for task_id, token in leases:
+            args += [("id", task_id), ("token", token)]
+        return "release", args, (), lambda reply: sum(1 for s in reply if s == 1)
 
     @_op
     def deregister(self, worker):
@@ -700,11 +704,7 @@ class AsyncQueue(Queue):
             raise _script_error(e) from None
 
     async def check_version(self):
-        have, want = await self.r.hget(self.keys[0], "v"), self.scripts.manifest["schema_version"]
-        if have is not None and have.decode() != want:
-            raise VersionMismatch("VERSION", f"queue {self.keys[0]} has data schema v{have.decode()} but these "
-                                             f"scripts are v{want}; run a baton release whose scripts match the "
-                                             "queue (see docs/contract.md)")
+        self._check_schema(await self.r.hget(self.keys[0], "v"))
 
     async def enqueue(self, kind, payload, **opts):
         return (await self.enqueue_batch([dict(opts, kind=kind, payload=payload)]))[0]
@@ -737,13 +737,7 @@ class AsyncQueue(Queue):
             pass
 
     async def release(self, worker, leases):
-        n = 0
-        for i in range(0, len(leases), 1000):
-            args = [("worker", worker)]
-            for task_id, token in leases[i:i + 1000]:
-                args += [("id", task_id), ("token", token)]
-            n += sum(1 for s in await self._call("release", args) if s == 1)
-        return n
+        return sum([await self._release_chunk(worker, leases[i:i + 1000]) for i in range(0, len(leases), 1000)])
 
 
 for _name, _method in list(vars(Queue).items()):
