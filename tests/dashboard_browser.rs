@@ -275,6 +275,23 @@ async fn the_dashboard_shows_real_counts_and_requeues_a_dead_task_by_click() {
     b.wait_text("#task", "task error", |t| t.contains("smtp refused"))
         .await;
 
+    // A running task's page shows its progress, and follows it live while the task runs.
+    let long = q.enqueue(TaskSpec::new("ok", "long")).await.unwrap().id;
+    let held = q.claim("w2", 10).await.unwrap();
+    let run = held.iter().find(|c| c.id == long).expect("claimed");
+    let lease = baton::LeaseRef::new(&run.id, &run.token);
+    q.progress("w2", &lease, 40, "resizing").await.unwrap();
+    b.goto(&format!("{base}/#task/q/{long}")).await;
+    b.wait_text("#task dd.field-progress", "progress shown", |t| {
+        t.contains("40%") && t.contains("resizing")
+    })
+    .await;
+    q.progress("w2", &lease, 70, "uploading").await.unwrap();
+    b.wait_text("#task dd.field-progress", "progress followed live", |t| {
+        t.contains("70%") && t.contains("uploading")
+    })
+    .await;
+
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts/dashboard.png");
     b.screenshot(&shot).await;
     assert!(
