@@ -32,6 +32,8 @@ bound: O(1) (reads the task's record only when an event is due)
 --@include schema
 --@include record
 --@include notify
+--@include registry
+--@include lease
 --@include events
 
 -- At most one `progress` event per task per this many ms (manifest: events.progress_min_interval_ms).
@@ -52,7 +54,7 @@ end
 require_worker()
 check_schema()
 
-if redis.call('HGET', K_LEASE, id) ~= token .. '|' .. worker then
+if not held_leases(worker, {id}, 2, 1, false)[1] then -- the token is ARGV[3]
   if redis.call('ZSCORE', K_CANCELLED, id) then return 2 end
   return 0
 end

@@ -13,7 +13,6 @@ use super::handler::{Handler, HandlerError, HandlerResult, TaskContext, MAX_RESU
 use super::progress::{callback_path, Callbacks, Feed};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How much of an error answer's body becomes the failure message.
@@ -82,8 +81,8 @@ impl Handler for HttpHandler {
             Some((base, callbacks)) => {
                 let path = callback_path(&task);
                 req = req.header("x-baton-progress-url", format!("{base}{path}"));
-                let feed = Arc::new(Feed::start(&task));
-                Some((callbacks.register(path, feed.clone()), feed))
+                let feed = Feed::start(&task);
+                Some((callbacks.register(path, &feed), feed))
             }
             None => None,
         };
@@ -94,9 +93,7 @@ impl Handler for HttpHandler {
             let outcome = answer(req, url, kind).await;
             if let Some((registration, feed)) = progress {
                 drop(registration);
-                if let Ok(feed) = Arc::try_unwrap(feed) {
-                    feed.finish().await; // its last report goes before the outcome
-                }
+                feed.finish().await; // its last report goes before the outcome
             }
             outcome
         })

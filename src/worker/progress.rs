@@ -64,6 +64,12 @@ impl Feed {
         self.tx.send_replace(Some(r));
     }
 
+    /// Another way in for reports (a callback registration); the feed finishes once `finish`
+    /// was called and every such handle is dropped.
+    fn handle(&self) -> watch::Sender<Option<Report>> {
+        self.tx.clone()
+    }
+
     /// The handler is done: send the last report if it was not sent yet, then stop.
     pub async fn finish(self) {
         self.finishing.cancel();
@@ -124,13 +130,14 @@ pub(crate) async fn read_lines(mut r: impl tokio::io::AsyncRead + Unpin, feed: &
 /// The running http-handler tasks that may call back with progress, by their callback path.
 #[derive(Clone, Default)]
 pub(crate) struct Callbacks {
-    feeds: Arc<Mutex<HashMap<String, Arc<Feed>>>>,
+    feeds: Arc<Mutex<HashMap<String, watch::Sender<Option<Report>>>>>,
 }
 
 impl Callbacks {
-    /// Register a running task's feed under its path; the returned guard removes it.
-    pub fn register(&self, path: String, feed: Arc<Feed>) -> CallbackGuard {
-        self.feeds.lock().unwrap().insert(path.clone(), feed);
+    /// Register a running task's feed under its path; the returned guard removes it (drop it
+    /// before finishing the feed).
+    pub fn register(&self, path: String, feed: &Feed) -> CallbackGuard {
+        self.feeds.lock().unwrap().insert(path.clone(), feed.handle());
         CallbackGuard {
             callbacks: self.clone(),
             path,
@@ -140,8 +147,8 @@ impl Callbacks {
     /// Deliver a report to the task at `path`; false when no such run is going on here.
     pub fn deliver(&self, path: &str, report: Report) -> bool {
         match self.feeds.lock().unwrap().get(path) {
-            Some(feed) => {
-                feed.report(report);
+            Some(tx) => {
+                tx.send_replace(Some(report));
                 true
             }
             None => false,
