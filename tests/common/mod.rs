@@ -1,6 +1,7 @@
 //! Test harness: a private redis-server per test, a client on it, polling helpers.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod topo;
 pub mod web;
 
