@@ -7,7 +7,7 @@
 //   results ID...          wait for each task, print "<state>:<value>" per line
 //   work N                 process N "slow-upper" tasks (1.5 s each, longer than the 1 s lease)
 //   work-concurrent C G    "sleepy" tasks (1 s) with concurrency C and G seconds of grace, until SIGTERM
-//   work-mixed C           "mix" tasks with concurrency C until SIGTERM (result: upper(payload)|node)
+//   work-mixed C MS        "mix" tasks (MS ms each) with concurrency C until SIGTERM (result: upper(payload)|node)
 //   work-push N            take N assigned "slow-upper" tasks on a push queue
 //   stale                  claim, let the lease expire, reclaim, claim again; show the zombie is refused
 //   version                expect VERSION at open and from a script

@@ -2,6 +2,8 @@
 
 Usage: contract_driver.py COMMAND REDIS_URL QUEUE [ARGS...]
   enqueue N          enqueue N "reverse" tasks (payload "item-<i>"), print the ids
+  enqueue-mixed N TAG  enqueue N "mix" tasks (payload "<TAG>-<i>") in batches of 100, print the ids
+  work-mixed C MS    "mix" tasks (MS ms each) with concurrency C until SIGTERM (result: upper(payload)|python)
   results ID...      wait for each task, print "<state>:<value>" per line
   work N             process N tasks as a Python worker ("slow-upper": 1.5 s, longer than the lease)
   work-push N        process N tasks on a push queue ("slow-upper" as above, taken when assigned)
@@ -27,6 +29,23 @@ def main():
         for task_id, created in out:
             assert created
             print(task_id)
+    elif cmd == "enqueue-mixed":
+        q = baton.Queue(r, queue)
+        n, tag = int(rest[0]), rest[1]
+        ids = []
+        for i in range(0, n, 100):
+            batch = [{"kind": "mix", "payload": f"{tag}-{k}"} for k in range(i, min(n, i + 100))]
+            ids += [task_id for task_id, _ in q.enqueue_batch(batch)]
+        print("\n".join(ids))
+    elif cmd == "work-mixed":
+        q = baton.Queue(r, queue, lease_ms=1000)
+
+        def mix(task):
+            time.sleep(int(rest[1]) / 1000)
+            return task.payload.upper() + b"|python"
+
+        w = baton.Worker(q, {"mix": mix}, heartbeat_ms=300, concurrency=int(rest[0]))
+        print(f"processed {w.run()}", flush=True)  # until SIGTERM
     elif cmd == "results":
         q = baton.Queue(r, queue)
         for task_id in rest:
