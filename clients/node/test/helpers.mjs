@@ -27,6 +27,7 @@ export async function startRedis() {
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on("error", () => {}); // not listening yet: retried below
     try {
       await probe.connect();
       await probe.ping();
