@@ -85,6 +85,48 @@ print(json.dumps({"dir": baton._default_scripts_dir(), "typed": __import__("os")
         );
     }
     assert_eq!(v["created"], true);
+
+    // the type hints reach users: mypy, run on code using the installed package, passes a
+    // correct program and names the mistake in a wrong one
+    run(
+        Command::new(&vpy).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "mypy",
+        ]),
+        "pip install mypy (from PyPI)",
+    );
+    let good = dir.write(
+        "good.py",
+        "import redis\nimport baton_client as baton\nq = baton.Queue(redis.Redis(), 'q', check_version=False)\n\
+         for t in q.claim('w', 10):\n    n: int = t.attempt\n    k: str = t.kind\n\
+         task_id, created = q.enqueue('k', {'a': 1})\nok: bool = created\n",
+    );
+    let bad = dir.write(
+        "bad.py",
+        "import redis\nimport baton_client as baton\nq = baton.Queue(redis.Redis(), 'q', check_version=False)\n\
+         tasks: int = q.claim('w', 10)\n",
+    );
+    let mypy = |file: &std::path::Path| {
+        Command::new(&vpy)
+            .args(["-m", "mypy", "--no-incremental", "--ignore-missing-imports"])
+            .arg(file)
+            .current_dir(dir.path(""))
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap()
+    };
+    let out = mypy(&good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = mypy(&bad);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("list[Claimed]") && text.contains("int"),
+        "mypy names the wrong type: {text}"
+    );
     let t = env.queue().get(v["id"].as_str().unwrap()).await.unwrap().unwrap();
     assert_eq!(
         (t.state, t.record.payload),

@@ -17,6 +17,8 @@ checked against it before it is sent.
     baton.Worker(q, {"send": send}).run()
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import functools
@@ -31,6 +33,21 @@ import time
 
 import redis
 
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+
+R = TypeVar("R")
+#: a payload or result: bytes as they are, str as UTF-8, anything else as JSON
+Payload = Any
+#: a lease as acknowledged: (task id, token)
+Lease = Tuple[str, str]
+#: one script call as a queue operation describes it: script, [(argument, value)], extra keys, reply parser
+_CallOf = Tuple[str, List[Tuple[str, Any]], Sequence[str], Callable[[Any], R]]
+
 __all__ = [
     "Scripts", "Queue", "Worker", "Claimed", "BatonError", "BadArgument", "PayloadTooLarge",
     "VersionMismatch", "StaleLease", "Fatal", "new_id",
@@ -42,7 +59,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 class BatonError(Exception):
     """A script refused a call; ``code`` is the contract's error code."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code} {message}")
         self.code = code
         self.message = message
@@ -71,7 +88,7 @@ class Fatal(Exception):
 _ERRORS = {"BADARG": BadArgument, "TOOLARGE": PayloadTooLarge, "VERSION": VersionMismatch}
 
 
-def _script_error(e):
+def _script_error(e: Exception) -> Exception:
     text = str(e)
     code, _, rest = text.partition(" ")
     cls = _ERRORS.get(code)
@@ -83,13 +100,13 @@ def _script_error(e):
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def new_id():
+def new_id() -> str:
     """A ULID: 48 bits of milliseconds + 80 random bits, 26 characters (like the Rust client)."""
     n = (int(time.time() * 1000) << 80) | random.getrandbits(80)
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
-def _default_scripts_dir():
+def _default_scripts_dir() -> str:
     # $BATON_SCRIPTS, else the scripts an installed package carries (built in by setup.py), else
     # the lua/ of the Baton tree this module sits in
     for candidate in (os.environ.get("BATON_SCRIPTS"), os.path.join(_HERE, "scripts"),
@@ -104,7 +121,7 @@ def _default_scripts_dir():
 class Scripts:
     """The Lua scripts and their manifest, registered on a Redis connection."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: Optional[str] = None) -> None:
         path = path or _default_scripts_dir()
         with open(os.path.join(path, "manifest.json")) as f:
             self.manifest = json.load(f)
@@ -113,19 +130,19 @@ class Scripts:
             self.bodies[name] = self._flatten(path, spec["file"])
 
     @staticmethod
-    def _flatten(path, file):
+    def _flatten(path: str, file: str) -> str:
         """The script with its includes inlined exactly as Baton's loader does (docs/contract.md):
         an include's own includes first, each include once per script, no nesting."""
-        def include_name(line):
+        def include_name(line: str) -> Optional[str]:
             return line[len("--@include "):].strip() if line.startswith("--@include ") else None
 
-        def read(rel):
+        def read(rel: str) -> str:
             with open(os.path.join(path, rel)) as f:
                 return f.read()
 
         out, done = [], []
 
-        def inline(name, opened):
+        def inline(name: str, opened: List[str]) -> None:
             if name in done:
                 return
             if name in opened:
@@ -147,7 +164,7 @@ class Scripts:
         return Scripts._prune_unused("".join(out))
 
     @staticmethod
-    def _prune_unused(body):
+    def _prune_unused(body: str) -> str:
         """Drop the functions the script never calls, as Baton's loader does (docs/contract.md):
         a block runs from a line starting ``local function NAME(`` to the next line that is
         exactly ``end``; it goes when NAME is a whole word nowhere else; repeat until stable."""
@@ -169,7 +186,7 @@ class Scripts:
                 total.subtract(w for l in lines[start:end + 1] for w in words(l))
                 del lines[start:end + 1]
 
-    def check(self, name, args):
+    def check(self, name: str, args: Sequence[Tuple[str, Any]]) -> None:
         """Raise ValueError unless ``args`` (a list of (name, value)) fits the manifest."""
         spec = self.manifest["scripts"][name]
         fixed = spec["argv"]
@@ -193,20 +210,32 @@ class Claimed:
 
     __slots__ = ("id", "token", "deadline_ms", "attempt", "run", "kind", "priority", "max_attempts",
                  "timeout_ms", "result_ttl_ms", "created_ms", "payload", "_reporter")
+    id: str
+    token: str
+    deadline_ms: int
+    attempt: int
+    run: int
+    kind: str
+    priority: int
+    max_attempts: int
+    timeout_ms: int
+    result_ttl_ms: int
+    created_ms: int
+    payload: bytes
 
-    def __init__(self, task_id, token, deadline_ms, record):
+    def __init__(self, task_id: str, token: str, deadline_ms: int, record: bytes) -> None:
         self.id, self.token, self.deadline_ms = task_id, token, deadline_ms
         rec = _parse_record(record)
         self.attempt = rec["used"] - rec["base"] + 1  # of max_attempts, since the last requeue
         self.run = rec["used"] + 1  # never reset: tells runs apart (events name runs by it)
         for k in ("kind", "priority", "max_attempts", "timeout_ms", "result_ttl_ms", "created_ms", "payload"):
             setattr(self, k, rec[k])
-        self._reporter = None
+        self._reporter: Optional[Callable[..., Any]] = None
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.payload)
 
-    def progress(self, percent, message=""):
+    def progress(self, percent: float, message: str = "") -> Any:
         """From a handler run by Worker (AsyncWorker: `await` it): report how far this run got (0-100, and a short note).
         Raises StaleLease when the run lost its lease or the task was cancelled: stop then."""
         if self._reporter is None:
@@ -214,11 +243,11 @@ class Claimed:
         return self._reporter(percent, message)  # a coroutine under AsyncWorker: await it
 
 
-def _parse_record(raw):
+def _parse_record(raw: bytes) -> Dict[str, Any]:
     parts = raw.split(b"|", 14)
     names = ["used", "base", "strays", "expires_ms", "kind", "priority", "max_attempts", "backoff", "backoff_base_ms", "backoff_cap_ms",
              "jitter_pct", "timeout_ms", "result_ttl_ms", "created_ms", "payload"]
-    rec = dict(zip(names, parts))
+    rec: Dict[str, Any] = dict(zip(names, parts))
     for k in names:
         if k == "payload":
             continue
@@ -228,7 +257,7 @@ def _parse_record(raw):
     return rec
 
 
-def _parse_task(task_id, reply):
+def _parse_task(task_id: str, reply: Any) -> Optional[Dict[str, Any]]:
     if not reply:
         return None
     state, record, attempts, lease, score, error, result, progress = reply
@@ -244,12 +273,12 @@ def _parse_task(task_id, reply):
     return task
 
 
-def _parse_claimed(reply):
+def _parse_claimed(reply: Any) -> List[Claimed]:
     return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
             for i in range(0, len(reply), 4)]
 
 
-def _task_options(t, unique_ttl_ms, debounce):
+def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[str]) -> str:
     """The enqueue ``options`` argument: the rarer settings as "name=value,...", "" when none."""
     o = []
     if unique_ttl_ms:
@@ -261,7 +290,7 @@ def _task_options(t, unique_ttl_ms, debounce):
     return ",".join(o)
 
 
-def _b(v):
+def _b(v: Payload) -> bytes:
     if isinstance(v, bytes):
         return v
     if isinstance(v, str):
@@ -269,25 +298,27 @@ def _b(v):
     return json.dumps(v, separators=(",", ":")).encode()
 
 
-def _op(build):
+def _op(build: Callable[Concatenate[Any, P], _CallOf[R]]) -> Callable[Concatenate[Any, P], R]:
     """A queue operation of one script call: ``build(self, ...)`` returns (script, args,
     extra_keys, parse). Queue runs it with a blocking call; AsyncQueue awaits the same call, so
     both speak the contract through one description of it."""
     @functools.wraps(build)
-    def run(self, *a, **kw):
+    def run(self: Any, *a: Any, **kw: Any) -> Any:
         name, args, extra, parse = build(self, *a, **kw)
         return parse(self._call(name, args, extra))
-    run.build = build
+    run.build = build  # type: ignore[attr-defined]
     return run
 
 
 class Queue:
     """One Baton queue on a redis-py connection. Defaults mirror config/baton.toml's."""
 
-    def __init__(self, r, name, prefix="baton", scripts=None, lease_ms=4000, max_attempts=5,
-                 backoff=("e", 1000, 600000, 20), timeout_ms=1800000, result_ttl_ms=3600000,
-                 dead_ttl_ms=7 * 86400000, idempotency_ttl_ms=86400000, max_payload=1 << 20,
-                 unique_ttl_ms=86400000, check_version=True):
+    def __init__(self, r: Any, name: str, prefix: str = "baton", scripts: Optional[Scripts] = None,
+                 lease_ms: int = 4000, max_attempts: int = 5,
+                 backoff: Tuple[str, int, int, int] = ("e", 1000, 600000, 20), timeout_ms: int = 1800000,
+                 result_ttl_ms: int = 3600000, dead_ttl_ms: int = 7 * 86400000,
+                 idempotency_ttl_ms: int = 86400000, max_payload: int = 1 << 20,
+                 unique_ttl_ms: int = 86400000, check_version: bool = True) -> None:
         self.r, self.name, self.prefix = r, name, prefix
         self.scripts = scripts or Scripts()
         m = self.scripts.manifest
@@ -302,20 +333,20 @@ class Queue:
         if check_version:
             self.check_version()
 
-    def check_version(self):
+    def check_version(self) -> Any:
         """Raise VersionMismatch when the queue holds data of another schema version than these
         scripts (a queue not created yet passes). Done by the constructor; every script checks
         again, so a queue migrated later is refused too."""
         self._check_schema(self.r.hget(self.keys[0], "v"))
 
-    def _check_schema(self, have):
+    def _check_schema(self, have: Optional[bytes]) -> None:
         want = self.scripts.manifest["schema_version"]
         if have is not None and have.decode() != want:
             raise VersionMismatch("VERSION", f"queue {self.keys[0]} has data schema v{have.decode()} but these "
                                              f"scripts are v{want}; run a baton release whose scripts match the "
                                              "queue (see docs/contract.md)")
 
-    def _call(self, name, args, extra_keys=()):
+    def _call(self, name: str, args: List[Tuple[str, Any]], extra_keys: Sequence[str] = ()) -> Any:
         self.scripts.check(name, args)
         try:
             return self._registered[name](keys=self.keys + list(extra_keys), args=[v for _, v in args])
@@ -324,12 +355,12 @@ class Queue:
 
     # ---- producer ----
 
-    def enqueue(self, kind, payload, **opts):
+    def enqueue(self, kind: str, payload: Payload, **opts: Any) -> Tuple[str, bool]:
         """Enqueue one task; returns (id, created). ``payload``: bytes, str, or JSON-able."""
         return self.enqueue_batch([dict(opts, kind=kind, payload=payload)])[0]
 
     @_op
-    def enqueue_batch(self, tasks):
+    def enqueue_batch(self, tasks: Sequence[Mapping[str, Any]]) -> _CallOf[List[Tuple[str, bool]]]:
         """Enqueue 1..1000 tasks atomically (all or none); returns [(id, created)]. A task may
         carry ``idempotency_key``, ``unique_key`` (unique while active: an enqueue while the
         task holding the key is pending, delayed or running returns that task's id) and
@@ -338,7 +369,7 @@ class Queue:
         the first one's id — the idempotency key ``throttle:<key>``, as Rust's TaskSpec::throttle);
         ``expires_in_ms``: no run starts later than this after now (the task goes to the
         dead-letter set unrun)."""
-        args = [("max_payload", self.max_payload), ("n", len(tasks))]
+        args: List[Tuple[str, Any]] = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
             if t.get("throttle_key") is not None:
@@ -367,12 +398,12 @@ class Queue:
                                                     for i in range(0, len(reply), 2)]
 
     @_op
-    def get(self, task_id):
+    def get(self, task_id: str) -> _CallOf[Optional[Dict[str, Any]]]:
         """The task as a dict (state, attempts, record fields, error, result, progress), or None."""
         return "get", [("id", task_id)], (), lambda reply: _parse_task(task_id, reply)
 
 
-    def wait(self, task_id, timeout=30.0):
+    def wait(self, task_id: str, timeout: float = 30.0) -> Tuple[str, Any]:
         """Wait until the task finishes: ("done", result bytes) | ("dead", error) | ("cancelled", None).
         Raises TimeoutError, or KeyError for an unknown task."""
         deadline = time.monotonic() + timeout
@@ -401,19 +432,19 @@ class Queue:
             pubsub.close()
 
     @_op
-    def reclaim(self, limit=100):
+    def reclaim(self, limit: int = 100) -> _CallOf[Tuple[int, int]]:
         """Take back expired leases (maintenance); returns (requeued, dead)."""
         return "reclaim", [("limit", limit), ("dead_ttl_ms", self.dead_ttl_ms),
                            ("worker_ttl_ms", self.lease_ms * 3)], (), lambda reply: (reply[0], reply[1])
 
     @_op
-    def cancel(self, *task_ids):
+    def cancel(self, *task_ids: str) -> _CallOf[List[Optional[str]]]:
         """Cancel tasks; returns the state each was in ("pending", "delayed", "leased"), or None."""
         return "cancel", [("ttl_ms", self.dead_ttl_ms)] + [("id", i) for i in task_ids], (), \
             lambda reply: [s.decode() or None for s in reply]
 
     @_op
-    def configure(self, events_max_len=10000, dispatch="pull", aging_ms=0):
+    def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0) -> _CallOf[str]:
         """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
         [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step.
         Returns the dispatch mode stored before ("" for a new queue)."""
@@ -421,7 +452,7 @@ class Queue:
                              ("aging_ms", aging_ms)], (), lambda reply: reply.decode()
 
     @_op
-    def counts(self):
+    def counts(self) -> _CallOf[Dict[str, int]]:
         """Tasks per state set and the queue's totals, as a dict."""
         names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
                  "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
@@ -431,46 +462,46 @@ class Queue:
     # ---- worker ----
 
     @_op
-    def register(self, worker, info):
+    def register(self, worker: str, info: Mapping[str, Any]) -> _CallOf[None]:
         """Enter the queue's worker registry with a JSON-able description."""
         return "register", [("worker", worker), ("info", json.dumps(info))], (), lambda reply: None
 
-    def leave(self, worker):
+    def leave(self, worker: str) -> None:
         """Shutdown begins: no more push assignments; untaken ones go back to pending."""
         while self._call("deregister", [("worker", worker), ("mode", "leave")]) >= 1000:
             pass
 
-    def release(self, worker, leases):
+    def release(self, worker: str, leases: Sequence[Lease]) -> int:
         """Give leases back unrun (shutdown): ``leases`` is [(id, token)]; they go back to pending
         without charging an attempt. Returns how many were released."""
         return sum(self._release_chunk(worker, leases[i:i + 1000]) for i in range(0, len(leases), 1000))
 
     @_op
-    def _release_chunk(self, worker, leases):
+    def _release_chunk(self, worker: str, leases: Sequence[Lease]) -> _CallOf[int]:
         args = [("worker", worker)]
         for task_id, token in leases:
             args += [("id", task_id), ("token", token)]
         return "release", args, (), lambda reply: sum(1 for s in reply if s == 1)
 
     @_op
-    def deregister(self, worker):
+    def deregister(self, worker: str) -> _CallOf[None]:
         """Remove the worker from the registry (after its last lease ended)."""
         return "deregister", [("worker", worker), ("mode", "final")], (), lambda reply: None
 
     @_op
-    def claim(self, worker, n=1):
+    def claim(self, worker: str, n: int = 1) -> _CallOf[List[Claimed]]:
         """Claim up to n pending tasks under a lease; returns [Claimed]."""
         return "claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
                          ("dead_ttl_ms", self.dead_ttl_ms)], (), _parse_claimed
 
     @_op
-    def take(self, worker, n=1):
+    def take(self, worker: str, n: int = 1) -> _CallOf[List[Claimed]]:
         """Push queues: take up to n tasks the dispatcher assigned to ``worker``."""
         return "take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
                         ("dead_ttl_ms", self.dead_ttl_ms)], (), _parse_claimed
 
     @_op
-    def heartbeat(self, worker, leases):
+    def heartbeat(self, worker: str, leases: Sequence[Lease]) -> _CallOf[Tuple[bool, List[str]]]:
         """Renew leases [(id, token)]; returns (registered, ["renewed"|"lost"|"cancelled", ...])."""
         args = [("worker", worker), ("lease_ms", self.lease_ms)]
         for task_id, token in leases:
@@ -479,22 +510,22 @@ class Queue:
         return "heartbeat", args, (), lambda reply: (reply[0] == 1, [names.get(s, "lost") for s in reply[1:]])
 
     @_op
-    def start(self, worker, token):
+    def start(self, worker: str, token: Union[int, str]) -> _CallOf[int]:
         """Mark the runs of every lease ``worker`` holds with a token up to ``token`` as started;
         until then an expired lease of such a run is a stray (back to pending, not charged)."""
         return "start", [("worker", worker), ("token", int(token))], (), lambda reply: reply
 
-    def _arg_max(self, script, arg):
+    def _arg_max(self, script: str, arg: str) -> int:
         """The manifest's upper bound of one script argument."""
         return next(a["max"] for a in self.scripts.manifest["scripts"][script]["argv"] if a["name"] == arg)
 
     @_op
-    def progress(self, worker, task, percent, message=""):
+    def progress(self, worker: str, task: Claimed, percent: float, message: str = "") -> _CallOf[str]:
         """Report a running task's progress under its lease: ``percent`` 0-100 and a short note
         (at most 200 bytes). Returns "stored" or "cancelled"; raises StaleLease if the lease is
         gone. A ``progress`` event announces it (at most one per task per 500 ms)."""
         note = _b(message)[:self._arg_max("progress", "message")]
-        def parse(reply):
+        def parse(reply: Any) -> Any:
             if reply == 0:
                 raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
             return "stored" if reply == 1 else "cancelled"
@@ -502,20 +533,20 @@ class Queue:
                             ("percent", max(0, min(100, int(round(percent))))), ("message", note)], (), parse
 
     @_op
-    def complete(self, worker, task, result=b"", busy_ms=0):
+    def complete(self, worker: str, task: Claimed, result: Payload = b"", busy_ms: float = 0) -> _CallOf[None]:
         """Acknowledge a claimed task with its result; raises StaleLease if the lease is gone.
         ``busy_ms`` (the handler's run time) feeds the worker statistics."""
-        def parse(reply):
+        def parse(reply: Any) -> Any:
             if reply[0] != 1:
                 raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
         return "complete", [("worker", worker), ("busy_ms", int(busy_ms)), ("id", task.id), ("token", task.token),
                             ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))], (), parse
 
     @_op
-    def fail(self, worker, task, error, retry=True, busy_ms=0):
+    def fail(self, worker: str, task: Claimed, error: Any, retry: bool = True, busy_ms: float = 0) -> _CallOf[str]:
         """Report a failed attempt: returns "retrying" or "dead"; raises StaleLease."""
         mode = f"r:{random.random():.6f}" if retry else "final"
-        def parse(reply):
+        def parse(reply: Any) -> Any:
             if reply[0] == 0:
                 raise StaleLease(f"task {task.id}: the lease is not held by {worker} any more")
             return "retrying" if reply[0] == 1 else "dead"
@@ -533,20 +564,21 @@ class Worker:
     flight ``shutdown_grace_s`` to finish, and releases the leases of any still running (they run
     again elsewhere, not charged), like the Rust worker."""
 
-    def __init__(self, queue, handlers, heartbeat_ms=1000, poll_s=1.0, worker_id=None, push=False,
-                 concurrency=1, shutdown_grace_s=30.0):
+    def __init__(self, queue: Queue, handlers: Mapping[str, Callable[[Claimed], Payload]], heartbeat_ms: int = 1000,
+                 poll_s: float = 1.0, worker_id: Optional[str] = None, push: bool = False,
+                 concurrency: int = 1, shutdown_grace_s: float = 30.0) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.q, self.handlers, self.push = queue, handlers, push
         self.heartbeat_ms, self.poll_s = heartbeat_ms, poll_s
         self.concurrency, self.shutdown_grace_s = concurrency, shutdown_grace_s
         self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
-        self._held = {}
+        self._held: Dict[str, str] = {}
         self._lock = threading.Lock()
-        self._lost = set()
+        self._lost: set = set()
         self._done = 0
 
-    def _heartbeat_loop(self, stop):
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_ms / 1000.0):
             with self._lock:
                 held = list(self._held.items())
@@ -558,21 +590,21 @@ class Worker:
                     if status != "renewed":
                         self._lost.add(task_id)
 
-    def _info(self):
+    def _info(self) -> Dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
                 "capacity": self.concurrency, "weight": 1, "kinds": sorted(self.handlers), "language": "python"}
 
     @staticmethod
-    def _trap_signals(stop):
+    def _trap_signals(stop: threading.Event) -> Dict[int, Any]:
         """SIGTERM/SIGINT set ``stop`` (main thread only); returns the handlers to restore."""
         if threading.current_thread() is not threading.main_thread():
             return {}
-        old = {}
+        old: Dict[int, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             old[sig] = signal.signal(sig, lambda *_: stop.set())
         return old
 
-    def run(self, stop=None, max_tasks=None):
+    def run(self, stop: Optional[threading.Event] = None, max_tasks: Optional[int] = None) -> int:
         """Process tasks until ``stop`` (a threading.Event) is set, SIGTERM/SIGINT arrives, or
         ``max_tasks`` have been taken and finished; returns how many tasks it finished."""
         stop = stop or threading.Event()
@@ -613,7 +645,7 @@ class Worker:
                 signal.signal(sig, h)
         return self._done
 
-    def _drain(self, free, grace_s):
+    def _drain(self, free: threading.Semaphore, grace_s: Optional[float]) -> None:
         """Wait for the tasks in flight (up to ``grace_s``; None = for all of them), then release
         the leases of any still running."""
         deadline = None if grace_s is None else time.monotonic() + grace_s
@@ -626,17 +658,17 @@ class Worker:
         if running:
             self.q.release(self.id, running)
 
-    def _slot(self, task, free):
+    def _slot(self, task: Claimed, free: threading.Semaphore) -> None:
         try:
             self._run_one(task)
         finally:
             free.release()
 
-    def _run_one(self, task):
+    def _run_one(self, task: Claimed) -> None:
         with self._lock:
             self._held[task.id] = task.token
 
-        def report(percent, message=""):
+        def report(percent: float, message: str = "") -> None:
             if self.q.progress(self.id, task, percent, message) == "cancelled":
                 raise StaleLease(f"task {task.id} was cancelled")
         task._reporter = report
@@ -662,7 +694,7 @@ class Worker:
                 self._lost.discard(task.id)
                 self._done += 1
 
-    def _fail(self, task, error, retry, busy_ms=0):
+    def _fail(self, task: Claimed, error: Any, retry: bool, busy_ms: float = 0) -> None:
         try:
             self.q.fail(self.id, task, error, retry=retry, busy_ms=busy_ms)
         except StaleLease:
@@ -671,12 +703,12 @@ class Worker:
 
 # ---- asyncio ----
 
-def _async_op(build):
+def _async_op(build: Callable[..., _CallOf[Any]]) -> Callable[..., Any]:
     @functools.wraps(build)
-    async def run(self, *a, **kw):
+    async def run(self: Any, *a: Any, **kw: Any) -> Any:
         name, args, extra, parse = build(self, *a, **kw)
         return parse(await self._call(name, args, extra))
-    run.build = build
+    run.build = build  # type: ignore[attr-defined]
     return run
 
 
@@ -685,31 +717,49 @@ class AsyncQueue(Queue):
     coroutine. Make one with ``await AsyncQueue.open(r, name, ...)``, which also checks the
     queue's schema version (the constructor cannot await)."""
 
-    def __init__(self, r, name, **opts):
+    def __init__(self, r: Any, name: str, **opts: Any) -> None:
         opts["check_version"] = False
         super().__init__(r, name, **opts)
 
     @classmethod
-    async def open(cls, r, name, check_version=True, **opts):
+    async def open(cls, r: Any, name: str, check_version: bool = True, **opts: Any) -> "AsyncQueue":
         q = cls(r, name, **opts)
         if check_version:
             await q.check_version()
         return q
 
-    async def _call(self, name, args, extra_keys=()):
+    if TYPE_CHECKING:  # the operations below are Queue's, made coroutines by _async_op
+        async def enqueue_batch(self, tasks: Sequence[Mapping[str, Any]]) -> List[Tuple[str, bool]]: ...  # type: ignore[override]  # noqa: E704
+        async def get(self, task_id: str) -> Optional[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
+        async def reclaim(self, limit: int = 100) -> Tuple[int, int]: ...  # type: ignore[override]  # noqa: E704
+        async def cancel(self, *task_ids: str) -> List[Optional[str]]: ...  # type: ignore[override]  # noqa: E704
+        async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0) -> str: ...  # type: ignore[override]  # noqa: E704,E501
+        async def counts(self) -> Dict[str, int]: ...  # type: ignore[override]  # noqa: E704
+        async def register(self, worker: str, info: Mapping[str, Any]) -> None: ...  # type: ignore[override]  # noqa: E704
+        async def _release_chunk(self, worker: str, leases: Sequence[Lease]) -> int: ...  # type: ignore[override]  # noqa: E704
+        async def deregister(self, worker: str) -> None: ...  # type: ignore[override]  # noqa: E704
+        async def claim(self, worker: str, n: int = 1) -> List[Claimed]: ...  # type: ignore[override]  # noqa: E704
+        async def take(self, worker: str, n: int = 1) -> List[Claimed]: ...  # type: ignore[override]  # noqa: E704
+        async def heartbeat(self, worker: str, leases: Sequence[Lease]) -> Tuple[bool, List[str]]: ...  # type: ignore[override]  # noqa: E704,E501
+        async def start(self, worker: str, token: Union[int, str]) -> int: ...  # type: ignore[override]  # noqa: E704
+        async def progress(self, worker: str, task: Claimed, percent: float, message: str = "") -> str: ...  # type: ignore[override]  # noqa: E704,E501
+        async def complete(self, worker: str, task: Claimed, result: Payload = b"", busy_ms: float = 0) -> None: ...  # type: ignore[override]  # noqa: E704,E501
+        async def fail(self, worker: str, task: Claimed, error: Any, retry: bool = True, busy_ms: float = 0) -> str: ...  # type: ignore[override]  # noqa: E704,E501
+
+    async def _call(self, name: str, args: List[Tuple[str, Any]], extra_keys: Sequence[str] = ()) -> Any:  # type: ignore[override]
         self.scripts.check(name, args)
         try:
             return await self._registered[name](keys=self.keys + list(extra_keys), args=[v for _, v in args])
         except redis.exceptions.ResponseError as e:
             raise _script_error(e) from None
 
-    async def check_version(self):
+    async def check_version(self) -> None:
         self._check_schema(await self.r.hget(self.keys[0], "v"))
 
-    async def enqueue(self, kind, payload, **opts):
+    async def enqueue(self, kind: str, payload: Payload, **opts: Any) -> Tuple[str, bool]:  # type: ignore[override]
         return (await self.enqueue_batch([dict(opts, kind=kind, payload=payload)]))[0]
 
-    async def wait(self, task_id, timeout=30.0):
+    async def wait(self, task_id: str, timeout: float = 30.0) -> Tuple[str, Any]:  # type: ignore[override]
         """As Queue.wait, without blocking the event loop."""
         deadline = time.monotonic() + timeout
         pubsub = self.r.pubsub(ignore_subscribe_messages=True)
@@ -732,11 +782,11 @@ class AsyncQueue(Queue):
         finally:
             await pubsub.aclose()
 
-    async def leave(self, worker):
+    async def leave(self, worker: str) -> None:  # type: ignore[override]
         while await self._call("deregister", [("worker", worker), ("mode", "leave")]) >= 1000:
             pass
 
-    async def release(self, worker, leases):
+    async def release(self, worker: str, leases: Sequence[Lease]) -> int:  # type: ignore[override]
         return sum([await self._release_chunk(worker, leases[i:i + 1000]) for i in range(0, len(leases), 1000)])
 
 
@@ -752,7 +802,8 @@ class AsyncWorker:
     more claims, ``shutdown_grace_s`` for the tasks in flight, then their leases released. Unlike
     Worker it cancels a handler whose lease was lost or whose task was cancelled."""
 
-    def __init__(self, queue, handlers, concurrency=10, heartbeat_ms=1000, poll_s=1.0, worker_id=None,
+    def __init__(self, queue: AsyncQueue, handlers: Mapping[str, Callable[[Claimed], Any]], concurrency: int = 10,
+                 heartbeat_ms: int = 1000, poll_s: float = 1.0, worker_id: Optional[str] = None,
                  push=False, shutdown_grace_s=30.0):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -760,14 +811,14 @@ class AsyncWorker:
         self.concurrency, self.heartbeat_ms, self.poll_s = concurrency, heartbeat_ms, poll_s
         self.shutdown_grace_s = shutdown_grace_s
         self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
-        self._held = {}  # id -> (token, asyncio task)
+        self._held: Dict[str, Tuple[str, Any]] = {}  # id -> (token, asyncio task)
         self._done = 0
 
-    def _info(self):
+    def _info(self) -> Dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
                 "capacity": self.concurrency, "weight": 1, "kinds": sorted(self.handlers), "language": "python"}
 
-    async def _heartbeat_loop(self, stop):
+    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         while True:
             try:
                 await asyncio.wait_for(stop.wait(), self.heartbeat_ms / 1000.0)
@@ -783,7 +834,7 @@ class AsyncWorker:
                 if status != "renewed" and entry and entry[0] == token:
                     entry[1].cancel()  # lost or cancelled: its result would be refused anyway
 
-    async def run(self, stop=None, max_tasks=None):
+    async def run(self, stop: Optional[asyncio.Event] = None, max_tasks: Optional[int] = None) -> int:
         """Process tasks until ``stop`` (an asyncio.Event) is set, SIGTERM/SIGINT arrives, or
         ``max_tasks`` have been taken and finished; returns how many tasks it finished."""
         stop = stop or asyncio.Event()
@@ -840,11 +891,11 @@ class AsyncWorker:
                 loop.remove_signal_handler(sig)
         return self._done
 
-    async def _run_one(self, task, free):
+    async def _run_one(self, task: Claimed, free: asyncio.Semaphore) -> None:
         started = time.monotonic()
         busy = lambda: (time.monotonic() - started) * 1000  # noqa: E731
 
-        async def report(percent, message=""):
+        async def report(percent: float, message: str = "") -> None:
             if await self.q.progress(self.id, task, percent, message) == "cancelled":
                 raise StaleLease(f"task {task.id} was cancelled")
         task._reporter = report
@@ -868,7 +919,7 @@ class AsyncWorker:
                 del self._held[task.id]
             free.release()
 
-    async def _fail(self, task, error, retry, busy_ms):
+    async def _fail(self, task: Claimed, error: Any, retry: bool, busy_ms: float) -> None:
         try:
             await self.q.fail(self.id, task, error, retry=retry, busy_ms=busy_ms)
             self._done += 1
