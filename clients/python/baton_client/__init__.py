@@ -543,6 +543,16 @@ class Queue:
                             ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))], (), parse
 
     @_op
+    def complete_many(self, worker: str, done: Sequence[Tuple[Claimed, Payload]], busy_ms: float = 0) -> _CallOf[List[bool]]:
+        """Acknowledge 1..1000 claimed tasks with their results in one call: per task True
+        (completed) or False (stale: the lease was gone and the result refused). ``busy_ms`` is
+        the handlers' run time, summed."""
+        args: List[Tuple[str, Any]] = [("worker", worker), ("busy_ms", int(busy_ms))]
+        for task, result in done:
+            args += [("id", task.id), ("token", task.token), ("result_ttl_ms", task.result_ttl_ms), ("result", _b(result))]
+        return "complete", args, (), lambda reply: [s == 1 for s in reply]
+
+    @_op
     def fail(self, worker: str, task: Claimed, error: Any, retry: bool = True, busy_ms: float = 0) -> _CallOf[str]:
         """Report a failed attempt: returns "retrying" or "dead"; raises StaleLease."""
         mode = f"r:{random.random():.6f}" if retry else "final"
@@ -552,6 +562,47 @@ class Queue:
             return "retrying" if reply[0] == 1 else "dead"
         return "fail", [("worker", worker), ("dead_ttl_ms", self.dead_ttl_ms), ("busy_ms", int(busy_ms)),
                         ("id", task.id), ("token", task.token), ("error", str(error)[:8192]), ("mode", mode)], (), parse
+
+
+class _Acks:
+    """Acknowledgements sent in batches: the handler thread that finds no call in flight sends
+    every result queued meanwhile in one ``complete`` call (no added latency when idle, one call
+    for many results under load); the others wait for their status."""
+
+    def __init__(self, q: Queue, worker: str) -> None:
+        self.q, self.worker = q, worker
+        self._lock = threading.Lock()
+        self._queued: List[List[Any]] = []  # [task, result, busy_ms, done Event, status]
+        self._sending = False
+
+    def complete(self, task: Claimed, result: bytes, busy_ms: float) -> bool:
+        item: List[Any] = [task, result, busy_ms, threading.Event(), None]
+        with self._lock:
+            self._queued.append(item)
+            lead, self._sending = not self._sending, True
+        if lead:
+            self._send()
+        item[3].wait()
+        if isinstance(item[4], Exception):
+            raise item[4]
+        return bool(item[4])
+
+    def _send(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queued = self._queued[:1000], self._queued[1000:]
+                if not batch:
+                    self._sending = False
+                    return
+            statuses: List[Any]
+            try:
+                statuses = list(self.q.complete_many(self.worker, [(i[0], i[1]) for i in batch],
+                                                     busy_ms=sum(i[2] for i in batch)))
+            except Exception as e:  # noqa: BLE001 — each waiting handler thread gets it
+                statuses = [e] * len(batch)
+            for item, status in zip(batch, statuses):
+                item[4] = status
+                item[3].set()
 
 
 class Worker:
@@ -574,6 +625,7 @@ class Worker:
         self.concurrency, self.shutdown_grace_s = concurrency, shutdown_grace_s
         self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
         self._held: Dict[str, str] = {}
+        self._acks = _Acks(queue, self.id)
         self._lock = threading.Lock()
         self._lost: set = set()
         self._done = 0
@@ -631,6 +683,10 @@ class Worker:
                 if not tasks:
                     pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
                     continue
+                with self._lock:
+                    for task in tasks:
+                        self._held[task.id] = task.token
+                self._mark_started(tasks)
                 for task in tasks:
                     taken += 1
                     threading.Thread(target=self._slot, args=(task, free), daemon=True).start()
@@ -664,10 +720,16 @@ class Worker:
         finally:
             free.release()
 
-    def _run_one(self, task: Claimed) -> None:
-        with self._lock:
-            self._held[task.id] = task.token
+    def _mark_started(self, tasks: Sequence[Claimed]) -> None:
+        """Every task of this claim reply starts now: one mark (the highest token) covers them
+        all (docs/contract.md, "Start marks"). Without it an expired lease of these runs is a
+        stray, not charged: the safe side."""
+        try:
+            self.q.start(self.id, max(int(t.token) for t in tasks))
+        except redis.exceptions.RedisError:
+            pass
 
+    def _run_one(self, task: Claimed) -> None:
         def report(percent: float, message: str = "") -> None:
             if self.q.progress(self.id, task, percent, message) == "cancelled":
                 raise StaleLease(f"task {task.id} was cancelled")
@@ -678,10 +740,8 @@ class Worker:
             handler = self.handlers.get(task.kind)
             if handler is None:
                 raise RuntimeError(f"no handler for task kind {task.kind!r} on worker {self.id}")
-            # the run starts now: from here an expired lease is charged as an attempt
-            self.q.start(self.id, task.token)
             result = handler(task)
-            self.q.complete(self.id, task, _b(result if result is not None else b""), busy_ms=busy())
+            self._acks.complete(task, _b(result if result is not None else b""), busy())  # False: stale, refused
         except StaleLease:
             pass  # reclaimed or cancelled meanwhile: the result is refused, as it must be
         except Fatal as e:
@@ -744,6 +804,7 @@ class AsyncQueue(Queue):
         async def start(self, worker: str, token: Union[int, str]) -> int: ...  # type: ignore[override]  # noqa: E704
         async def progress(self, worker: str, task: Claimed, percent: float, message: str = "") -> str: ...  # type: ignore[override]  # noqa: E704,E501
         async def complete(self, worker: str, task: Claimed, result: Payload = b"", busy_ms: float = 0) -> None: ...  # type: ignore[override]  # noqa: E704,E501
+        async def complete_many(self, worker: str, done: Sequence[Tuple[Claimed, Payload]], busy_ms: float = 0) -> List[bool]: ...  # type: ignore[override]  # noqa: E704,E501
         async def fail(self, worker: str, task: Claimed, error: Any, retry: bool = True, busy_ms: float = 0) -> str: ...  # type: ignore[override]  # noqa: E704,E501
 
     async def _call(self, name: str, args: List[Tuple[str, Any]], extra_keys: Sequence[str] = ()) -> Any:  # type: ignore[override]
@@ -812,6 +873,8 @@ class AsyncWorker:
         self.shutdown_grace_s = shutdown_grace_s
         self.id = worker_id or f"py-{os.getpid()}-{new_id()}"
         self._held: Dict[str, Tuple[str, Any]] = {}  # id -> (token, asyncio task)
+        self._acks: List[Tuple[Claimed, bytes, float, Any]] = []  # results waiting for the next complete call
+        self._acking = False
         self._done = 0
 
     def _info(self) -> Dict[str, Any]:
@@ -868,6 +931,10 @@ class AsyncWorker:
                 if not tasks:
                     await pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
                     continue
+                try:  # every task of this reply starts now: one mark covers them all
+                    await self.q.start(self.id, max(int(t.token) for t in tasks))
+                except redis.exceptions.RedisError:
+                    pass  # unmarked runs whose lease expires are strays, not charged
                 for task in tasks:
                     taken += 1
                     run = asyncio.ensure_future(self._run_one(task, free))
@@ -903,10 +970,9 @@ class AsyncWorker:
             handler = self.handlers.get(task.kind)
             if handler is None:
                 raise RuntimeError(f"no handler for task kind {task.kind!r} on worker {self.id}")
-            await self.q.start(self.id, task.token)  # the run starts now
             result = await handler(task)
-            await self.q.complete(self.id, task, _b(result if result is not None else b""), busy_ms=busy())
-            self._done += 1
+            if await self._complete(task, _b(result if result is not None else b""), busy()):
+                self._done += 1
         except (StaleLease, asyncio.CancelledError):
             pass  # lost, cancelled or released: another run owns the task now
         except Fatal as e:
@@ -918,6 +984,35 @@ class AsyncWorker:
             if entry and entry[0] == task.token:
                 del self._held[task.id]
             free.release()
+
+    async def _complete(self, task: Claimed, result: bytes, busy_ms: float) -> bool:
+        """Results finishing while a complete call is in flight go together in the next one,
+        sent by a task of its own (a handler cancelled meanwhile cannot strand the others')."""
+        done = asyncio.get_running_loop().create_future()
+        self._acks.append((task, result, busy_ms, done))
+        if not self._acking:
+            self._acking = True
+            asyncio.ensure_future(self._send_acks())
+        return bool(await done)
+
+    async def _send_acks(self) -> None:
+        try:
+            while self._acks:
+                batch, self._acks = self._acks[:1000], self._acks[1000:]
+                try:
+                    statuses: List[Any] = list(await self.q.complete_many(
+                        self.id, [(t, r) for t, r, _, _ in batch], busy_ms=sum(b for _, _, b, _ in batch)))
+                except Exception as e:  # noqa: BLE001 — each waiting handler gets it
+                    statuses = [e] * len(batch)
+                for (_, _, _, fut), status in zip(batch, statuses):
+                    if fut.done():
+                        continue  # its handler was cancelled meanwhile
+                    if isinstance(status, Exception):
+                        fut.set_exception(status)
+                    else:
+                        fut.set_result(status)
+        finally:
+            self._acking = False
 
     async def _fail(self, task: Claimed, error: Any, retry: bool, busy_ms: float) -> None:
         try:
