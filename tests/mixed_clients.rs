@@ -66,9 +66,7 @@ async fn ten_thousand_tasks_across_three_languages_each_done_once() {
     let q = env.client.queue("mix").unwrap();
     let url = env.redis.url();
     // reclaim (the killed workers' leases) and promote (retries), as baton-scheduler does
-    let stop = tokio_util::sync::CancellationToken::new();
-    let m = baton::Maintenance::new(vec![q.clone()], env.config.scheduler.clone());
-    let maint = tokio::spawn(m.run(stop.clone(), None));
+    let (stop, maint) = common::maintain(&env, &q);
     let langs = [None, Some(Lang::Python), Some(Lang::Node)];
     let _ = common::clients::node_client(); // built before the clock starts
     let mut workers: Vec<(Option<Lang>, Child)> = Vec::new();

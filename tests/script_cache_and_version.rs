@@ -76,14 +76,8 @@ async fn a_queue_with_another_schema_version_is_refused() {
     let env = common::env().await;
     let q = env.queue();
     q.enqueue(TaskSpec::new("k", "p")).await.unwrap();
+    common::set_schema_version(&env, &q, "99").await;
     let mut raw = env.raw().await;
-    let _: () = redis::cmd("HSET")
-        .arg(q.keys().key(baton::keys::Role::Meta))
-        .arg("v")
-        .arg("99")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
     let before = common::snapshot(&mut raw).await;
     let e = q.enqueue(TaskSpec::new("k", "p")).await.unwrap_err();
     assert!(matches!(e, Error::VersionMismatch { .. }), "{e}");

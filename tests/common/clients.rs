@@ -152,20 +152,8 @@ pub async fn enqueues_rust_works_reads_back(lang: Lang, env: &Env) {
 /// its heartbeats alone (reclaim runs every 100 ms), reports progress, and deregisters.
 pub async fn rust_enqueues_worker_heartbeats(lang: Lang, env: &Env) {
     let q = env.queue();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let m = baton::Maintenance::new(vec![q.clone()], env.config.scheduler.clone());
-    let maint = tokio::spawn(m.run(stop.clone(), None));
-    let ids: Vec<String> = q
-        .enqueue_batch(
-            (0..2)
-                .map(|i| TaskSpec::new("slow-upper", format!("job {i}")))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let (stop, maint) = super::maintain(env, &q);
+    let ids = super::enqueue_ids(&q, "slow-upper", 2, |i| format!("job {i}")).await;
     let out = lang.driver_async(&["work", &env.redis.url(), "q", "2"]).await;
     assert_eq!(out.trim(), "processed 2");
     for (i, id) in ids.iter().enumerate() {
@@ -189,17 +177,7 @@ pub async fn rust_enqueues_worker_heartbeats(lang: Lang, env: &Env) {
 pub async fn sigterm_a_worker(lang: Lang, command: &str, grace: &str) -> (usize, usize, usize) {
     let env = super::env().await;
     let q = env.queue();
-    let ids: Vec<String> = q
-        .enqueue_batch(
-            (0..24)
-                .map(|i| TaskSpec::new("sleepy", format!("job {i}")))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = super::enqueue_ids(&q, "sleepy", 24, |i| format!("job {i}")).await;
     let child = lang
         .command(&[command, &env.redis.url(), "q", "8", grace])
         .stdout(Stdio::piped())
@@ -303,14 +281,7 @@ pub async fn stale_token_refused(lang: Lang, env: &Env) {
 pub async fn version_mismatch_refused(lang: Lang, env: &Env) -> String {
     let q = env.queue();
     q.enqueue(TaskSpec::new("k", "x")).await.unwrap();
-    let mut raw = env.raw().await;
-    let _: () = redis::cmd("HSET")
-        .arg(q.keys().key(baton::keys::Role::Meta))
-        .arg("v")
-        .arg("99")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    super::set_schema_version(env, &q, "99").await;
     let out = lang.driver(&["version", &env.redis.url(), "q"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -341,20 +312,8 @@ pub async fn takes_push_assignments(lang: Lang) {
     })
     .await;
     let q = env.client.queue("pp").unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let m = baton::Maintenance::new(vec![q.clone()], env.config.scheduler.clone());
-    let dispatcher = tokio::spawn(m.run(stop.clone(), None));
-    let ids: Vec<String> = q
-        .enqueue_batch(
-            (0..3)
-                .map(|i| TaskSpec::new("slow-upper", format!("push {i}")))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let (stop, dispatcher) = super::maintain(&env, &q);
+    let ids = super::enqueue_ids(&q, "slow-upper", 3, |i| format!("push {i}")).await;
     let out = lang
         .driver_async(&["work-push", &env.redis.url(), "pp", "3"])
         .await;

@@ -354,3 +354,39 @@ pub fn spawn_worker(
     let s = stop.clone();
     (stop, tokio::spawn(worker.run(async move { s.cancelled().await })))
 }
+
+/// Enqueue `n` tasks of `kind` (payload `payload(i)`) in one atomic batch; their ids, in order.
+pub async fn enqueue_ids(q: &Queue, kind: &str, n: usize, payload: impl Fn(usize) -> String) -> Vec<String> {
+    q.enqueue_batch((0..n).map(|i| baton::TaskSpec::new(kind, payload(i))).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// What baton-scheduler does for `q` (reclaim, promote, push dispatch), running until the token is
+/// cancelled; await the handle after cancelling.
+pub fn maintain(
+    env: &Env,
+    q: &Queue,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<baton::Result<()>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let m = baton::Maintenance::new(vec![q.clone()], env.config.scheduler.clone());
+    (stop.clone(), tokio::spawn(m.run(stop, None)))
+}
+
+/// Stamp another data schema version on the queue, as a release with other scripts would have.
+pub async fn set_schema_version(env: &Env, q: &Queue, v: &str) {
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("HSET")
+        .arg(q.keys().key(Role::Meta))
+        .arg("v")
+        .arg(v)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
