@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench --bench core` (starts its own redis-server on a free port; set
 //! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!). Parts:
-//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth").
+//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth"; also "limits": flow
+//! control's cost at the 1x50 shape).
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
 //! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
 //! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
@@ -180,6 +181,61 @@ fn noop_worker(client: &Client, queue: &str, conc: usize) -> Worker {
         .unwrap()
 }
 
+/// Drain `n` pre-filled no-op tasks from `q` with one worker (this process) of `conc` slots on
+/// the queue `settings`, and print the row.
+async fn drain_row(
+    cfg: &Config,
+    q: &Queue,
+    probe: &mut Probe,
+    n: usize,
+    conc: usize,
+    settings: baton::QueueConfig,
+    name: String,
+) {
+    if q.counts().await.unwrap().pending < n as u64 {
+        probe.flush().await;
+        fill(q, n, 100).await;
+    }
+    let mut wcfg = cfg.clone();
+    wcfg.queues.insert(q.name().to_string(), settings);
+    let wclient = Client::connect(wcfg).await.unwrap();
+    let worker = noop_worker(&wclient, q.name(), conc);
+    let stats = worker.stats();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    let before = probe.sample().await;
+    let t0 = Instant::now();
+    let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+    while stats.completed.load(Ordering::Relaxed) < n as u64 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let after = probe.sample().await;
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    Row {
+        name,
+        tasks: n,
+        secs,
+        before,
+        after,
+    }
+    .print();
+    let c = q.counts().await.unwrap();
+    assert_eq!(c.done, n as u64, "every task done");
+    if std::env::var("BATON_BENCH_CMDSTATS").is_ok() {
+        // where Redis spent its time: usec per command, in-script commands included
+        for l in probe
+            .info("commandstats")
+            .await
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+        {
+            println!("    {l}");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
@@ -301,60 +357,48 @@ async fn main() {
             (50, 100),
             (def_conc, def_batch),
         ] {
-            if q.counts().await.unwrap().pending < n as u64 {
-                probe.flush().await;
-                fill(&q, n, 100).await;
-            }
-            let mut wcfg = cfg.clone();
-            wcfg.queues.insert(
-                "bench-batch".into(),
-                baton::QueueConfig {
-                    claim_batch: batch,
-                    events_max_len,
-                    ..Default::default()
-                },
-            );
-            let wclient = Client::connect(wcfg).await.unwrap();
-            let worker = noop_worker(&wclient, "bench-batch", conc);
-            let stats = worker.stats();
-            let stop = tokio_util::sync::CancellationToken::new();
-            let s = stop.clone();
-            let before = probe.sample().await;
-            let t0 = Instant::now();
-            let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
-            while stats.completed.load(Ordering::Relaxed) < n as u64 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            let after = probe.sample().await;
-            stop.cancel();
-            h.await.unwrap().unwrap();
             let shipped = if (conc, batch) == (def_conc, def_batch) {
                 " (defaults)"
             } else {
                 ""
             };
-            let row = Row {
-                name: format!("end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}{shipped}"),
-                tasks: n,
-                secs,
-                before,
-                after,
+            let settings = baton::QueueConfig {
+                claim_batch: batch,
+                events_max_len,
+                ..Default::default()
             };
-            row.print();
-            let c = q.counts().await.unwrap();
-            assert_eq!(c.done, n as u64, "every task done");
-            if std::env::var("BATON_BENCH_CMDSTATS").is_ok() {
-                // where Redis spent its time: usec per command, in-script commands included
-                for l in probe
-                    .info("commandstats")
-                    .await
-                    .lines()
-                    .filter(|l| l.starts_with("cmdstat_"))
-                {
-                    println!("    {l}");
-                }
-            }
+            let name =
+                format!("end to end no-op, 1 worker, concurrency {conc}, claim batch {batch}{shipped}");
+            drain_row(&cfg, &q, &mut probe, n, conc, settings, name).await;
+            probe.flush().await;
+        }
+    }
+    if parts.contains("limits") {
+        // 3b. flow control's cost: the 1x50 shape with no limits, with a rate limit and a
+        // concurrency cap that never bind (the checks alone), and with a cap that binds (half
+        // the worker's slots: claims held back, woken by lease ends)
+        let q = client.queue("bench-batch").unwrap();
+        let fast = baton::flow::Rate::parse("1000000/s").unwrap();
+        for (label, rate, burst, cap) in [
+            ("no limits", None, None, 0u32),
+            (
+                "rate 1M/s burst 1000 + cap 1M (never binding)",
+                Some(fast),
+                Some(1000),
+                1_000_000,
+            ),
+            ("cap 25 (binding)", None, None, 25),
+        ] {
+            let settings = baton::QueueConfig {
+                claim_batch: 100,
+                events_max_len,
+                rate,
+                burst,
+                concurrency: cap,
+                ..Default::default()
+            };
+            let name = format!("end to end 1x50, batch 100, {label}");
+            drain_row(&cfg, &q, &mut probe, n, 50, settings, name).await;
             probe.flush().await;
         }
     }

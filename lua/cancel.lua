@@ -6,7 +6,7 @@ purpose: Cancel tasks that have not finished: pending, delayed, or leased (the w
   its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
 keys:
   1-18: the queue keyset
-touches: meta(r) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
+touches: meta(rw) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
   assigned(w) winfl(rw) events(w)
 argv:
   1: ttl_ms (int, 1..MAX_MS) — how long the cancelled task stays inspectable

@@ -1,13 +1,13 @@
 #!lua
 --[[
 name: claim
-version: 2
+version: 3
 purpose: A worker claims up to n pending tasks, highest priority first (FIFO within a priority),
   each under a lease (worker, fencing token, deadline). Claim cost is independent of queue depth
   and the record is handed out as stored (the client parses it).
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) dead(w) errors(w) winfl(w) wstat(w) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(w) dead(w) errors(w) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
@@ -20,7 +20,11 @@ reply: flat array, 4 entries per claimed task: id, token (string, unique and inc
   and attempt used - base + 1 of max_attempts: base counts the runs not charged — used at the
   last requeue from the dead-letter set, plus strays). Once a handler has started, the worker
   says so with the start script, or an expiry of this lease is not charged (a stray).
-  Empty when nothing is pending or the queue is paused.
+  Empty when nothing is pending or the queue is paused. On a queue with a rate limit or a
+  concurrency cap (configure) fewer than n may be handed out while tasks are pending; the reply
+  then ends with one more value, the wait (int): ms until the rate admits more, or -1 when the
+  concurrency cap is full (a `p` on the wake channel follows when a lease ends). Its length is
+  then 4k + 1.
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -36,6 +40,7 @@ bound: O(n log N) for n <= 1000
 --@include registry
 --@include lease
 --@include events
+--@include limits
 --@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')

@@ -1,9 +1,10 @@
 #!lua
 --[[
 name: configure
-version: 2
+version: 3
 purpose: Store a queue's settings that the other scripts read from meta: the lifecycle events
-  stream cap, priority aging and the dispatch mode (pull: dispatch assigns nothing and take claims like claim;
+  stream cap, priority aging, flow control (rate limit, burst, concurrency cap: include/limits.lua)
+  and the dispatch mode (pull: dispatch assigns nothing and take claims like claim;
   push: dispatch assigns). Run by baton-scheduler and baton-worker at start from their [queues] config; until
   then a queue uses the defaults (events on, 10000 stream entries).
 keys:
@@ -15,6 +16,11 @@ argv:
   2: dispatch (string, "pull" or "push") — how tasks reach workers on this queue
   3: aging_ms (int, 0..86400000) — priority aging: ms of waiting worth one priority step in the
     pending order (0 = strict priority); turning it on or off is refused while tasks are pending
+  4: rate_interval_us (int, 0..86400000000) — rate limit as the µs between two tasks at the
+    sustained rate (200/s = 5000), enforced by claim, take and dispatch; 0 = no rate limit
+  5: burst (int, 1..1000000) — how many tasks the rate lets go at once after an idle spell
+  6: concurrency (int, 0..1000000) — most leases alive at once on the queue across all workers;
+    0 = no cap
 reply: the dispatch mode stored before ("pull", "push", or "" for a new queue)
 errors:
   BADARG: an argument is out of range, or aging would be turned on or off while tasks are
@@ -33,6 +39,9 @@ if dm ~= 'pull' and dm ~= 'push' then
   bail('BADARG', 'dispatch must be "pull" or "push", got ' .. tostring(dm))
 end
 local aging = int_arg(ARGV[3], 'aging_ms', 0, 86400000)
+local rate = int_arg(ARGV[4], 'rate_interval_us', 0, 86400000000)
+local burst = int_arg(ARGV[5], 'burst', 1, 1000000)
+local cap = int_arg(ARGV[6], 'concurrency', 0, 1000000)
 require_worker()
 check_schema()
 -- Strict-priority and aged scores are different orders: mixing them in one pending set would
@@ -50,5 +59,12 @@ end
 local before = DM or ''
 -- check_schema passed: `v` is this version or absent, so stamping it again is harmless
 redis.call('HSET', K_META, 'v', SCHEMA, 'ev', ev, 'dm', dm, 'ag', aging)
+-- Flow control: `fl` tells every script's schema read whether to look at the limits at all.
+-- The rate's state (tat) is kept across restarts with the same or a new rate.
+if rate > 0 or cap > 0 then
+  redis.call('HSET', K_META, 'fl', '1', 'rl', fmt(rate), 'rb', fmt(burst), 'cc', fmt(cap))
+else
+  redis.call('HDEL', K_META, 'fl', 'rl', 'rb', 'cc', 'tat', 'hl', 'cw')
+end
 if ev == 0 then redis.call('DEL', K_EVENTS) end
 return before

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 --[[
 name: counts
-version: 3
+version: 4
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
   1-18: the queue keyset
@@ -10,7 +10,12 @@ argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),
   enqueued_total, retried_total (failed attempts scheduled again), aging_ms (the queue's priority
-  aging, 0 = strict priority), lapsed_total (tasks that expired before a run could start)}
+  aging, 0 = strict priority), lapsed_total (tasks that expired before a run could start),
+  rate_interval_us (the rate limit: µs between two tasks, 0 = none), burst, concurrency (the
+  cap, 0 = none), running (leases whose deadline has not passed: what the cap counts), held
+  (what holds the queue back now: 0 nothing, 1 the rate, 2 the concurrency cap),
+  held_rate_total, held_concurrency_total (claim and dispatch calls each limit cut short while
+  tasks were pending)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
   BADARG: fewer than the 18 queue keys
@@ -21,9 +26,13 @@ bound: O(1)
 --@include keys
 --@include schema
 
-local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry', 'n_lapsed')
+local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry', 'n_lapsed',
+  'rl', 'rb', 'cc', 'hl', 'n_held_rate', 'n_held_concurrency')
+local held = ({rate = 1, concurrency = 2})[meta[13] or ''] or 0
 return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_LEASED),
   redis.call('ZCARD', K_DONE), redis.call('ZCARD', K_DEAD), redis.call('ZCARD', K_CANCELLED),
   meta[2] == '1' and 1 or 0, redis.call('ZCARD', K_WBEAT), tonumber(meta[3]) or 0,
   tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0,
-  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0, AGING, tonumber(meta[9]) or 0}
+  tonumber(meta[7]) or 0, tonumber(meta[8]) or 0, AGING, tonumber(meta[9]) or 0,
+  tonumber(meta[10]) or 0, tonumber(meta[11]) or 1, tonumber(meta[12]) or 0,
+  redis.call('ZCOUNT', K_LEASED, fmt(now_ms()), '+inf'), held, tonumber(meta[14]) or 0, tonumber(meta[15]) or 0}

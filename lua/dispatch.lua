@@ -1,7 +1,7 @@
 #!lua
 --[[
 name: dispatch
-version: 1
+version: 2
 purpose: Push dispatch: assign up to n pending tasks, in priority order, to the live workers of
   the registry by a strategy, never beyond a worker's capacity. Each assignment creates the lease
   at once (so a worker that dies with assigned tasks loses none: reclaim covers them) and files
@@ -9,7 +9,7 @@ purpose: Push dispatch: assign up to n pending tasks, in priority order, to the 
   the wake channel). Any number of dispatchers may run at once.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(w) lease(w) workers(r) wbeat(r) assigned(w) winfl(rw)
+touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(w) workers(r) wbeat(r) assigned(w) winfl(rw)
   wstat(w) events(w)
 argv:
   1: strategy (string): "random", "round-robin", "weighted" (smooth weighted round-robin by each
@@ -20,7 +20,10 @@ argv:
   5: seed (int, 1..2147483646) — random seed from the caller (strategy "random"; Redis' own
      math.random is deterministic)
 reply: {assigned (int), more (1: the work budget cut the call short and tasks are still pending:
-  call again at once; 0 otherwise), then per worker that got tasks: worker id, count}
+  call again at once; 0 otherwise), held (int: 0, or the queue's limits held the call back while
+  tasks are pending: ms until the rate admits more, or -1 under the concurrency cap: call again
+  when a lease ends, announced on the free channel), then per worker that got tasks: worker id,
+  count}
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -39,6 +42,7 @@ bound: O(k log N + k * W + W) with k = min(n, 20000 / W) tasks and W <= 1000 liv
 -- Worker visits one call may spend picking (tasks x live workers for the scanning strategies).
 local WORK_BUDGET = 20000
 --@include events
+--@include limits
 
 local strategy = ARGV[1]
 if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted' and strategy ~= 'least-concurrency' then
@@ -51,11 +55,11 @@ local seed = int_arg(ARGV[5], 'seed', 1, 2147483646)
 require_worker()
 local meta = check_schema('paused', 'rr', 'lc')
 -- paused, or the queue is in pull mode (configure): workers claim for themselves
-if meta[2] == '1' or DM == 'pull' then return {0, 0} end
+if meta[2] == '1' or DM == 'pull' then return {0, 0, 0} end
 
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_WBEAT, fmt(now - alive_ms), '+inf', 'LIMIT', 0, MAX_BATCH)
-if #ids == 0 then return {0, 0} end
+if #ids == 0 then return {0, 0, 0} end
 table.sort(ids) -- one stable order for every dispatcher
 local infos = redis.call('HMGET', K_WORKERS, unpack(ids))
 local infl = redis.call('HMGET', K_WINFL, unpack(ids))
@@ -80,9 +84,12 @@ end
 -- assigns fewer tasks (at least one) and says there is more to do.
 local wanted = math.min(n, total_free)
 local k = math.min(wanted, math.max(1, math.floor(WORK_BUDGET / #ids)))
-if k == 0 then return {0, 0} end
-local popped = redis.call('ZPOPMIN', K_PENDING, k)
-if #popped == 0 then return {0, 0} end
+if k == 0 then return {0, 0, 0} end
+-- the queue's limits (include/limits.lua) may cut k further
+local limit, wait
+k, limit, wait = limit_room(k, now)
+local popped = k > 0 and redis.call('ZPOPMIN', K_PENDING, k) or {}
+if #popped == 0 then return {0, 0, limits_after(0, limit, wait, now, '') or 0} end
 local tids = {}
 for i = 1, #popped, 2 do tids[#tids + 1] = popped[i] end
 local recs = redis.call('HMGET', K_TASKS, unpack(tids))
@@ -160,8 +167,8 @@ for i, id in ipairs(tids) do
   end
 end
 -- more: the budget cut this call short and tasks are still pending
-local more = (k < wanted and redis.call('ZCARD', K_PENDING) > 0) and 1 or 0
-local reply = {assigned, more}
+local more = (limit == nil and k < wanted and redis.call('ZCARD', K_PENDING) > 0) and 1 or 0
+local reply = {assigned, more, limits_after(assigned, limit, wait, now, '') or 0}
 if assigned > 0 then
   put_leases(zargs, hargs)
   redis.call('ZADD', K_ASSIGNED, unpack(aargs))

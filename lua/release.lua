@@ -7,7 +7,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   attempt is not counted.
 keys:
   1-18: the queue keyset
-touches: meta(r) tasks(r) pending(rw) leased(w) lease(rw) winfl(w) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) winfl(w) events(w)
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs

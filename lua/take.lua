@@ -1,7 +1,7 @@
 #!lua
 --[[
 name: take
-version: 2
+version: 3
 purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it (their leases
   already exist); each lease's deadline restarts now and it gets a fresh fencing token, so tokens
   reach a worker in increasing order whatever order dispatch assigned them in (the worker's start
@@ -9,14 +9,15 @@ purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it 
   it claims pending tasks exactly as claim does, so a push worker never idles while tasks wait.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) dead(w) errors(w) assigned(rw) winfl(w) wstat(w) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(rw) dead(w) errors(w) assigned(rw) winfl(w) wstat(w) events(w)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id
   2: n (int, 1..1000) — most tasks taken
   3: lease_ms (int, 1..86400000) — the leases' new duration
   4: dead_ttl_ms (int, 1..MAX_MS) — how long a task that expired before it could run is kept in
     the dead-letter set (its lease ends; it is never handed out)
-reply: flat array, 4 entries per task, as claim: id, token, deadline_ms, record
+reply: flat array, 4 entries per task, as claim: id, token, deadline_ms, record; on a pull queue
+  with limits, claim's trailing wait as well
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -32,6 +33,7 @@ bound: O(n log N) for n <= 1000
 --@include registry
 --@include lease
 --@include events
+--@include limits
 --@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')

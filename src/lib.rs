@@ -24,6 +24,7 @@ pub mod conn;
 mod cron_expr;
 mod error;
 mod events;
+pub mod flow;
 pub mod keys;
 #[doc(hidden)] // test and demo fixture: a throw-away redis-server
 pub mod local_redis;
@@ -43,8 +44,8 @@ pub mod worker;
 
 pub use client::new_id;
 pub use client::{
-    Claimed, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat,
-    LeaseStatus, Outcome, ProgressAck, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
+    Claimed, Claims, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat,
+    Held, LeaseStatus, Outcome, ProgressAck, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
 };
 pub use config::{
     BackoffKind, Config, DispatchMode, QueueConfig, RedisConfig, SchedulerConfig, Strategy, WorkerConfig,

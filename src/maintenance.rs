@@ -183,10 +183,13 @@ async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) 
             let d = q
                 .dispatch(strategy, cfg.batch, crate::ops::dispatch::random_seed())
                 .await?;
-            Ok(if d.more || d.assigned as usize >= cfg.batch {
-                Duration::ZERO
-            } else {
-                cfg.dispatch_interval
+            Ok(match d.held {
+                // the queue's rate limit admits more after this long; under its concurrency
+                // cap the free channel wakes this loop when a lease ends
+                Some(crate::client::Held::Rate(after)) => after.min(cfg.dispatch_interval),
+                Some(crate::client::Held::Concurrency) => cfg.dispatch_interval,
+                None if d.more || d.assigned as usize >= cfg.batch => Duration::ZERO,
+                None => cfg.dispatch_interval,
             })
         },
     )

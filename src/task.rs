@@ -550,6 +550,20 @@ pub struct Counts {
     /// Tasks that expired (`expires_at`) before a run could start and went to the dead-letter
     /// set unrun (also counted in `dead_total`).
     pub lapsed_total: u64,
+    /// The queue's rate limit as stored in Redis: µs between two tasks (0 = none).
+    pub rate_interval_us: u64,
+    /// The rate limit's burst.
+    pub burst: u64,
+    /// The queue's concurrency cap (0 = none).
+    pub concurrency: u64,
+    /// Leases whose deadline has not passed: what the concurrency cap counts.
+    pub running: u64,
+    /// The limit holding the queue back now (`"rate"` or `"concurrency"`), if any.
+    pub held_by: Option<&'static str>,
+    /// Claim and dispatch calls the rate limit cut short while tasks were pending.
+    pub held_rate_total: u64,
+    /// Claim and dispatch calls the concurrency cap cut short while tasks were pending.
+    pub held_concurrency_total: u64,
 }
 
 /// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.

@@ -124,7 +124,7 @@ print(json.dumps({"dir": baton._default_scripts_dir(), "typed": __import__("os")
     let out = mypy(&bad);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        !out.status.success() && text.contains("list[Claimed]") && text.contains("int"),
+        !out.status.success() && text.contains("Claims") && text.contains("int"),
         "mypy names the wrong type: {text}"
     );
     let t = env.queue().get(v["id"].as_str().unwrap()).await.unwrap().unwrap();

@@ -8,6 +8,7 @@
 --@include registry
 --@include lease
 --@include events
+--@include limits
 
 -- Tasks whose expires_ms passed before a run could start (`expired`: their ids and records):
 -- to the dead-letter set for dead_ttl ms with the reason as their last error, counted (meta
@@ -42,15 +43,24 @@ end
 
 -- Pop up to n pending tasks (highest priority first) and lease them to `worker`; the reply rows
 -- are id, token, deadline_ms, record. Expired tasks are lapsed instead (dead for dead_ttl ms).
+-- On a queue with limits (include/limits.lua) they cut n first; when they held the call back
+-- the reply ends with one more value, the wait (ms until the rate admits more, -1: wait for a
+-- lease to end under the concurrency cap).
 local function claim_pending(worker, n, lease_ms, dead_ttl)
-  local popped = redis.call('ZPOPMIN', K_PENDING, n)
-  if #popped == 0 then return {} end
+  local now = now_ms()
+  local limit, wait
+  n, limit, wait = limit_room(n, now)
+  local popped = n > 0 and redis.call('ZPOPMIN', K_PENDING, n) or {}
+  if #popped == 0 then
+    wait = limits_after(0, limit, wait, now, worker)
+    if wait then return {wait} end
+    return {}
+  end
   local ids = {}
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 
   local recs = redis.call('HMGET', K_TASKS, unpack(ids))
   local fence = take_fence(#ids)
-  local now = now_ms()
   local deadline = fmt(now + lease_ms)
   local suffix = '|' .. worker
   local zargs, hargs, reply, items, expired = {}, {}, {}, {}, {}
@@ -77,5 +87,7 @@ local function claim_pending(worker, n, lease_ms, dead_ttl)
     emit('claimed', worker, items, now)
   end
   lapse_tasks(expired, now, dead_ttl)
+  wait = limits_after(#zargs / 2, limit, wait, now, worker)
+  if wait then reply[#reply + 1] = wait end
   return reply
 end

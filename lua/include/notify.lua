@@ -29,7 +29,14 @@ local function notify_final(ids)
 end
 
 -- Capacity was freed (a lease ended): push dispatchers may assign more. A queue configured for
--- pull has no dispatcher, so nothing is published there.
+-- pull has no dispatcher, so nothing is published there — unless a claim is waiting for a slot
+-- under the queue's concurrency cap (meta `cw`): then the workers are woken once ('p') and the
+-- flag is cleared (a claim the cap holds back again sets it again).
 local function signal_free()
   if DM ~= 'pull' then redis.call('PUBLISH', CHAN_FREE, '1') end
+  if CAP_WAIT then
+    redis.call('HDEL', K_META, 'cw')
+    redis.call('PUBLISH', CHAN_WAKE, 'p')
+    CAP_WAIT = false
+  end
 end

@@ -26,6 +26,13 @@ local AGING = 0
 -- pay nothing per task for it.
 local EXPIRING = false
 
+-- Flow control (include/limits.lua): whether the queue has a rate limit or a concurrency cap
+-- (meta field `fl`, set by configure), and whether a claim is waiting for a lease to end under
+-- the cap (meta `cw`, set by a claim the cap held back; the end of a lease then wakes the
+-- workers). Read by the same HMGET, so a queue without limits pays nothing more per call.
+local FLOW = false
+local CAP_WAIT = false
+
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
 -- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
@@ -47,11 +54,16 @@ local function check_schema(...)
   fields[#fields + 1] = 'dm'
   fields[#fields + 1] = 'ag'
   fields[#fields + 1] = 'xp'
+  fields[#fields + 1] = 'fl'
+  fields[#fields + 1] = 'cw'
   local got = redis.call('HMGET', K_META, unpack(fields))
-  EV_MAX = tonumber(got[#fields - 3]) or EVENTS_DEFAULT_MAX
-  DM = got[#fields - 2]
-  AGING = tonumber(got[#fields - 1]) or 0
-  EXPIRING = got[#fields] == '1'
+  local f = #fields
+  EV_MAX = tonumber(got[f - 5]) or EVENTS_DEFAULT_MAX
+  DM = got[f - 4]
+  AGING = tonumber(got[f - 3]) or 0
+  EXPIRING = got[f - 2] == '1'
+  FLOW = got[f - 1] == '1'
+  CAP_WAIT = got[f] == '1'
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

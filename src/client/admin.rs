@@ -60,7 +60,7 @@ impl Queue {
     }
 
     /// Store the queue settings the scripts read from Redis (the events stream cap, priority
-    /// aging, the dispatch mode). The scheduler and workers run it at start; every process should share the
+    /// aging, the rate limit and concurrency cap, the dispatch mode). The scheduler and workers run it at start; every process should share the
     /// same [queues]. Logs a warning when the queue was in another dispatch mode before: the
     /// processes' configs disagree, or a switch is rolling out. Returns the mode it had.
     pub async fn configure(&self) -> Result<Option<crate::task::DispatchMode>> {
@@ -68,6 +68,9 @@ impl Queue {
             events_max_len: self.settings.events_max_len,
             dispatch: self.settings.dispatch,
             aging_ms: self.settings.aging.as_millis() as u64,
+            rate_interval_us: self.settings.rate.map_or(0, |r| r.interval_us()),
+            burst: self.settings.burst_or_default(),
+            concurrency: self.settings.concurrency,
         };
         let before = self.run(&req).await?.0;
         if let Some(b) = before.filter(|b| *b != req.dispatch) {

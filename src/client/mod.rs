@@ -12,7 +12,7 @@ use crate::ops::{self, LeaseRef, Op};
 use crate::task::{Task, TaskSpec};
 use std::sync::Arc;
 
-pub use crate::ops::claim::Claimed;
+pub use crate::ops::claim::{Claimed, Claims, Held};
 pub use crate::ops::complete::Completed;
 pub use crate::ops::dispatch::Dispatched;
 pub use crate::ops::enqueue::Enqueued;

@@ -1,7 +1,7 @@
 //! The worker side of a queue: claim and take under a lease, heartbeat, complete, fail,
 //! release, and push dispatch.
 
-use super::{Claimed, Completed, Dispatched, FailReport, FailStatus, Heartbeat, Queue, MAX_BATCH};
+use super::{Claimed, Claims, Completed, Dispatched, FailReport, FailStatus, Heartbeat, Queue, MAX_BATCH};
 use crate::error::{Error, Result};
 use crate::ops::{self, LeaseRef};
 use std::time::Duration;
@@ -9,6 +9,11 @@ use std::time::Duration;
 impl Queue {
     /// Claim up to `n` (1..=1000) pending tasks under a lease of the queue's lease duration.
     pub async fn claim(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
+        Ok(self.claims(worker, n).await?.tasks)
+    }
+
+    /// [`Queue::claim`], also saying whether the queue's limits held the call back.
+    pub async fn claims(&self, worker: &str, n: usize) -> Result<Claims> {
         self.run(&self.claim_request(worker, n)).await
     }
 
@@ -145,6 +150,12 @@ impl Queue {
 
     /// Push mode: take up to `n` (1..=1000) tasks dispatch assigned to `worker`.
     pub async fn take(&self, worker: &str, n: usize) -> Result<Vec<Claimed>> {
+        Ok(self.takes(worker, n).await?.tasks)
+    }
+
+    /// [`Queue::take`], also saying whether the queue's limits held the call back (a queue in
+    /// pull mode, where take claims).
+    pub async fn takes(&self, worker: &str, n: usize) -> Result<Claims> {
         let req = ops::take::Request {
             worker: worker.into(),
             n,

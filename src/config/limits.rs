@@ -239,6 +239,24 @@ pub const QUEUE: &[QueueLimit] = &[
         },
         value: |q| millis(q.aging),
     },
+    QueueLimit {
+        limit: Limit {
+            key: "burst",
+            unit: Unit::Count,
+            floor: None,
+            feeds: &[(bounds::configure::BURST, 1)],
+        },
+        value: |q| q.burst_or_default() as i64,
+    },
+    QueueLimit {
+        limit: Limit {
+            key: "concurrency",
+            unit: Unit::Count,
+            floor: None,
+            feeds: &[(bounds::configure::CONCURRENCY, 1)],
+        },
+        value: |q| q.concurrency as i64,
+    },
 ];
 
 /// `[scheduler] batch`: most tasks one maintenance call handles.

@@ -152,6 +152,16 @@ pub struct QueueConfig {
     /// tasks are pending.
     #[serde(with = "humantime_serde")]
     pub aging: Duration,
+    /// Rate limit of the queue across all workers and processes, as tasks per period
+    /// (`"200/s"`, `"5/m"`, `"10/30s"`): claim, take and dispatch hand out no more (GCRA, with
+    /// `burst`). Unset = no rate limit. See docs/flow-control.md.
+    pub rate: Option<crate::flow::Rate>,
+    /// How many tasks `rate` lets go at once after an idle spell (default 1: evenly spaced).
+    /// Any window of length T starts at most rate × T + burst tasks. Needs `rate`.
+    pub burst: Option<u32>,
+    /// Most tasks of this queue running at once across all workers (leases alive); 0 = no cap.
+    /// A killed worker's slots free themselves when its leases expire.
+    pub concurrency: u32,
 }
 
 impl QueueConfig {
@@ -160,6 +170,11 @@ impl QueueConfig {
     /// nothing after that, long before its leases expire.
     pub fn dispatch_liveness(&self) -> std::time::Duration {
         self.heartbeat + self.heartbeat / 2
+    }
+
+    /// The burst the scripts receive: `burst`, or 1 (evenly spaced) when unset.
+    pub fn burst_or_default(&self) -> u32 {
+        self.burst.unwrap_or(1)
     }
 
     /// The retry policy of tasks that set none.
@@ -194,6 +209,9 @@ impl Default for QueueConfig {
             strategy: Strategy::LeastConcurrency,
             events_max_len: 10000,
             aging: Duration::ZERO,
+            rate: None,
+            burst: None,
+            concurrency: 0,
         }
     }
 }

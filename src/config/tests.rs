@@ -151,6 +151,8 @@ mod limits_walk {
             "heartbeat" => t += &format!("lease = \"{lease_max}ms\"\n"),
             "backoff_base" => t += &format!("backoff_cap = {}\n", lit(l, v.max(1_000))),
             "backoff_cap" => t += &format!("backoff_base = {}\n", lit(l, v.min(0))),
+            // a burst belongs to a rate limit
+            "burst" => t += "rate = \"1/s\"\n",
             _ => {}
         }
         t

@@ -108,6 +108,12 @@ impl Config {
             if q.dead_ttl.is_zero() {
                 return bad(&key("dead_ttl"), "must be longer than 0s");
             }
+            if q.burst.is_some() && q.rate.is_none() {
+                return bad(
+                    &key("burst"),
+                    "applies to a rate limit: set rate as well (e.g. rate = \"200/s\"), or remove burst",
+                );
+            }
         }
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1");

@@ -1,6 +1,6 @@
 //! `lua/claim.lua`: a pull worker claims up to n pending tasks under a lease.
 
-use super::reply::{bytes, flat_refs, groups, int, string};
+use super::reply::{bytes, flat_refs, groups, int, items, string};
 use super::{ms, Op};
 use crate::conn::Call;
 use crate::scripts::ScriptName;
@@ -22,7 +22,7 @@ pub struct Request {
 
 impl Op for Request {
     const SCRIPT: ScriptName = ScriptName::Claim;
-    type Reply = Vec<Claimed>;
+    type Reply = Claims;
 
     fn push_args(&self, call: &mut Call) {
         call.named("worker", &self.worker)
@@ -43,6 +43,59 @@ pub struct Claimed {
     pub run: u32,
     pub deadline_ms: u64,
     pub record: Record,
+}
+
+/// The reply of claim (and take): the tasks handed out, and whether the queue's limits held
+/// the call back while tasks were pending.
+#[derive(Clone, Debug, Default)]
+pub struct Claims {
+    pub tasks: Vec<Claimed>,
+    pub held: Option<Held>,
+}
+
+/// Which of the queue's limits cut a claim short (docs/flow-control.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// The rate limit: it admits another task after this long.
+    Rate(Duration),
+    /// The concurrency cap is full: the end of a lease wakes the workers (a `p` on the wake
+    /// channel).
+    Concurrency,
+}
+
+impl Held {
+    /// The wait value of a claim or dispatch reply: ms to wait, or -1 under the cap.
+    pub(crate) fn from_wait(v: i64) -> Held {
+        if v < 0 {
+            Held::Concurrency
+        } else {
+            Held::Rate(Duration::from_millis(v as u64))
+        }
+    }
+
+    /// The limit's name, as events and metrics write it.
+    pub fn limit(&self) -> &'static str {
+        match self {
+            Held::Rate(_) => "rate",
+            Held::Concurrency => "concurrency",
+        }
+    }
+}
+
+impl FromRedisValue for Claims {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let mut items = items(v)?;
+        let held = if items.len() % 4 == 1 {
+            let last = items.pop().expect("one value");
+            Some(Held::from_wait(int(&last)?))
+        } else {
+            None
+        };
+        Ok(Claims {
+            tasks: Claimed::from_redis_values(items)?,
+            held,
+        })
+    }
 }
 
 impl FromRedisValue for Claimed {

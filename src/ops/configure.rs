@@ -16,6 +16,12 @@ pub struct Request {
     pub dispatch: DispatchMode,
     /// Priority aging in ms per priority step; 0 = strict priority.
     pub aging_ms: u64,
+    /// Rate limit: µs between two tasks at the sustained rate; 0 = none.
+    pub rate_interval_us: u64,
+    /// Tasks the rate lets go at once after an idle spell (at least 1).
+    pub burst: u32,
+    /// Most leases alive at once on the queue; 0 = no cap.
+    pub concurrency: u32,
 }
 
 impl Op for Request {
@@ -25,7 +31,10 @@ impl Op for Request {
     fn push_args(&self, call: &mut Call) {
         call.named("events_max_len", self.events_max_len)
             .named("dispatch", self.dispatch.as_str())
-            .named("aging_ms", self.aging_ms);
+            .named("aging_ms", self.aging_ms)
+            .named("rate_interval_us", self.rate_interval_us)
+            .named("burst", self.burst)
+            .named("concurrency", self.concurrency);
     }
 }
 

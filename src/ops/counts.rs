@@ -20,7 +20,7 @@ impl Op for Request {
 
 impl FromRedisValue for Counts {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed] =
+        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap] =
             exactly(v, "counts")?;
         Ok(Counts {
             pending: count(&pending)?,
@@ -39,6 +39,17 @@ impl FromRedisValue for Counts {
             retried_total: count(&retried)?,
             aging_ms: count(&aging)?,
             lapsed_total: count(&lapsed)?,
+            rate_interval_us: count(&rate)?,
+            burst: count(&burst)?,
+            concurrency: count(&cap)?,
+            running: count(&running)?,
+            held_by: match count(&held)? {
+                1 => Some("rate"),
+                2 => Some("concurrency"),
+                _ => None,
+            },
+            held_rate_total: count(&held_rate)?,
+            held_concurrency_total: count(&held_cap)?,
         })
     }
 }

@@ -49,6 +49,9 @@ pub struct Dispatched {
     /// The script's work budget cut the call short (many live workers) and tasks are still
     /// pending: call again at once.
     pub more: bool,
+    /// The queue's limits held the call back while tasks are pending: the rate admits more
+    /// after this long, or the concurrency cap is full (the free channel says when a lease ends).
+    pub held: Option<super::claim::Held>,
     /// (worker, tasks assigned to it) for each worker that got some.
     pub per_worker: Vec<(String, u64)>,
 }
@@ -58,6 +61,8 @@ impl FromRedisValue for Dispatched {
         let mut it = items(v)?.into_iter();
         let assigned = count(&it.next().ok_or("dispatch: empty reply")?)?;
         let more = count(&it.next().ok_or("dispatch: no more flag")?)? == 1;
+        let held = super::reply::int(&it.next().ok_or("dispatch: no held value")?)?;
+        let held = (held != 0).then(|| super::claim::Held::from_wait(held));
         let mut per_worker = Vec::new();
         while let Some(w) = it.next() {
             let n = it.next().ok_or("dispatch: a worker without its count")?;
@@ -66,6 +71,7 @@ impl FromRedisValue for Dispatched {
         Ok(Dispatched {
             assigned,
             more,
+            held,
             per_worker,
         })
     }

@@ -1,7 +1,7 @@
 //! `lua/take.lua`: a push worker takes up to n of the tasks dispatch assigned to it, under a
 //! lease.
 
-use super::claim::Claimed;
+use super::claim::Claims;
 use super::{ms, Op};
 use crate::conn::Call;
 use crate::scripts::ScriptName;
@@ -20,7 +20,7 @@ pub struct Request {
 
 impl Op for Request {
     const SCRIPT: ScriptName = ScriptName::Take;
-    type Reply = Vec<Claimed>;
+    type Reply = Claims;
 
     fn push_args(&self, call: &mut Call) {
         call.named("worker", &self.worker)

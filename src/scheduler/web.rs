@@ -104,6 +104,13 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
             "name": q.name(),
             "paused": c.paused,
             "aging_ms": c.aging_ms,
+            "limits": {
+                "rate_per_s": (c.rate_interval_us > 0).then(|| crate::flow::per_second_of_interval(c.rate_interval_us)),
+                "burst": c.burst,
+                "concurrency": (c.concurrency > 0).then_some(c.concurrency),
+                "running": c.running,
+                "held_by": c.held_by,
+            },
             "counts": {
                 "pending": c.pending, "delayed": c.delayed, "leased": c.leased,
                 "done": c.done, "dead": c.dead, "cancelled": c.cancelled,
@@ -111,7 +118,8 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
             "totals": {
                 "enqueued": c.enqueued_total, "completed": c.completed_total, "failed": c.failed_total,
                 "retried": c.retried_total, "dead": c.dead_total, "reclaimed": c.expired_total,
-                "lapsed": c.lapsed_total,
+                "lapsed": c.lapsed_total, "held_rate": c.held_rate_total,
+                "held_concurrency": c.held_concurrency_total,
             },
             "history": web.history.get(q.name()),
             "workers": workers,
@@ -317,6 +325,20 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
     for (name, help, f) in counters {
         for (q, c) in &totals {
             page.sample(name, "counter", help, &[("queue", q)], f(c) as f64);
+        }
+    }
+    for (q, c) in &totals {
+        for (limit, n) in [
+            ("rate", c.held_rate_total),
+            ("concurrency", c.held_concurrency_total),
+        ] {
+            page.sample(
+                "baton_throttled_total",
+                "counter",
+                "Claim and dispatch calls the queue's limit cut short while tasks were pending",
+                &[("queue", q), ("limit", limit)],
+                n as f64,
+            );
         }
     }
     for (q, c) in &totals {

@@ -34,11 +34,11 @@ impl Worker {
             }
             let want = permits.len();
             let claimed = match self.queue.settings().dispatch {
-                DispatchMode::Pull => self.queue.claim(&self.id, want).await,
-                DispatchMode::Push => self.queue.take(&self.id, want).await,
+                DispatchMode::Pull => self.queue.claims(&self.id, want).await,
+                DispatchMode::Push => self.queue.takes(&self.id, want).await,
             };
             match claimed {
-                Ok(tasks) => {
+                Ok(Claims { tasks, held }) => {
                     backoff.reset();
                     let got = tasks.len();
                     self.stats.claimed.fetch_add(got as u64, Ordering::Relaxed);
@@ -56,9 +56,15 @@ impl Worker {
                     started.started(top);
                     drop(permits);
                     if got < want {
+                        // held back by the queue's rate limit: it says when the next task is
+                        // admitted; under the concurrency cap the end of a lease wakes us
+                        let nap = match held {
+                            Some(Held::Rate(after)) => after.min(self.poll_interval),
+                            _ => self.poll_interval,
+                        };
                         tokio::select! {
                             _ = wake.notified() => {}
-                            _ = tokio::time::sleep(self.poll_interval) => {}
+                            _ = tokio::time::sleep(nap) => {}
                             _ = stop.cancelled() => return,
                         }
                     }

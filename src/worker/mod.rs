@@ -37,7 +37,7 @@ use heartbeat::heartbeat_loop;
 use start::{start_flusher, Started};
 use wake::wake_listener;
 
-use crate::client::{Claimed, Client, FailReport, FailStatus, LeaseStatus, Queue};
+use crate::client::{Claimed, Claims, Client, FailReport, FailStatus, Held, LeaseStatus, Queue};
 use crate::config::{DispatchMode, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::maintenance::Maintenance;

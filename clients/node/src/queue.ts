@@ -94,7 +94,23 @@ export interface Counts {
   retriedTotal: number;
   agingMs: number;
   lapsedTotal: number;
+  /** The rate limit: µs between two tasks (0 = none). */
+  rateIntervalUs: number;
+  burst: number;
+  /** The concurrency cap (0 = none). */
+  concurrency: number;
+  /** Leases whose deadline has not passed: what the concurrency cap counts. */
+  running: number;
+  /** What holds the queue back now: 0 nothing, 1 the rate limit, 2 the concurrency cap. */
+  held: number;
+  heldRateTotal: number;
+  heldConcurrencyTotal: number;
 }
+
+/** Tasks a claim (or take) handed out. `waitMs` says whether the queue's limits held the call
+ * back while tasks were pending: undefined (they did not), ms until the rate limit admits more,
+ * or -1 when the concurrency cap is full (the end of a lease wakes workers). */
+export type Claims = Claimed[] & { waitMs?: number };
 
 /** A lease as acknowledged: the task id and the token it was claimed with. */
 export interface LeaseRef {
@@ -343,15 +359,32 @@ export class Queue {
     const names: (keyof Counts)[] = [
       "pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers", "completedTotal",
       "failedTotal", "deadTotal", "expiredTotal", "enqueuedTotal", "retriedTotal", "agingMs", "lapsedTotal",
+      "rateIntervalUs", "burst", "concurrency", "running", "held", "heldRateTotal", "heldConcurrencyTotal",
     ];
     return Object.fromEntries(names.map((n, i) => [n, r[i]])) as unknown as Counts;
   }
 
   /** Store the queue settings the scripts read (as baton-worker and baton-scheduler do at start
    * from `[queues.Q]`). Returns the dispatch mode stored before ("" for a new queue). */
-  async configure(settings: { eventsMaxLen?: number; dispatch?: "pull" | "push"; agingMs?: number } = {}): Promise<string> {
-    const { eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0 } = settings;
-    return str(await this.call("configure", [["events_max_len", eventsMaxLen], ["dispatch", dispatch], ["aging_ms", agingMs]]));
+  async configure(
+    settings: {
+      eventsMaxLen?: number;
+      dispatch?: "pull" | "push";
+      agingMs?: number;
+      /** Rate limit: µs between two tasks (200/s = 5000); 0 = none. */
+      rateIntervalUs?: number;
+      burst?: number;
+      /** Most leases alive at once on the queue; 0 = no cap. */
+      concurrency?: number;
+    } = {},
+  ): Promise<string> {
+    const { eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0, rateIntervalUs = 0, burst = 1, concurrency = 0 } = settings;
+    return str(
+      await this.call("configure", [
+        ["events_max_len", eventsMaxLen], ["dispatch", dispatch], ["aging_ms", agingMs],
+        ["rate_interval_us", rateIntervalUs], ["burst", burst], ["concurrency", concurrency],
+      ]),
+    );
   }
 
   /** Lifecycle events from the queue's stream, oldest first, after `after` (a stream id; "0"
@@ -411,12 +444,12 @@ export class Queue {
   }
 
   /** Claim up to n pending tasks under a lease. */
-  async claim(worker: string, n = 1): Promise<Claimed[]> {
+  async claim(worker: string, n = 1): Promise<Claims> {
     return parseClaimed(await this.call("claim", this.leaseArgs(worker, n)));
   }
 
   /** Push queues: take up to n tasks the dispatcher assigned to `worker`. */
-  async take(worker: string, n = 1): Promise<Claimed[]> {
+  async take(worker: string, n = 1): Promise<Claims> {
     return parseClaimed(await this.call("take", this.leaseArgs(worker, n)));
   }
 
@@ -508,9 +541,11 @@ export class Queue {
   }
 }
 
-function parseClaimed(reply: unknown): Claimed[] {
-  const r = reply as unknown[];
-  const out: Claimed[] = [];
+function parseClaimed(reply: unknown): Claims {
+  const r = [...(reply as unknown[])];
+  const out: Claims = [];
+  // the queue's limits held the call back: the wait ends the reply (4k + 1 values)
+  if (r.length % 4 === 1) out.waitMs = int(r.pop());
   for (let i = 0; i < r.length; i += 4) out.push(new Claimed(str(r[i]), str(r[i + 1]), int(r[i + 2]), r[i + 3] as Buffer));
   return out;
 }

@@ -3,7 +3,7 @@
 import { hostname } from "node:os";
 import { Fatal, StaleLease } from "./errors.js";
 import { newId } from "./ids.js";
-import { type Completion, type Payload, type Queue, toBytes } from "./queue.js";
+import { type Claims, type Completion, type Payload, type Queue, toBytes } from "./queue.js";
 import type { Claimed } from "./task.js";
 
 /** A handler: gets the claimed task (payload, `signal`, `progress`) and returns the result
@@ -155,7 +155,7 @@ export class Worker {
           continue;
         }
         const want = maxTasks === undefined ? free : Math.min(free, maxTasks - taken);
-        let tasks: Claimed[];
+        let tasks: Claims;
         try {
           tasks = await (this.push ? q.take(this.id, want) : q.claim(this.id, want));
         } catch (e) {
@@ -166,7 +166,9 @@ export class Worker {
           continue;
         }
         if (!tasks.length) {
-          await this.bell.wait(this.pollMs);
+          // held back by the rate limit: it says when the next task is admitted
+          const w = tasks.waitMs;
+          await this.bell.wait(w !== undefined && w > 0 ? Math.min(w, this.pollMs) : this.pollMs);
           continue;
         }
         taken += tasks.length;

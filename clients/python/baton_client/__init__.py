@@ -49,7 +49,7 @@ Lease = Tuple[str, str]
 _CallOf = Tuple[str, List[Tuple[str, Any]], Sequence[str], Callable[[Any], R]]
 
 __all__ = [
-    "Scripts", "Queue", "Worker", "Claimed", "BatonError", "BadArgument", "PayloadTooLarge",
+    "Scripts", "Queue", "Worker", "Claimed", "Claims", "BatonError", "BadArgument", "PayloadTooLarge",
     "VersionMismatch", "StaleLease", "Fatal", "new_id",
 ]
 
@@ -273,9 +273,29 @@ def _parse_task(task_id: str, reply: Any) -> Optional[Dict[str, Any]]:
     return task
 
 
-def _parse_claimed(reply: Any) -> List[Claimed]:
-    return [Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
-            for i in range(0, len(reply), 4)]
+class Claims(List[Claimed]):
+    """The tasks a claim (or take) handed out. ``wait_ms`` says whether the queue's limits held
+    the call back while tasks were pending: None (they did not), ms until the rate limit admits
+    more, or -1 when the concurrency cap is full (the end of a lease wakes workers on the wake
+    channel)."""
+
+    wait_ms: Optional[int] = None
+
+    def nap(self, poll_s: float) -> float:
+        """How long an idle claim loop should wait for a wake-up before claiming again."""
+        if self.wait_ms is not None and self.wait_ms > 0:
+            return min(poll_s, self.wait_ms / 1000)
+        return poll_s
+
+
+def _parse_claimed(reply: Any) -> Claims:
+    reply = list(reply)
+    out = Claims()
+    if len(reply) % 4 == 1:  # the queue's limits held the call back: the wait ends the reply
+        out.wait_ms = int(reply.pop())
+    out.extend(Claimed(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3])
+               for i in range(0, len(reply), 4))
+    return out
 
 
 def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[str]) -> str:
@@ -444,19 +464,23 @@ class Queue:
             lambda reply: [s.decode() or None for s in reply]
 
     @_op
-    def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0) -> _CallOf[str]:
+    def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,
+                  rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0) -> _CallOf[str]:
         """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
-        [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step.
-        Returns the dispatch mode stored before ("" for a new queue)."""
+        [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step,
+        the rate limit (µs between two tasks, 0 = none; 200/s = 5000) with its burst, and the
+        concurrency cap (0 = none). Returns the dispatch mode stored before ("" for a new queue)."""
         return "configure", [("events_max_len", events_max_len), ("dispatch", dispatch),
-                             ("aging_ms", aging_ms)], (), lambda reply: reply.decode()
+                             ("aging_ms", aging_ms), ("rate_interval_us", rate_interval_us),
+                             ("burst", burst), ("concurrency", concurrency)], (), lambda reply: reply.decode()
 
     @_op
     def counts(self) -> _CallOf[Dict[str, int]]:
         """Tasks per state set and the queue's totals, as a dict."""
         names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
                  "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
-                 "retried_total", "aging_ms", "lapsed_total"]
+                 "retried_total", "aging_ms", "lapsed_total", "rate_interval_us", "burst", "concurrency",
+                 "running", "held", "held_rate_total", "held_concurrency_total"]
         return "counts", [], (), lambda reply: dict(zip(names, reply))
 
     # ---- worker ----
@@ -489,13 +513,14 @@ class Queue:
         return "deregister", [("worker", worker), ("mode", "final")], (), lambda reply: None
 
     @_op
-    def claim(self, worker: str, n: int = 1) -> _CallOf[List[Claimed]]:
-        """Claim up to n pending tasks under a lease; returns [Claimed]."""
+    def claim(self, worker: str, n: int = 1) -> _CallOf[Claims]:
+        """Claim up to n pending tasks under a lease; returns [Claimed] (a Claims list, whose
+        wait_ms says whether the queue's rate limit or concurrency cap held the call back)."""
         return "claim", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
                          ("dead_ttl_ms", self.dead_ttl_ms)], (), _parse_claimed
 
     @_op
-    def take(self, worker: str, n: int = 1) -> _CallOf[List[Claimed]]:
+    def take(self, worker: str, n: int = 1) -> _CallOf[Claims]:
         """Push queues: take up to n tasks the dispatcher assigned to ``worker``."""
         return "take", [("worker", worker), ("n", n), ("lease_ms", self.lease_ms),
                         ("dead_ttl_ms", self.dead_ttl_ms)], (), _parse_claimed
@@ -681,7 +706,7 @@ class Worker:
                 for _ in range(want - len(tasks)):
                     free.release()
                 if not tasks:
-                    pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
+                    pubsub.get_message(timeout=tasks.nap(self.poll_s))  # woken at once when work arrives
                     continue
                 with self._lock:
                     for task in tasks:
@@ -793,13 +818,14 @@ class AsyncQueue(Queue):
         async def get(self, task_id: str) -> Optional[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
         async def reclaim(self, limit: int = 100) -> Tuple[int, int]: ...  # type: ignore[override]  # noqa: E704
         async def cancel(self, *task_ids: str) -> List[Optional[str]]: ...  # type: ignore[override]  # noqa: E704
-        async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0) -> str: ...  # type: ignore[override]  # noqa: E704,E501
+        async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,  # type: ignore[override]  # noqa: E501
+                            rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0) -> str: ...  # noqa: E704
         async def counts(self) -> Dict[str, int]: ...  # type: ignore[override]  # noqa: E704
         async def register(self, worker: str, info: Mapping[str, Any]) -> None: ...  # type: ignore[override]  # noqa: E704
         async def _release_chunk(self, worker: str, leases: Sequence[Lease]) -> int: ...  # type: ignore[override]  # noqa: E704
         async def deregister(self, worker: str) -> None: ...  # type: ignore[override]  # noqa: E704
-        async def claim(self, worker: str, n: int = 1) -> List[Claimed]: ...  # type: ignore[override]  # noqa: E704
-        async def take(self, worker: str, n: int = 1) -> List[Claimed]: ...  # type: ignore[override]  # noqa: E704
+        async def claim(self, worker: str, n: int = 1) -> Claims: ...  # type: ignore[override]  # noqa: E704
+        async def take(self, worker: str, n: int = 1) -> Claims: ...  # type: ignore[override]  # noqa: E704
         async def heartbeat(self, worker: str, leases: Sequence[Lease]) -> Tuple[bool, List[str]]: ...  # type: ignore[override]  # noqa: E704,E501
         async def start(self, worker: str, token: Union[int, str]) -> int: ...  # type: ignore[override]  # noqa: E704
         async def progress(self, worker: str, task: Claimed, percent: float, message: str = "") -> str: ...  # type: ignore[override]  # noqa: E704,E501
@@ -929,7 +955,7 @@ class AsyncWorker:
                 for _ in range(want - len(tasks)):
                     free.release()
                 if not tasks:
-                    await pubsub.get_message(timeout=self.poll_s)  # woken at once when work arrives
+                    await pubsub.get_message(timeout=tasks.nap(self.poll_s))  # woken at once when work arrives
                     continue
                 try:  # every task of this reply starts now: one mark covers them all
                     await self.q.start(self.id, max(int(t.token) for t in tasks))

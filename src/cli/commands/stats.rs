@@ -78,7 +78,7 @@ pub(super) async fn stats(
     );
     for (name, c, rate) in &rows {
         println!(
-            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7} {:>10} {:>12}{}{}",
+            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7} {:>10} {:>12}{}{}{}",
             name,
             c.pending,
             c.delayed,
@@ -97,7 +97,8 @@ pub(super) async fn stats(
                 )
             } else {
                 String::new()
-            }
+            },
+            limits_note(c)
         );
     }
     // one queue: how its work spreads over the workers
@@ -195,4 +196,29 @@ pub(super) async fn workers(queue: &Queue, json: bool) -> Result<i32> {
         eprintln!("no worker registered on queue {}", queue.name());
     }
     Ok(exit::OK)
+}
+
+/// The queue's limits in force, for the stats table: "  (rate 200/s burst 50, concurrency 7/100,
+/// held by rate)"; empty when it has none.
+fn limits_note(c: &crate::Counts) -> String {
+    let mut parts = Vec::new();
+    if c.rate_interval_us > 0 {
+        let r = crate::flow::per_second_of_interval(c.rate_interval_us);
+        parts.push(format!(
+            "rate {}/s burst {}",
+            (r * 100.0).round() / 100.0,
+            c.burst
+        ));
+    }
+    if c.concurrency > 0 {
+        parts.push(format!("concurrency {}/{}", c.running, c.concurrency));
+    }
+    if let Some(h) = c.held_by {
+        parts.push(format!("held by {h}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", parts.join(", "))
+    }
 }

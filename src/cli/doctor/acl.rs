@@ -44,6 +44,8 @@ pub(super) fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec
         s(&["ZADD", pending, "0", "x"]),
         s(&["ZRANGE", pending, "0", "-1"]),
         s(&["ZCARD", pending]),
+        // counts: the live leases under the concurrency cap
+        s(&["ZCOUNT", k.key(crate::keys::Role::Leased), "0", "+inf"]),
         s(&["ZSCORE", pending, "x"]),
         s(&["SET", &idem, "x"]),
         s(&["GET", &idem]),
@@ -63,7 +65,6 @@ pub(super) fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec
         s(&["HDEL", k.key(crate::keys::Role::Lease), "x"]),
         s(&["DEL", &idem]),
         s(&["ZRANGEBYLEX", k.key(crate::keys::Role::Assigned), "-", "+"]),
-        s(&["ZCOUNT", k.key(crate::keys::Role::Wbeat), "-inf", "+inf"]),
     ];
     (producer, worker)
 }
