@@ -259,7 +259,7 @@ async fn push_dispatch_honours_the_cap_and_the_rate() {
     q.configure().await.unwrap();
     let (mstop, mh) = common::maintain(&env, &q);
     let peak = peak_running(&env, 2, 8, 100, Duration::from_millis(20)).await;
-    assert!(peak <= 3 && peak >= 2, "peak {peak} under a cap of 3");
+    assert!((2..=3).contains(&peak), "peak {peak} under a cap of 3");
     let at = hand_outs(&q, "dispatched").await;
     assert_eq!(at.len(), 100);
     let reached = check_rate(&at, 50.0, 5);
