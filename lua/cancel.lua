@@ -7,7 +7,7 @@ purpose: Cancel tasks that have not finished: pending, delayed, or leased (the w
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
-  assigned(w) winfl(rw) events(w)
+  assigned(w) winfl(rw) events(w) groups(rw)
 argv:
   1: ttl_ms (int, 1..MAX_MS) — how long the cancelled task stays inspectable
   then ids (1..1000)
@@ -26,6 +26,7 @@ bound: O(n log N) for n <= 1000 ids
 --@include registry
 --@include lease
 --@include events
+--@include fair
 
 local ttl = int_arg(ARGV[1], 'ttl_ms', 1, MAX_MS)
 if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
@@ -41,6 +42,7 @@ for i = 2, #ARGV do
   local id = ARGV[i]
   local from = ''
   if redis.call('ZREM', K_PENDING, id) == 1 then
+    unpend_group(id)
     from = 'pending'
   elseif redis.call('ZREM', K_DELAYED, id) == 1 then
     from = 'delayed'

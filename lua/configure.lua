@@ -21,6 +21,9 @@ argv:
   5: burst (int, 1..1000000) — how many tasks the rate lets go at once after an idle spell
   6: concurrency (int, 0..1000000) — most leases alive at once on the queue across all workers;
     0 = no cap
+  7: fairness (string, "fifo" or "fair") — fifo: claim and dispatch take tasks by priority, then
+    first in first out; fair: they share the work between the groups that have some, by
+    weighted fair queueing (include/fair.lua); switching is refused while tasks are pending
 reply: the dispatch mode stored before ("pull", "push", or "" for a new queue)
 errors:
   BADARG: an argument is out of range, or aging would be turned on or off while tasks are
@@ -42,6 +45,10 @@ local aging = int_arg(ARGV[3], 'aging_ms', 0, 86400000)
 local rate = int_arg(ARGV[4], 'rate_interval_us', 0, 86400000000)
 local burst = int_arg(ARGV[5], 'burst', 1, 1000000)
 local cap = int_arg(ARGV[6], 'concurrency', 0, 1000000)
+local fairness = ARGV[7]
+if fairness ~= 'fifo' and fairness ~= 'fair' then
+  bail('BADARG', 'fairness must be "fifo" or "fair", got ' .. tostring(fairness))
+end
 require_worker()
 check_schema()
 -- Strict-priority and aged scores are different orders: mixing them in one pending set would
@@ -56,9 +63,20 @@ if (AGING > 0) ~= (aging > 0) then
       'use a new queue), then restart with the new one')
   end
 end
+-- A fair queue files each pending task in its group's set too: switching either way with tasks
+-- pending would leave them out of the order the new mode reads.
+if FAIR ~= (fairness == 'fair') then
+  local waiting = redis.call('ZCARD', K_PENDING)
+  if waiting > 0 then
+    bail('BADARG', 'fairness: queue ' .. K_META .. ' has ' .. waiting .. ' pending tasks in ' ..
+      (FAIR and 'fair' or 'fifo') .. ' order; switching to ' .. fairness .. ' waits until none is pending ' ..
+      '(pause producers or use a new queue, let it drain, then restart with the new setting)')
+  end
+end
 local before = DM or ''
 -- check_schema passed: `v` is this version or absent, so stamping it again is harmless
 redis.call('HSET', K_META, 'v', SCHEMA, 'ev', ev, 'dm', dm, 'ag', aging)
+if fairness == 'fair' then redis.call('HSET', K_META, 'fq', '1') else redis.call('HDEL', K_META, 'fq') end
 -- Flow control: `fl` tells every script's schema read whether to look at the limits at all.
 -- The rate's state (tat) is kept across restarts with the same or a new rate.
 if rate > 0 or cap > 0 then

@@ -10,7 +10,7 @@ purpose: Take a worker out of the queue's registry, in two steps of a clean shut
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) workers(w) wbeat(w) assigned(rw) winfl(w)
-  wstat(w) events(w)
+  wstat(w) events(w) groups(rw)
 argv:
   1: worker (string) — the worker's id
   2: mode (string, "leave" or "final")
@@ -29,6 +29,7 @@ bound: O(n log N) for n <= 1000 assigned tasks
 --@include registry
 --@include lease
 --@include events
+--@include fair
 
 local worker = id_arg(ARGV[1], 'worker')
 local mode = ARGV[2]
@@ -60,7 +61,7 @@ for i, id in ipairs(ids) do
     back[#back + 1] = id
     ev_add(items, id, t.used)
     -- sequence 0: ahead of every task of the same priority, as release does
-    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0, t.created)), id)
+    pend(fmt(pending_score(t.prio, 0, t.created)), id)
   end
 end
 if #back > 0 then

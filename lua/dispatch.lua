@@ -10,7 +10,7 @@ purpose: Push dispatch: assign up to n pending tasks, in priority order, to the 
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(w) workers(r) wbeat(r) assigned(w) winfl(rw)
-  wstat(w) events(w)
+  wstat(w) events(w) groups(rw)
 argv:
   1: strategy (string): "random", "round-robin", "weighted" (smooth weighted round-robin by each
      worker's weight) or "least-concurrency" (fewest in flight; ties taken in turn)
@@ -43,6 +43,7 @@ bound: O(k log N + k * W + W) with k = min(n, 20000 / W) tasks and W <= 1000 liv
 local WORK_BUDGET = 20000
 --@include events
 --@include limits
+--@include fair
 
 local strategy = ARGV[1]
 if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted' and strategy ~= 'least-concurrency' then
@@ -88,7 +89,7 @@ if k == 0 then return {0, 0, 0} end
 -- the queue's limits (include/limits.lua) may cut k further
 local limit, wait
 k, limit, wait = limit_room(k, now)
-local popped = k > 0 and redis.call('ZPOPMIN', K_PENDING, k) or {}
+local popped = k > 0 and pop_pending(k) or {}
 if #popped == 0 then return {0, 0, limits_after(0, limit, wait, now, '') or 0} end
 local tids = {}
 for i = 1, #popped, 2 do tids[#tids + 1] = popped[i] end

@@ -14,7 +14,7 @@ keys:
     idem_ttl_ms > 0, then its unique key (<prefix>:{queue}:uniq:<key>) when unique_ttl_ms > 0,
     then its debounce key (<prefix>:{queue}:deb:<key>) when debounce_ms > 0;
     each is checked (this queue's prefix, a string or absent) before the first write
-touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) idem(rw)
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) groups(rw) idem(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
@@ -43,6 +43,9 @@ argv:
         default and least: debounce_ms)
       expires_in_ms (int, 0..MAX_MS; > 0 = no run of the task starts later than this after now:
         claim and take send it to the dead-letter set instead)
+      group (string, 1-128 of [A-Za-z0-9-_:.]; absent = "default") — the task's group (tenant,
+        customer, API key): on a fair queue (configure) claim and dispatch share the work
+        between the groups that have some (include/fair.lua)
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
@@ -62,6 +65,7 @@ bound: O(n log N) for n <= 1000 tasks
 --@include record
 --@include notify
 --@include events
+--@include fair
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
@@ -109,9 +113,10 @@ local function task_options(t, s)
     elseif name == 'debounce_ms' then n = int_arg(v, 'debounce_ms', 0, MAX_MS) t.dw = n > 0 and n or nil
     elseif name == 'max_wait_ms' then n = int_arg(v, 'max_wait_ms', 0, MAX_MS) t.mw = n > 0 and n or nil
     elseif name == 'expires_in_ms' then n = int_arg(v, 'expires_in_ms', 0, MAX_MS) t.ex = n > 0 and n or nil
+    elseif name == 'group' then t.group = id_arg(v, 'group')
     else
       bail('BADARG', 'task ' .. t.id .. ': unknown option ' .. name ..
-        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms)')
+        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group)')
     end
   end
   if t.dw then
@@ -148,7 +153,7 @@ for i = 0, n - 1 do
   if same then
     t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
     t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
-    t.dw, t.mw, t.ex = prev.dw, prev.mw, prev.ex
+    t.dw, t.mw, t.ex, t.group = prev.dw, prev.mw, prev.ex, prev.group
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -193,7 +198,7 @@ local now = now_ms()
 local now_s = fmt(now)
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
-local reply, made, n_made, debounced = {}, {}, 0, {}
+local reply, made, n_made, debounced, grouped = {}, {}, 0, {}, {}
 local any_expiry = false
 local added_pending = false
 for i, t in ipairs(tasks) do
@@ -242,13 +247,17 @@ for i, t in ipairs(tasks) do
       wake_delayed_if_first(at)
       redis.call('ZADD', K_DELAYED, fmt(at), id)
     else
-      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
+      pend(fmt(pending_score(t.prio, seq + i - 1, now)), id, t.group or DEFAULT_GROUP)
       added_pending = true
     end
     if created == 1 then
       n_made = n_made + 1
       ev_add(made, id, 0)
       if t.uniq then redis.call('SET', t.uniq, id, 'PX', t.ut) end
+      if t.group and t.group ~= DEFAULT_GROUP then
+        grouped[#grouped + 1] = id
+        grouped[#grouped + 1] = t.group
+      end
       if t.deb then redis.call('SET', t.deb, id, 'PX', t.mw) end
     end
   end
@@ -256,6 +265,7 @@ for i, t in ipairs(tasks) do
   reply[#reply + 1] = created
 end
 if any_expiry and not EXPIRING then redis.call('HSET', K_META, 'xp', '1') end
+set_groups(grouped)
 wake_pending(was_empty and added_pending)
 if n_made > 0 then
   redis.call('HINCRBY', K_META, 'n_enq', n_made)

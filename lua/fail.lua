@@ -8,7 +8,7 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) errors(w) winfl(w)
-  wstat(w) events(w)
+  wstat(w) events(w) groups(rw)
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept before the janitor drops it
@@ -33,6 +33,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include registry
 --@include lease
 --@include events
+--@include fair
 
 local worker = id_arg(ARGV[1], 'worker')
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
@@ -83,7 +84,7 @@ for i, id in ipairs(ids) do
         redis.call('ZADD', K_DELAYED, fmt(now + d), id)
       else
         seq = seq or take_seq(ng)
-        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
+        pend(fmt(pending_score(t.prio, seq + i - 1, now)), id)
         to_pending = to_pending + 1
       end
       reply[i] = 1

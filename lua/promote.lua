@@ -5,7 +5,7 @@ version: 1
 purpose: Move due delayed tasks (delays and retry backoffs) to pending, a bounded batch per call.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) delayed(rw) events(w)
+touches: meta(rw) tasks(r) pending(rw) delayed(rw) events(w) groups(rw)
 argv:
   1: limit (int, 1..1000) — most tasks moved in this call
 reply: {promoted (int), next_in_ms (int, ms from now until the earliest remaining delayed task is
@@ -22,6 +22,7 @@ bound: O(limit log N)
 --@include record
 --@include notify
 --@include events
+--@include fair
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 require_worker()
@@ -45,7 +46,7 @@ if #ids > 0 then
   end
   redis.call('ZREM', K_DELAYED, unpack(ids))
   if #zargs > 0 then
-    redis.call('ZADD', K_PENDING, unpack(zargs))
+    pend_many(zargs)
     promoted = #zargs / 2
   end
   wake_pending(was_empty and promoted > 0)

@@ -13,7 +13,7 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) workers(w) wbeat(rw)
-  assigned(w) winfl(rw) wstat(rw) events(w)
+  assigned(w) winfl(rw) wstat(rw) events(w) groups(rw)
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept
@@ -37,6 +37,7 @@ bound: O(limit log N) (plus at most 16 gaps checked per lease)
 --@include registry
 --@include lease
 --@include events
+--@include fair
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
@@ -82,7 +83,7 @@ if #ids > 0 then
     elseif untaken then
       -- not an attempt: back to pending with the attempts it had
       ev_add(ev_reclaimed, id, t.used + 1)
-      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
+      pend(fmt(pending_score(t.prio, seq + i - 1, now)), id)
       requeued = requeued + 1
     elseif stray then
       -- not an attempt either, but a run number used up (its lease was handed out as that run)
@@ -92,7 +93,7 @@ if #ids > 0 then
       redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|lease expired before run ' .. run ..
         ' started: worker ' .. owner .. ' never marked it started (it stopped between claim and handler start, or never got the claim reply); not counted as an attempt (stray ' ..
         (t.strays + 1) .. ' of ' .. MAX_STRAYS .. ' allowed)')
-      redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
+      pend(fmt(pending_score(t.prio, seq + i - 1, now)), id)
       requeued = requeued + 1
     else
       local run = t.used + 1
@@ -102,7 +103,7 @@ if #ids > 0 then
       redis.call('HSET', K_ERRORS, id, run .. '|' .. fmt(now) .. '|lease expired: worker ' ..
         tostring(owner) .. ' stopped heartbeating (crashed, killed or stalled) during attempt ' .. attempt .. ' (run ' .. run .. ')')
       if attempt < t.max_attempts then
-        redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, now)), id)
+        pend(fmt(pending_score(t.prio, seq + i - 1, now)), id)
         requeued = requeued + 1
       else
         redis.call('ZADD', K_DEAD, fmt(now + dead_ttl), id)

@@ -7,7 +7,7 @@ purpose: A worker gives leases back without running them (graceful shutdown past
   attempt is not counted.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) winfl(w) events(w)
+touches: meta(rw) tasks(r) pending(rw) leased(w) lease(rw) winfl(w) events(w) groups(rw)
 argv:
   1: worker (string) — the worker's id
   then pairs: id, token — 1..1000 pairs
@@ -26,6 +26,7 @@ bound: O(n log N) for n <= 1000 pairs
 --@include registry
 --@include lease
 --@include events
+--@include fair
 
 local worker = id_arg(ARGV[1], 'worker')
 local np = groups_arg(1, 2, 1, MAX_BATCH, 'id/token pairs after worker')
@@ -44,7 +45,7 @@ for i, id in ipairs(ids) do
     gone[#gone + 1] = id
     -- sequence 0: ahead of every task of the same priority (with aging: waiting since it was
     -- created, so it keeps its age)
-    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, 0, t.created)), id)
+    pend(fmt(pending_score(t.prio, 0, t.created)), id)
     reply[i] = 1
     ev_add(items, id, t.used)
   else

@@ -6,7 +6,7 @@ purpose: Move dead tasks back to pending with fresh attempts (the dead-letter "r
   given ids, or the oldest ones.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(rw) pending(rw) dead(rw) events(w)
+touches: meta(rw) tasks(rw) pending(rw) dead(rw) events(w) groups(rw)
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —
@@ -26,6 +26,7 @@ bound: O(n log N) for n <= 1000
 --@include notify
 --@include events
 --@include deadletter
+--@include fair
 
 require_worker()
 local ids = select_dead()
@@ -43,7 +44,7 @@ for i, id in ipairs(ids) do
     reply[i] = 0
   elseif redis.call('ZREM', K_DEAD, id) == 1 then
     redis.call('HSET', K_TASKS, id, with_fresh_attempts(rec, t))
-    redis.call('ZADD', K_PENDING, fmt(pending_score(t.prio, seq + i - 1, since)), id)
+    pend(fmt(pending_score(t.prio, seq + i - 1, since)), id)
     moved = moved + 1
     reply[i] = 1
     ev_add(items, id, t.used)

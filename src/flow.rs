@@ -4,6 +4,28 @@
 
 use crate::bounds;
 use serde::Deserialize;
+
+/// The order claim and dispatch take a queue's pending tasks in.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fairness {
+    /// Priority, then first in first out, whatever the task's group.
+    #[default]
+    Fifo,
+    /// Weighted fair queueing across the groups that have pending tasks (priority, then first
+    /// in first out, within a group).
+    Fair,
+}
+
+impl Fairness {
+    /// The name the config and the configure script use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fairness::Fifo => "fifo",
+            Fairness::Fair => "fair",
+        }
+    }
+}
 use std::fmt;
 use std::time::Duration;
 

@@ -41,11 +41,13 @@ pub enum ScriptName {
     Dispatch,
     Take,
     Configure,
+    GroupSet,
+    Groups,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 23] = [
+    pub const ALL: [ScriptName; 25] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -69,6 +71,8 @@ impl ScriptName {
         ScriptName::Dispatch,
         ScriptName::Take,
         ScriptName::Configure,
+        ScriptName::GroupSet,
+        ScriptName::Groups,
     ];
 
     /// The file stem under `lua/`.
@@ -97,6 +101,8 @@ impl ScriptName {
             ScriptName::Dispatch => "dispatch",
             ScriptName::Take => "take",
             ScriptName::Configure => "configure",
+            ScriptName::GroupSet => "group_set",
+            ScriptName::Groups => "groups",
         }
     }
 

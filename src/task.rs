@@ -141,6 +141,7 @@ pub struct TaskSpec {
     pub(crate) unique_key: Option<String>,
     pub(crate) debounce: Option<(String, Duration, Duration)>,
     pub(crate) expires_in: Option<Duration>,
+    pub(crate) group: Option<String>,
 }
 
 impl TaskSpec {
@@ -161,6 +162,7 @@ impl TaskSpec {
             unique_key: None,
             debounce: None,
             expires_in: None,
+            group: None,
         }
     }
 
@@ -229,6 +231,14 @@ impl TaskSpec {
     pub fn throttle(self, key: impl AsRef<str>, window: Duration) -> Self {
         self.idempotency_key(format!("throttle:{}", key.as_ref()))
             .idempotency_ttl(window)
+    }
+    /// The task's group (tenant, customer, API key: 1-128 characters of `A-Z a-z 0-9 - _ . :`).
+    /// On a queue with `fairness = "fair"`, claim and dispatch share the work between the
+    /// groups that have some, by their weights (docs/flow-control.md). Unset: the group
+    /// `default`.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
     }
     /// Expiry: no run of the task starts later than this after the enqueue (Redis' clock); a
     /// task still waiting then goes to the dead-letter set unrun, with the reason.

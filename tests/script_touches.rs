@@ -183,9 +183,9 @@ fn closure(incs: &Incs, roots: &[String]) -> BTreeSet<String> {
 /// held). Any command missing here fails the test: classify it when a script starts using it.
 fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
     match cmd {
-        "HGET" | "HMGET" | "HEXISTS" | "HGETALL" | "HLEN" | "ZSCORE" | "ZRANGE" | "ZRANGEBYSCORE"
-        | "ZRANGEBYLEX" | "ZCARD" | "ZCOUNT" | "ZRANK" | "XLEN" | "XRANGE" | "GET" | "EXISTS" | "PTTL"
-        | "TYPE" => (true, false),
+        "HGET" | "HMGET" | "HEXISTS" | "HGETALL" | "HLEN" | "HSCAN" | "ZSCORE" | "ZRANGE"
+        | "ZRANGEBYSCORE" | "ZRANGEBYLEX" | "ZCARD" | "ZCOUNT" | "ZMSCORE" | "ZRANK" | "XLEN" | "XRANGE"
+        | "GET" | "EXISTS" | "PTTL" | "TYPE" => (true, false),
         "HSET" | "HSETNX" | "HDEL" | "HINCRBY" | "ZADD" | "ZREM" | "DEL" | "XADD" | "XTRIM" | "PEXPIRE" => {
             (false, true)
         }
@@ -197,12 +197,17 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 
 /// Key expressions that are neither a `K_<ROLE>` local nor a loop over some: (expression, role).
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
-/// `idem` role.
-const OTHER_KEYS: [(&str, &str); 4] = [
+/// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
+/// `groups` role.
+const OTHER_KEYS: [(&str, &str); 8] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
     ("xkey", "idem"),
+    ("GK_GROUPS", "groups"),
+    ("GK_READY", "groups"),
+    ("GK_TGROUP", "groups"),
+    ("gpending(g)", "groups"),
 ];
 
 #[derive(Default, Debug)]
@@ -264,6 +269,10 @@ fn analyse_text(script: &str, text: &str, incs: &Incs) -> Use {
                 || (name == "redis" && toks.get(k + 2).and_then(|t| ident(&t.0)) == Some("acl_check_cmd"))
             {
                 quiet_until = quiet_until.max(close_paren(toks, k));
+            }
+            // the keys fair queueing derives from the meta key (include/fair.lua)
+            if k >= quiet_until && matches!(name, "GK_GROUPS" | "GK_READY" | "GK_TGROUP" | "gpending") {
+                u.roles.entry("groups".into()).or_default();
             }
             if let Some(c) = defs.get(name) {
                 if uses {

@@ -9,6 +9,7 @@
 --@include lease
 --@include events
 --@include limits
+--@include fair
 
 -- Tasks whose expires_ms passed before a run could start (`expired`: their ids and records):
 -- to the dead-letter set for dead_ttl ms with the reason as their last error, counted (meta
@@ -50,7 +51,7 @@ local function claim_pending(worker, n, lease_ms, dead_ttl)
   local now = now_ms()
   local limit, wait
   n, limit, wait = limit_room(n, now)
-  local popped = n > 0 and redis.call('ZPOPMIN', K_PENDING, n) or {}
+  local popped = n > 0 and pop_pending(n) or {}
   if #popped == 0 then
     wait = limits_after(0, limit, wait, now, worker)
     if wait then return {wait} end

@@ -1,5 +1,6 @@
 -- include/drop.lua — dropping finished tasks.
 --@include keys
+--@include fair
 
 -- Drop finished tasks now, with everything kept about them.
 local function drop_tasks(ids)
@@ -8,5 +9,6 @@ local function drop_tasks(ids)
     redis.call('HDEL', K_RESULTS, unpack(ids))
     redis.call('HDEL', K_ERRORS, unpack(ids))
     redis.call('HDEL', K_PROGRESS, unpack(ids))
+    redis.call('HDEL', GK_TGROUP, unpack(ids))
   end
 end

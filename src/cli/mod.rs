@@ -92,6 +92,11 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadAction,
     },
+    /// A queue's groups (tenants) under fair queueing: list them, set a weight, reset.
+    Groups {
+        #[command(subcommand)]
+        action: GroupsAction,
+    },
     /// Stop handing out tasks of a queue (enqueue and running tasks go on).
     Pause {
         #[command(flatten)]
@@ -173,6 +178,10 @@ pub struct EnqueueArgs {
     /// dead-letter set unrun, with the reason.
     #[arg(long, value_parser = duration)]
     pub expires_in: Option<Duration>,
+    /// The task's group (tenant, customer, API key): on a queue with fairness = "fair" the
+    /// groups that have work share the workers by their weights.
+    #[arg(long, value_name = "KEY")]
+    pub group: Option<String>,
     /// A repeated enqueue with the same key returns the first task's id.
     #[arg(long, conflicts_with = "throttle")]
     pub idempotency_key: Option<String>,
@@ -207,6 +216,34 @@ pub enum ScriptsAction {
     Dump {
         /// Target directory (created if needed).
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsAction {
+    /// Groups with pending tasks (next served first), then groups with a weight set.
+    List {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Most groups listed (1-1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Change a group's settings at run time (no restart).
+    Set {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// The group ("default": tasks enqueued without one).
+        group: String,
+        /// Shares of the workers this group gets among the groups with pending tasks (1-10000).
+        #[arg(long)]
+        weight: u32,
+    },
+    /// Put a group back to the defaults (weight 1).
+    Reset {
+        #[command(flatten)]
+        queue: QueueArg,
+        group: String,
     },
 }
 

@@ -54,6 +54,25 @@ impl Queue {
         self.run(&ops::purge::Request { select }).await
     }
 
+    /// Set a group's weight under fair queueing (1..=10000; 0 puts it back to the default, 1),
+    /// at run time: it applies from the group's next task. Returns the weight it had.
+    pub async fn set_group_weight(&self, group: &str, weight: u32) -> Result<u64> {
+        crate::keys::validate_name(group, "group")?;
+        Ok(self
+            .run(&ops::group_set::Request {
+                group: group.into(),
+                weight,
+            })
+            .await?
+            .0)
+    }
+
+    /// The queue's groups: those with pending tasks (fair queues), next served first, then those
+    /// with a weight set; at most `limit` (1..=1000).
+    pub async fn groups(&self, limit: usize) -> Result<Vec<crate::ops::groups::GroupInfo>> {
+        self.run(&ops::groups::Request { limit }).await
+    }
+
     /// Pause (true) or resume (false) claiming on this queue. Returns whether it was paused.
     pub async fn set_paused(&self, paused: bool) -> Result<bool> {
         self.run(&ops::pause::Request { paused }).await
@@ -71,6 +90,7 @@ impl Queue {
             rate_interval_us: self.settings.rate.map_or(0, |r| r.interval_us()),
             burst: self.settings.burst_or_default(),
             concurrency: self.settings.concurrency,
+            fairness: self.settings.fairness,
         };
         let before = self.run(&req).await?.0;
         if let Some(b) = before.filter(|b| *b != req.dispatch) {

@@ -202,6 +202,9 @@ impl Queue {
                     )));
                 }
             }
+            if let Some(g) = &spec.group {
+                crate::keys::validate_name(g, "group")?;
+            }
             if spec.payload.len() as u64 > s.max_payload {
                 return Err(Error::PayloadTooLarge {
                     queue: self.name().into(),
@@ -233,6 +236,7 @@ impl Queue {
                 unique: spec.unique_key.map(|k| (k, s.unique_ttl)),
                 debounce: spec.debounce,
                 expires_in: spec.expires_in.unwrap_or(std::time::Duration::ZERO),
+                group: spec.group,
             });
         }
         self.run(&ops::enqueue::Request {

@@ -162,6 +162,10 @@ pub struct QueueConfig {
     /// Most tasks of this queue running at once across all workers (leases alive); 0 = no cap.
     /// A killed worker's slots free themselves when its leases expire.
     pub concurrency: u32,
+    /// `"fifo"` (priority, then first in first out) or `"fair"`: the groups that have pending
+    /// tasks share the workers by weight (`baton groups set --weight`), so one tenant's flood
+    /// cannot delay the others. Switching is refused while tasks are pending.
+    pub fairness: crate::flow::Fairness,
 }
 
 impl QueueConfig {
@@ -212,6 +216,7 @@ impl Default for QueueConfig {
             rate: None,
             burst: None,
             concurrency: 0,
+            fairness: crate::flow::Fairness::Fifo,
         }
     }
 }

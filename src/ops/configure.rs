@@ -22,6 +22,8 @@ pub struct Request {
     pub burst: u32,
     /// Most leases alive at once on the queue; 0 = no cap.
     pub concurrency: u32,
+    /// fifo or fair (across groups).
+    pub fairness: crate::flow::Fairness,
 }
 
 impl Op for Request {
@@ -34,7 +36,8 @@ impl Op for Request {
             .named("aging_ms", self.aging_ms)
             .named("rate_interval_us", self.rate_interval_us)
             .named("burst", self.burst)
-            .named("concurrency", self.concurrency);
+            .named("concurrency", self.concurrency)
+            .named("fairness", self.fairness.as_str());
     }
 }
 

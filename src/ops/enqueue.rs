@@ -43,6 +43,8 @@ pub struct NewTask {
     pub debounce: Option<(String, Duration, Duration)>,
     /// No run starts later than this after the enqueue (zero: never expires).
     pub expires_in: Duration,
+    /// The task's group; `None`: the group "default".
+    pub group: Option<String>,
 }
 
 impl Op for Request {
@@ -101,6 +103,9 @@ impl NewTask {
         }
         if !self.expires_in.is_zero() {
             o.push(format!("expires_in_ms={}", ms(self.expires_in).max(1)));
+        }
+        if let Some(g) = &self.group {
+            o.push(format!("group={g}"));
         }
         o.join(",")
     }

@@ -17,6 +17,8 @@ pub mod dispatch;
 pub mod enqueue;
 pub mod fail;
 pub mod get;
+pub mod group_set;
+pub mod groups;
 pub mod heartbeat;
 pub mod pause;
 pub mod progress;

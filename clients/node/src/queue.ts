@@ -63,6 +63,8 @@ export interface TaskSpec {
   throttleMs?: number;
   /** No run starts later than this after now: the task goes to the dead-letter set unrun. */
   expiresInMs?: number;
+  /** The task's group (tenant, customer, API key); on a fair queue the groups share the workers. */
+  group?: string;
 }
 
 /** What enqueue did with one task (the script's `created` code). */
@@ -148,6 +150,7 @@ function taskOptions(t: TaskSpec, uniqueTtlMs: number): string {
     o.push(`debounce_ms=${Math.trunc(t.debounceMs)},max_wait_ms=${Math.trunc(t.maxWaitMs ?? t.debounceMs)}`);
   }
   if (t.expiresInMs) o.push(`expires_in_ms=${Math.trunc(t.expiresInMs)}`);
+  if (t.group) o.push(`group=${t.group}`);
   return o.join(",");
 }
 
@@ -376,13 +379,16 @@ export class Queue {
       burst?: number;
       /** Most leases alive at once on the queue; 0 = no cap. */
       concurrency?: number;
+      /** "fifo" (priority, then first in first out) or "fair" (weighted fair queueing across groups). */
+      fairness?: "fifo" | "fair";
     } = {},
   ): Promise<string> {
-    const { eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0, rateIntervalUs = 0, burst = 1, concurrency = 0 } = settings;
+    const { eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0, rateIntervalUs = 0, burst = 1, concurrency = 0, fairness = "fifo" } =
+      settings;
     return str(
       await this.call("configure", [
         ["events_max_len", eventsMaxLen], ["dispatch", dispatch], ["aging_ms", agingMs],
-        ["rate_interval_us", rateIntervalUs], ["burst", burst], ["concurrency", concurrency],
+        ["rate_interval_us", rateIntervalUs], ["burst", burst], ["concurrency", concurrency], ["fairness", fairness],
       ]),
     );
   }

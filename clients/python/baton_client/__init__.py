@@ -307,6 +307,8 @@ def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[s
         o.append(f"debounce_ms={int(t['debounce_ms'])},max_wait_ms={int(t.get('max_wait_ms', t['debounce_ms']))}")
     if t.get("expires_in_ms"):
         o.append(f"expires_in_ms={int(t['expires_in_ms'])}")
+    if t.get("group"):
+        o.append(f"group={t['group']}")
     return ",".join(o)
 
 
@@ -388,7 +390,8 @@ class Queue:
         ``throttle_ms`` (at most one task per key per window: later enqueues in the window return
         the first one's id — the idempotency key ``throttle:<key>``, as Rust's TaskSpec::throttle);
         ``expires_in_ms``: no run starts later than this after now (the task goes to the
-        dead-letter set unrun)."""
+        dead-letter set unrun); ``group``: the task's group (tenant, customer, API key; on a
+        fair queue the groups that have work share the workers by weight)."""
         args: List[Tuple[str, Any]] = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
@@ -465,14 +468,17 @@ class Queue:
 
     @_op
     def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,
-                  rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0) -> _CallOf[str]:
+                  rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
+                  fairness: str = "fifo") -> _CallOf[str]:
         """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
         [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step,
         the rate limit (µs between two tasks, 0 = none; 200/s = 5000) with its burst, and the
-        concurrency cap (0 = none). Returns the dispatch mode stored before ("" for a new queue)."""
+        concurrency cap (0 = none), and fairness ("fifo", or "fair": weighted fair queueing
+        across task groups). Returns the dispatch mode stored before ("" for a new queue)."""
         return "configure", [("events_max_len", events_max_len), ("dispatch", dispatch),
                              ("aging_ms", aging_ms), ("rate_interval_us", rate_interval_us),
-                             ("burst", burst), ("concurrency", concurrency)], (), lambda reply: reply.decode()
+                             ("burst", burst), ("concurrency", concurrency),
+                             ("fairness", fairness)], (), lambda reply: reply.decode()
 
     @_op
     def counts(self) -> _CallOf[Dict[str, int]]:
@@ -819,7 +825,8 @@ class AsyncQueue(Queue):
         async def reclaim(self, limit: int = 100) -> Tuple[int, int]: ...  # type: ignore[override]  # noqa: E704
         async def cancel(self, *task_ids: str) -> List[Optional[str]]: ...  # type: ignore[override]  # noqa: E704
         async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,  # type: ignore[override]  # noqa: E501
-                            rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0) -> str: ...  # noqa: E704
+                            rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
+                            fairness: str = "fifo") -> str: ...  # noqa: E704
         async def counts(self) -> Dict[str, int]: ...  # type: ignore[override]  # noqa: E704
         async def register(self, worker: str, info: Mapping[str, Any]) -> None: ...  # type: ignore[override]  # noqa: E704
         async def _release_chunk(self, worker: str, leases: Sequence[Lease]) -> int: ...  # type: ignore[override]  # noqa: E704

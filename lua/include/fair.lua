@@ -1,0 +1,141 @@
+-- include/fair.lua — groups and fair queueing. A task may carry a group (tenant, customer, API
+-- key); `tgroup` maps the ids of such tasks to their group, and a task without one is in the
+-- group "default". On a queue configured fair (meta `fq` = '1'), every pending task is also
+-- filed in its group's pending set `gp:<group>` (same score as in `pending`, so priorities and
+-- aging order tasks within a group), and claim/dispatch serve the groups that have work by
+-- start-time fair queueing: `gready` holds each such group scored by its virtual start time;
+-- serving a task of group g advances g's virtual time by 1 / weight(g), and a group that gets
+-- work again starts at max(its last finish time, the system's virtual time `gv`), so an idle
+-- group banks no credit and a flood in one group cannot delay the others. `pending` stays the
+-- one state set of pending tasks; the group sets are an index kept beside it.
+--
+-- Keys: the per-group keys cannot be named before the call (the group is decided inside it), so
+-- they are derived from the meta key and share the queue's hash tag, hence its cluster slot:
+-- `<prefix>:{q}:groups` (hash: w:<g> weight, v:<g> the group's virtual finish time while it has
+-- no work), `<prefix>:{q}:gready` (zset), `<prefix>:{q}:tgroup` (hash), `<prefix>:{q}:gp:<g>`
+-- (zset). Redis refuses any of them from another slot (scripts start with #!lua).
+--@include args
+--@include keys
+--@include schema
+
+local G_BASE = string.sub(K_META, 1, -5)
+local GK_GROUPS = G_BASE .. 'groups'
+local GK_READY = G_BASE .. 'gready'
+local GK_TGROUP = G_BASE .. 'tgroup'
+local DEFAULT_GROUP = 'default'
+
+local function gpending(g)
+  return G_BASE .. 'gp:' .. g
+end
+
+-- Virtual times are fractions: written with all their digits.
+local function vfmt(x)
+  return string.format('%.17g', x)
+end
+
+local SYS_V = nil -- the system virtual time, read once per call
+
+local function sys_v()
+  if SYS_V == nil then SYS_V = tonumber(redis.call('HGET', K_META, 'gv')) or 0 end
+  return SYS_V
+end
+
+-- Make group g ready (it has pending work) unless it already is.
+local function ready_group(g)
+  if redis.call('ZSCORE', GK_READY, g) then return end
+  local fin = tonumber(redis.call('HGET', GK_GROUPS, 'v:' .. g)) or 0
+  redis.call('ZADD', GK_READY, vfmt(math.max(fin, sys_v())), g)
+end
+
+-- Put task `id` in pending with `score` (a string); on a fair queue also in its group's set. `g`
+-- is its group when the caller knows it (enqueue), else it is looked up.
+local function pend(score, id, g)
+  redis.call('ZADD', K_PENDING, score, id)
+  if FAIR then
+    g = g or redis.call('HGET', GK_TGROUP, id) or DEFAULT_GROUP
+    redis.call('ZADD', gpending(g), score, id)
+    ready_group(g)
+  end
+end
+
+-- pend for many: zargs = score, id pairs.
+local function pend_many(zargs)
+  if not FAIR then
+    redis.call('ZADD', K_PENDING, unpack(zargs))
+    return
+  end
+  for i = 1, #zargs, 2 do pend(zargs[i], zargs[i + 1]) end
+end
+
+-- A pending task left pending other than by being handed out (cancel): drop it from its group.
+local function unpend_group(id)
+  if FAIR then
+    local g = redis.call('HGET', GK_TGROUP, id) or DEFAULT_GROUP
+    redis.call('ZREM', gpending(g), id)
+  end
+end
+
+-- Take up to k pending tasks, fairly across groups: the ready group with the lowest virtual start
+-- time goes first and is served until its virtual time passes the next group's (one task at a
+-- time when groups are level). Returns id, score pairs like ZPOPMIN; the tasks are out of
+-- `pending`. Cost: O(log G + log N) per group switch, flat in the number of groups.
+local function pop_fair(k)
+  local out, weights = {}, {}
+  local served = nil
+  local guard = 0
+  while #out < 2 * k and guard < 2 * k + 16 do
+    guard = guard + 1
+    local top = redis.call('ZRANGE', GK_READY, 0, 1, 'WITHSCORES')
+    if #top == 0 then break end
+    local g, vt = top[1], tonumber(top[2])
+    local w = weights[g]
+    if not w then
+      w = tonumber(redis.call('HGET', GK_GROUPS, 'w:' .. g)) or 1
+      weights[g] = w
+    end
+    local want = k - #out / 2
+    if top[3] then want = math.max(1, math.min(want, math.floor((tonumber(top[4]) - vt) * w) + 1)) end
+    local got = redis.call('ZPOPMIN', gpending(g), want)
+    local ids = {}
+    for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
+    local m = 0
+    if #ids > 0 then
+      -- only ids still pending count (an entry left behind by a path that missed the index)
+      local live = redis.call('ZMSCORE', K_PENDING, unpack(ids))
+      local gone = {}
+      for i, id in ipairs(ids) do
+        if live[i] then
+          out[#out + 1] = id
+          out[#out + 1] = live[i]
+          gone[#gone + 1] = id
+          m = m + 1
+        end
+      end
+      if #gone > 0 then redis.call('ZREM', K_PENDING, unpack(gone)) end
+    end
+    local fin = vt + m / w
+    served = vt
+    if #ids == want and redis.call('ZCARD', gpending(g)) > 0 then
+      redis.call('ZADD', GK_READY, vfmt(fin), g)
+    else
+      redis.call('ZREM', GK_READY, g)
+      redis.call('HSET', GK_GROUPS, 'v:' .. g, vfmt(fin))
+    end
+  end
+  if served and served > sys_v() then
+    SYS_V = served
+    redis.call('HSET', K_META, 'gv', vfmt(served))
+  end
+  return out
+end
+
+-- Up to k pending tasks in the queue's order: fair across groups, or priority then FIFO.
+local function pop_pending(k)
+  if FAIR then return pop_fair(k) end
+  return redis.call('ZPOPMIN', K_PENDING, k)
+end
+
+-- Remember the groups of new tasks (tasks of the default group are not listed).
+local function set_groups(hargs)
+  if #hargs > 0 then redis.call('HSET', GK_TGROUP, unpack(hargs)) end
+end

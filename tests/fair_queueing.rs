@@ -1,0 +1,328 @@
+//! Fair queueing across groups (tenants): on a queue with `fairness = "fair"`, claim serves the
+//! groups that have pending tasks by weighted fair queueing, so one group's flood cannot delay
+//! the others; priorities still order tasks within a group; every path that puts a task back in
+//! pending puts it back in its group. Measured from the events' Redis timestamps.
+mod common;
+use baton::flow::Fairness;
+use baton::{Outcome, Queue, TaskSpec, Worker};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn fair(c: &mut baton::Config) {
+    c.queues.get_mut("q").unwrap().fairness = Fairness::Fair;
+}
+
+/// Enqueue `n` tasks of group `g` (payload = index) in batches of 1000; their ids.
+async fn enqueue_group(q: &Queue, g: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for start in (0..n).step_by(1000) {
+        let specs = (start..n.min(start + 1000))
+            .map(|i| TaskSpec::new("nap", i.to_string()).group(g))
+            .collect();
+        ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
+    }
+    ids
+}
+
+/// (Redis ms, task id) of every claim, oldest first.
+async fn claims(q: &Queue) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut after = "0-0".to_string();
+    loop {
+        let evs = q.events_after(&after, 1000).await.unwrap();
+        let Some(last) = evs.last() else { break };
+        after = last.id.clone();
+        for e in evs.iter().filter(|e| e.kind == "claimed") {
+            out.extend(e.tasks.iter().map(|t| (e.at_ms, t.id.clone())));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A worker of `conc` slots whose handler sleeps `nap`.
+fn napper(env: &common::Env, conc: usize, nap: Duration) -> Worker {
+    Worker::builder(&env.client, "q")
+        .unwrap()
+        .concurrency(conc)
+        .handler("nap", move |_t: baton::TaskContext| async move {
+            tokio::time::sleep(nap).await;
+            Ok(Vec::new())
+        })
+        .build()
+        .unwrap()
+}
+
+fn jain(x: &[f64]) -> f64 {
+    let s: f64 = x.iter().sum();
+    let s2: f64 = x.iter().map(|v| v * v).sum();
+    if s2 == 0.0 {
+        1.0
+    } else {
+        s * s / (x.len() as f64 * s2)
+    }
+}
+
+#[tokio::test]
+async fn one_groups_flood_does_not_delay_the_others() {
+    let env = common::env_with(fair).await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    let mut group_of: HashMap<String, String> = HashMap::new();
+    for id in enqueue_group(&q, "big", 20_000).await {
+        group_of.insert(id, "big".into());
+    }
+    let (stop, h) = common::spawn_worker(napper(&env, 8, Duration::from_millis(10)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // nine small groups a little later, while the flood is being worked
+    let mut small = Vec::new();
+    for k in 1..=9 {
+        let g = format!("small-{k}");
+        for id in enqueue_group(&q, &g, 200).await {
+            group_of.insert(id.clone(), g.clone());
+            small.push(id);
+        }
+    }
+    for id in &small {
+        assert_eq!(
+            q.wait(id, Duration::from_secs(60)).await.unwrap(),
+            Outcome::Done(Vec::new())
+        );
+    }
+    stop.cancel();
+    h.await.unwrap().unwrap();
+
+    let all = claims(&q).await;
+    let first_small = all.iter().find(|(_, id)| group_of[id] != "big").unwrap().0;
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for (t, id) in &all {
+        last.insert(group_of[id].as_str(), *t);
+    }
+    // every full 1-second window after the small groups arrived: Jain's index of the claims per
+    // group, over the groups that still had work at the window's end
+    let end = (1..=9)
+        .map(|k| last[format!("small-{k}").as_str()])
+        .max()
+        .unwrap();
+    let mut windows = Vec::new();
+    let mut s = first_small;
+    while s + 1000 <= end {
+        let mut per: HashMap<&str, f64> = HashMap::new();
+        for (t, id) in all.iter().filter(|(t, _)| *t >= s && *t < s + 1000) {
+            let _ = t;
+            *per.entry(group_of[id].as_str()).or_default() += 1.0;
+        }
+        let busy: Vec<f64> = last
+            .iter()
+            .filter(|(_, l)| **l >= s + 1000)
+            .map(|(g, _)| per.get(g).copied().unwrap_or(0.0))
+            .collect();
+        if busy.len() >= 2 {
+            let j = jain(&busy);
+            windows.push(j);
+            assert!(
+                j >= 0.95,
+                "window at +{} ms: Jain {j:.3} over {busy:?}",
+                s - first_small
+            );
+        }
+        s += 1000;
+    }
+    assert!(windows.len() >= 2, "too few full windows to judge: {windows:?}");
+    // the small groups finish within 2x of their fair-share schedule: each gets a tenth of the
+    // claims while all ten have work
+    let claimed = all.iter().filter(|(t, _)| *t >= first_small && *t <= end).count() as f64;
+    let rate = claimed / ((end - first_small).max(1) as f64 / 1000.0);
+    let fair_s = 200.0 / (rate / 10.0);
+    for k in 1..=9 {
+        let took = (last[format!("small-{k}").as_str()] - first_small) as f64 / 1000.0;
+        assert!(
+            took <= 2.0 * fair_s,
+            "small-{k} took {took:.2} s; fair share {fair_s:.2} s"
+        );
+    }
+    eprintln!(
+        "flood 20000 + 9 x 200: Jain per 1 s window {:?}; small groups done in <= {:.2} s (fair share {fair_s:.2} s at {rate:.0} claims/s)",
+        windows.iter().map(|j| (j * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        (1..=9).map(|k| (last[format!("small-{k}").as_str()] - first_small) as f64 / 1000.0).fold(0.0, f64::max)
+    );
+}
+
+#[tokio::test]
+async fn weights_share_the_workers() {
+    let env = common::env_with(fair).await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    let mut group_of: HashMap<String, String> = HashMap::new();
+    for (g, w) in [("w1", 1), ("w2", 2), ("w4", 4)] {
+        assert_eq!(q.set_group_weight(g, w).await.unwrap(), 1);
+        for id in enqueue_group(&q, g, 2000).await {
+            group_of.insert(id, g.into());
+        }
+    }
+    let ids: Vec<String> = group_of.keys().cloned().collect();
+    let (stop, h) = common::spawn_worker(napper(&env, 16, Duration::ZERO));
+    common::eventually(Duration::from_secs(60), "1400 tasks claimed", || async {
+        q.counts().await.unwrap().done >= 1400
+    })
+    .await;
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    let all = claims(&q).await;
+    let mut per: HashMap<&str, f64> = HashMap::new();
+    for (_, id) in all.iter().take(1400) {
+        *per.entry(group_of[id].as_str()).or_default() += 1.0;
+    }
+    for (g, w) in [("w1", 1.0), ("w2", 2.0), ("w4", 4.0)] {
+        let share = per[g] / 1400.0;
+        let want = w / 7.0;
+        assert!(
+            (share - want).abs() <= 0.03 * want,
+            "{g}: share {share:.4}, weight share {want:.4} (±3%)"
+        );
+    }
+    eprintln!("weights 1:2:4 over the first 1400 claims: {per:?}");
+    drop(ids);
+    // the list shows the weights and the backlogs left
+    let list = q.groups(10).await.unwrap();
+    let w: HashMap<&str, (u64, u64)> = list
+        .iter()
+        .map(|g| (g.name.as_str(), (g.weight, g.backlog)))
+        .collect();
+    assert_eq!(w["w4"].0, 4);
+    assert_eq!(w["w1"].0, 1);
+    let c = q.counts().await.unwrap();
+    let backlog: u64 = list.iter().map(|g| g.backlog).sum();
+    assert_eq!(
+        backlog, c.pending,
+        "the group sets hold exactly the pending tasks"
+    );
+}
+
+#[tokio::test]
+async fn priorities_order_a_group_and_every_way_back_to_pending_keeps_the_group() {
+    let env = common::env_with(fair).await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    // within a group, priority first
+    q.enqueue(TaskSpec::new("k", "low").group("a").id("a-low"))
+        .await
+        .unwrap();
+    q.enqueue(TaskSpec::new("k", "high").group("a").priority(5).id("a-high"))
+        .await
+        .unwrap();
+    q.enqueue(TaskSpec::new("k", "b1").group("b").id("b-1"))
+        .await
+        .unwrap();
+    q.enqueue(TaskSpec::new("k", "dflt").id("d-1")).await.unwrap();
+    let first: Vec<String> = q.claim("w", 3).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert!(
+        first.contains(&"a-high".to_string()) && !first.contains(&"a-low".to_string()),
+        "{first:?}"
+    );
+    assert!(
+        first.contains(&"b-1".to_string()) && first.contains(&"d-1".to_string()),
+        "{first:?}"
+    );
+    // released tasks go back to their group
+    let held: Vec<baton::LeaseRef> = q
+        .claim("w", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| baton::LeaseRef::new(c.id, c.token))
+        .collect();
+    assert_eq!(held.len(), 1, "a-low");
+    assert_eq!(q.release("w", &held).await.unwrap(), 1);
+    common::assert_state(&q, "a-low", "pending").await;
+    let groups = q.groups(10).await.unwrap();
+    let a = groups.iter().find(|g| g.name == "a").unwrap();
+    assert_eq!(a.backlog, 1);
+    // a cancelled pending task leaves its group's set
+    assert_eq!(
+        q.cancel(&["a-low"]).await.unwrap()[0].map(|s| s.as_str()),
+        Some("pending")
+    );
+    assert!(q.groups(10).await.unwrap().iter().all(|g| g.backlog == 0));
+    assert!(q.claim("w", 10).await.unwrap().is_empty());
+    // a failed attempt retried after its backoff (promote) comes back to its group
+    q.enqueue(TaskSpec::new("k", "x").group("c").id("c-1"))
+        .await
+        .unwrap();
+    let c = q.claim("w", 1).await.unwrap().remove(0);
+    q.fail(
+        "w",
+        &baton::FailReport {
+            id: c.id.clone(),
+            token: c.token.clone(),
+            error: "boom".into(),
+            retry: true,
+        },
+    )
+    .await
+    .unwrap();
+    let (stop, h) = common::maintain(&env, &q);
+    common::eventually(Duration::from_secs(5), "c-1 promoted", || async {
+        common::sets_holding(&q, "c-1").await == vec!["pending"]
+    })
+    .await;
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    let again = q.claim("w", 5).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, "c-1");
+    common::assert_one_state(&q, "c-1").await;
+}
+
+#[tokio::test]
+async fn bad_groups_and_settings_are_refused_naming_them() {
+    let env = common::env_with(fair).await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    let huge = "g".repeat(10 * 1024);
+    let e = q
+        .enqueue(TaskSpec::new("k", "x").group(&huge))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("group"), "{e}");
+    let e = q
+        .enqueue(TaskSpec::new("k", "x").group("a b"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("group"), "{e}");
+    assert_eq!(q.counts().await.unwrap().pending, 0, "nothing written");
+    // switching fairness with tasks pending
+    q.enqueue(TaskSpec::new("k", "x").group("a")).await.unwrap();
+    let mut cfg = env.config.clone();
+    cfg.queues.get_mut("q").unwrap().fairness = Fairness::Fifo;
+    let fifo = baton::Client::connect(cfg).await.unwrap().queue("q").unwrap();
+    let e = fifo.configure().await.unwrap_err().to_string();
+    assert!(e.contains("fairness") && e.contains("pending"), "{e}");
+    // config typos name the key
+    let err = baton::Config::from_toml(
+        "[redis]\nurl = \"redis://127.0.0.1:1\"\n[queues.q]\nfairness = \"round\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("fairness"), "{err}");
+    // the CLI refuses a weight of 0, naming the flag and the fix
+    let dir = common::TempDir::new();
+    let cfg = common::product_config(&dir, &env.redis.url(), "");
+    let (code, _, err) = common::baton(&cfg, &["groups", "set", "-q", "q", "a", "--weight", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--weight") && err.contains("reset"), "{err}");
+    let (code, out, err) = common::baton(&cfg, &["groups", "set", "-q", "q", "a", "--weight", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("weight 3 (was 1)"), "{out}");
+    let (code, out, _) = common::baton(&cfg, &["--json", "groups", "list", "-q", "q"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v[0]["name"], "a");
+    assert_eq!(v[0]["weight"], 3);
+    assert_eq!(v[0]["backlog"], 1);
+    let (code, out, _) = common::baton(&cfg, &["groups", "reset", "-q", "q", "a"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("weight 1 (was 3)"), "{out}");
+}
