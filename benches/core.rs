@@ -5,8 +5,8 @@
 //!
 //! Run: `cargo bench --bench core` (starts its own redis-server on a free port; set
 //! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!). Parts:
-//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth"; also "limits": flow
-//! control's cost at the 1x50 shape).
+//! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth"; also "limits" and
+//! "fair": flow control's and fair queueing's cost at the 1x50 shape).
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
 //! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
 //! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
@@ -126,13 +126,25 @@ fn payload(i: usize, size: usize) -> Vec<u8> {
 }
 
 async fn fill(q: &Queue, n: usize, size: usize) {
-    q.configure().await.unwrap(); // after a FLUSHALL: the events setting again
+    fill_groups(q, n, size, 0).await
+}
+
+/// `fill`, task j in group `g<j mod groups>` (no group when `groups` is 0).
+async fn fill_groups(q: &Queue, n: usize, size: usize, groups: usize) {
+    q.configure().await.unwrap(); // after a FLUSHALL: the queue's settings again
     let mut i = 0;
     let mut inflight = Vec::new();
     while i < n {
         let k = (n - i).min(1000);
         let specs: Vec<TaskSpec> = (i..i + k)
-            .map(|j| TaskSpec::new("noop", payload(j, size)))
+            .map(|j| {
+                let t = TaskSpec::new("noop", payload(j, size));
+                if groups > 0 {
+                    t.group(format!("g{}", j % groups))
+                } else {
+                    t
+                }
+            })
             .collect();
         let q = q.clone();
         inflight.push(tokio::spawn(async move { q.enqueue_batch(specs).await.unwrap() }));
@@ -397,6 +409,37 @@ async fn main() {
                 concurrency: cap,
                 ..Default::default()
             };
+            let name = format!("end to end 1x50, batch 100, {label}");
+            drain_row(&cfg, &q, &mut probe, n, 50, settings, name).await;
+            probe.flush().await;
+        }
+    }
+    if parts.contains("fair") {
+        // 3c. fair queueing's cost: the 1x50 shape draining tasks spread over G groups, fifo and
+        // fair, at 10 and 100,000 groups (one task per group: a group switch per task), and fair
+        // with limits that never bind
+        use baton::flow::Fairness;
+        let fast = baton::flow::Rate::parse("1000000/s").unwrap();
+        for (label, groups, fairness, limits) in [
+            ("fifo, tasks in 10 groups", 10usize, Fairness::Fifo, false),
+            ("fair, 10 groups", 10, Fairness::Fair, false),
+            ("fair, 100000 groups", 100_000, Fairness::Fair, false),
+            ("fair + rate and cap (never binding), 10 groups", 10, Fairness::Fair, true),
+        ] {
+            let settings = baton::QueueConfig {
+                claim_batch: 100,
+                events_max_len,
+                fairness,
+                rate: limits.then_some(fast),
+                burst: limits.then_some(1000),
+                concurrency: if limits { 1_000_000 } else { 0 },
+                ..Default::default()
+            };
+            let mut fcfg = cfg.clone();
+            fcfg.queues.insert("bench-batch".into(), settings.clone());
+            let q = Client::connect(fcfg).await.unwrap().queue("bench-batch").unwrap();
+            probe.flush().await;
+            fill_groups(&q, n, 100, groups).await;
             let name = format!("end to end 1x50, batch 100, {label}");
             drain_row(&cfg, &q, &mut probe, n, 50, settings, name).await;
             probe.flush().await;

@@ -135,6 +135,31 @@ async fn python_configures_priority_aging() {
     assert_eq!(order, ["low", "high-0", "high-1", "high-2"]);
 }
 
+/// Python enqueues into groups on a fair queue and sets a weight; Rust claims them in the
+/// weighted fair order (1 : 3).
+#[tokio::test]
+async fn python_groups_are_served_fairly_by_weight() {
+    let mut env = common::env().await;
+    env.config.queues.get_mut("q").unwrap().fairness = baton::flow::Fairness::Fair;
+    let out = python(&["fair", &env.redis.url(), "q", "100"]);
+    let groups: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let w: Vec<(String, u64, u64)> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap().to_string(), g["backlog"].as_u64().unwrap(), g["weight"].as_u64().unwrap()))
+        .collect();
+    assert!(w.contains(&("py-a".into(), 100, 1)) && w.contains(&("py-b".into(), 100, 3)), "{w:?}");
+    let q = env.queue();
+    let first: Vec<String> = q.claim("w", 40).await.unwrap().into_iter().map(|t| t.id).collect();
+    let b = first.iter().filter(|id| id.starts_with("py-b")).count();
+    assert_eq!((first.len() - b, b), (10, 30), "{first:?}");
+    // FIFO within each group
+    let a: Vec<&String> = first.iter().filter(|id| id.starts_with("py-a")).collect();
+    assert_eq!(a[0], "py-a-0");
+    assert_eq!(a[9], "py-a-9");
+}
+
 /// A throttle key is the same key from both languages: a Rust task throttles Python's enqueue
 /// within the window.
 #[tokio::test]

@@ -326,3 +326,53 @@ async fn bad_groups_and_settings_are_refused_naming_them() {
     assert_eq!(code, 0);
     assert!(out.contains("weight 1 (was 3)"), "{out}");
 }
+
+#[tokio::test]
+async fn metrics_and_dashboard_show_limits_and_the_largest_groups() {
+    use common::web::{free_port, get, parse_prometheus, wait_up};
+    let env = common::env_with(|c| {
+        let q = c.queues.get_mut("q").unwrap();
+        q.fairness = Fairness::Fair;
+        q.concurrency = 2;
+        q.lease = Duration::from_secs(30);
+        q.heartbeat = Duration::from_secs(10);
+    })
+    .await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    for k in 0..12 {
+        enqueue_group(&q, &format!("t{k:02}"), k + 1).await;
+    }
+    // two leases fill the cap: the next claim is held back by it
+    assert_eq!(q.claims("w", 2).await.unwrap().tasks.len(), 2);
+    assert_eq!(q.claims("w", 5).await.unwrap().held, Some(baton::Held::Concurrency));
+    let dir = common::TempDir::new();
+    let port = free_port();
+    let cfg = dir.write(
+        "baton.toml",
+        &format!(
+            "[redis]\nurl = \"{}\"\n[queues.q]\nlease = \"30s\"\nheartbeat = \"10s\"\nfairness = \"fair\"\nconcurrency = 2\n\
+             [worker]\nqueues = [\"q\"]\n[scheduler]\nhttp = \"127.0.0.1:{port}\"\n",
+            env.redis.url()
+        ),
+    );
+    let _scheduler = common::Proc::start(common::SCHEDULER, &cfg);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_up(&format!("{base}/healthz")).await;
+    let (_, text) = get(&format!("{base}/metrics")).await;
+    let m = parse_prometheus(&text);
+    assert_eq!(m[r#"baton_throttled_total{queue="q",limit="concurrency"}"#], 1.0, "{text}");
+    assert_eq!(m[r#"baton_throttled_total{queue="q",limit="rate"}"#], 0.0);
+    // the ten largest backlogs of twelve groups (t11 has 12, less what the claim took)
+    let groups: Vec<&String> = m.keys().filter(|k| k.starts_with("baton_group_backlog")).collect();
+    assert_eq!(groups.len(), 10, "{groups:?}");
+    assert!(!m.contains_key(r#"baton_group_backlog{queue="q",group="t00"}"#));
+    let (_, body) = get(&format!("{base}/api/overview")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let qv = &v["queues"][0];
+    assert_eq!(qv["limits"]["concurrency"], 2);
+    assert_eq!(qv["limits"]["running"], 2);
+    assert_eq!(qv["limits"]["held_by"], "concurrency");
+    assert_eq!(qv["groups"].as_array().unwrap().len(), 10);
+    assert_eq!(qv["groups"][0]["name"], "t11");
+}

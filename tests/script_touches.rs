@@ -199,7 +199,7 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
 /// `groups` role.
-const OTHER_KEYS: [(&str, &str); 8] = [
+const OTHER_KEYS: [(&str, &str); 9] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
@@ -208,6 +208,7 @@ const OTHER_KEYS: [(&str, &str); 8] = [
     ("GK_READY", "groups"),
     ("GK_TGROUP", "groups"),
     ("gpending(g)", "groups"),
+    ("gpending(g.name)", "groups"),
 ];
 
 #[derive(Default, Debug)]

@@ -48,15 +48,17 @@ end
 -- the reply ends with one more value, the wait (ms until the rate admits more, -1: wait for a
 -- lease to end under the concurrency cap).
 local function claim_pending(worker, n, lease_ms, dead_ttl)
-  local now = now_ms()
+  -- Redis time is read before the pop only when the limits need it (an empty claim needs none)
+  local now = FLOW and now_ms() or nil
   local limit, wait
   n, limit, wait = limit_room(n, now)
   local popped = n > 0 and pop_pending(n) or {}
   if #popped == 0 then
-    wait = limits_after(0, limit, wait, now, worker)
+    if FLOW then wait = limits_after(0, limit, wait, now, worker) end
     if wait then return {wait} end
     return {}
   end
+  now = now or now_ms()
   local ids = {}
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 

@@ -58,7 +58,7 @@ local function pend(score, id, g)
   end
 end
 
--- pend for many: zargs = score, id pairs.
+-- The same for many tasks: zargs = score, id pairs.
 local function pend_many(zargs)
   if not FAIR then
     redis.call('ZADD', K_PENDING, unpack(zargs))
@@ -75,51 +75,105 @@ local function unpend_group(id)
   end
 end
 
--- Take up to k pending tasks, fairly across groups: the ready group with the lowest virtual start
--- time goes first and is served until its virtual time passes the next group's (one task at a
--- time when groups are level). Returns id, score pairs like ZPOPMIN; the tasks are out of
--- `pending`. Cost: O(log G + log N) per group switch, flat in the number of groups.
+-- A binary heap of groups by their current virtual time (ties: their place in `gready`).
+local function heap_less(a, b)
+  return a.cur < b.cur or (a.cur == b.cur and a.i < b.i)
+end
+
+local function heap_push(h, x)
+  local c = #h + 1
+  h[c] = x
+  while c > 1 do
+    local p = math.floor(c / 2)
+    if not heap_less(h[c], h[p]) then break end
+    h[c], h[p] = h[p], h[c]
+    c = p
+  end
+end
+
+local function heap_pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n]
+  h[n] = nil
+  n = n - 1
+  local c = 1
+  while true do
+    local l, r, m = 2 * c, 2 * c + 1, c
+    if l <= n and heap_less(h[l], h[m]) then m = l end
+    if r <= n and heap_less(h[r], h[m]) then m = r end
+    if m == c then break end
+    h[c], h[m] = h[m], h[c]
+    c = m
+  end
+  return top
+end
+
+-- Take up to k pending tasks, fairly across groups. Start-time fair queueing decides, on
+-- virtual times alone, how many of the k tasks each group gets — exactly what handing them out
+-- one by one would give (each next task to the group with the lowest virtual time, which then
+-- moves on by 1 / weight) — and then each chosen group is popped once. Only the k lowest groups
+-- of `gready` can be served in one call, so only they are read. A group with fewer tasks than
+-- its part leaves the ready set and the rest is shared again. Returns id, score pairs like
+-- ZPOPMIN; the tasks are out of `pending`. Cost: O(k log G + k log N), a few commands per group
+-- served, flat in the number of groups.
 local function pop_fair(k)
-  local out, weights = {}, {}
+  local out = {}
   local served = nil
-  local guard = 0
-  while #out < 2 * k and guard < 2 * k + 16 do
-    guard = guard + 1
-    local top = redis.call('ZRANGE', GK_READY, 0, 1, 'WITHSCORES')
+  for _ = 1, 8 do -- another round only when a group ran out of tasks
+    local left = k - #out / 2
+    if left <= 0 then break end
+    local top = redis.call('ZRANGE', GK_READY, 0, left - 1, 'WITHSCORES')
     if #top == 0 then break end
-    local g, vt = top[1], tonumber(top[2])
-    local w = weights[g]
-    if not w then
-      w = tonumber(redis.call('HGET', GK_GROUPS, 'w:' .. g)) or 1
-      weights[g] = w
+    local gs, wf = {}, {}
+    for i = 1, #top, 2 do
+      gs[#gs + 1] = {name = top[i], vt = tonumber(top[i + 1]), n = 0, i = #gs + 1}
+      wf[#wf + 1] = 'w:' .. top[i]
     end
-    local want = k - #out / 2
-    if top[3] then want = math.max(1, math.min(want, math.floor((tonumber(top[4]) - vt) * w) + 1)) end
-    local got = redis.call('ZPOPMIN', gpending(g), want)
-    local ids = {}
-    for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
-    local m = 0
-    if #ids > 0 then
-      -- only ids still pending count (an entry left behind by a path that missed the index)
-      local live = redis.call('ZMSCORE', K_PENDING, unpack(ids))
-      local gone = {}
-      for i, id in ipairs(ids) do
-        if live[i] then
-          out[#out + 1] = id
-          out[#out + 1] = live[i]
-          gone[#gone + 1] = id
-          m = m + 1
+    local ws = redis.call('HMGET', GK_GROUPS, unpack(wf))
+    local h = {}
+    for i, g in ipairs(gs) do
+      g.w = tonumber(ws[i]) or 1
+      g.cur = g.vt
+      heap_push(h, g)
+    end
+    for _ = 1, left do
+      local g = heap_pop(h)
+      g.n = g.n + 1
+      g.cur = g.cur + 1 / g.w
+      heap_push(h, g)
+    end
+    for _, g in ipairs(gs) do
+      if g.n > 0 then
+        local got = redis.call('ZPOPMIN', gpending(g.name), g.n)
+        local ids = {}
+        for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
+        local m = 0
+        if #ids > 0 then
+          -- only ids still pending count (an entry left behind by a path that missed the index)
+          local live = redis.call('ZMSCORE', K_PENDING, unpack(ids))
+          local gone = {}
+          for i, id in ipairs(ids) do
+            if live[i] then
+              out[#out + 1] = id
+              out[#out + 1] = live[i]
+              gone[#gone + 1] = id
+              m = m + 1
+            end
+          end
+          if #gone > 0 then redis.call('ZREM', K_PENDING, unpack(gone)) end
+        end
+        local fin = g.vt + m / g.w
+        if m > 0 then
+          local last = g.vt + (m - 1) / g.w
+          if served == nil or last > served then served = last end
+        end
+        if #ids == g.n and redis.call('ZCARD', gpending(g.name)) > 0 then
+          redis.call('ZADD', GK_READY, vfmt(fin), g.name)
+        else
+          redis.call('ZREM', GK_READY, g.name)
+          redis.call('HSET', GK_GROUPS, 'v:' .. g.name, vfmt(fin))
         end
       end
-      if #gone > 0 then redis.call('ZREM', K_PENDING, unpack(gone)) end
-    end
-    local fin = vt + m / w
-    served = vt
-    if #ids == want and redis.call('ZCARD', gpending(g)) > 0 then
-      redis.call('ZADD', GK_READY, vfmt(fin), g)
-    else
-      redis.call('ZREM', GK_READY, g)
-      redis.call('HSET', GK_GROUPS, 'v:' .. g, vfmt(fin))
     end
   end
   if served and served > sys_v() then

@@ -55,7 +55,7 @@ pub struct QueueArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Enqueue a task (prints its id), or one task per line of a file.
-    Enqueue(EnqueueArgs),
+    Enqueue(Box<EnqueueArgs>),
     /// Show a task: state, attempts, last error, result.
     Status {
         #[command(flatten)]

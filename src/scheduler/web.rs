@@ -63,6 +63,19 @@ impl From<Error> for ApiError {
     }
 }
 
+/// Groups read per queue for the metrics and the dashboard (those next in the fair order, then
+/// those with settings), of which the largest backlogs are shown: a bounded label count.
+const TOP_GROUPS_SCANNED: usize = 200;
+const TOP_GROUPS_SHOWN: usize = 10;
+
+/// The groups with the largest backlogs, at most TOP_GROUPS_SHOWN.
+fn top_by_backlog(mut g: Vec<crate::ops::groups::GroupInfo>) -> Vec<crate::ops::groups::GroupInfo> {
+    g.retain(|x| x.backlog > 0);
+    g.sort_by(|a, b| b.backlog.cmp(&a.backlog).then_with(|| a.name.cmp(&b.name)));
+    g.truncate(TOP_GROUPS_SHOWN);
+    g
+}
+
 type CountsField = fn(&crate::task::Counts) -> u64;
 type WorkerField = fn(&crate::client::WorkerInfo) -> f64;
 
@@ -81,6 +94,7 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
     let mut list = Vec::new();
     for q in web.queues.values() {
         let c = q.counts().await?;
+        let groups = top_by_backlog(q.groups(TOP_GROUPS_SCANNED).await?);
         let workers = q.workers(200).await?;
         let total_done: u64 = workers.iter().map(|w| w.completed).sum();
         let alive_ms = q.settings().dispatch_liveness().as_millis() as u64;
@@ -121,6 +135,7 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
                 "lapsed": c.lapsed_total, "held_rate": c.held_rate_total,
                 "held_concurrency": c.held_concurrency_total,
             },
+            "groups": groups,
             "history": web.history.get(q.name()),
             "workers": workers,
         }));
@@ -248,8 +263,9 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
     let mut totals = Vec::new();
     let mut per_worker = Vec::new();
     let mut up = Vec::new();
+    let mut backlog = Vec::new();
     for q in web.queues.values() {
-        let (c, w) = match tokio::try_join!(q.counts(), q.workers(1000)) {
+        let (c, w, g) = match tokio::try_join!(q.counts(), q.workers(1000), q.groups(TOP_GROUPS_SCANNED)) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(queue = q.name(), error = %e, "metrics: queue state unavailable");
@@ -269,9 +285,21 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
             depth.push((q.name().to_string(), state, n));
         }
         totals.push((q.name().to_string(), c));
+        for gi in top_by_backlog(g) {
+            backlog.push((q.name().to_string(), gi.name, gi.backlog));
+        }
         for wi in w {
             per_worker.push((q.name().to_string(), wi));
         }
+    }
+    for (q, g, n) in &backlog {
+        page.sample(
+            "baton_group_backlog",
+            "gauge",
+            "Pending tasks of the queue's largest groups (fair queues; at most ten groups per queue)",
+            &[("queue", q), ("group", g)],
+            *n as f64,
+        );
     }
     for (q, v) in &up {
         page.sample(

@@ -489,6 +489,23 @@ class Queue:
                  "running", "held", "held_rate_total", "held_concurrency_total"]
         return "counts", [], (), lambda reply: dict(zip(names, reply))
 
+    @_op
+    def set_group_weight(self, group: str, weight: int) -> _CallOf[int]:
+        """A group's weight under fair queueing (1..10000; 0 = back to the default, 1), at run
+        time. Returns the weight it had."""
+        return "group_set", [("group", group), ("weight", weight)], (), int
+
+    @_op
+    def groups(self, limit: int = 50) -> _CallOf[List[Dict[str, Any]]]:
+        """The queue's groups: those with pending tasks (fair queues; next served first), then
+        those with a weight set: dicts of name, backlog, weight, virtual_time (None without
+        pending tasks)."""
+        def parse(reply: Any) -> List[Dict[str, Any]]:
+            return [{"name": reply[i].decode(), "backlog": int(reply[i + 1]), "weight": int(reply[i + 2]),
+                     "virtual_time": float(reply[i + 3]) if reply[i + 3] else None}
+                    for i in range(0, len(reply), 4)]
+        return "groups", [("limit", limit)], (), parse
+
     # ---- worker ----
 
     @_op
@@ -828,6 +845,8 @@ class AsyncQueue(Queue):
                             rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
                             fairness: str = "fifo") -> str: ...  # noqa: E704
         async def counts(self) -> Dict[str, int]: ...  # type: ignore[override]  # noqa: E704
+        async def set_group_weight(self, group: str, weight: int) -> int: ...  # type: ignore[override]  # noqa: E704
+        async def groups(self, limit: int = 50) -> List[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
         async def register(self, worker: str, info: Mapping[str, Any]) -> None: ...  # type: ignore[override]  # noqa: E704
         async def _release_chunk(self, worker: str, leases: Sequence[Lease]) -> int: ...  # type: ignore[override]  # noqa: E704
         async def deregister(self, worker: str) -> None: ...  # type: ignore[override]  # noqa: E704

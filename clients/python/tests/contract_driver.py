@@ -9,6 +9,7 @@ Usage: contract_driver.py COMMAND REDIS_URL QUEUE [ARGS...]
   work-push N        process N tasks on a push queue ("slow-upper" as above, taken when assigned)
   stale              claim, let the lease expire, reclaim, claim again; show the zombie is refused
   version            expect a VERSION error from enqueue
+  fair N             configure fair queueing, weight py-b 3, enqueue N tasks in py-a and N in py-b
 """
 import json
 import sys
@@ -168,6 +169,15 @@ def main():
         time.sleep(int(rest[0]) * 10 / 1000 + 0.05)
         q.enqueue_batch([{"kind": "k", "payload": "high", "priority": 10, "id": f"high-{i}"} for i in range(3)])
         print(q.counts()["aging_ms"])
+    elif cmd == "fair":
+        # a fair queue: N tasks in group py-a (weight 1) and N in py-b (weight 3)
+        q = baton.Queue(r, queue)
+        q.configure(fairness="fair")
+        q.set_group_weight("py-b", 3)
+        for g in ("py-a", "py-b"):
+            q.enqueue_batch([{"kind": "k", "payload": f"{g}-{i}", "group": g, "id": f"{g}-{i}"}
+                             for i in range(int(rest[0]))])
+        print(json.dumps(q.groups()))
     else:
         sys.exit(f"unknown command {cmd}")
 

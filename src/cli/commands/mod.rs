@@ -31,7 +31,7 @@ pub(super) async fn run(cli: Cli) -> Result<i32> {
     let client = Client::connect(config).await?;
     let json = cli.json;
     match cli.command {
-        Command::Enqueue(args) => enqueue(&client, args, json).await,
+        Command::Enqueue(args) => enqueue(&client, *args, json).await,
         Command::Status { queue, id } => status(&client.queue(&queue.queue)?, &id, json).await,
         Command::Result { queue, id, wait } => result(&client.queue(&queue.queue)?, &id, wait).await,
         Command::Stats { queue, sample } => stats(&client, queue, sample, json).await,
