@@ -424,7 +424,12 @@ async fn main() {
             ("fifo, tasks in 10 groups", 10usize, Fairness::Fifo, false),
             ("fair, 10 groups", 10, Fairness::Fair, false),
             ("fair, 100000 groups", 100_000, Fairness::Fair, false),
-            ("fair + rate and cap (never binding), 10 groups", 10, Fairness::Fair, true),
+            (
+                "fair + rate and cap (never binding), 10 groups",
+                10,
+                Fairness::Fair,
+                true,
+            ),
         ] {
             let settings = baton::QueueConfig {
                 claim_batch: 100,

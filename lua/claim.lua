@@ -42,6 +42,7 @@ bound: O(n log N) for n <= 1000
 --@include lease
 --@include events
 --@include limits
+--@include fair
 --@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')

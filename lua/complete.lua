@@ -31,6 +31,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include registry
 --@include lease
 --@include events
+--@include fair
 --@include drop
 
 local worker = id_arg(ARGV[1], 'worker')

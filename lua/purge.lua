@@ -24,6 +24,7 @@ bound: O(n log N) for n <= 1000
 --@include notify
 --@include events
 --@include deadletter
+--@include fair
 --@include drop
 
 local ids, seen = {}, {}

@@ -19,6 +19,7 @@ bound: O(limit log N) per terminal set
 --@include args
 --@include keys
 --@include schema
+--@include fair
 --@include drop
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)

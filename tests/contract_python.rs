@@ -147,11 +147,26 @@ async fn python_groups_are_served_fairly_by_weight() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["name"].as_str().unwrap().to_string(), g["backlog"].as_u64().unwrap(), g["weight"].as_u64().unwrap()))
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_string(),
+                g["backlog"].as_u64().unwrap(),
+                g["weight"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert!(w.contains(&("py-a".into(), 100, 1)) && w.contains(&("py-b".into(), 100, 3)), "{w:?}");
+    assert!(
+        w.contains(&("py-a".into(), 100, 1)) && w.contains(&("py-b".into(), 100, 3)),
+        "{w:?}"
+    );
     let q = env.queue();
-    let first: Vec<String> = q.claim("w", 40).await.unwrap().into_iter().map(|t| t.id).collect();
+    let first: Vec<String> = q
+        .claim("w", 40)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
     let b = first.iter().filter(|id| id.starts_with("py-b")).count();
     assert_eq!((first.len() - b, b), (10, 30), "{first:?}");
     // FIFO within each group

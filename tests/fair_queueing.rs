@@ -345,7 +345,10 @@ async fn metrics_and_dashboard_show_limits_and_the_largest_groups() {
     }
     // two leases fill the cap: the next claim is held back by it
     assert_eq!(q.claims("w", 2).await.unwrap().tasks.len(), 2);
-    assert_eq!(q.claims("w", 5).await.unwrap().held, Some(baton::Held::Concurrency));
+    assert_eq!(
+        q.claims("w", 5).await.unwrap().held,
+        Some(baton::Held::Concurrency)
+    );
     let dir = common::TempDir::new();
     let port = free_port();
     let cfg = dir.write(
@@ -361,10 +364,16 @@ async fn metrics_and_dashboard_show_limits_and_the_largest_groups() {
     wait_up(&format!("{base}/healthz")).await;
     let (_, text) = get(&format!("{base}/metrics")).await;
     let m = parse_prometheus(&text);
-    assert_eq!(m[r#"baton_throttled_total{queue="q",limit="concurrency"}"#], 1.0, "{text}");
+    assert_eq!(
+        m[r#"baton_throttled_total{queue="q",limit="concurrency"}"#], 1.0,
+        "{text}"
+    );
     assert_eq!(m[r#"baton_throttled_total{queue="q",limit="rate"}"#], 0.0);
     // the ten largest backlogs of twelve groups (t11 has 12, less what the claim took)
-    let groups: Vec<&String> = m.keys().filter(|k| k.starts_with("baton_group_backlog")).collect();
+    let groups: Vec<&String> = m
+        .keys()
+        .filter(|k| k.starts_with("baton_group_backlog"))
+        .collect();
     assert_eq!(groups.len(), 10, "{groups:?}");
     assert!(!m.contains_key(r#"baton_group_backlog{queue="q",group="t00"}"#));
     let (_, body) = get(&format!("{base}/api/overview")).await;
@@ -375,4 +384,48 @@ async fn metrics_and_dashboard_show_limits_and_the_largest_groups() {
     assert_eq!(qv["limits"]["held_by"], "concurrency");
     assert_eq!(qv["groups"].as_array().unwrap().len(), 10);
     assert_eq!(qv["groups"][0]["name"], "t11");
+}
+
+#[tokio::test]
+async fn push_dispatch_serves_groups_fairly_too() {
+    let env = common::env_with(|c| {
+        fair(c);
+        c.queues.get_mut("q").unwrap().dispatch = baton::DispatchMode::Push;
+    })
+    .await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    q.set_group_weight("heavy", 3).await.unwrap();
+    let mut group_of: HashMap<String, String> = HashMap::new();
+    for g in ["light", "heavy"] {
+        for id in enqueue_group(&q, g, 400).await {
+            group_of.insert(id, g.into());
+        }
+    }
+    let (mstop, mh) = common::maintain(&env, &q);
+    let (stop, h) = common::spawn_worker(napper(&env, 8, Duration::from_millis(2)));
+    common::eventually(Duration::from_secs(30), "200 done", || async {
+        q.counts().await.unwrap().done >= 200
+    })
+    .await;
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    mstop.cancel();
+    mh.await.unwrap().unwrap();
+    // in stream order: the order of the dispatch calls
+    let mut dispatched = Vec::new();
+    for e in q.events_after("0-0", 10_000).await.unwrap() {
+        if e.kind == "dispatched" {
+            dispatched.extend(e.tasks.into_iter().map(|t| t.id));
+        }
+    }
+    let heavy = dispatched
+        .iter()
+        .take(200)
+        .filter(|id| group_of[*id] == "heavy")
+        .count();
+    assert!(
+        (145..=155).contains(&heavy),
+        "heavy got {heavy} of the first 200 (weight 3 of 4: 150)"
+    );
 }

@@ -109,6 +109,16 @@ export interface Counts {
   heldConcurrencyTotal: number;
 }
 
+/** One group of a queue (fair queueing). */
+export interface GroupInfo {
+  name: string;
+  /** Pending tasks of the group (0 on a fifo queue, which keeps no per-group order). */
+  backlog: number;
+  weight: number;
+  /** The group's place in the fair order (lowest served next); null without pending tasks. */
+  virtualTime: number | null;
+}
+
 /** Tasks a claim (or take) handed out. `waitMs` says whether the queue's limits held the call
  * back while tasks were pending: undefined (they did not), ms until the rate limit admits more,
  * or -1 when the concurrency cap is full (the end of a lease wakes workers). */
@@ -354,6 +364,24 @@ export class Queue {
   async cancel(...ids: string[]): Promise<(State | null)[]> {
     const reply = (await this.call("cancel", [["ttl_ms", this.opts.deadTtlMs], ...ids.map((i): Arg => ["id", i])])) as unknown[];
     return reply.map((s) => (str(s) || null) as State | null);
+  }
+
+  /** A group's weight under fair queueing (1..10000; 0 = back to the default, 1), at run time.
+   * Returns the weight it had. */
+  async setGroupWeight(group: string, weight: number): Promise<number> {
+    return int(await this.call("group_set", [["group", group], ["weight", weight]]));
+  }
+
+  /** The queue's groups: those with pending tasks (fair queues; next served first), then those
+   * with a weight set. */
+  async groups(limit = 50): Promise<GroupInfo[]> {
+    const r = (await this.call("groups", [["limit", limit]])) as unknown[];
+    const out: GroupInfo[] = [];
+    for (let i = 0; i < r.length; i += 4) {
+      const vt = str(r[i + 3]);
+      out.push({ name: str(r[i]), backlog: int(r[i + 1]), weight: int(r[i + 2]), virtualTime: vt === "" ? null : Number(vt) });
+    }
+    return out;
   }
 
   /** Tasks per state set and the queue's totals. */

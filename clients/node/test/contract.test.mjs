@@ -81,6 +81,8 @@ test("every queue operation passes the manifest check against a real server", as
     assert.equal(await q.release("w1", [c3]), 1);
     assert.deepEqual(await q.reclaim(10), [0, 0]);
     assert.deepEqual(await q.cancel(c3.id, "nope"), ["pending", null]);
+    assert.equal(await q.setGroupWeight("acme", 3), 1);
+    assert.deepEqual(await q.groups(10), [{ name: "acme", backlog: 0, weight: 3, virtualTime: null }]);
     await q.take("w1", 1);
     const counts = await q.counts();
     assert.equal(counts.done, 1);
@@ -94,8 +96,8 @@ test("every queue operation passes the manifest check against a real server", as
     await q.close();
   }
   const used = [...seen].sort();
-  const driven = ["cancel", "claim", "complete", "configure", "counts", "deregister", "enqueue", "fail", "get", "heartbeat",
-    "progress", "reclaim", "register", "release", "start", "take"];
+  const driven = ["cancel", "claim", "complete", "configure", "counts", "deregister", "enqueue", "fail", "get", "group_set",
+    "groups", "heartbeat", "progress", "reclaim", "register", "release", "start", "take"];
   assert.deepEqual(used, driven);
   // the scripts this client does not call are the operators' and the scheduler's
   const operatorOnly = Object.keys(scripts.manifest.scripts).filter((n) => !driven.includes(n)).sort();

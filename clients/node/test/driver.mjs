@@ -112,7 +112,9 @@ async function main() {
 }
 
 main().then(
-  () => redis.quit().then(() => process.exit(0)),
+  // stdout to a pipe is written asynchronously: exit only once it is flushed (a forced exit cut
+  // a large id list at the pipe's 64 KB)
+  () => redis.quit().then(() => process.stdout.write("", () => process.exit(0))),
   (e) => {
     console.error(e);
     process.exit(1);
