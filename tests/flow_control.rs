@@ -311,6 +311,15 @@ async fn a_held_claim_says_which_limit_and_for_how_long() {
         held[0].starts_with("rate|") && held[1] == "concurrency|-1",
         "{held:?}"
     );
+    // baton stats shows the limits in force
+    let dir = common::TempDir::new();
+    let cfg = common::product_config(&dir, &env.redis.url(), "");
+    let (code, out, err) = common::baton(&cfg, &["stats", "-q", "q", "--sample", "0s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("(rate 2/s burst 3, concurrency 4/4, held by concurrency)"),
+        "{out}"
+    );
     // turning the limits off clears them: everything left goes at once
     let mut cfg = env.config.clone();
     let qc = cfg.queues.get_mut("q").unwrap();
