@@ -24,9 +24,9 @@ bound: O(n log N) for n <= 1000 ids
 --@include schema
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
---@include fair
 
 local ttl = int_arg(ARGV[1], 'ttl_ms', 1, MAX_MS)
 if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
@@ -53,6 +53,7 @@ for i = 2, #ARGV do
       redis.call('ZREM', K_ASSIGNED, owner .. '|' .. id)
       inflight_lost(owner, 1)
       signal_free()
+      groups_freed({id})
     end
     from = 'leased'
   end

@@ -39,10 +39,10 @@ bound: O(n log N) for n <= 1000
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
 --@include limits
---@include fair
 --@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')

@@ -29,9 +29,9 @@ bound: O(n log N) for n <= 1000 groups
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
---@include fair
 --@include drop
 
 local worker = id_arg(ARGV[1], 'worker')

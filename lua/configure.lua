@@ -24,6 +24,8 @@ argv:
   7: fairness (string, "fifo" or "fair") — fifo: claim and dispatch take tasks by priority, then
     first in first out; fair: they share the work between the groups that have some, by
     weighted fair queueing (include/fair.lua); switching is refused while tasks are pending
+  8: group_concurrency (int, 0..1000000) — on a fair queue, most leases alive at once per group
+    (a group's own cap, group_set, overrides it); 0 = none
 reply: the dispatch mode stored before ("pull", "push", or "" for a new queue)
 errors:
   BADARG: an argument is out of range, or aging would be turned on or off while tasks are
@@ -48,6 +50,10 @@ local cap = int_arg(ARGV[6], 'concurrency', 0, 1000000)
 local fairness = ARGV[7]
 if fairness ~= 'fifo' and fairness ~= 'fair' then
   bail('BADARG', 'fairness must be "fifo" or "fair", got ' .. tostring(fairness))
+end
+local gcap = int_arg(ARGV[8], 'group_concurrency', 0, 1000000)
+if gcap > 0 and fairness ~= 'fair' then
+  bail('BADARG', 'group_concurrency needs fairness "fair" (groups are kept apart only on a fair queue)')
 end
 require_worker()
 check_schema()
@@ -77,6 +83,12 @@ local before = DM or ''
 -- check_schema passed: `v` is this version or absent, so stamping it again is harmless
 redis.call('HSET', K_META, 'v', SCHEMA, 'ev', ev, 'dm', dm, 'ag', aging)
 if fairness == 'fair' then redis.call('HSET', K_META, 'fq', '1') else redis.call('HDEL', K_META, 'fq') end
+-- gk stays once set: a group's own cap (group_set) may exist without a queue default
+if gcap > 0 then
+  redis.call('HSET', K_META, 'gc', gcap, 'gk', '1')
+else
+  redis.call('HDEL', K_META, 'gc')
+end
 -- Flow control: `fl` tells every script's schema read whether to look at the limits at all.
 -- The rate's state (tat) is kept across restarts with the same or a new rate.
 if rate > 0 or cap > 0 then

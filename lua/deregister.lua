@@ -27,9 +27,9 @@ bound: O(n log N) for n <= 1000 assigned tasks
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
---@include fair
 
 local worker = id_arg(ARGV[1], 'worker')
 local mode = ARGV[2]

@@ -37,13 +37,13 @@ bound: O(k log N + k * W + W) with k = min(n, 20000 / W) tasks and W <= 1000 liv
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
+--@include events
+--@include limits
 
 -- Worker visits one call may spend picking (tasks x live workers for the scanning strategies).
 local WORK_BUDGET = 20000
---@include events
---@include limits
---@include fair
 
 local strategy = ARGV[1]
 if strategy ~= 'random' and strategy ~= 'round-robin' and strategy ~= 'weighted' and strategy ~= 'least-concurrency' then
@@ -89,8 +89,8 @@ if k == 0 then return {0, 0, 0} end
 -- the queue's limits (include/limits.lua) may cut k further
 local limit, wait
 k, limit, wait = limit_room(k, now)
-local popped = k > 0 and pop_pending(k) or {}
-if #popped == 0 then return {0, 0, limits_after(0, limit, wait, now, '') or 0} end
+local popped = k > 0 and pop_pending(k, now, lease_ms) or {}
+if #popped == 0 then return {0, 0, limits_after(0, limit, wait, now, '') or FAIR_WAIT or 0} end
 local tids = {}
 for i = 1, #popped, 2 do tids[#tids + 1] = popped[i] end
 local recs = redis.call('HMGET', K_TASKS, unpack(tids))
@@ -169,7 +169,7 @@ for i, id in ipairs(tids) do
 end
 -- more: the budget cut this call short and tasks are still pending
 local more = (limit == nil and k < wanted and redis.call('ZCARD', K_PENDING) > 0) and 1 or 0
-local reply = {assigned, more, limits_after(assigned, limit, wait, now, '') or 0}
+local reply = {assigned, more, limits_after(assigned, limit, wait, now, '') or FAIR_WAIT or 0}
 if assigned > 0 then
   put_leases(zargs, hargs)
   redis.call('ZADD', K_ASSIGNED, unpack(aargs))

@@ -31,9 +31,9 @@ bound: O(n log N) for n <= 1000 groups
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
---@include fair
 
 local worker = id_arg(ARGV[1], 'worker')
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)

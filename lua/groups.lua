@@ -1,48 +1,76 @@
 #!lua flags=no-writes
 --[[
 name: groups
-version: 1
-purpose: List a queue's groups: first those with pending tasks on a fair queue, next to be served
-  first (lowest virtual time), then groups with a weight set and no pending task. Read-only (runs
-  on replicas).
+version: 2
+purpose: List a queue's groups: those with pending tasks on a fair queue, next to be served first
+  (lowest virtual time), then groups parked by their concurrency cap (earliest to run again
+  first), then groups with settings and no pending task. Read-only (runs on replicas).
 keys:
   1-18: the queue keyset
-touches: meta(r) groups(r)
+touches: meta(r) leased(r) groups(r)
 argv:
   1: limit (int, 1..1000) — most groups listed
-reply: flat array, 4 per group: name, backlog (pending tasks in the group; 0 on a fifo queue,
+reply: flat array, 7 per group: name, backlog (pending tasks in the group; 0 on a fifo queue,
   which keeps no per-group order), weight (1 when none is set), virtual time (string: the
-  group's place in the fair order; "" for a group without pending tasks)
+  group's place in the fair order; "" when it is not ready), cap (int: its concurrency cap, its
+  own or the queue's group_concurrency; -1 = none), running (int: its live leases, counted when
+  it has a cap), parked_until_ms (int: Redis ms when a group parked by its cap is looked at
+  again at the latest; 0 = not parked)
 errors:
   BADARG: an argument is out of range
   VERSION: the queue holds another data schema version
-bound: O(limit log G) for G groups
+bound: O(limit * (log G + cap)) for G groups
 ]]
 --@include args
 --@include keys
 --@include schema
+--@include notify
 --@include fair
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
-check_schema()
-local reply, seen = {}, {}
-local ready = redis.call('ZRANGE', GK_READY, 0, limit - 1, 'WITHSCORES')
-local names = {}
-for i = 1, #ready, 2 do names[#names + 1] = ready[i] end
-if #names < limit then
-  local page = redis.call('HSCAN', GK_GROUPS, '0', 'MATCH', 'w:*', 'COUNT', limit)
-  for i = 1, #page[2], 2 do
-    local g = string.sub(page[2][i], 3)
-    if #names < limit and not redis.call('ZSCORE', GK_READY, g) then names[#names + 1] = g end
+local meta = check_schema('gc')
+local cap_default = tonumber(meta[2]) or 0
+local now = now_ms()
+local names, vts, parked, seen = {}, {}, {}, {}
+local function add(g)
+  if #names < limit and not seen[g] then
+    seen[g] = true
+    names[#names + 1] = g
   end
 end
-for i, g in ipairs(names) do
-  if not seen[g] then
-    seen[g] = true
-    reply[#reply + 1] = g
-    reply[#reply + 1] = redis.call('ZCARD', gpending(g))
-    reply[#reply + 1] = tonumber(redis.call('HGET', GK_GROUPS, 'w:' .. g)) or 1
-    reply[#reply + 1] = ready[2 * i] or ''
+local ready = redis.call('ZRANGE', GK_READY, 0, limit - 1, 'WITHSCORES')
+for i = 1, #ready, 2 do
+  add(ready[i])
+  vts[ready[i]] = ready[i + 1]
+end
+local park = redis.call('ZRANGE', GK_PARK, 0, limit - 1, 'WITHSCORES')
+for i = 1, #park, 2 do
+  add(park[i])
+  parked[park[i]] = park[i + 1]
+end
+if #names < limit then
+  local page = redis.call('HSCAN', GK_GROUPS, '0', 'MATCH', '[wc]:*', 'COUNT', limit)
+  for i = 1, #page[2], 2 do add(string.sub(page[2][i], 3)) end
+end
+local reply = {}
+for _, g in ipairs(names) do
+  local s = redis.call('HMGET', GK_GROUPS, 'w:' .. g, 'c:' .. g)
+  local cap = tonumber(s[2]) or cap_default
+  local running = 0
+  if cap > 0 then
+    local members = redis.call('ZRANGE', glease(g), 0, -1)
+    if #members > 0 then
+      for _, d in ipairs(redis.call('ZMSCORE', K_LEASED, unpack(members))) do
+        if tonumber(d) and tonumber(d) > now then running = running + 1 end
+      end
+    end
   end
+  reply[#reply + 1] = g
+  reply[#reply + 1] = redis.call('ZCARD', gpending(g))
+  reply[#reply + 1] = tonumber(s[1]) or 1
+  reply[#reply + 1] = vts[g] or ''
+  reply[#reply + 1] = cap > 0 and cap or -1
+  reply[#reply + 1] = running
+  reply[#reply + 1] = tonumber(parked[g]) or 0
 end
 return reply

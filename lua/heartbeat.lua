@@ -28,6 +28,7 @@ bound: O(n log N) for n <= 1000 pairs
 --@include schema
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 
 local worker = id_arg(ARGV[1], 'worker')

@@ -33,6 +33,7 @@ bound: O(1) (reads the task's record only when an event is due)
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
 

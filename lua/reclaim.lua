@@ -35,9 +35,9 @@ bound: O(limit log N) (plus at most 16 gaps checked per lease)
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
---@include fair
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)

@@ -24,9 +24,9 @@ bound: O(n log N) for n <= 1000 pairs
 --@include record
 --@include notify
 --@include registry
+--@include fair
 --@include lease
 --@include events
---@include fair
 
 local worker = id_arg(ARGV[1], 'worker')
 local np = groups_arg(1, 2, 1, MAX_BATCH, 'id/token pairs after worker')

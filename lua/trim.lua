@@ -19,6 +19,7 @@ bound: O(limit log N) per terminal set
 --@include args
 --@include keys
 --@include schema
+--@include notify
 --@include fair
 --@include drop
 

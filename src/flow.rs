@@ -5,6 +5,9 @@
 use crate::bounds;
 use serde::Deserialize;
 
+/// The largest weight of a group under fair queueing (`lua/group_set.lua` refuses more).
+pub const GROUP_WEIGHT_MAX: u32 = 10_000;
+
 /// The order claim and dispatch take a queue's pending tasks in.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]

@@ -186,7 +186,7 @@ async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) 
             Ok(match d.held {
                 // the queue's rate limit admits more after this long; under its concurrency
                 // cap the free channel wakes this loop when a lease ends
-                Some(crate::client::Held::Rate(after)) => after.min(cfg.dispatch_interval),
+                Some(crate::client::Held::Wait(after)) => after.min(cfg.dispatch_interval),
                 Some(crate::client::Held::Concurrency) => cfg.dispatch_interval,
                 None if d.more || d.assigned as usize >= cfg.batch => Duration::ZERO,
                 None => cfg.dispatch_interval,

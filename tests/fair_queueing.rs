@@ -324,7 +324,19 @@ async fn bad_groups_and_settings_are_refused_naming_them() {
     assert_eq!(v[0]["backlog"], 1);
     let (code, out, _) = common::baton(&cfg, &["groups", "reset", "-q", "q", "a"]);
     assert_eq!(code, 0);
-    assert!(out.contains("weight 1 (was 3)"), "{out}");
+    assert!(out.contains("(was weight 3, concurrency the queue's)"), "{out}");
+    // a weight over the top is refused by the script too, naming it
+    let e = q.set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX + 1).await.unwrap_err().to_string();
+    assert!(e.contains("weight"), "{e}");
+    assert_eq!(q.set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX).await.unwrap(), 1);
+    // group caps belong to a fair queue
+    let err = baton::Config::from_toml(
+        "[redis]\nurl = \"redis://127.0.0.1:1\"\n[worker]\nqueues = [\"q\"]\n[queues.q]\ngroup_concurrency = 2\n",
+    )
+    .and_then(|c| c.validate().map(|_| c))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("group_concurrency") && err.contains("fair"), "{err}");
 }
 
 #[tokio::test]
@@ -428,4 +440,177 @@ async fn push_dispatch_serves_groups_fairly_too() {
         (145..=155).contains(&heavy),
         "heavy got {heavy} of the first 200 (weight 3 of 4: 150)"
     );
+}
+
+/// In-process workers over groups with caps: the most handlers of each group ever running at
+/// once, and overall.
+async fn peaks_per_group(
+    env: &common::Env,
+    groups: &[(&str, usize)],
+    workers: usize,
+    nap: Duration,
+) -> (HashMap<String, usize>, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let q = env.queue();
+    let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let peaks: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let (all, all_peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut stops = Vec::new();
+    for _ in 0..workers {
+        let (r, p, a, ap) = (running.clone(), peaks.clone(), all.clone(), all_peak.clone());
+        let w = Worker::builder(&env.client, "q")
+            .unwrap()
+            .concurrency(8)
+            .handler("nap", move |t: baton::TaskContext| {
+                let (r, p, a, ap) = (r.clone(), p.clone(), a.clone(), ap.clone());
+                async move {
+                    let g = String::from_utf8(t.payload.clone()).unwrap();
+                    {
+                        let mut r = r.lock().unwrap();
+                        let n = r.entry(g.clone()).or_default();
+                        *n += 1;
+                        let mut p = p.lock().unwrap();
+                        let pk = p.entry(g.clone()).or_default();
+                        *pk = (*pk).max(*n);
+                    }
+                    ap.fetch_max(a.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(nap).await;
+                    a.fetch_sub(1, Ordering::SeqCst);
+                    *r.lock().unwrap().get_mut(&g).unwrap() -= 1;
+                    Ok(Vec::new())
+                }
+            })
+            .build()
+            .unwrap();
+        stops.push(common::spawn_worker(w));
+    }
+    let mut ids = Vec::new();
+    for (g, n) in groups {
+        let specs = (0..*n).map(|_| TaskSpec::new("nap", g.to_string()).group(*g)).collect();
+        ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
+    }
+    for id in &ids {
+        assert_eq!(q.wait(id, Duration::from_secs(60)).await.unwrap(), Outcome::Done(Vec::new()));
+    }
+    for (stop, h) in stops {
+        stop.cancel();
+        h.await.unwrap().unwrap();
+    }
+    let p = peaks.lock().unwrap().clone();
+    (p, all_peak.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn a_group_cap_of_one_never_runs_two_and_never_holds_back_the_others() {
+    let env = common::env_with(|c| {
+        fair(c);
+        c.queues.get_mut("q").unwrap().group_concurrency = 1;
+    })
+    .await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    // one group gets its own cap of 3, at run time
+    let before = q.change_group("wide", baton::ops::group_set::Change::Concurrency(3)).await.unwrap();
+    assert_eq!(before.concurrency, None);
+    let (peaks, all) = peaks_per_group(
+        &env,
+        &[("a", 30), ("b", 30), ("c", 30), ("wide", 30)],
+        3,
+        Duration::from_millis(10),
+    )
+    .await;
+    for g in ["a", "b", "c"] {
+        assert_eq!(peaks[g], 1, "group {g} under a cap of 1: {peaks:?}");
+    }
+    assert_eq!(peaks["wide"], 3, "{peaks:?}");
+    assert!(all >= 4, "the capped groups ran side by side: peak {all}");
+}
+
+#[tokio::test]
+async fn a_parked_group_says_when_and_the_end_of_its_lease_frees_it() {
+    let env = common::env_with(|c| {
+        fair(c);
+        let q = c.queues.get_mut("q").unwrap();
+        q.group_concurrency = 1;
+        q.lease = Duration::from_secs(30);
+        q.heartbeat = Duration::from_secs(10);
+    })
+    .await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    enqueue_group(&q, "solo", 3).await;
+    let first = q.claims("w", 5).await.unwrap();
+    assert_eq!(first.tasks.len(), 1);
+    // parked until its lease's deadline at the latest (30 s)
+    match first.held {
+        Some(baton::Held::Wait(d)) => assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+    let g = q.groups(5).await.unwrap();
+    assert_eq!((g[0].running, g[0].concurrency, g[0].backlog), (1, Some(1), 2));
+    assert!(g[0].parked_until_ms.is_some());
+    assert!(q.claims("w", 5).await.unwrap().tasks.is_empty());
+    // the end of its lease readies it at once
+    q.complete("w", &first.tasks[0], b"ok").await.unwrap();
+    assert_eq!(q.claims("w", 5).await.unwrap().tasks.len(), 1);
+}
+
+#[tokio::test]
+async fn group_caps_hold_with_a_worker_sigkilled() {
+    let env = common::env_with(|c| {
+        fair(c);
+        c.queues.get_mut("q").unwrap().group_concurrency = 2;
+    })
+    .await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    let groups = ["g1", "g2", "g3", "g4"];
+    let mut ids = Vec::new();
+    for g in groups {
+        ids.extend(enqueue_group(&q, g, 25).await);
+    }
+    let (mstop, mh) = common::maintain(&env, &q);
+    let dir = common::TempDir::new();
+    let cfg = dir.write(
+        "baton.toml",
+        &format!(
+            "[redis]\nurl = \"{}\"\n[queues.q]\nlease = \"1s\"\nheartbeat = \"300ms\"\nmax_attempts = 5\n\
+             fairness = \"fair\"\ngroup_concurrency = 2\n[worker]\nqueues = [\"q\"]\nconcurrency = 8\n\
+             maintenance = false\n[worker.handlers.nap]\nshell = \"sleep 0.2\"\n",
+            env.redis.url()
+        ),
+    );
+    let mut workers: Vec<common::Proc> = (0..3).map(|_| common::Proc::start(common::WORKER, &cfg)).collect();
+    let started = std::time::Instant::now();
+    let mut killed: Option<std::time::Instant> = None;
+    let mut full_again = None;
+    loop {
+        let list = q.groups(10).await.unwrap();
+        let mut total = 0;
+        for g in &list {
+            assert!(g.running <= 2, "group {} has {} leases alive under a cap of 2", g.name, g.running);
+            total += g.running;
+        }
+        if killed.is_none() && started.elapsed() > Duration::from_millis(1200) {
+            workers[0].signal("KILL");
+            workers[0].wait_exit(Duration::from_secs(5));
+            killed = Some(std::time::Instant::now());
+        }
+        if let Some(k) = killed {
+            if full_again.is_none() && k.elapsed() > Duration::from_millis(1000) && total == 8 {
+                full_again = Some(k.elapsed());
+            }
+        }
+        if q.counts().await.unwrap().done == ids.len() as u64 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not all done");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let back = full_again.expect("every group at its cap again after the killed worker's leases expired");
+    assert!(back < Duration::from_millis(1800), "slots back after {back:?}");
+    eprintln!("group caps 2 x 4 groups: never exceeded; all 8 slots in use again {back:?} after the kill (lease 1s)");
+    mstop.cancel();
+    mh.await.unwrap().unwrap();
 }

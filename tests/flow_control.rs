@@ -288,14 +288,14 @@ async fn a_held_claim_says_which_limit_and_for_how_long() {
     let first = q.claims("w1", 10).await.unwrap();
     assert_eq!(first.tasks.len(), 3);
     match first.held {
-        Some(Held::Rate(after)) => assert!(
+        Some(Held::Wait(after)) => assert!(
             after > Duration::from_millis(400) && after <= Duration::from_millis(500),
             "{after:?}"
         ),
         other => panic!("held {other:?}"),
     }
     let none = q.claims("w1", 1).await.unwrap();
-    assert!(none.tasks.is_empty() && matches!(none.held, Some(Held::Rate(_))));
+    assert!(none.tasks.is_empty() && matches!(none.held, Some(Held::Wait(_))));
     tokio::time::sleep(Duration::from_millis(520)).await;
     assert_eq!(q.claims("w1", 5).await.unwrap().tasks.len(), 1);
     // four leases alive: the cap holds the next claim whatever the rate says

@@ -48,13 +48,15 @@ end
 -- the reply ends with one more value, the wait (ms until the rate admits more, -1: wait for a
 -- lease to end under the concurrency cap).
 local function claim_pending(worker, n, lease_ms, dead_ttl)
-  -- Redis time is read before the pop only when the limits need it (an empty claim needs none)
-  local now = FLOW and now_ms() or nil
+  -- Redis time is read before the pop only when limits or groups need it (an empty claim on a
+  -- plain queue needs none)
+  local now = (FLOW or FAIR) and now_ms() or nil
   local limit, wait
   n, limit, wait = limit_room(n, now)
-  local popped = n > 0 and pop_pending(n) or {}
+  local popped = n > 0 and pop_pending(n, now, lease_ms) or {}
   if #popped == 0 then
     if FLOW then wait = limits_after(0, limit, wait, now, worker) end
+    wait = wait or FAIR_WAIT
     if wait then return {wait} end
     return {}
   end
@@ -90,7 +92,7 @@ local function claim_pending(worker, n, lease_ms, dead_ttl)
     emit('claimed', worker, items, now)
   end
   lapse_tasks(expired, now, dead_ttl)
-  wait = limits_after(#zargs / 2, limit, wait, now, worker)
+  wait = limits_after(#zargs / 2, limit, wait, now, worker) or FAIR_WAIT
   if wait then reply[#reply + 1] = wait end
   return reply
 end

@@ -17,16 +17,29 @@
 --@include args
 --@include keys
 --@include schema
+--@include notify
 
 local G_BASE = string.sub(K_META, 1, -5)
 local GK_GROUPS = G_BASE .. 'groups'
 local GK_READY = G_BASE .. 'gready'
 local GK_TGROUP = G_BASE .. 'tgroup'
+local GK_PARK = G_BASE .. 'gpark'
 local DEFAULT_GROUP = 'default'
 
 local function gpending(g)
   return G_BASE .. 'gp:' .. g
 end
+
+-- A group's lease set (group caps): the ids of tasks claimed in the group, checked against
+-- `leased` whenever the group's room is needed; entries whose lease ended or expired are dropped
+-- then, so a dead worker's slots free themselves at its leases' deadlines.
+local function glease(g)
+  return G_BASE .. 'gl:' .. g
+end
+
+-- After pop_fair: ms until the first parked group may run again, when it handed out fewer than
+-- asked because groups were parked by their caps.
+local FAIR_WAIT = nil
 
 -- Virtual times are fractions: written with all their digits.
 local function vfmt(x)
@@ -108,6 +121,62 @@ local function heap_pop(h)
   return top
 end
 
+-- Group g's live leases (its lease set checked against `leased`; entries of ended or expired
+-- leases dropped): how many, and the earliest deadline among them.
+local function group_live(g, now)
+  local members = redis.call('ZRANGE', glease(g), 0, -1)
+  if #members == 0 then return 0, nil end
+  local dl = redis.call('ZMSCORE', K_LEASED, unpack(members))
+  local n, first, dead = 0, nil, {}
+  for i, id in ipairs(members) do
+    local d = tonumber(dl[i])
+    if d and d > now then
+      n = n + 1
+      if first == nil or d < first then first = d end
+    else
+      dead[#dead + 1] = id
+    end
+  end
+  if #dead > 0 then redis.call('ZREM', glease(g), unpack(dead)) end
+  return n, first
+end
+
+-- Park group g (its cap is full) until `at` (Redis ms: the earliest deadline of its leases, when
+-- a slot frees at the latest; the end of one of its leases unparks it sooner): it leaves the
+-- ready set, keeping its virtual time.
+local function park_group(g, vt, at)
+  redis.call('ZREM', GK_READY, g)
+  redis.call('HSET', GK_GROUPS, 'v:' .. g, vfmt(vt))
+  redis.call('ZADD', GK_PARK, fmt(at), g)
+end
+
+-- Leases of these tasks ended (acknowledged, released, cancelled): on a queue with group caps,
+-- they leave their groups' lease sets, and a group parked by its cap is ready again (the
+-- workers are woken once).
+local function groups_freed(ids)
+  if not GCAP or #ids == 0 then return end
+  local gs = redis.call('HMGET', GK_TGROUP, unpack(ids))
+  local by, order = {}, {}
+  for i, id in ipairs(ids) do
+    local g = gs[i] or DEFAULT_GROUP
+    if not by[g] then
+      by[g] = {}
+      order[#order + 1] = g
+    end
+    local list = by[g]
+    list[#list + 1] = id
+  end
+  local woke = false
+  for _, g in ipairs(order) do
+    redis.call('ZREM', glease(g), unpack(by[g]))
+    if redis.call('ZREM', GK_PARK, g) == 1 then
+      ready_group(g)
+      woke = true
+    end
+  end
+  if woke then redis.call('PUBLISH', CHAN_WAKE, 'p') end
+end
+
 -- Take up to k pending tasks, fairly across groups. Start-time fair queueing decides, on
 -- virtual times alone, how many of the k tasks each group gets — exactly what handing them out
 -- one by one would give (each next task to the group with the lowest virtual time, which then
@@ -116,31 +185,56 @@ end
 -- its part leaves the ready set and the rest is shared again. Returns id, score pairs like
 -- ZPOPMIN; the tasks are out of `pending`. Cost: O(k log G + k log N), a few commands per group
 -- served, flat in the number of groups.
-local function pop_fair(k)
+local function pop_fair(k, now, lease_ms)
   local out = {}
   local served = nil
-  for _ = 1, 8 do -- another round only when a group ran out of tasks
+  FAIR_WAIT = nil
+  local cap_default = 0
+  if GCAP then
+    cap_default = tonumber(redis.call('HGET', K_META, 'gc')) or 0
+    -- parked groups whose time came are ready again
+    local due = redis.call('ZRANGEBYSCORE', GK_PARK, '-inf', fmt(now), 'LIMIT', 0, MAX_BATCH)
+    if #due > 0 then
+      redis.call('ZREM', GK_PARK, unpack(due))
+      for _, g in ipairs(due) do ready_group(g) end
+    end
+  end
+  for _ = 1, 8 do -- another round only when a group ran out of tasks or was parked
     local left = k - #out / 2
     if left <= 0 then break end
     local top = redis.call('ZRANGE', GK_READY, 0, left - 1, 'WITHSCORES')
     if #top == 0 then break end
     local gs, wf = {}, {}
     for i = 1, #top, 2 do
-      gs[#gs + 1] = {name = top[i], vt = tonumber(top[i + 1]), n = 0, i = #gs + 1}
+      gs[#gs + 1] = {name = top[i], vt = tonumber(top[i + 1]), n = 0, i = #gs + 1, room = math.huge}
       wf[#wf + 1] = 'w:' .. top[i]
+      if GCAP then wf[#wf + 1] = 'c:' .. top[i] end
     end
     local ws = redis.call('HMGET', GK_GROUPS, unpack(wf))
+    local step = GCAP and 2 or 1
     local h = {}
     for i, g in ipairs(gs) do
-      g.w = tonumber(ws[i]) or 1
+      g.w = tonumber(ws[step * (i - 1) + 1]) or 1
       g.cur = g.vt
-      heap_push(h, g)
+      if GCAP then
+        local cap = tonumber(ws[step * i]) or cap_default
+        if cap > 0 then
+          local live, first = group_live(g.name, now)
+          g.room, g.first = cap - live, first
+        end
+      end
+      if g.room > 0 then
+        heap_push(h, g)
+      else
+        park_group(g.name, g.vt, g.first or (now + lease_ms))
+      end
     end
     for _ = 1, left do
+      if #h == 0 then break end
       local g = heap_pop(h)
       g.n = g.n + 1
       g.cur = g.cur + 1 / g.w
-      heap_push(h, g)
+      if g.n < g.room then heap_push(h, g) end
     end
     for _, g in ipairs(gs) do
       if g.n > 0 then
@@ -148,10 +242,10 @@ local function pop_fair(k)
         local ids = {}
         for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
         local m = 0
+        local gone = {}
         if #ids > 0 then
           -- only ids still pending count (an entry left behind by a path that missed the index)
           local live = redis.call('ZMSCORE', K_PENDING, unpack(ids))
-          local gone = {}
           for i, id in ipairs(ids) do
             if live[i] then
               out[#out + 1] = id
@@ -162,13 +256,26 @@ local function pop_fair(k)
           end
           if #gone > 0 then redis.call('ZREM', K_PENDING, unpack(gone)) end
         end
+        local capped = g.room ~= math.huge
+        if capped and #gone > 0 then
+          local z = {}
+          for _, id in ipairs(gone) do
+            z[#z + 1] = 0
+            z[#z + 1] = id
+          end
+          redis.call('ZADD', glease(g.name), unpack(z))
+        end
         local fin = g.vt + m / g.w
         if m > 0 then
           local last = g.vt + (m - 1) / g.w
           if served == nil or last > served then served = last end
         end
         if #ids == g.n and redis.call('ZCARD', gpending(g.name)) > 0 then
-          redis.call('ZADD', GK_READY, vfmt(fin), g.name)
+          if capped and m >= g.room then
+            park_group(g.name, fin, math.min(g.first or math.huge, now + lease_ms))
+          else
+            redis.call('ZADD', GK_READY, vfmt(fin), g.name)
+          end
         else
           redis.call('ZREM', GK_READY, g.name)
           redis.call('HSET', GK_GROUPS, 'v:' .. g.name, vfmt(fin))
@@ -180,12 +287,16 @@ local function pop_fair(k)
     SYS_V = served
     redis.call('HSET', K_META, 'gv', vfmt(served))
   end
+  if GCAP and #out < 2 * k then
+    local nxt = redis.call('ZRANGE', GK_PARK, 0, 0, 'WITHSCORES')
+    if nxt[2] then FAIR_WAIT = math.max(1, tonumber(nxt[2]) - now) end
+  end
   return out
 end
 
 -- Up to k pending tasks in the queue's order: fair across groups, or priority then FIFO.
-local function pop_pending(k)
-  if FAIR then return pop_fair(k) end
+local function pop_pending(k, now, lease_ms)
+  if FAIR then return pop_fair(k, now, lease_ms) end
   return redis.call('ZPOPMIN', K_PENDING, k)
 end
 

@@ -4,6 +4,7 @@
 --@include keys
 --@include registry
 --@include notify
+--@include fair
 
 -- Lease value: "token|worker". Callers prove they hold a lease by sending both.
 local function lease_worker(v)
@@ -65,6 +66,7 @@ local function end_leases(worker, ids)
   redis.call('ZREM', K_LEASED, unpack(ids))
   inflight_add(worker, -#ids)
   signal_free()
+  groups_freed(ids)
 end
 
 -- The members "worker|id" of `assigned` filed under `worker`, at most `limit`.

@@ -33,8 +33,11 @@ local EXPIRING = false
 local FLOW = false
 local CAP_WAIT = false
 
--- Fair queueing across groups (meta field `fq` = '1', set by configure: include/fair.lua).
+-- Fair queueing across groups (meta field `fq` = '1', set by configure: include/fair.lua), and
+-- whether any group may have a concurrency cap (meta `gk` = '1': the queue's group_concurrency,
+-- or a group's own cap set by group_set).
 local FAIR = false
+local GCAP = false
 
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
@@ -60,15 +63,17 @@ local function check_schema(...)
   fields[#fields + 1] = 'fl'
   fields[#fields + 1] = 'cw'
   fields[#fields + 1] = 'fq'
+  fields[#fields + 1] = 'gk'
   local got = redis.call('HMGET', K_META, unpack(fields))
   local f = #fields
-  EV_MAX = tonumber(got[f - 6]) or EVENTS_DEFAULT_MAX
-  DM = got[f - 5]
-  AGING = tonumber(got[f - 4]) or 0
-  EXPIRING = got[f - 3] == '1'
-  FLOW = got[f - 2] == '1'
-  CAP_WAIT = got[f - 1] == '1'
-  FAIR = got[f] == '1'
+  EV_MAX = tonumber(got[f - 7]) or EVENTS_DEFAULT_MAX
+  DM = got[f - 6]
+  AGING = tonumber(got[f - 5]) or 0
+  EXPIRING = got[f - 4] == '1'
+  FLOW = got[f - 3] == '1'
+  CAP_WAIT = got[f - 2] == '1'
+  FAIR = got[f - 1] == '1'
+  GCAP = FAIR and got[f] == '1'
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

@@ -237,9 +237,13 @@ pub enum GroupsAction {
         group: String,
         /// Shares of the workers this group gets among the groups with pending tasks (1-10000).
         #[arg(long)]
-        weight: u32,
+        weight: Option<u32>,
+        /// The group's own cap on tasks running at once (0 = no cap, even under the queue's
+        /// group_concurrency).
+        #[arg(long)]
+        concurrency: Option<u32>,
     },
-    /// Put a group back to the defaults (weight 1).
+    /// Put a group back to the defaults (weight 1, the queue's group_concurrency).
     Reset {
         #[command(flatten)]
         queue: QueueArg,

@@ -54,17 +54,25 @@ impl Queue {
         self.run(&ops::purge::Request { select }).await
     }
 
-    /// Set a group's weight under fair queueing (1..=10000; 0 puts it back to the default, 1),
-    /// at run time: it applies from the group's next task. Returns the weight it had.
+    /// Set a group's weight under fair queueing (1..=10000), at run time: it applies from the
+    /// group's next claim. Returns the weight it had.
     pub async fn set_group_weight(&self, group: &str, weight: u32) -> Result<u64> {
+        Ok(self.change_group(group, ops::group_set::Change::Weight(weight)).await?.weight)
+    }
+
+    /// Change a group's settings (weight, own concurrency cap, or reset) at run time; returns
+    /// what it had.
+    pub async fn change_group(
+        &self,
+        group: &str,
+        change: ops::group_set::Change,
+    ) -> Result<ops::group_set::Before> {
         crate::keys::validate_name(group, "group")?;
-        Ok(self
-            .run(&ops::group_set::Request {
-                group: group.into(),
-                weight,
-            })
-            .await?
-            .0)
+        self.run(&ops::group_set::Request {
+            group: group.into(),
+            change,
+        })
+        .await
     }
 
     /// The queue's groups: those with pending tasks (fair queues), next served first, then those
@@ -91,6 +99,7 @@ impl Queue {
             burst: self.settings.burst_or_default(),
             concurrency: self.settings.concurrency,
             fairness: self.settings.fairness,
+            group_concurrency: self.settings.group_concurrency,
         };
         let before = self.run(&req).await?.0;
         if let Some(b) = before.filter(|b| *b != req.dispatch) {

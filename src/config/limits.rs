@@ -257,6 +257,15 @@ pub const QUEUE: &[QueueLimit] = &[
         },
         value: |q| q.concurrency as i64,
     },
+    QueueLimit {
+        limit: Limit {
+            key: "group_concurrency",
+            unit: Unit::Count,
+            floor: None,
+            feeds: &[(bounds::configure::GROUP_CONCURRENCY, 1)],
+        },
+        value: |q| q.group_concurrency as i64,
+    },
 ];
 
 /// `[scheduler] batch`: most tasks one maintenance call handles.

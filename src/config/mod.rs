@@ -166,6 +166,10 @@ pub struct QueueConfig {
     /// tasks share the workers by weight (`baton groups set --weight`), so one tenant's flood
     /// cannot delay the others. Switching is refused while tasks are pending.
     pub fairness: crate::flow::Fairness,
+    /// On a fair queue: most tasks of one group running at once, across all workers (leases
+    /// alive); 0 = none. `baton groups set --concurrency` gives a group its own cap. A group at
+    /// its cap is parked, never holding the others back.
+    pub group_concurrency: u32,
 }
 
 impl QueueConfig {
@@ -217,6 +221,7 @@ impl Default for QueueConfig {
             burst: None,
             concurrency: 0,
             fairness: crate::flow::Fairness::Fifo,
+            group_concurrency: 0,
         }
     }
 }

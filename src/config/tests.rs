@@ -153,6 +153,8 @@ mod limits_walk {
             "backoff_cap" => t += &format!("backoff_base = {}\n", lit(l, v.min(0))),
             // a burst belongs to a rate limit
             "burst" => t += "rate = \"1/s\"\n",
+            // group caps belong to a fair queue
+            "group_concurrency" => t += "fairness = \"fair\"\n",
             _ => {}
         }
         t

@@ -108,6 +108,12 @@ impl Config {
             if q.dead_ttl.is_zero() {
                 return bad(&key("dead_ttl"), "must be longer than 0s");
             }
+            if q.group_concurrency > 0 && q.fairness != crate::flow::Fairness::Fair {
+                return bad(
+                    &key("group_concurrency"),
+                    "applies to a fair queue, where tasks are kept by group: set fairness = \"fair\" as well, or remove group_concurrency",
+                );
+            }
             if q.burst.is_some() && q.rate.is_none() {
                 return bad(
                     &key("burst"),

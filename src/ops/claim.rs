@@ -53,13 +53,16 @@ pub struct Claims {
     pub held: Option<Held>,
 }
 
-/// Which of the queue's limits cut a claim short (docs/flow-control.md).
+/// Why a claim handed out fewer tasks than asked while tasks were pending
+/// (docs/flow-control.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Held {
-    /// The rate limit: it admits another task after this long.
-    Rate(Duration),
-    /// The concurrency cap is full: the end of a lease wakes the workers (a `p` on the wake
-    /// channel).
+    /// More may be handed out after this long: the queue's rate limit admits the next task then,
+    /// or (fair queues) the first group parked by its cap is looked at again then — the end of
+    /// one of its leases wakes the workers sooner.
+    Wait(Duration),
+    /// The queue's concurrency cap is full: the end of a lease wakes the workers (a `p` on the
+    /// wake channel).
     Concurrency,
 }
 
@@ -69,15 +72,7 @@ impl Held {
         if v < 0 {
             Held::Concurrency
         } else {
-            Held::Rate(Duration::from_millis(v as u64))
-        }
-    }
-
-    /// The limit's name, as events and metrics write it.
-    pub fn limit(&self) -> &'static str {
-        match self {
-            Held::Rate(_) => "rate",
-            Held::Concurrency => "concurrency",
+            Held::Wait(Duration::from_millis(v as u64))
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Request {
     pub concurrency: u32,
     /// fifo or fair (across groups).
     pub fairness: crate::flow::Fairness,
+    /// On a fair queue, most leases alive per group; 0 = none.
+    pub group_concurrency: u32,
 }
 
 impl Op for Request {
@@ -37,7 +39,8 @@ impl Op for Request {
             .named("rate_interval_us", self.rate_interval_us)
             .named("burst", self.burst)
             .named("concurrency", self.concurrency)
-            .named("fairness", self.fairness.as_str());
+            .named("fairness", self.fairness.as_str())
+            .named("group_concurrency", self.group_concurrency);
     }
 }
 

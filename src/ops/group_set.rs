@@ -1,34 +1,61 @@
-//! `lua/group_set.lua`: change a group's weight under fair queueing at run time.
+//! `lua/group_set.lua`: change a group's weight or concurrency cap under fair queueing at run
+//! time, or reset both.
 
-use super::reply::count;
+use super::reply::{exactly, int};
 use super::Op;
 use crate::conn::Call;
 use crate::scripts::ScriptName;
 use redis::{FromRedisValue, ParsingError, Value};
 
+/// What one group_set call changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Shares of the workers among the groups with pending tasks (1..=[`crate::flow::GROUP_WEIGHT_MAX`]).
+    Weight(u32),
+    /// The group's own cap on live leases (0: none, even under the queue's group_concurrency).
+    Concurrency(u32),
+    /// Back to weight 1 and the queue's group_concurrency.
+    Reset,
+}
+
 /// One group_set call.
 #[derive(Clone, Debug)]
 pub struct Request {
     pub group: String,
-    /// 1..=10000; 0 puts the group back to the default weight, 1.
-    pub weight: u32,
+    pub change: Change,
 }
 
 impl Op for Request {
     const SCRIPT: ScriptName = ScriptName::GroupSet;
-    type Reply = Previous;
+    type Reply = Before;
 
     fn push_args(&self, call: &mut Call) {
-        call.named("group", &self.group).named("weight", self.weight);
+        let (field, value) = match self.change {
+            Change::Weight(w) => ("weight", w),
+            Change::Concurrency(c) => ("concurrency", c),
+            Change::Reset => ("reset", 0),
+        };
+        call.named("group", &self.group)
+            .named("field", field)
+            .named("value", value);
     }
 }
 
-/// The weight the group had before.
+/// The group's settings before the change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Previous(pub u64);
+pub struct Before {
+    pub weight: u64,
+    /// Its own cap; `None` when it had none (the queue's group_concurrency applied).
+    pub concurrency: Option<u64>,
+}
 
-impl FromRedisValue for Previous {
+impl FromRedisValue for Before {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        Ok(Previous(count(&v)?))
+        let [w, c] = exactly(v, "group_set")?;
+        let c = int(&c)?;
+        Ok(Before {
+            weight: int(&w)?.max(0) as u64,
+            concurrency: (c >= 0).then_some(c as u64),
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! `lua/groups.lua`: a queue's groups with their backlog, weight and place in the fair order.
 
-use super::reply::{count, flat_refs, groups, string};
+use super::reply::{count, flat_refs, groups, int, string};
 use super::Op;
 use crate::conn::Call;
 use crate::scripts::ScriptName;
@@ -29,26 +29,38 @@ pub struct GroupInfo {
     /// Pending tasks of the group (kept per group on a fair queue only; 0 on a fifo queue).
     pub backlog: u64,
     pub weight: u64,
-    /// The group's virtual time in the fair order (lowest is served next); `None` when it has no
-    /// pending task.
+    /// The group's virtual time in the fair order (lowest is served next); `None` when it is not
+    /// ready (no pending task, or parked).
     pub virtual_time: Option<f64>,
+    /// Its concurrency cap (its own, or the queue's group_concurrency); `None`: no cap.
+    pub concurrency: Option<u64>,
+    /// Its live leases (counted when it has a cap).
+    pub running: u64,
+    /// Parked by its cap: Redis ms when it is looked at again at the latest (the end of one of
+    /// its leases readies it sooner).
+    pub parked_until_ms: Option<u64>,
 }
 
 impl FromRedisValue for GroupInfo {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        Err(format!("groups replies a flat array of (name, backlog, weight, virtual time), not {v:?}").into())
+        Err(format!("groups replies a flat array of 7 values per group, not {v:?}").into())
     }
 
     fn from_redis_values(values: Vec<Value>) -> Result<Vec<Self>, ParsingError> {
-        groups::<4>(values, "groups")?
+        groups::<7>(values, "groups")?
             .into_iter()
-            .map(|[name, backlog, weight, vt]| {
+            .map(|[name, backlog, weight, vt, cap, running, parked]| {
                 let vt = string(vt)?;
+                let cap = int(&cap)?;
+                let parked = int(&parked)?;
                 Ok(GroupInfo {
                     name: string(name)?,
                     backlog: count(&backlog)?,
                     weight: count(&weight)?,
                     virtual_time: vt.parse().ok(),
+                    concurrency: (cap >= 0).then_some(cap as u64),
+                    running: count(&running)?,
+                    parked_until_ms: (parked > 0).then_some(parked as u64),
                 })
             })
             .collect()

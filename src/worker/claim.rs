@@ -59,7 +59,7 @@ impl Worker {
                         // held back by the queue's rate limit: it says when the next task is
                         // admitted; under the concurrency cap the end of a lease wakes us
                         let nap = match held {
-                            Some(Held::Rate(after)) => after.min(self.poll_interval),
+                            Some(Held::Wait(after)) => after.min(self.poll_interval),
                             _ => self.poll_interval,
                         };
                         tokio::select! {

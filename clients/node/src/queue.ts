@@ -115,8 +115,14 @@ export interface GroupInfo {
   /** Pending tasks of the group (0 on a fifo queue, which keeps no per-group order). */
   backlog: number;
   weight: number;
-  /** The group's place in the fair order (lowest served next); null without pending tasks. */
+  /** The group's place in the fair order (lowest served next); null when not ready. */
   virtualTime: number | null;
+  /** Its concurrency cap (its own or the queue's group_concurrency); null: none. */
+  concurrency: number | null;
+  /** Its live leases (counted when it has a cap). */
+  running: number;
+  /** Parked by its cap: Redis ms when it is looked at again at the latest; null: not parked. */
+  parkedUntilMs: number | null;
 }
 
 /** Tasks a claim (or take) handed out. `waitMs` says whether the queue's limits held the call
@@ -369,7 +375,16 @@ export class Queue {
   /** A group's weight under fair queueing (1..10000; 0 = back to the default, 1), at run time.
    * Returns the weight it had. */
   async setGroupWeight(group: string, weight: number): Promise<number> {
-    return int(await this.call("group_set", [["group", group], ["weight", weight]]));
+    const r = (await this.call("group_set", [["group", group], ["field", "weight"], ["value", weight]])) as unknown[];
+    return int(r[0]);
+  }
+
+  /** A group's own cap on running tasks (0 = none, even under the queue's group_concurrency), at
+   * run time. Returns its own cap before (null: it had none). */
+  async setGroupConcurrency(group: string, cap: number): Promise<number | null> {
+    const r = (await this.call("group_set", [["group", group], ["field", "concurrency"], ["value", cap]])) as unknown[];
+    const c = int(r[1]);
+    return c >= 0 ? c : null;
   }
 
   /** The queue's groups: those with pending tasks (fair queues; next served first), then those
@@ -377,9 +392,14 @@ export class Queue {
   async groups(limit = 50): Promise<GroupInfo[]> {
     const r = (await this.call("groups", [["limit", limit]])) as unknown[];
     const out: GroupInfo[] = [];
-    for (let i = 0; i < r.length; i += 4) {
+    for (let i = 0; i < r.length; i += 7) {
       const vt = str(r[i + 3]);
-      out.push({ name: str(r[i]), backlog: int(r[i + 1]), weight: int(r[i + 2]), virtualTime: vt === "" ? null : Number(vt) });
+      const cap = int(r[i + 4]);
+      const parked = int(r[i + 6]);
+      out.push({
+        name: str(r[i]), backlog: int(r[i + 1]), weight: int(r[i + 2]), virtualTime: vt === "" ? null : Number(vt),
+        concurrency: cap >= 0 ? cap : null, running: int(r[i + 5]), parkedUntilMs: parked > 0 ? parked : null,
+      });
     }
     return out;
   }
@@ -409,14 +429,19 @@ export class Queue {
       concurrency?: number;
       /** "fifo" (priority, then first in first out) or "fair" (weighted fair queueing across groups). */
       fairness?: "fifo" | "fair";
+      /** On a fair queue, most running tasks per group; 0 = none. */
+      groupConcurrency?: number;
     } = {},
   ): Promise<string> {
-    const { eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0, rateIntervalUs = 0, burst = 1, concurrency = 0, fairness = "fifo" } =
-      settings;
+    const {
+      eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0, rateIntervalUs = 0, burst = 1, concurrency = 0, fairness = "fifo",
+      groupConcurrency = 0,
+    } = settings;
     return str(
       await this.call("configure", [
         ["events_max_len", eventsMaxLen], ["dispatch", dispatch], ["aging_ms", agingMs],
         ["rate_interval_us", rateIntervalUs], ["burst", burst], ["concurrency", concurrency], ["fairness", fairness],
+        ["group_concurrency", groupConcurrency],
       ]),
     );
   }

@@ -82,7 +82,10 @@ test("every queue operation passes the manifest check against a real server", as
     assert.deepEqual(await q.reclaim(10), [0, 0]);
     assert.deepEqual(await q.cancel(c3.id, "nope"), ["pending", null]);
     assert.equal(await q.setGroupWeight("acme", 3), 1);
-    assert.deepEqual(await q.groups(10), [{ name: "acme", backlog: 0, weight: 3, virtualTime: null }]);
+    assert.equal(await q.setGroupConcurrency("acme", 2), null);
+    assert.deepEqual(await q.groups(10), [
+      { name: "acme", backlog: 0, weight: 3, virtualTime: null, concurrency: 2, running: 0, parkedUntilMs: null },
+    ]);
     await q.take("w1", 1);
     const counts = await q.counts();
     assert.equal(counts.done, 1);

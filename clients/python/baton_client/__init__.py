@@ -469,16 +469,16 @@ class Queue:
     @_op
     def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,
                   rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
-                  fairness: str = "fifo") -> _CallOf[str]:
+                  fairness: str = "fifo", group_concurrency: int = 0) -> _CallOf[str]:
         """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
         [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step,
         the rate limit (µs between two tasks, 0 = none; 200/s = 5000) with its burst, and the
-        concurrency cap (0 = none), and fairness ("fifo", or "fair": weighted fair queueing
-        across task groups). Returns the dispatch mode stored before ("" for a new queue)."""
-        return "configure", [("events_max_len", events_max_len), ("dispatch", dispatch),
-                             ("aging_ms", aging_ms), ("rate_interval_us", rate_interval_us),
-                             ("burst", burst), ("concurrency", concurrency),
-                             ("fairness", fairness)], (), lambda reply: reply.decode()
+        concurrency cap (0 = none), fairness ("fifo", or "fair": weighted fair queueing across
+        task groups) and, on a fair queue, the cap per group (0 = none). Returns the dispatch mode stored before ("" for a new queue)."""
+        args = [("events_max_len", events_max_len), ("dispatch", dispatch), ("aging_ms", aging_ms),
+                ("rate_interval_us", rate_interval_us), ("burst", burst), ("concurrency", concurrency),
+                ("fairness", fairness), ("group_concurrency", group_concurrency)]
+        return "configure", args, (), lambda reply: reply.decode()
 
     @_op
     def counts(self) -> _CallOf[Dict[str, int]]:
@@ -491,19 +491,35 @@ class Queue:
 
     @_op
     def set_group_weight(self, group: str, weight: int) -> _CallOf[int]:
-        """A group's weight under fair queueing (1..10000; 0 = back to the default, 1), at run
-        time. Returns the weight it had."""
-        return "group_set", [("group", group), ("weight", weight)], (), int
+        """A group's weight under fair queueing (1..10000), at run time. Returns the weight it
+        had."""
+        return "group_set", [("group", group), ("field", "weight"), ("value", weight)], (), lambda r: int(r[0])
+
+    @_op
+    def set_group_concurrency(self, group: str, cap: int) -> _CallOf[Optional[int]]:
+        """A group's own cap on running tasks (0 = none, even under the queue's
+        group_concurrency), at run time. Returns its own cap before (None: it had none)."""
+        return ("group_set", [("group", group), ("field", "concurrency"), ("value", cap)], (),
+                lambda r: int(r[1]) if int(r[1]) >= 0 else None)
+
+    @_op
+    def reset_group(self, group: str) -> _CallOf[None]:
+        """Put a group back to weight 1 and the queue's group_concurrency."""
+        return "group_set", [("group", group), ("field", "reset"), ("value", 0)], (), lambda r: None
 
     @_op
     def groups(self, limit: int = 50) -> _CallOf[List[Dict[str, Any]]]:
         """The queue's groups: those with pending tasks (fair queues; next served first), then
-        those with a weight set: dicts of name, backlog, weight, virtual_time (None without
-        pending tasks)."""
+        those parked by their cap, then those with settings: dicts of name, backlog, weight,
+        virtual_time (None when not ready), concurrency (None: no cap), running,
+        parked_until_ms (None: not parked)."""
         def parse(reply: Any) -> List[Dict[str, Any]]:
             return [{"name": reply[i].decode(), "backlog": int(reply[i + 1]), "weight": int(reply[i + 2]),
-                     "virtual_time": float(reply[i + 3]) if reply[i + 3] else None}
-                    for i in range(0, len(reply), 4)]
+                     "virtual_time": float(reply[i + 3]) if reply[i + 3] else None,
+                     "concurrency": int(reply[i + 4]) if int(reply[i + 4]) >= 0 else None,
+                     "running": int(reply[i + 5]),
+                     "parked_until_ms": int(reply[i + 6]) or None}
+                    for i in range(0, len(reply), 7)]
         return "groups", [("limit", limit)], (), parse
 
     # ---- worker ----
@@ -843,9 +859,11 @@ class AsyncQueue(Queue):
         async def cancel(self, *task_ids: str) -> List[Optional[str]]: ...  # type: ignore[override]  # noqa: E704
         async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,  # type: ignore[override]  # noqa: E501
                             rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
-                            fairness: str = "fifo") -> str: ...  # noqa: E704
+                            fairness: str = "fifo", group_concurrency: int = 0) -> str: ...  # noqa: E704
         async def counts(self) -> Dict[str, int]: ...  # type: ignore[override]  # noqa: E704
         async def set_group_weight(self, group: str, weight: int) -> int: ...  # type: ignore[override]  # noqa: E704
+        async def set_group_concurrency(self, group: str, cap: int) -> Optional[int]: ...  # type: ignore[override]  # noqa: E704,E501
+        async def reset_group(self, group: str) -> None: ...  # type: ignore[override]  # noqa: E704
         async def groups(self, limit: int = 50) -> List[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
         async def register(self, worker: str, info: Mapping[str, Any]) -> None: ...  # type: ignore[override]  # noqa: E704
         async def _release_chunk(self, worker: str, leases: Sequence[Lease]) -> int: ...  # type: ignore[override]  # noqa: E704
