@@ -326,9 +326,18 @@ async fn bad_groups_and_settings_are_refused_naming_them() {
     assert_eq!(code, 0);
     assert!(out.contains("(was weight 3, concurrency the queue's)"), "{out}");
     // a weight over the top is refused by the script too, naming it
-    let e = q.set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX + 1).await.unwrap_err().to_string();
+    let e = q
+        .set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX + 1)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("weight"), "{e}");
-    assert_eq!(q.set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX).await.unwrap(), 1);
+    assert_eq!(
+        q.set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX)
+            .await
+            .unwrap(),
+        1
+    );
     // group caps belong to a fair queue
     let err = baton::Config::from_toml(
         "[redis]\nurl = \"redis://127.0.0.1:1\"\n[worker]\nqueues = [\"q\"]\n[queues.q]\ngroup_concurrency = 2\n",
@@ -487,11 +496,16 @@ async fn peaks_per_group(
     }
     let mut ids = Vec::new();
     for (g, n) in groups {
-        let specs = (0..*n).map(|_| TaskSpec::new("nap", g.to_string()).group(*g)).collect();
+        let specs = (0..*n)
+            .map(|_| TaskSpec::new("nap", g.to_string()).group(*g))
+            .collect();
         ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
     }
     for id in &ids {
-        assert_eq!(q.wait(id, Duration::from_secs(60)).await.unwrap(), Outcome::Done(Vec::new()));
+        assert_eq!(
+            q.wait(id, Duration::from_secs(60)).await.unwrap(),
+            Outcome::Done(Vec::new())
+        );
     }
     for (stop, h) in stops {
         stop.cancel();
@@ -511,7 +525,10 @@ async fn a_group_cap_of_one_never_runs_two_and_never_holds_back_the_others() {
     let q = env.queue();
     q.configure().await.unwrap();
     // one group gets its own cap of 3, at run time
-    let before = q.change_group("wide", baton::ops::group_set::Change::Concurrency(3)).await.unwrap();
+    let before = q
+        .change_group("wide", baton::ops::group_set::Change::Concurrency(3))
+        .await
+        .unwrap();
     assert_eq!(before.concurrency, None);
     let (peaks, all) = peaks_per_group(
         &env,
@@ -544,7 +561,10 @@ async fn a_parked_group_says_when_and_the_end_of_its_lease_frees_it() {
     assert_eq!(first.tasks.len(), 1);
     // parked until its lease's deadline at the latest (30 s)
     match first.held {
-        Some(baton::Held::Wait(d)) => assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}"),
+        Some(baton::Held::Wait(d)) => assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        ),
         other => panic!("{other:?}"),
     }
     let g = q.groups(5).await.unwrap();
@@ -581,7 +601,9 @@ async fn group_caps_hold_with_a_worker_sigkilled() {
             env.redis.url()
         ),
     );
-    let mut workers: Vec<common::Proc> = (0..3).map(|_| common::Proc::start(common::WORKER, &cfg)).collect();
+    let mut workers: Vec<common::Proc> = (0..3)
+        .map(|_| common::Proc::start(common::WORKER, &cfg))
+        .collect();
     let started = std::time::Instant::now();
     let mut killed: Option<std::time::Instant> = None;
     let mut full_again = None;
@@ -589,7 +611,12 @@ async fn group_caps_hold_with_a_worker_sigkilled() {
         let list = q.groups(10).await.unwrap();
         let mut total = 0;
         for g in &list {
-            assert!(g.running <= 2, "group {} has {} leases alive under a cap of 2", g.name, g.running);
+            assert!(
+                g.running <= 2,
+                "group {} has {} leases alive under a cap of 2",
+                g.name,
+                g.running
+            );
             total += g.running;
         }
         if killed.is_none() && started.elapsed() > Duration::from_millis(1200) {

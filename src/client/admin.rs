@@ -57,7 +57,10 @@ impl Queue {
     /// Set a group's weight under fair queueing (1..=10000), at run time: it applies from the
     /// group's next claim. Returns the weight it had.
     pub async fn set_group_weight(&self, group: &str, weight: u32) -> Result<u64> {
-        Ok(self.change_group(group, ops::group_set::Change::Weight(weight)).await?.weight)
+        Ok(self
+            .change_group(group, ops::group_set::Change::Weight(weight))
+            .await?
+            .weight)
     }
 
     /// Change a group's settings (weight, own concurrency cap, or reset) at run time; returns

@@ -8,7 +8,9 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
         GroupsAction::List { queue, limit } => {
             let max = crate::bounds::groups::LIMIT.max as usize;
             if limit == 0 || limit > max {
-                return Err(Error::Invalid(format!("--limit must be between 1 and {max}, got {limit}")));
+                return Err(Error::Invalid(format!(
+                    "--limit must be between 1 and {max}, got {limit}"
+                )));
             }
             let q = client.queue(&queue.queue)?;
             let list = q.groups(limit).await?;
@@ -22,7 +24,10 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
                     "GROUP", "BACKLOG", "WEIGHT", "VIRTUAL TIME", "RUNNING"
                 );
                 for g in &list {
-                    let vt = g.virtual_time.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+                    let vt = g
+                        .virtual_time
+                        .map(|v| format!("{v:.2}"))
+                        .unwrap_or_else(|| "-".into());
                     let running = match g.concurrency {
                         Some(c) => format!("{}/{c}", g.running),
                         None => "-".into(),
