@@ -7,7 +7,7 @@ purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task an
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(rw) leased(w) lease(rw) done(w) results(w) errors(w) winfl(w) wstat(w)
-  events(w) progress(w) groups(w)
+  events(w) progress(w) groups(rw)
 argv:
   1: worker (string) — the worker's id
   2: busy_ms (int, 0..MAX_MS) — run time of these tasks' handlers, summed (worker statistics)

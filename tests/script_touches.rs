@@ -199,7 +199,7 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
 /// `groups` role.
-const OTHER_KEYS: [(&str, &str); 9] = [
+const OTHER_KEYS: [(&str, &str); 12] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
@@ -209,6 +209,9 @@ const OTHER_KEYS: [(&str, &str); 9] = [
     ("GK_TGROUP", "groups"),
     ("gpending(g)", "groups"),
     ("gpending(g.name)", "groups"),
+    ("GK_PARK", "groups"),
+    ("glease(g)", "groups"),
+    ("glease(g.name)", "groups"),
 ];
 
 #[derive(Default, Debug)]
@@ -272,7 +275,12 @@ fn analyse_text(script: &str, text: &str, incs: &Incs) -> Use {
                 quiet_until = quiet_until.max(close_paren(toks, k));
             }
             // the keys fair queueing derives from the meta key (include/fair.lua)
-            if k >= quiet_until && matches!(name, "GK_GROUPS" | "GK_READY" | "GK_TGROUP" | "gpending") {
+            if k >= quiet_until
+                && matches!(
+                    name,
+                    "GK_GROUPS" | "GK_READY" | "GK_TGROUP" | "GK_PARK" | "gpending" | "glease"
+                )
+            {
                 u.roles.entry("groups".into()).or_default();
             }
             if let Some(c) = defs.get(name) {

@@ -10,7 +10,14 @@ use std::time::Duration;
 #[tokio::test]
 async fn a_refused_completion_is_counted_as_stale_not_completed() {
     let prometheus = baton::metrics::install();
-    let env = common::env().await;
+    // no heartbeat between the lease's removal and the acknowledgement: a heartbeat would find
+    // the lease gone first and stop the handler (counted as lost, not as a stale acknowledgement)
+    let env = common::env_with(|c| {
+        let q = c.queues.get_mut("q").unwrap();
+        q.lease = Duration::from_secs(30);
+        q.heartbeat = Duration::from_secs(10);
+    })
+    .await;
     let q = env.queue();
     let id = q.enqueue(TaskSpec::new("k", "x")).await.unwrap().id;
     let lease_key = q.keys().key(Role::Lease).to_string();
@@ -21,6 +28,8 @@ async fn a_refused_completion_is_counted_as_stale_not_completed() {
         .handler("k", move |t: baton::TaskContext| {
             let (lease_key, url) = (lease_key.clone(), url.clone());
             async move {
+                // past the worker's first heartbeat, which it sends as it starts
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 // the lease is taken away under the running handler (as a reclaim would)
                 let mut raw = redis::Client::open(url)
                     .unwrap()
