@@ -38,19 +38,21 @@ bound: O(1)
 --@include keys
 --@include schema
 
-local ev = int_arg(ARGV[1], 'events_max_len', 0, 100000000)
-local dm = ARGV[2]
-if dm ~= 'pull' and dm ~= 'push' then
-  bail('BADARG', 'dispatch must be "pull" or "push", got ' .. tostring(dm))
+-- ARGV value v, which must be a or b (BADARG naming the argument otherwise).
+local function either(v, name, a, b)
+  if v ~= a and v ~= b then
+    bail('BADARG', name .. ' must be "' .. a .. '" or "' .. b .. '", got ' .. tostring(v))
+  end
+  return v
 end
+
+local ev = int_arg(ARGV[1], 'events_max_len', 0, 100000000)
+local dm = either(ARGV[2], 'dispatch', 'pull', 'push')
 local aging = int_arg(ARGV[3], 'aging_ms', 0, 86400000)
 local rate = int_arg(ARGV[4], 'rate_interval_us', 0, 86400000000)
 local burst = int_arg(ARGV[5], 'burst', 1, 1000000)
 local cap = int_arg(ARGV[6], 'concurrency', 0, 1000000)
-local fairness = ARGV[7]
-if fairness ~= 'fifo' and fairness ~= 'fair' then
-  bail('BADARG', 'fairness must be "fifo" or "fair", got ' .. tostring(fairness))
-end
+local fairness = either(ARGV[7], 'fairness', 'fifo', 'fair')
 local gcap = int_arg(ARGV[8], 'group_concurrency', 0, 1000000)
 if gcap > 0 and fairness ~= 'fair' then
   bail('BADARG', 'group_concurrency needs fairness "fair" (groups are kept apart only on a fair queue)')
