@@ -41,15 +41,15 @@ end
 require_worker()
 check_schema()
 local wf, cf = 'w:' .. group, 'c:' .. group
-local old = redis.call('HMGET', GK_GROUPS, wf, cf)
+local old = redis.call('HMGET', gkey('groups'), wf, cf)
 if field == 'weight' then
-  redis.call('HSET', GK_GROUPS, wf, value)
+  redis.call('HSET', gkey('groups'), wf, value)
 elseif field == 'concurrency' then
-  redis.call('HSET', GK_GROUPS, cf, value)
+  redis.call('HSET', gkey('groups'), cf, value)
   redis.call('HSET', K_META, 'gk', '1')
 else
-  redis.call('HDEL', GK_GROUPS, wf, cf)
+  redis.call('HDEL', gkey('groups'), wf, cf)
 end
 -- a change may let a parked group run at once: it is looked at again by the next claim
-if redis.call('ZREM', GK_PARK, group) == 1 then ready_group(group) end
+if redis.call('ZREM', gkey('gpark'), group) == 1 then fair_lib().ready_group(group) end
 return {tonumber(old[1]) or 1, tonumber(old[2]) or -1}

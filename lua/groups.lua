@@ -38,27 +38,27 @@ local function add(g)
     names[#names + 1] = g
   end
 end
-local ready = redis.call('ZRANGE', GK_READY, 0, limit - 1, 'WITHSCORES')
+local ready = redis.call('ZRANGE', gkey('gready'), 0, limit - 1, 'WITHSCORES')
 for i = 1, #ready, 2 do
   add(ready[i])
   vts[ready[i]] = ready[i + 1]
 end
-local park = redis.call('ZRANGE', GK_PARK, 0, limit - 1, 'WITHSCORES')
+local park = redis.call('ZRANGE', gkey('gpark'), 0, limit - 1, 'WITHSCORES')
 for i = 1, #park, 2 do
   add(park[i])
   parked[park[i]] = park[i + 1]
 end
 if #names < limit then
-  local page = redis.call('HSCAN', GK_GROUPS, '0', 'MATCH', '[wc]:*', 'COUNT', limit)
+  local page = redis.call('HSCAN', gkey('groups'), '0', 'MATCH', '[wc]:*', 'COUNT', limit)
   for i = 1, #page[2], 2 do add(string.sub(page[2][i], 3)) end
 end
 local reply = {}
 for _, g in ipairs(names) do
-  local s = redis.call('HMGET', GK_GROUPS, 'w:' .. g, 'c:' .. g)
+  local s = redis.call('HMGET', gkey('groups'), 'w:' .. g, 'c:' .. g)
   local cap = tonumber(s[2]) or cap_default
   local running = 0
   if cap > 0 then
-    local members = redis.call('ZRANGE', glease(g), 0, -1)
+    local members = redis.call('ZRANGE', gkey('gl:' .. g), 0, -1)
     if #members > 0 then
       for _, d in ipairs(redis.call('ZMSCORE', K_LEASED, unpack(members))) do
         if tonumber(d) and tonumber(d) > now then running = running + 1 end
@@ -66,7 +66,7 @@ for _, g in ipairs(names) do
     end
   end
   reply[#reply + 1] = g
-  reply[#reply + 1] = redis.call('ZCARD', gpending(g))
+  reply[#reply + 1] = redis.call('ZCARD', gkey('gp:' .. g))
   reply[#reply + 1] = tonumber(s[1]) or 1
   reply[#reply + 1] = vts[g] or ''
   reply[#reply + 1] = cap > 0 and cap or -1

@@ -199,19 +199,18 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
 /// `groups` role.
-const OTHER_KEYS: [(&str, &str); 12] = [
+const OTHER_KEYS: [(&str, &str); 11] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
     ("xkey", "idem"),
-    ("GK_GROUPS", "groups"),
-    ("GK_READY", "groups"),
-    ("GK_TGROUP", "groups"),
+    ("gkey(?)", "groups"),
+    ("gkey(?..g)", "groups"),
     ("gpending(g)", "groups"),
     ("gpending(g.name)", "groups"),
-    ("GK_PARK", "groups"),
     ("glease(g)", "groups"),
     ("glease(g.name)", "groups"),
+    ("fair_lib().gpending(g)", "groups"),
 ];
 
 #[derive(Default, Debug)]
@@ -278,7 +277,7 @@ fn analyse_text(script: &str, text: &str, incs: &Incs) -> Use {
             if k >= quiet_until
                 && matches!(
                     name,
-                    "GK_GROUPS" | "GK_READY" | "GK_TGROUP" | "GK_PARK" | "gpending" | "glease"
+                    "gkey" | "gpending" | "glease"
                 )
             {
                 u.roles.entry("groups".into()).or_default();

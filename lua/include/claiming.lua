@@ -52,10 +52,13 @@ local function claim_pending(worker, n, lease_ms, dead_ttl)
   -- plain queue needs none)
   local now = (FLOW or FAIR) and now_ms() or nil
   local limit, wait
-  n, limit, wait = limit_room(n, now)
-  local popped = n > 0 and pop_pending(n, now, lease_ms) or {}
+  if FLOW then n, limit, wait = limits_lib().room(n, now) end
+  local popped = {}
+  if n > 0 then
+    popped = FAIR and pop_lib().pop(n, now, lease_ms) or redis.call('ZPOPMIN', K_PENDING, n)
+  end
   if #popped == 0 then
-    if FLOW then wait = limits_after(0, limit, wait, now, worker) end
+    if FLOW then wait = limits_lib().after(0, limit, wait, now, worker) end
     wait = wait or FAIR_WAIT
     if wait then return {wait} end
     return {}
@@ -92,7 +95,8 @@ local function claim_pending(worker, n, lease_ms, dead_ttl)
     emit('claimed', worker, items, now)
   end
   lapse_tasks(expired, now, dead_ttl)
-  wait = limits_after(#zargs / 2, limit, wait, now, worker) or FAIR_WAIT
+  if FLOW then wait = limits_lib().after(#zargs / 2, limit, wait, now, worker) end
+  wait = wait or FAIR_WAIT
   if wait then reply[#reply + 1] = wait end
   return reply
 end

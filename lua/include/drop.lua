@@ -9,6 +9,6 @@ local function drop_tasks(ids)
     redis.call('HDEL', K_RESULTS, unpack(ids))
     redis.call('HDEL', K_ERRORS, unpack(ids))
     redis.call('HDEL', K_PROGRESS, unpack(ids))
-    redis.call('HDEL', GK_TGROUP, unpack(ids))
+    redis.call('HDEL', gkey('tgroup'), unpack(ids))
   end
 end

@@ -43,11 +43,3 @@ end
 local function events_on()
   return EV_MAX > 0
 end
-
--- Emit an event that concerns no task in particular, only its detail (`held`: "<limit>|<wait>").
-local function emit_detail(etype, worker, detail, now)
-  if EV_MAX <= 0 then return end
-  local t = fmt(now or now_ms())
-  local sid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EV_MAX, '*', 'e', etype, 't', t, 'w', worker, 'x', '', 'd', detail)
-  redis.call('PUBLISH', CHAN_EVENTS, sid .. '|' .. etype .. '|' .. t .. '|' .. worker .. '||' .. detail)
-end
