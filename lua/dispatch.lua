@@ -88,9 +88,16 @@ local k = math.min(wanted, math.max(1, math.floor(WORK_BUDGET / #ids)))
 if k == 0 then return {0, 0, 0} end
 -- the queue's limits (include/limits.lua) may cut k further
 local limit, wait
-k, limit, wait = limit_room(k, now)
-local popped = k > 0 and pop_pending(k, now, lease_ms) or {}
-if #popped == 0 then return {0, 0, limits_after(0, limit, wait, now, '') or FAIR_WAIT or 0} end
+if FLOW then k, limit, wait = limits_lib().room(k, now) end
+local popped = {}
+if k > 0 then
+  popped = FAIR and pop_lib().pop(k, now, lease_ms) or redis.call('ZPOPMIN', K_PENDING, k)
+end
+-- held: the wait the limits or the parked groups of a fair queue give (0: not held)
+local function held(given)
+  return (FLOW and limits_lib().after(given, limit, wait, now, '')) or FAIR_WAIT or 0
+end
+if #popped == 0 then return {0, 0, held(0)} end
 local tids = {}
 for i = 1, #popped, 2 do tids[#tids + 1] = popped[i] end
 local recs = redis.call('HMGET', K_TASKS, unpack(tids))
@@ -169,7 +176,7 @@ for i, id in ipairs(tids) do
 end
 -- more: the budget cut this call short and tasks are still pending
 local more = (limit == nil and k < wanted and redis.call('ZCARD', K_PENDING) > 0) and 1 or 0
-local reply = {assigned, more, limits_after(assigned, limit, wait, now, '') or FAIR_WAIT or 0}
+local reply = {assigned, more, held(assigned)}
 if assigned > 0 then
   put_leases(zargs, hargs)
   redis.call('ZADD', K_ASSIGNED, unpack(aargs))

@@ -274,12 +274,7 @@ fn analyse_text(script: &str, text: &str, incs: &Incs) -> Use {
                 quiet_until = quiet_until.max(close_paren(toks, k));
             }
             // the keys fair queueing derives from the meta key (include/fair.lua)
-            if k >= quiet_until
-                && matches!(
-                    name,
-                    "gkey" | "gpending" | "glease"
-                )
-            {
+            if k >= quiet_until && matches!(name, "gkey" | "gpending" | "glease") {
                 u.roles.entry("groups".into()).or_default();
             }
             if let Some(c) = defs.get(name) {

@@ -338,12 +338,6 @@ local function groups_freed(ids)
   if GCAP and #ids > 0 then fair_lib().freed(ids) end
 end
 
--- Up to k pending tasks in the queue's order: fair across groups, or priority then FIFO.
-local function pop_pending(k, now, lease_ms)
-  if FAIR then return pop_lib().pop(k, now, lease_ms) end
-  return redis.call('ZPOPMIN', K_PENDING, k)
-end
-
 -- Remember the groups of new tasks (tasks of the default group are not listed).
 local function set_groups(hargs)
   if #hargs > 0 then redis.call('HSET', gkey('tgroup'), unpack(hargs)) end

@@ -99,17 +99,3 @@ local function limits_lib()
   LIMITS_LIB = {room = room, after = after}
   return LIMITS_LIB
 end
-
--- How many of `want` tasks may be handed out now (0..want), and when the limits cut the number,
--- which one and the wait (see the library above). `now` is Redis ms.
-local function limit_room(want, now)
-  if not FLOW then return want end
-  return limits_lib().room(want, now)
-end
-
--- After handing out `given` tasks: charge the rate and record what held the call back (see the
--- library above); the wait to reply, or nil.
-local function limits_after(given, limit, wait, now, worker)
-  if not FLOW then return nil end
-  return limits_lib().after(given, limit, wait, now, worker)
-end
