@@ -451,68 +451,19 @@ async fn push_dispatch_serves_groups_fairly_too() {
     );
 }
 
-/// In-process workers over groups with caps: the most handlers of each group ever running at
-/// once, and overall.
+/// In-process workers (8 slots each) over groups with caps: the most handlers of each group ever
+/// running at once, and overall.
 async fn peaks_per_group(
     env: &common::Env,
     groups: &[(&str, usize)],
     workers: usize,
     nap: Duration,
 ) -> (HashMap<String, usize>, usize) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    let q = env.queue();
-    let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let peaks: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let (all, all_peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut stops = Vec::new();
-    for _ in 0..workers {
-        let (r, p, a, ap) = (running.clone(), peaks.clone(), all.clone(), all_peak.clone());
-        let w = Worker::builder(&env.client, "q")
-            .unwrap()
-            .concurrency(8)
-            .handler("nap", move |t: baton::TaskContext| {
-                let (r, p, a, ap) = (r.clone(), p.clone(), a.clone(), ap.clone());
-                async move {
-                    let g = String::from_utf8(t.payload.clone()).unwrap();
-                    {
-                        let mut r = r.lock().unwrap();
-                        let n = r.entry(g.clone()).or_default();
-                        *n += 1;
-                        let mut p = p.lock().unwrap();
-                        let pk = p.entry(g.clone()).or_default();
-                        *pk = (*pk).max(*n);
-                    }
-                    ap.fetch_max(a.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                    tokio::time::sleep(nap).await;
-                    a.fetch_sub(1, Ordering::SeqCst);
-                    *r.lock().unwrap().get_mut(&g).unwrap() -= 1;
-                    Ok(Vec::new())
-                }
-            })
-            .build()
-            .unwrap();
-        stops.push(common::spawn_worker(w));
-    }
-    let mut ids = Vec::new();
-    for (g, n) in groups {
-        let specs = (0..*n)
-            .map(|_| TaskSpec::new("nap", g.to_string()).group(*g))
-            .collect();
-        ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
-    }
-    for id in &ids {
-        assert_eq!(
-            q.wait(id, Duration::from_secs(60)).await.unwrap(),
-            Outcome::Done(Vec::new())
-        );
-    }
-    for (stop, h) in stops {
-        stop.cancel();
-        h.await.unwrap().unwrap();
-    }
-    let p = peaks.lock().unwrap().clone();
-    (p, all_peak.load(Ordering::SeqCst))
+    let specs = groups
+        .iter()
+        .flat_map(|(g, n)| (0..*n).map(move |_| TaskSpec::new("nap", g.to_string()).group(*g)))
+        .collect();
+    common::run_peaks(env, workers, 8, specs, nap).await
 }
 
 #[tokio::test]

@@ -4,8 +4,6 @@
 //! pull and push mode.
 mod common;
 use baton::{DispatchMode, Held, Outcome, Queue, TaskSpec, Worker};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Every task handed out (claimed or dispatched), at its Redis time in ms, oldest first.
@@ -202,40 +200,8 @@ async fn peak_running(
     n: usize,
     nap: Duration,
 ) -> usize {
-    let q = env.queue();
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let mut stops = Vec::new();
-    for _ in 0..workers {
-        let (r, p) = (running.clone(), peak.clone());
-        let w = Worker::builder(&env.client, "q")
-            .unwrap()
-            .concurrency(concurrency)
-            .handler("nap", move |_t: baton::TaskContext| {
-                let (r, p) = (r.clone(), p.clone());
-                async move {
-                    p.fetch_max(r.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                    tokio::time::sleep(nap).await;
-                    r.fetch_sub(1, Ordering::SeqCst);
-                    Ok(Vec::new())
-                }
-            })
-            .build()
-            .unwrap();
-        stops.push(common::spawn_worker(w));
-    }
-    let ids = common::enqueue_ids(&q, "nap", n, |_| String::new()).await;
-    for id in &ids {
-        assert_eq!(
-            q.wait(id, Duration::from_secs(30)).await.unwrap(),
-            Outcome::Done(Vec::new())
-        );
-    }
-    for (stop, h) in stops {
-        stop.cancel();
-        h.await.unwrap().unwrap();
-    }
-    peak.load(Ordering::SeqCst)
+    let specs = (0..n).map(|_| TaskSpec::new("nap", "")).collect();
+    common::run_peaks(env, workers, concurrency, specs, nap).await.1
 }
 
 #[tokio::test]

@@ -390,3 +390,73 @@ pub async fn set_schema_version(env: &Env, q: &Queue, v: &str) {
         .await
         .unwrap();
 }
+
+/// `workers` in-process workers of `concurrency` slots each run `specs` (kind "nap": each sleeps
+/// `nap`) to the end. Returns the most handlers ever running at once per payload (the fair
+/// queueing tests put a task's group there) and overall.
+pub async fn run_peaks(
+    env: &Env,
+    workers: usize,
+    concurrency: usize,
+    specs: Vec<baton::TaskSpec>,
+    nap: Duration,
+) -> (std::collections::HashMap<String, usize>, usize) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let q = env.queue();
+    let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let peaks: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let (all, all_peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut stops = Vec::new();
+    for _ in 0..workers {
+        let (r, p, a, ap) = (running.clone(), peaks.clone(), all.clone(), all_peak.clone());
+        let w = baton::Worker::builder(&env.client, "q")
+            .unwrap()
+            .concurrency(concurrency)
+            .handler("nap", move |t: baton::TaskContext| {
+                let (r, p, a, ap) = (r.clone(), p.clone(), a.clone(), ap.clone());
+                async move {
+                    let key = String::from_utf8(t.payload.clone()).unwrap();
+                    {
+                        let mut r = r.lock().unwrap();
+                        let n = r.entry(key.clone()).or_default();
+                        *n += 1;
+                        let mut p = p.lock().unwrap();
+                        let pk = p.entry(key.clone()).or_default();
+                        *pk = (*pk).max(*n);
+                    }
+                    ap.fetch_max(a.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(nap).await;
+                    a.fetch_sub(1, Ordering::SeqCst);
+                    *r.lock().unwrap().get_mut(&key).unwrap() -= 1;
+                    Ok(Vec::new())
+                }
+            })
+            .build()
+            .unwrap();
+        stops.push(spawn_worker(w));
+    }
+    let mut ids = Vec::new();
+    for chunk in specs.chunks(1000) {
+        ids.extend(
+            q.enqueue_batch(chunk.to_vec())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    for id in &ids {
+        assert_eq!(
+            q.wait(id, Duration::from_secs(60)).await.unwrap(),
+            baton::Outcome::Done(Vec::new())
+        );
+    }
+    for (stop, h) in stops {
+        stop.cancel();
+        h.await.unwrap().unwrap();
+    }
+    let p = peaks.lock().unwrap().clone();
+    (p, all_peak.load(Ordering::SeqCst))
+}
