@@ -1,10 +1,10 @@
 #!lua
 --[[
 name: configure
-version: 3
+version: 4
 purpose: Store a queue's settings that the other scripts read from meta: the lifecycle events
   stream cap, priority aging, flow control (rate limit, burst, concurrency cap: include/limits.lua)
-  and the dispatch mode (pull: dispatch assigns nothing and take claims like claim;
+  the groups' default limits (include/fairpop.lua) and the dispatch mode (pull: dispatch assigns nothing and take claims like claim;
   push: dispatch assigns). Run by baton-scheduler and baton-worker at start from their [queues] config; until
   then a queue uses the defaults (events on, 10000 stream entries).
 keys:
@@ -26,6 +26,10 @@ argv:
     weighted fair queueing (include/fair.lua); switching is refused while tasks are pending
   8: group_concurrency (int, 0..1000000) — on a fair queue, most leases alive at once per group
     (a group's own cap, group_set, overrides it); 0 = none
+  9: group_rate_interval_us (int, 0..86400000000) — on a fair queue, every group's rate limit as
+    the µs between two of its tasks (a group's own rate, group_set, overrides it); 0 = none
+  10: group_burst (int, 1..1000000) — the burst of those group rates (a group's own burst
+    overrides it)
 reply: the dispatch mode stored before ("pull", "push", or "" for a new queue)
 errors:
   BADARG: an argument is out of range, or aging would be turned on or off while tasks are
@@ -54,8 +58,11 @@ local burst = int_arg(ARGV[5], 'burst', 1, 1000000)
 local cap = int_arg(ARGV[6], 'concurrency', 0, 1000000)
 local fairness = either(ARGV[7], 'fairness', 'fifo', 'fair')
 local gcap = int_arg(ARGV[8], 'group_concurrency', 0, 1000000)
-if gcap > 0 and fairness ~= 'fair' then
-  bail('BADARG', 'group_concurrency needs fairness "fair" (groups are kept apart only on a fair queue)')
+local grate = int_arg(ARGV[9], 'group_rate_interval_us', 0, 86400000000)
+local gburst = int_arg(ARGV[10], 'group_burst', 1, 1000000)
+if (gcap > 0 or grate > 0) and fairness ~= 'fair' then
+  bail('BADARG', (gcap > 0 and 'group_concurrency' or 'group_rate_interval_us') ..
+    ' needs fairness "fair" (groups are kept apart only on a fair queue)')
 end
 require_worker()
 check_schema()
@@ -85,11 +92,16 @@ local before = DM or ''
 -- check_schema passed: `v` is this version or absent, so stamping it again is harmless
 redis.call('HSET', K_META, 'v', SCHEMA, 'ev', ev, 'dm', dm, 'ag', aging)
 if fairness == 'fair' then redis.call('HSET', K_META, 'fq', '1') else redis.call('HDEL', K_META, 'fq') end
--- gk stays once set: a group's own cap (group_set) may exist without a queue default
+-- gk stays once set: a group's own limits (group_set) may exist without a queue default
 if gcap > 0 then
   redis.call('HSET', K_META, 'gc', gcap, 'gk', '1')
 else
   redis.call('HDEL', K_META, 'gc')
+end
+if grate > 0 then
+  redis.call('HSET', K_META, 'gr', fmt(grate), 'gb', fmt(gburst), 'gk', '1')
+else
+  redis.call('HDEL', K_META, 'gr', 'gb')
 end
 -- Flow control: `fl` tells every script's schema read whether to look at the limits at all.
 -- The rate's state (tat) is kept across restarts with the same or a new rate.

@@ -41,6 +41,7 @@ bound: O(k log N + k * W + W) with k = min(n, 20000 / W) tasks and W <= 1000 liv
 --@include lease
 --@include events
 --@include limits
+--@include fairpop
 
 -- Worker visits one call may spend picking (tasks x live workers for the scanning strategies).
 local WORK_BUDGET = 20000
@@ -90,9 +91,7 @@ if k == 0 then return {0, 0, 0} end
 local limit, wait
 if FLOW then k, limit, wait = limits_lib().room(k, now) end
 local popped = {}
-if k > 0 then
-  popped = FAIR and pop_lib().pop(k, now, lease_ms) or redis.call('ZPOPMIN', K_PENDING, k)
-end
+if k > 0 then popped = pop_pending(k, now, lease_ms, '') end
 -- held: the wait the limits or the parked groups of a fair queue give (0: not held)
 local function held(given)
   return (FLOW and limits_lib().after(given, limit, wait, now, '')) or FAIR_WAIT or 0

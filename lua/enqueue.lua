@@ -46,6 +46,9 @@ argv:
       group (string, 1-128 of [A-Za-z0-9-_:.]; absent = "default") — the task's group (tenant,
         customer, API key): on a fair queue (configure) claim and dispatch share the work
         between the groups that have some (include/fair.lua)
+      cost (int, 1..1000000; absent = 1) — what the task counts for under the rate limits of
+        its queue and group (include/limits.lua): a task of cost c takes c tasks' room; a cost
+        above a limit's burst counts as the burst
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
@@ -99,7 +102,8 @@ local function key_of(i, base, id, ttl_arg, what)
 end
 
 -- A task's options string ("name=value,..."): the rarer settings, kept out of the fixed fields
--- so that tasks without them cost no extra arguments. Sets t.ut, t.dw, t.mw, t.ex when > 0.
+-- so that tasks without them cost no extra arguments. Sets t.ut, t.dw, t.mw, t.ex when > 0, t.group,
+-- and t.cost when above 1.
 local function task_options(t, s)
   local seen = {}
   for part in string.gmatch(s .. ',', '([^,]*),') do
@@ -114,9 +118,10 @@ local function task_options(t, s)
     elseif name == 'max_wait_ms' then n = int_arg(v, 'max_wait_ms', 0, MAX_MS) t.mw = n > 0 and n or nil
     elseif name == 'expires_in_ms' then n = int_arg(v, 'expires_in_ms', 0, MAX_MS) t.ex = n > 0 and n or nil
     elseif name == 'group' then t.group = id_arg(v, 'group')
+    elseif name == 'cost' then n = int_arg(v, 'cost', 1, 1000000) t.cost = n > 1 and n or nil
     else
       bail('BADARG', 'task ' .. t.id .. ': unknown option ' .. name ..
-        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group)')
+        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group, cost)')
     end
   end
   if t.dw then
@@ -153,7 +158,7 @@ for i = 0, n - 1 do
   if same then
     t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
     t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
-    t.dw, t.mw, t.ex, t.group = prev.dw, prev.mw, prev.ex, prev.group
+    t.dw, t.mw, t.ex, t.group, t.cost = prev.dw, prev.mw, prev.ex, prev.group, prev.cost
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -198,7 +203,7 @@ local now = now_ms()
 local now_s = fmt(now)
 local was_empty = redis.call('ZCARD', K_PENDING) == 0
 local seq = take_seq(n)
-local reply, made, n_made, debounced, grouped = {}, {}, 0, {}, {}
+local reply, made, n_made, debounced, grouped, costed = {}, {}, 0, {}, {}, {}
 local any_expiry = false
 local added_pending = false
 for i, t in ipairs(tasks) do
@@ -258,6 +263,10 @@ for i, t in ipairs(tasks) do
         grouped[#grouped + 1] = id
         grouped[#grouped + 1] = t.group
       end
+      if t.cost then
+        costed[#costed + 1] = id
+        costed[#costed + 1] = t.cost
+      end
       if t.deb then redis.call('SET', t.deb, id, 'PX', t.mw) end
     end
   end
@@ -266,6 +275,10 @@ for i, t in ipairs(tasks) do
 end
 if any_expiry and not EXPIRING then redis.call('HSET', K_META, 'xp', '1') end
 set_groups(grouped)
+if #costed > 0 then
+  redis.call('HSET', gkey('tcost'), unpack(costed))
+  if not COSTS then redis.call('HSET', K_META, 'tc', '1') end
+end
 wake_pending(was_empty and added_pending)
 if n_made > 0 then
   redis.call('HINCRBY', K_META, 'n_enq', n_made)

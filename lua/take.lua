@@ -36,6 +36,7 @@ bound: O(n log N) for n <= 1000
 --@include lease
 --@include events
 --@include limits
+--@include fairpop
 --@include claiming
 
 local worker = id_arg(ARGV[1], 'worker')

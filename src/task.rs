@@ -142,6 +142,7 @@ pub struct TaskSpec {
     pub(crate) debounce: Option<(String, Duration, Duration)>,
     pub(crate) expires_in: Option<Duration>,
     pub(crate) group: Option<String>,
+    pub(crate) cost: u32,
 }
 
 impl TaskSpec {
@@ -163,6 +164,7 @@ impl TaskSpec {
             debounce: None,
             expires_in: None,
             group: None,
+            cost: 1,
         }
     }
 
@@ -238,6 +240,13 @@ impl TaskSpec {
     /// `default`.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
+        self
+    }
+    /// What the task counts for under the rate limits of its queue and group (default 1): a
+    /// task of cost c takes the room of c tasks (an API call that spends 5 units of a quota:
+    /// cost 5). A cost above a limit's burst counts as the burst. 1..=1,000,000.
+    pub fn cost(mut self, cost: u32) -> Self {
+        self.cost = cost;
         self
     }
     /// Expiry: no run of the task starts later than this after the enqueue (Redis' clock); a
@@ -574,6 +583,10 @@ pub struct Counts {
     pub held_rate_total: u64,
     /// Claim and dispatch calls the concurrency cap cut short while tasks were pending.
     pub held_concurrency_total: u64,
+    /// Times a group of a fair queue was parked by its own rate limit.
+    pub held_group_rate_total: u64,
+    /// Times a group of a fair queue was parked by its own concurrency cap.
+    pub held_group_concurrency_total: u64,
 }
 
 /// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.

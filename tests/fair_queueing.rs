@@ -24,22 +24,6 @@ async fn enqueue_group(q: &Queue, g: &str, n: usize) -> Vec<String> {
     ids
 }
 
-/// (Redis ms, task id) of every claim, oldest first.
-async fn claims(q: &Queue) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut after = "0-0".to_string();
-    loop {
-        let evs = q.events_after(&after, 1000).await.unwrap();
-        let Some(last) = evs.last() else { break };
-        after = last.id.clone();
-        for e in evs.iter().filter(|e| e.kind == "claimed") {
-            out.extend(e.tasks.iter().map(|t| (e.at_ms, t.id.clone())));
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A worker of `conc` slots whose handler sleeps `nap`.
 fn napper(env: &common::Env, conc: usize, nap: Duration) -> Worker {
     Worker::builder(&env.client, "q")
@@ -92,7 +76,7 @@ async fn one_groups_flood_does_not_delay_the_others() {
     stop.cancel();
     h.await.unwrap().unwrap();
 
-    let all = claims(&q).await;
+    let all = common::flow::hand_outs(&q, "claimed").await;
     let first_small = all.iter().find(|(_, id)| group_of[id] != "big").unwrap().0;
     let mut last: HashMap<&str, u64> = HashMap::new();
     for (t, id) in &all {
@@ -168,7 +152,7 @@ async fn weights_share_the_workers() {
     .await;
     stop.cancel();
     h.await.unwrap().unwrap();
-    let all = claims(&q).await;
+    let all = common::flow::hand_outs(&q, "claimed").await;
     let mut per: HashMap<&str, f64> = HashMap::new();
     for (_, id) in all.iter().take(1400) {
         *per.entry(group_of[id].as_str()).or_default() += 1.0;
@@ -324,7 +308,10 @@ async fn bad_groups_and_settings_are_refused_naming_them() {
     assert_eq!(v[0]["backlog"], 1);
     let (code, out, _) = common::baton(&cfg, &["groups", "reset", "-q", "q", "a"]);
     assert_eq!(code, 0);
-    assert!(out.contains("(was weight 3, concurrency the queue's)"), "{out}");
+    assert!(
+        out.contains("(was weight 3, concurrency the queue's, rate the queue's, burst the queue's)"),
+        "{out}"
+    );
     // a weight over the top is refused by the script too, naming it
     let e = q
         .set_group_weight("a", baton::flow::GROUP_WEIGHT_MAX + 1)

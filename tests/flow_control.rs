@@ -3,44 +3,8 @@
 //! events' Redis timestamps, the leases) across worker processes, with a worker SIGKILLed, in
 //! pull and push mode.
 mod common;
-use baton::{DispatchMode, Held, Outcome, Queue, TaskSpec, Worker};
+use baton::{DispatchMode, Held, Outcome, TaskSpec, Worker};
 use std::time::{Duration, Instant};
-
-/// Every task handed out (claimed or dispatched), at its Redis time in ms, oldest first.
-async fn hand_outs(q: &Queue, kind: &str) -> Vec<u64> {
-    let mut at = Vec::new();
-    let mut after = "0-0".to_string();
-    loop {
-        let evs = q.events_after(&after, 1000).await.unwrap();
-        let Some(last) = evs.last() else { break };
-        after = last.id.clone();
-        for e in evs.iter().filter(|e| e.kind == kind) {
-            at.extend(e.tasks.iter().map(|_| e.at_ms));
-        }
-    }
-    at.sort();
-    at
-}
-
-/// No window holds more than rate × its length + burst hand-outs (ms timestamps: a window
-/// measured as d ms may really be up to d + 1 ms long); returns the sustained rate reached, in
-/// tasks per second, after the first burst.
-fn check_rate(at: &[u64], rate: f64, burst: usize) -> f64 {
-    for i in 0..at.len() {
-        for j in i..at.len() {
-            let span = (at[j] - at[i] + 1) as f64;
-            let allowed = rate * span / 1000.0 + burst as f64;
-            assert!(
-                (j - i + 1) as f64 <= allowed + 1e-9,
-                "{} hand-outs within {} ms: more than {rate}/s x that + burst {burst} = {allowed:.1}",
-                j - i + 1,
-                span
-            );
-        }
-    }
-    let span = (at[at.len() - 1] - at[0]) as f64 / 1000.0;
-    (at.len() - burst) as f64 / span
-}
 
 fn flow_config(
     dir: &common::TempDir,
@@ -100,9 +64,9 @@ async fn a_rate_limit_holds_across_three_worker_processes() {
         assert_eq!(out, Outcome::Done(i.to_string().into_bytes()));
     }
     drop(workers);
-    let at = hand_outs(&q, "claimed").await;
+    let at = common::flow::unit_costs(&common::flow::hand_outs(&q, "claimed").await);
     assert_eq!(at.len(), n, "each task handed out once");
-    let reached = check_rate(&at, rate, burst);
+    let reached = common::flow::check_rate(&at, rate, burst as f64, "queue");
     assert!(
         reached >= 0.95 * rate,
         "sustained {reached:.1}/s, below 95% of {rate}/s"
@@ -112,18 +76,9 @@ async fn a_rate_limit_holds_across_three_worker_processes() {
     assert_eq!((c.rate_interval_us, c.burst), (10_000, 20));
     assert!(c.held_rate_total > 0, "the rate held claims back: {c:?}");
     // one `held` event when the rate started holding the queue back, not one per claim
-    let held = hand_outs_of_kind(&q, "held").await;
+    let held = common::flow::details(&q, "held").await;
     assert!(!held.is_empty() && held.len() < 20, "held events: {held:?}");
     assert!(held.iter().all(|d| d.starts_with("rate|")), "{held:?}");
-}
-
-/// The details of the events of one kind.
-async fn hand_outs_of_kind(q: &Queue, kind: &str) -> Vec<String> {
-    let evs = q.events_after("0-0", 10_000).await.unwrap();
-    evs.into_iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| e.detail.unwrap_or_default())
-        .collect()
 }
 
 #[tokio::test]
@@ -226,9 +181,9 @@ async fn push_dispatch_honours_the_cap_and_the_rate() {
     let (mstop, mh) = common::maintain(&env, &q);
     let peak = peak_running(&env, 2, 8, 100, Duration::from_millis(20)).await;
     assert!((2..=3).contains(&peak), "peak {peak} under a cap of 3");
-    let at = hand_outs(&q, "dispatched").await;
+    let at = common::flow::unit_costs(&common::flow::hand_outs(&q, "dispatched").await);
     assert_eq!(at.len(), 100);
-    let reached = check_rate(&at, 50.0, 5);
+    let reached = common::flow::check_rate(&at, 50.0, 5.0, "queue");
     // 3 slots of 20 ms tasks allow 150/s: the rate is what binds
     assert!(reached >= 0.9 * 50.0, "sustained {reached:.1}/s under 50/s");
     mstop.cancel();
@@ -271,7 +226,7 @@ async fn a_held_claim_says_which_limit_and_for_how_long() {
     assert_eq!(capped.held, Some(Held::Concurrency));
     let c = q.counts().await.unwrap();
     assert_eq!((c.running, c.concurrency, c.held_by), (4, 4, Some("concurrency")));
-    let held = hand_outs_of_kind(&q, "held").await;
+    let held = common::flow::details(&q, "held").await;
     assert_eq!(held.len(), 2, "one event per change of holder: {held:?}");
     assert!(
         held[0].starts_with("rate|") && held[1] == "concurrency|-1",
@@ -410,8 +365,8 @@ async fn limits_hold_with_a_mixed_rust_and_python_pool() {
         "both pools worked: python {by_python}, rust {by_rust}"
     );
     assert_eq!(peak, cap, "the cap was reached");
-    let at = hand_outs(&q, "claimed").await;
+    let at = common::flow::unit_costs(&common::flow::hand_outs(&q, "claimed").await);
     assert_eq!(at.len(), n);
-    let reached = check_rate(&at, rate, burst);
+    let reached = common::flow::check_rate(&at, rate, burst as f64, "queue");
     eprintln!("mixed pool: python {by_python}, rust {by_rust}; sustained {reached:.1}/s of {rate}/s, peak {peak}/{cap}");
 }

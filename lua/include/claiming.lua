@@ -8,8 +8,9 @@
 --@include registry
 --@include lease
 --@include events
---@include limits
 --@include fair
+--@include limits
+--@include fairpop
 
 -- Tasks whose expires_ms passed before a run could start (`expired`: their ids and records):
 -- to the dead-letter set for dead_ttl ms with the reason as their last error, counted (meta
@@ -54,9 +55,7 @@ local function claim_pending(worker, n, lease_ms, dead_ttl)
   local limit, wait
   if FLOW then n, limit, wait = limits_lib().room(n, now) end
   local popped = {}
-  if n > 0 then
-    popped = FAIR and pop_lib().pop(n, now, lease_ms) or redis.call('ZPOPMIN', K_PENDING, n)
-  end
+  if n > 0 then popped = pop_pending(n, now, lease_ms, worker) end
   if #popped == 0 then
     if FLOW then wait = limits_lib().after(0, limit, wait, now, worker) end
     wait = wait or FAIR_WAIT

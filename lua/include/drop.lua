@@ -1,5 +1,6 @@
 -- include/drop.lua — dropping finished tasks.
 --@include keys
+--@include schema
 --@include fair
 
 -- Drop finished tasks now, with everything kept about them.
@@ -10,5 +11,6 @@ local function drop_tasks(ids)
     redis.call('HDEL', K_ERRORS, unpack(ids))
     redis.call('HDEL', K_PROGRESS, unpack(ids))
     redis.call('HDEL', gkey('tgroup'), unpack(ids))
+    if COSTS then redis.call('HDEL', gkey('tcost'), unpack(ids)) end
   end
 end

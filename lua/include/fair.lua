@@ -13,7 +13,10 @@
 -- they are derived from the meta key and share the queue's hash tag, hence its cluster slot:
 -- `<prefix>:{q}:groups` (hash: w:<g> weight, v:<g> the group's virtual finish time while it has
 -- no work), `<prefix>:{q}:gready` (zset), `<prefix>:{q}:tgroup` (hash), `<prefix>:{q}:gp:<g>`
--- (zset). Redis refuses any of them from another slot (scripts start with #!lua).
+-- (zset), and for the groups' limits (include/fairpop.lua) `gpark` (zset: groups parked by
+-- their cap or rate, scored by when they are looked at again) and `gl:<g>` (zset: the group's
+-- leases). `tcost` (hash: task id -> cost, include/limits.lua) lives beside them. Redis refuses
+-- any of them from another slot (scripts start with #!lua).
 --@include args
 --@include keys
 --@include schema
@@ -22,7 +25,7 @@
 local DEFAULT_GROUP = 'default'
 
 -- After a fair pop: ms until the first parked group may run again, when it handed out fewer than
--- asked because groups were parked by their caps.
+-- asked because groups were parked by their limits.
 local FAIR_WAIT = nil
 
 -- A key of the queue's groups, derived from the meta key (same hash tag, same slot): `groups`,
@@ -32,7 +35,7 @@ local function gkey(role)
 end
 
 -- The fair-queueing library, built on first use in a call: a queue that is not fair (or has no
--- group caps) never pays for defining these functions (Redis runs a script's whole body, and
+-- group limits) never pays for defining these functions (Redis runs a script's whole body, and
 -- each function defined there is a closure made on every call).
 local FAIR_LIB = nil
 
@@ -48,7 +51,6 @@ local function fair_lib()
   local function glease(g)
     return gkey('gl:' .. g)
   end
-
 
   -- Virtual times are fractions: written with all their digits.
   local function vfmt(x)
@@ -69,9 +71,6 @@ local function fair_lib()
     redis.call('ZADD', gkey('gready'), vfmt(math.max(fin, sys_v())), g)
   end
 
-
-
-
   -- Put task `id` (pending with `score`) in its group's set and make the group ready. `g` is its
   -- group when the caller knows it (enqueue), else it is looked up.
   local function file(score, id, g)
@@ -81,23 +80,26 @@ local function fair_lib()
   end
 
   -- Leases of these tasks ended: they leave their groups' lease sets, and a group parked by its
-  -- cap is ready again (the workers are woken once).
+  -- cap (not by its rate: a lease end does not change that) is ready again (the workers are
+  -- woken once).
   local function freed(ids)
     local gs = redis.call('HMGET', gkey('tgroup'), unpack(ids))
-    local by, order = {}, {}
+    local by, order, hf = {}, {}, {}
     for i, id in ipairs(ids) do
       local g = gs[i] or DEFAULT_GROUP
       if not by[g] then
         by[g] = {}
         order[#order + 1] = g
+        hf[#hf + 1] = 'h:' .. g
       end
       local list = by[g]
       list[#list + 1] = id
     end
+    local held = redis.call('HMGET', gkey('groups'), unpack(hf))
     local woke = false
-    for _, g in ipairs(order) do
+    for i, g in ipairs(order) do
       redis.call('ZREM', glease(g), unpack(by[g]))
-      if redis.call('ZREM', gkey('gpark'), g) == 1 then
+      if held[i] ~= 'group_rate' and redis.call('ZREM', gkey('gpark'), g) == 1 then
         ready_group(g)
         woke = true
       end
@@ -115,197 +117,6 @@ local function fair_lib()
     vfmt = vfmt, sys_v = sys_v, set_sys_v = set_sys_v,
   }
   return FAIR_LIB
-end
-
-
--- The fair pop, built on first use in a call (claim and dispatch on a fair queue).
-local POP_LIB = nil
-
-local function pop_lib()
-  if POP_LIB then return POP_LIB end
-  local L = fair_lib()
-  local gpending, glease, ready_group, vfmt, sys_v, set_sys_v =
-    L.gpending, L.glease, L.ready_group, L.vfmt, L.sys_v, L.set_sys_v
-
-  -- A binary heap of groups by their current virtual time (ties: their place in `gready`).
-  local function heap_less(a, b)
-    return a.cur < b.cur or (a.cur == b.cur and a.i < b.i)
-  end
-
-  local function heap_push(h, x)
-    local c = #h + 1
-    h[c] = x
-    while c > 1 do
-      local p = math.floor(c / 2)
-      if not heap_less(h[c], h[p]) then break end
-      h[c], h[p] = h[p], h[c]
-      c = p
-    end
-  end
-
-  local function heap_pop(h)
-    local top, n = h[1], #h
-    h[1] = h[n]
-    h[n] = nil
-    n = n - 1
-    local c = 1
-    while true do
-      local l, r, m = 2 * c, 2 * c + 1, c
-      if l <= n and heap_less(h[l], h[m]) then m = l end
-      if r <= n and heap_less(h[r], h[m]) then m = r end
-      if m == c then break end
-      h[c], h[m] = h[m], h[c]
-      c = m
-    end
-    return top
-  end
-
-  -- Group g's live leases (its lease set checked against `leased`; entries of ended or expired
-  -- leases dropped): how many, and the earliest deadline among them.
-  local function group_live(g, now)
-    local members = redis.call('ZRANGE', glease(g), 0, -1)
-    if #members == 0 then return 0, nil end
-    local dl = redis.call('ZMSCORE', K_LEASED, unpack(members))
-    local n, first, dead = 0, nil, {}
-    for i, id in ipairs(members) do
-      local d = tonumber(dl[i])
-      if d and d > now then
-        n = n + 1
-        if first == nil or d < first then first = d end
-      else
-        dead[#dead + 1] = id
-      end
-    end
-    if #dead > 0 then redis.call('ZREM', glease(g), unpack(dead)) end
-    return n, first
-  end
-
-  -- Park group g (its cap is full) until `at` (Redis ms: the earliest deadline of its leases, when
-  -- a slot frees at the latest; the end of one of its leases unparks it sooner): it leaves the
-  -- ready set, keeping its virtual time.
-  local function park_group(g, vt, at)
-    redis.call('ZREM', gkey('gready'), g)
-    redis.call('HSET', gkey('groups'), 'v:' .. g, vfmt(vt))
-    redis.call('ZADD', gkey('gpark'), fmt(at), g)
-  end
-
-
-  -- Take up to k pending tasks, fairly across groups. Start-time fair queueing decides, on
-  -- virtual times alone, how many of the k tasks each group gets — exactly what handing them out
-  -- one by one would give (each next task to the group with the lowest virtual time, which then
-  -- moves on by 1 / weight) — and then each chosen group is popped once. Only the k lowest groups
-  -- of `gready` can be served in one call, so only they are read. A group with fewer tasks than
-  -- its part leaves the ready set and the rest is shared again. Returns id, score pairs like
-  -- ZPOPMIN; the tasks are out of `pending`. Cost: O(k log G + k log N), a few commands per group
-  -- served, flat in the number of groups.
-  local function pop_fair(k, now, lease_ms)
-    local out = {}
-    local served = nil
-    FAIR_WAIT = nil
-    local cap_default = 0
-    if GCAP then
-      cap_default = tonumber(redis.call('HGET', K_META, 'gc')) or 0
-      -- parked groups whose time came are ready again
-      local due = redis.call('ZRANGEBYSCORE', gkey('gpark'), '-inf', fmt(now), 'LIMIT', 0, MAX_BATCH)
-      if #due > 0 then
-        redis.call('ZREM', gkey('gpark'), unpack(due))
-        for _, g in ipairs(due) do ready_group(g) end
-      end
-    end
-    for _ = 1, 8 do -- another round only when a group ran out of tasks or was parked
-      local left = k - #out / 2
-      if left <= 0 then break end
-      local top = redis.call('ZRANGE', gkey('gready'), 0, left - 1, 'WITHSCORES')
-      if #top == 0 then break end
-      local gs, wf = {}, {}
-      for i = 1, #top, 2 do
-        gs[#gs + 1] = {name = top[i], vt = tonumber(top[i + 1]), n = 0, i = #gs + 1, room = math.huge}
-        wf[#wf + 1] = 'w:' .. top[i]
-        if GCAP then wf[#wf + 1] = 'c:' .. top[i] end
-      end
-      local ws = redis.call('HMGET', gkey('groups'), unpack(wf))
-      local step = GCAP and 2 or 1
-      local h = {}
-      for i, g in ipairs(gs) do
-        g.w = tonumber(ws[step * (i - 1) + 1]) or 1
-        g.cur = g.vt
-        if GCAP then
-          local cap = tonumber(ws[step * i]) or cap_default
-          if cap > 0 then
-            local live, first = group_live(g.name, now)
-            g.room, g.first = cap - live, first
-          end
-        end
-        if g.room > 0 then
-          heap_push(h, g)
-        else
-          park_group(g.name, g.vt, g.first or (now + lease_ms))
-        end
-      end
-      for _ = 1, left do
-        if #h == 0 then break end
-        local g = heap_pop(h)
-        g.n = g.n + 1
-        g.cur = g.cur + 1 / g.w
-        if g.n < g.room then heap_push(h, g) end
-      end
-      for _, g in ipairs(gs) do
-        if g.n > 0 then
-          local got = redis.call('ZPOPMIN', gpending(g.name), g.n)
-          local ids = {}
-          for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
-          local m = 0
-          local gone = {}
-          if #ids > 0 then
-            -- only ids still pending count (an entry left behind by a path that missed the index)
-            local live = redis.call('ZMSCORE', K_PENDING, unpack(ids))
-            for i, id in ipairs(ids) do
-              if live[i] then
-                out[#out + 1] = id
-                out[#out + 1] = live[i]
-                gone[#gone + 1] = id
-                m = m + 1
-              end
-            end
-            if #gone > 0 then redis.call('ZREM', K_PENDING, unpack(gone)) end
-          end
-          local capped = g.room ~= math.huge
-          if capped and #gone > 0 then
-            local z = {}
-            for _, id in ipairs(gone) do
-              z[#z + 1] = 0
-              z[#z + 1] = id
-            end
-            redis.call('ZADD', glease(g.name), unpack(z))
-          end
-          local fin = g.vt + m / g.w
-          if m > 0 then
-            local last = g.vt + (m - 1) / g.w
-            if served == nil or last > served then served = last end
-          end
-          if #ids == g.n and redis.call('ZCARD', gpending(g.name)) > 0 then
-            if capped and m >= g.room then
-              park_group(g.name, fin, math.min(g.first or math.huge, now + lease_ms))
-            else
-              redis.call('ZADD', gkey('gready'), vfmt(fin), g.name)
-            end
-          else
-            redis.call('ZREM', gkey('gready'), g.name)
-            redis.call('HSET', gkey('groups'), 'v:' .. g.name, vfmt(fin))
-          end
-        end
-      end
-    end
-    if served and served > sys_v() then set_sys_v(served) end
-    if GCAP and #out < 2 * k then
-      local nxt = redis.call('ZRANGE', gkey('gpark'), 0, 0, 'WITHSCORES')
-      if nxt[2] then FAIR_WAIT = math.max(1, tonumber(nxt[2]) - now) end
-    end
-    return out
-  end
-
-  POP_LIB = {pop = pop_fair}
-  return POP_LIB
 end
 
 -- Put task `id` in pending with `score` (a string); on a fair queue also in its group's set. `g`
@@ -332,10 +143,10 @@ local function unpend_group(id)
   end
 end
 
--- Leases of these tasks ended (acknowledged, released, cancelled): on a queue with group caps,
+-- Leases of these tasks ended (acknowledged, released, cancelled): on a queue with group limits,
 -- they leave their groups' lease sets, and a group parked by its cap is ready again.
 local function groups_freed(ids)
-  if GCAP and #ids > 0 then fair_lib().freed(ids) end
+  if GLIM and #ids > 0 then fair_lib().freed(ids) end
 end
 
 -- Remember the groups of new tasks (tasks of the default group are not listed).

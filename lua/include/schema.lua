@@ -34,10 +34,14 @@ local FLOW = false
 local CAP_WAIT = false
 
 -- Fair queueing across groups (meta field `fq` = '1', set by configure: include/fair.lua), and
--- whether any group may have a concurrency cap (meta `gk` = '1': the queue's group_concurrency,
--- or a group's own cap set by group_set).
+-- whether any group may have a limit of its own (meta `gk` = '1': the queue's group_concurrency
+-- or group_rate, or a group's own cap or rate set by group_set).
 local FAIR = false
-local GCAP = false
+local GLIM = false
+
+-- Whether any task of the queue was enqueued with a cost other than 1 (meta `tc` = '1', set by
+-- enqueue: include/limits.lua keeps the costs). Read by the same HMGET.
+local COSTS = false
 
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
@@ -64,16 +68,18 @@ local function check_schema(...)
   fields[#fields + 1] = 'cw'
   fields[#fields + 1] = 'fq'
   fields[#fields + 1] = 'gk'
+  fields[#fields + 1] = 'tc'
   local got = redis.call('HMGET', K_META, unpack(fields))
   local f = #fields
-  EV_MAX = tonumber(got[f - 7]) or EVENTS_DEFAULT_MAX
-  DM = got[f - 6]
-  AGING = tonumber(got[f - 5]) or 0
-  EXPIRING = got[f - 4] == '1'
-  FLOW = got[f - 3] == '1'
-  CAP_WAIT = got[f - 2] == '1'
-  FAIR = got[f - 1] == '1'
-  GCAP = FAIR and got[f] == '1'
+  EV_MAX = tonumber(got[f - 8]) or EVENTS_DEFAULT_MAX
+  DM = got[f - 7]
+  AGING = tonumber(got[f - 6]) or 0
+  EXPIRING = got[f - 5] == '1'
+  FLOW = got[f - 4] == '1'
+  CAP_WAIT = got[f - 3] == '1'
+  FAIR = got[f - 2] == '1'
+  GLIM = FAIR and got[f - 1] == '1'
+  COSTS = got[f] == '1'
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

@@ -182,6 +182,9 @@ pub struct EnqueueArgs {
     /// groups that have work share the workers by their weights.
     #[arg(long, value_name = "KEY")]
     pub group: Option<String>,
+    /// What the task counts for under the rate limits of its queue and group (default 1).
+    #[arg(long, value_name = "N")]
+    pub cost: Option<u32>,
     /// A repeated enqueue with the same key returns the first task's id.
     #[arg(long, conflicts_with = "throttle")]
     pub idempotency_key: Option<String>,
@@ -242,8 +245,17 @@ pub enum GroupsAction {
         /// group_concurrency).
         #[arg(long)]
         concurrency: Option<u32>,
+        /// The group's own rate limit, tasks per period ("5/s", "100/m"; "none" = no rate
+        /// limit, even under the queue's group_rate).
+        #[arg(long, value_parser = group_rate)]
+        rate: Option<u64>,
+        /// The burst of the group's own rate limit: tasks it may start at once after an idle
+        /// spell (1 = evenly spaced).
+        #[arg(long)]
+        burst: Option<u32>,
     },
-    /// Put a group back to the defaults (weight 1, the queue's group_concurrency).
+    /// Put a group back to the defaults (weight 1, the queue's group_concurrency, group_rate
+    /// and group_burst).
     Reset {
         #[command(flatten)]
         queue: QueueArg,
@@ -285,6 +297,14 @@ pub enum DeadAction {
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} — write durations like 500ms, 30s, 5m, 1h"))
+}
+
+/// `--rate` of a group: µs between two tasks, 0 for "none".
+fn group_rate(s: &str) -> Result<u64, String> {
+    if s.trim() == "none" {
+        return Ok(0);
+    }
+    crate::flow::Rate::parse(s).map(|r| r.interval_us())
 }
 
 /// Run the parsed command line; returns the process exit code.

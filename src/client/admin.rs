@@ -90,7 +90,8 @@ impl Queue {
     }
 
     /// Store the queue settings the scripts read from Redis (the events stream cap, priority
-    /// aging, the rate limit and concurrency cap, the dispatch mode). The scheduler and workers run it at start; every process should share the
+    /// aging, the rate limit and concurrency cap, fairness and the groups' default limits, the
+    /// dispatch mode). The scheduler and workers run it at start; every process should share the
     /// same [queues]. Logs a warning when the queue was in another dispatch mode before: the
     /// processes' configs disagree, or a switch is rolling out. Returns the mode it had.
     pub async fn configure(&self) -> Result<Option<crate::task::DispatchMode>> {
@@ -103,6 +104,8 @@ impl Queue {
             concurrency: self.settings.concurrency,
             fairness: self.settings.fairness,
             group_concurrency: self.settings.group_concurrency,
+            group_rate_interval_us: self.settings.group_rate.map_or(0, |r| r.interval_us()),
+            group_burst: self.settings.group_burst.unwrap_or(1),
         };
         let before = self.run(&req).await?.0;
         if let Some(b) = before.filter(|b| *b != req.dispatch) {

@@ -205,6 +205,13 @@ impl Queue {
             if let Some(g) = &spec.group {
                 crate::keys::validate_name(g, "group")?;
             }
+            let cb = crate::bounds::enqueue::COST;
+            if !cb.contains(spec.cost.into()) {
+                return Err(Error::Invalid(format!(
+                    "a {} task's cost must be between {} and {} (what it counts for under the rate limits), got {}",
+                    spec.kind, cb.min, cb.max, spec.cost
+                )));
+            }
             if spec.payload.len() as u64 > s.max_payload {
                 return Err(Error::PayloadTooLarge {
                     queue: self.name().into(),
@@ -237,6 +244,7 @@ impl Queue {
                 debounce: spec.debounce,
                 expires_in: spec.expires_in.unwrap_or(std::time::Duration::ZERO),
                 group: spec.group,
+                cost: spec.cost,
             });
         }
         self.run(&ops::enqueue::Request {

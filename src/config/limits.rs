@@ -266,6 +266,15 @@ pub const QUEUE: &[QueueLimit] = &[
         },
         value: |q| q.group_concurrency as i64,
     },
+    QueueLimit {
+        limit: Limit {
+            key: "group_burst",
+            unit: Unit::Count,
+            floor: None,
+            feeds: &[(bounds::configure::GROUP_BURST, 1)],
+        },
+        value: |q| q.group_burst.unwrap_or(1) as i64,
+    },
 ];
 
 /// `[scheduler] batch`: most tasks one maintenance call handles.

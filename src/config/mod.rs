@@ -170,6 +170,12 @@ pub struct QueueConfig {
     /// alive); 0 = none. `baton groups set --concurrency` gives a group its own cap. A group at
     /// its cap is parked, never holding the others back.
     pub group_concurrency: u32,
+    /// On a fair queue: every group's own rate limit, written like `rate` (`"10/s"`), with
+    /// `group_burst`. `baton groups set --rate` gives a group its own. A group over its rate is
+    /// parked until the rate admits it, never holding the others back. Unset = none.
+    pub group_rate: Option<crate::flow::Rate>,
+    /// The burst of `group_rate` (default 1). Needs `group_rate`.
+    pub group_burst: Option<u32>,
 }
 
 impl QueueConfig {
@@ -222,6 +228,8 @@ impl Default for QueueConfig {
             concurrency: 0,
             fairness: crate::flow::Fairness::Fifo,
             group_concurrency: 0,
+            group_rate: None,
+            group_burst: None,
         }
     }
 }

@@ -155,6 +155,7 @@ mod limits_walk {
             "burst" => t += "rate = \"1/s\"\n",
             // group caps belong to a fair queue
             "group_concurrency" => t += "fairness = \"fair\"\n",
+            "group_burst" => t += "fairness = \"fair\"\ngroup_rate = \"1/s\"\n",
             _ => {}
         }
         t

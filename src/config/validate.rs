@@ -114,6 +114,18 @@ impl Config {
                     "applies to a fair queue, where tasks are kept by group: set fairness = \"fair\" as well, or remove group_concurrency",
                 );
             }
+            if q.group_rate.is_some() && q.fairness != crate::flow::Fairness::Fair {
+                return bad(
+                    &key("group_rate"),
+                    "applies to a fair queue, where tasks are kept by group: set fairness = \"fair\" as well, or remove group_rate",
+                );
+            }
+            if q.group_burst.is_some() && q.group_rate.is_none() {
+                return bad(
+                    &key("group_burst"),
+                    "applies to a group rate limit: set group_rate as well (e.g. group_rate = \"10/s\"), or remove group_burst",
+                );
+            }
             if q.burst.is_some() && q.rate.is_none() {
                 return bad(
                     &key("burst"),

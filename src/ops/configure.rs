@@ -26,6 +26,10 @@ pub struct Request {
     pub fairness: crate::flow::Fairness,
     /// On a fair queue, most leases alive per group; 0 = none.
     pub group_concurrency: u32,
+    /// On a fair queue, every group's rate limit: µs between two of its tasks; 0 = none.
+    pub group_rate_interval_us: u64,
+    /// The burst of the groups' rate limits (at least 1).
+    pub group_burst: u32,
 }
 
 impl Op for Request {
@@ -40,7 +44,9 @@ impl Op for Request {
             .named("burst", self.burst)
             .named("concurrency", self.concurrency)
             .named("fairness", self.fairness.as_str())
-            .named("group_concurrency", self.group_concurrency);
+            .named("group_concurrency", self.group_concurrency)
+            .named("group_rate_interval_us", self.group_rate_interval_us)
+            .named("group_burst", self.group_burst);
     }
 }
 

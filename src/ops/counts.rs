@@ -20,7 +20,7 @@ impl Op for Request {
 
 impl FromRedisValue for Counts {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap] =
+        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap, held_group_rate, held_group_cap] =
             exactly(v, "counts")?;
         Ok(Counts {
             pending: count(&pending)?,
@@ -50,6 +50,8 @@ impl FromRedisValue for Counts {
             },
             held_rate_total: count(&held_rate)?,
             held_concurrency_total: count(&held_cap)?,
+            held_group_rate_total: count(&held_group_rate)?,
+            held_group_concurrency_total: count(&held_group_cap)?,
         })
     }
 }

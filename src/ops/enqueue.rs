@@ -45,6 +45,8 @@ pub struct NewTask {
     pub expires_in: Duration,
     /// The task's group; `None`: the group "default".
     pub group: Option<String>,
+    /// What the task counts for under the rate limits (1 = a plain task).
+    pub cost: u32,
 }
 
 impl Op for Request {
@@ -106,6 +108,9 @@ impl NewTask {
         }
         if let Some(g) = &self.group {
             o.push(format!("group={g}"));
+        }
+        if self.cost != 1 {
+            o.push(format!("cost={}", self.cost));
         }
         o.join(",")
     }

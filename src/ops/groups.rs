@@ -1,4 +1,5 @@
-//! `lua/groups.lua`: a queue's groups with their backlog, weight and place in the fair order.
+//! `lua/groups.lua`: a queue's groups with their backlog, weight, limits and place in the fair
+//! order.
 
 use super::reply::{count, flat_refs, groups, int, string};
 use super::Op;
@@ -36,33 +37,46 @@ pub struct GroupInfo {
     pub concurrency: Option<u64>,
     /// Its live leases (counted when it has a cap).
     pub running: u64,
-    /// Parked by its cap: Redis ms when it is looked at again at the latest (the end of one of
-    /// its leases readies it sooner).
+    /// Parked by a limit of its own: Redis ms when it is looked at again at the latest (for a
+    /// cap, the end of one of its leases readies it sooner).
     pub parked_until_ms: Option<u64>,
+    /// Its rate limit (its own, or the queue's group_rate) as µs between two tasks; `None`: none.
+    pub rate_interval_us: Option<u64>,
+    /// The burst of that rate limit.
+    pub burst: u64,
+    /// The limit that parked it (`"group_rate"` or `"group_concurrency"`), while parked.
+    pub held_by: Option<String>,
 }
 
 impl FromRedisValue for GroupInfo {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        Err(format!("groups replies a flat array of 7 values per group, not {v:?}").into())
+        Err(format!("groups replies a flat array of 10 values per group, not {v:?}").into())
     }
 
     fn from_redis_values(values: Vec<Value>) -> Result<Vec<Self>, ParsingError> {
-        groups::<7>(values, "groups")?
+        groups::<10>(values, "groups")?
             .into_iter()
-            .map(|[name, backlog, weight, vt, cap, running, parked]| {
-                let vt = string(vt)?;
-                let cap = int(&cap)?;
-                let parked = int(&parked)?;
-                Ok(GroupInfo {
-                    name: string(name)?,
-                    backlog: count(&backlog)?,
-                    weight: count(&weight)?,
-                    virtual_time: vt.parse().ok(),
-                    concurrency: (cap >= 0).then_some(cap as u64),
-                    running: count(&running)?,
-                    parked_until_ms: (parked > 0).then_some(parked as u64),
-                })
-            })
+            .map(
+                |[name, backlog, weight, vt, cap, running, parked, rate, burst, held]| {
+                    let vt = string(vt)?;
+                    let cap = int(&cap)?;
+                    let parked = int(&parked)?;
+                    let rate = int(&rate)?;
+                    let held = string(held)?;
+                    Ok(GroupInfo {
+                        name: string(name)?,
+                        backlog: count(&backlog)?,
+                        weight: count(&weight)?,
+                        virtual_time: vt.parse().ok(),
+                        concurrency: (cap >= 0).then_some(cap as u64),
+                        running: count(&running)?,
+                        parked_until_ms: (parked > 0).then_some(parked as u64),
+                        rate_interval_us: (rate > 0).then_some(rate as u64),
+                        burst: count(&burst)?,
+                        held_by: (!held.is_empty()).then_some(held),
+                    })
+                },
+            )
             .collect()
     }
 

@@ -134,6 +134,8 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
                 "retried": c.retried_total, "dead": c.dead_total, "reclaimed": c.expired_total,
                 "lapsed": c.lapsed_total, "held_rate": c.held_rate_total,
                 "held_concurrency": c.held_concurrency_total,
+                "held_group_rate": c.held_group_rate_total,
+                "held_group_concurrency": c.held_group_concurrency_total,
             },
             "groups": groups,
             "history": web.history.get(q.name()),
@@ -359,11 +361,13 @@ async fn metrics(AxState(web): AxState<Shared>) -> Response {
         for (limit, n) in [
             ("rate", c.held_rate_total),
             ("concurrency", c.held_concurrency_total),
+            ("group_rate", c.held_group_rate_total),
+            ("group_concurrency", c.held_group_concurrency_total),
         ] {
             page.sample(
                 "baton_throttled_total",
                 "counter",
-                "Claim and dispatch calls the queue's limit cut short while tasks were pending",
+                "Claim and dispatch calls the queue's limit cut short while tasks were pending (rate, concurrency), and groups parked by their own limit (group_rate, group_concurrency)",
                 &[("queue", q), ("limit", limit)],
                 n as f64,
             );

@@ -65,6 +65,8 @@ export interface TaskSpec {
   expiresInMs?: number;
   /** The task's group (tenant, customer, API key); on a fair queue the groups share the workers. */
   group?: string;
+  /** What the task counts for under the rate limits of its queue and group (default 1). */
+  cost?: number;
 }
 
 /** What enqueue did with one task (the script's `created` code). */
@@ -107,6 +109,9 @@ export interface Counts {
   held: number;
   heldRateTotal: number;
   heldConcurrencyTotal: number;
+  /** Times a group was parked by its own rate limit, or by its own cap. */
+  heldGroupRateTotal: number;
+  heldGroupConcurrencyTotal: number;
 }
 
 /** One group of a queue (fair queueing). */
@@ -121,8 +126,13 @@ export interface GroupInfo {
   concurrency: number | null;
   /** Its live leases (counted when it has a cap). */
   running: number;
-  /** Parked by its cap: Redis ms when it is looked at again at the latest; null: not parked. */
+  /** Parked by a limit of its own: Redis ms when it is looked at again at the latest; null: not parked. */
   parkedUntilMs: number | null;
+  /** Its rate limit (its own or the queue's group_rate) as µs between two tasks; null: none. */
+  rateIntervalUs: number | null;
+  burst: number;
+  /** The limit that parked it ("group_rate" or "group_concurrency"); null when not parked. */
+  heldBy: string | null;
 }
 
 /** Tasks a claim (or take) handed out. `waitMs` says whether the queue's limits held the call
@@ -167,6 +177,7 @@ function taskOptions(t: TaskSpec, uniqueTtlMs: number): string {
   }
   if (t.expiresInMs) o.push(`expires_in_ms=${Math.trunc(t.expiresInMs)}`);
   if (t.group) o.push(`group=${t.group}`);
+  if (t.cost !== undefined && t.cost !== 1) o.push(`cost=${Math.trunc(t.cost)}`);
   return o.join(",");
 }
 
@@ -387,18 +398,35 @@ export class Queue {
     return c >= 0 ? c : null;
   }
 
+  /** A group's own rate limit as µs between two of its tasks (0 = none, even under the queue's
+   * group_rate; 10/s = 100000), at run time. Returns its own rate before (null: it had none). */
+  async setGroupRate(group: string, intervalUs: number): Promise<number | null> {
+    const r = (await this.call("group_set", [["group", group], ["field", "rate"], ["value", intervalUs]])) as unknown[];
+    const c = int(r[2]);
+    return c >= 0 ? c : null;
+  }
+
+  /** The burst of a group's own rate limit (1..1000000). Returns its own burst before (null: none). */
+  async setGroupBurst(group: string, burst: number): Promise<number | null> {
+    const r = (await this.call("group_set", [["group", group], ["field", "burst"], ["value", burst]])) as unknown[];
+    const c = int(r[3]);
+    return c >= 0 ? c : null;
+  }
+
   /** The queue's groups: those with pending tasks (fair queues; next served first), then those
-   * with a weight set. */
+   * parked by a limit of their own, then those with settings. */
   async groups(limit = 50): Promise<GroupInfo[]> {
     const r = (await this.call("groups", [["limit", limit]])) as unknown[];
     const out: GroupInfo[] = [];
-    for (let i = 0; i < r.length; i += 7) {
+    for (let i = 0; i < r.length; i += 10) {
       const vt = str(r[i + 3]);
       const cap = int(r[i + 4]);
       const parked = int(r[i + 6]);
+      const rate = int(r[i + 7]);
       out.push({
         name: str(r[i]), backlog: int(r[i + 1]), weight: int(r[i + 2]), virtualTime: vt === "" ? null : Number(vt),
         concurrency: cap >= 0 ? cap : null, running: int(r[i + 5]), parkedUntilMs: parked > 0 ? parked : null,
+        rateIntervalUs: rate > 0 ? rate : null, burst: int(r[i + 8]), heldBy: str(r[i + 9]) || null,
       });
     }
     return out;
@@ -411,6 +439,7 @@ export class Queue {
       "pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers", "completedTotal",
       "failedTotal", "deadTotal", "expiredTotal", "enqueuedTotal", "retriedTotal", "agingMs", "lapsedTotal",
       "rateIntervalUs", "burst", "concurrency", "running", "held", "heldRateTotal", "heldConcurrencyTotal",
+      "heldGroupRateTotal", "heldGroupConcurrencyTotal",
     ];
     return Object.fromEntries(names.map((n, i) => [n, r[i]])) as unknown as Counts;
   }
@@ -431,17 +460,20 @@ export class Queue {
       fairness?: "fifo" | "fair";
       /** On a fair queue, most running tasks per group; 0 = none. */
       groupConcurrency?: number;
+      /** On a fair queue, every group's rate limit: µs between two of its tasks; 0 = none. */
+      groupRateIntervalUs?: number;
+      groupBurst?: number;
     } = {},
   ): Promise<string> {
     const {
       eventsMaxLen = 10_000, dispatch = "pull", agingMs = 0, rateIntervalUs = 0, burst = 1, concurrency = 0, fairness = "fifo",
-      groupConcurrency = 0,
+      groupConcurrency = 0, groupRateIntervalUs = 0, groupBurst = 1,
     } = settings;
     return str(
       await this.call("configure", [
         ["events_max_len", eventsMaxLen], ["dispatch", dispatch], ["aging_ms", agingMs],
         ["rate_interval_us", rateIntervalUs], ["burst", burst], ["concurrency", concurrency], ["fairness", fairness],
-        ["group_concurrency", groupConcurrency],
+        ["group_concurrency", groupConcurrency], ["group_rate_interval_us", groupRateIntervalUs], ["group_burst", groupBurst],
       ]),
     );
   }

@@ -309,6 +309,8 @@ def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[s
         o.append(f"expires_in_ms={int(t['expires_in_ms'])}")
     if t.get("group"):
         o.append(f"group={t['group']}")
+    if t.get("cost", 1) != 1:
+        o.append(f"cost={int(t['cost'])}")
     return ",".join(o)
 
 
@@ -391,7 +393,8 @@ class Queue:
         the first one's id — the idempotency key ``throttle:<key>``, as Rust's TaskSpec::throttle);
         ``expires_in_ms``: no run starts later than this after now (the task goes to the
         dead-letter set unrun); ``group``: the task's group (tenant, customer, API key; on a
-        fair queue the groups that have work share the workers by weight)."""
+        fair queue the groups that have work share the workers by weight); ``cost``: what the
+        task counts for under the rate limits of its queue and group (default 1)."""
         args: List[Tuple[str, Any]] = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
@@ -469,15 +472,19 @@ class Queue:
     @_op
     def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,
                   rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
-                  fairness: str = "fifo", group_concurrency: int = 0) -> _CallOf[str]:
+                  fairness: str = "fifo", group_concurrency: int = 0, group_rate_interval_us: int = 0,
+                  group_burst: int = 1) -> _CallOf[str]:
         """Store the queue settings the scripts read (as baton-worker/-scheduler do at start from
         [queues.Q]): events stream cap, dispatch mode, priority aging in ms per priority step,
         the rate limit (µs between two tasks, 0 = none; 200/s = 5000) with its burst, and the
         concurrency cap (0 = none), fairness ("fifo", or "fair": weighted fair queueing across
-        task groups) and, on a fair queue, the cap per group (0 = none). Returns the dispatch mode stored before ("" for a new queue)."""
+        task groups) and, on a fair queue, the cap per group (0 = none) and the rate limit per
+        group (µs between two of its tasks, 0 = none) with its burst. Returns the dispatch mode
+        stored before ("" for a new queue)."""
         args = [("events_max_len", events_max_len), ("dispatch", dispatch), ("aging_ms", aging_ms),
                 ("rate_interval_us", rate_interval_us), ("burst", burst), ("concurrency", concurrency),
-                ("fairness", fairness), ("group_concurrency", group_concurrency)]
+                ("fairness", fairness), ("group_concurrency", group_concurrency),
+                ("group_rate_interval_us", group_rate_interval_us), ("group_burst", group_burst)]
         return "configure", args, (), lambda reply: reply.decode()
 
     @_op
@@ -486,7 +493,8 @@ class Queue:
         names = ["pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers",
                  "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
                  "retried_total", "aging_ms", "lapsed_total", "rate_interval_us", "burst", "concurrency",
-                 "running", "held", "held_rate_total", "held_concurrency_total"]
+                 "running", "held", "held_rate_total", "held_concurrency_total",
+                 "held_group_rate_total", "held_group_concurrency_total"]
         return "counts", [], (), lambda reply: dict(zip(names, reply))
 
     @_op
@@ -503,23 +511,42 @@ class Queue:
                 lambda r: int(r[1]) if int(r[1]) >= 0 else None)
 
     @_op
+    def set_group_rate(self, group: str, interval_us: int) -> _CallOf[Optional[int]]:
+        """A group's own rate limit as µs between two of its tasks (0 = none, even under the
+        queue's group_rate; 10/s = 100000), at run time (its burst: set_group_burst). Returns
+        its own rate before (None: it had none)."""
+        return ("group_set", [("group", group), ("field", "rate"), ("value", interval_us)], (),
+                lambda r: int(r[2]) if int(r[2]) >= 0 else None)
+
+    @_op
+    def set_group_burst(self, group: str, burst: int) -> _CallOf[Optional[int]]:
+        """The burst of a group's own rate limit (1..1000000). Returns its own burst before
+        (None: it had none)."""
+        return ("group_set", [("group", group), ("field", "burst"), ("value", burst)], (),
+                lambda r: int(r[3]) if int(r[3]) >= 0 else None)
+
+    @_op
     def reset_group(self, group: str) -> _CallOf[None]:
-        """Put a group back to weight 1 and the queue's group_concurrency."""
+        """Put a group back to weight 1 and the queue's group_concurrency, group_rate and
+        group_burst."""
         return "group_set", [("group", group), ("field", "reset"), ("value", 0)], (), lambda r: None
 
     @_op
     def groups(self, limit: int = 50) -> _CallOf[List[Dict[str, Any]]]:
         """The queue's groups: those with pending tasks (fair queues; next served first), then
-        those parked by their cap, then those with settings: dicts of name, backlog, weight,
-        virtual_time (None when not ready), concurrency (None: no cap), running,
-        parked_until_ms (None: not parked)."""
+        those parked by a limit of their own, then those with settings: dicts of name, backlog,
+        weight, virtual_time (None when not ready), concurrency (None: no cap), running,
+        parked_until_ms (None: not parked), rate_interval_us (None: no rate limit), burst,
+        held_by ("group_rate" or "group_concurrency" while parked, else None)."""
         def parse(reply: Any) -> List[Dict[str, Any]]:
             return [{"name": reply[i].decode(), "backlog": int(reply[i + 1]), "weight": int(reply[i + 2]),
                      "virtual_time": float(reply[i + 3]) if reply[i + 3] else None,
                      "concurrency": int(reply[i + 4]) if int(reply[i + 4]) >= 0 else None,
                      "running": int(reply[i + 5]),
-                     "parked_until_ms": int(reply[i + 6]) or None}
-                    for i in range(0, len(reply), 7)]
+                     "parked_until_ms": int(reply[i + 6]) or None,
+                     "rate_interval_us": int(reply[i + 7]) or None, "burst": int(reply[i + 8]),
+                     "held_by": reply[i + 9].decode() or None}
+                    for i in range(0, len(reply), 10)]
         return "groups", [("limit", limit)], (), parse
 
     # ---- worker ----
@@ -859,10 +886,13 @@ class AsyncQueue(Queue):
         async def cancel(self, *task_ids: str) -> List[Optional[str]]: ...  # type: ignore[override]  # noqa: E704
         async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,  # type: ignore[override]  # noqa: E501
                             rate_interval_us: int = 0, burst: int = 1, concurrency: int = 0,
-                            fairness: str = "fifo", group_concurrency: int = 0) -> str: ...  # noqa: E704
+                            fairness: str = "fifo", group_concurrency: int = 0,
+                            group_rate_interval_us: int = 0, group_burst: int = 1) -> str: ...  # noqa: E704
         async def counts(self) -> Dict[str, int]: ...  # type: ignore[override]  # noqa: E704
         async def set_group_weight(self, group: str, weight: int) -> int: ...  # type: ignore[override]  # noqa: E704
         async def set_group_concurrency(self, group: str, cap: int) -> Optional[int]: ...  # type: ignore[override]  # noqa: E704,E501
+        async def set_group_rate(self, group: str, interval_us: int) -> Optional[int]: ...  # type: ignore[override]  # noqa: E704,E501
+        async def set_group_burst(self, group: str, burst: int) -> Optional[int]: ...  # type: ignore[override]  # noqa: E704,E501
         async def reset_group(self, group: str) -> None: ...  # type: ignore[override]  # noqa: E704
         async def groups(self, limit: int = 50) -> List[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
         async def register(self, worker: str, info: Mapping[str, Any]) -> None: ...  # type: ignore[override]  # noqa: E704

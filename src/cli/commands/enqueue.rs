@@ -40,6 +40,9 @@ pub(super) fn spec(args: &EnqueueArgs, payload: Vec<u8>) -> TaskSpec {
     if let Some(d) = args.expires_in {
         s = s.expires_in(d);
     }
+    if let Some(c) = args.cost {
+        s = s.cost(c);
+    }
     if let Some(g) = &args.group {
         s = s.group(g);
     }

@@ -1,4 +1,5 @@
-//! `baton groups`: a queue's groups under fair queueing — list, set a weight or a cap, reset.
+//! `baton groups`: a queue's groups under fair queueing — list, set a weight, a cap or a rate,
+//! reset.
 
 use super::*;
 use crate::ops::group_set::Change;
@@ -20,8 +21,8 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
                 println!("queue {}: no group has pending tasks or settings", q.name());
             } else {
                 println!(
-                    "{:<32} {:>9} {:>7} {:>12} {:>9}  STATE",
-                    "GROUP", "BACKLOG", "WEIGHT", "VIRTUAL TIME", "RUNNING"
+                    "{:<32} {:>9} {:>7} {:>12} {:>9} {:>14}  STATE",
+                    "GROUP", "BACKLOG", "WEIGHT", "VIRTUAL TIME", "RUNNING", "RATE"
                 );
                 for g in &list {
                     let vt = g
@@ -32,14 +33,24 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
                         Some(c) => format!("{}/{c}", g.running),
                         None => "-".into(),
                     };
+                    let rate = match g.rate_interval_us {
+                        Some(us) => format!("{}/s b{}", per_second(us), g.burst),
+                        None => "-".into(),
+                    };
                     let state = match (g.parked_until_ms, g.virtual_time) {
-                        (Some(ms), _) => format!("parked by its cap (looked at again by Redis ms {ms})"),
+                        (Some(ms), _) => {
+                            let by = match g.held_by.as_deref() {
+                                Some("group_rate") => "its rate",
+                                _ => "its cap",
+                            };
+                            format!("parked by {by} (looked at again by Redis ms {ms})")
+                        }
                         (None, Some(_)) => "ready".into(),
                         (None, None) => "idle".into(),
                     };
                     println!(
-                        "{:<32} {:>9} {:>7} {:>12} {:>9}  {state}",
-                        g.name, g.backlog, g.weight, vt, running
+                        "{:<32} {:>9} {:>7} {:>12} {:>9} {:>14}  {state}",
+                        g.name, g.backlog, g.weight, vt, running, rate
                     );
                 }
             }
@@ -50,6 +61,8 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
             group,
             weight,
             concurrency,
+            rate,
+            burst,
         } => {
             let max = crate::flow::GROUP_WEIGHT_MAX;
             if let Some(w) = weight.filter(|w| *w == 0 || *w > max) {
@@ -63,12 +76,21 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
                     "--concurrency must be between 0 (no cap) and {cmax}, got {c}"
                 )));
             }
+            let bb = crate::bounds::configure::GROUP_BURST;
+            if let Some(b) = burst.filter(|b| !bb.contains((*b).into())) {
+                return Err(Error::Invalid(format!(
+                    "--burst must be between {} and {}, got {b}",
+                    bb.min, bb.max
+                )));
+            }
             let mut changes = Vec::new();
             changes.extend(weight.map(Change::Weight));
             changes.extend(concurrency.map(Change::Concurrency));
+            changes.extend(rate.map(Change::RateIntervalUs));
+            changes.extend(burst.map(Change::Burst));
             if changes.is_empty() {
                 return Err(Error::Invalid(
-                    "say what to set: --weight W and/or --concurrency C (0 = no cap)".into(),
+                    "say what to set: --weight W, --concurrency C (0 = no cap), --rate R (e.g. 5/s; none = no rate limit) and/or --burst B".into(),
                 ));
             }
             let q = client.queue(&queue.queue)?;
@@ -86,16 +108,22 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
 
 async fn set(q: &Queue, group: &str, change: Change, json: bool) -> Result<()> {
     let before = q.change_group(group, change).await?;
-    let was_cap = before
-        .concurrency
-        .map_or_else(|| "the queue's".to_string(), |c| c.to_string());
+    let own = |v: Option<u64>, show: fn(u64) -> String| v.map_or_else(|| "the queue's".to_string(), show);
+    let was_cap = own(before.concurrency, |c| c.to_string());
+    let was_rate = own(before.rate_interval_us, rate_text);
+    let was_burst = own(before.burst, |b| b.to_string());
     let (what, now, was) = match change {
         Change::Weight(w) => ("weight", w.to_string(), before.weight.to_string()),
         Change::Concurrency(c) => ("concurrency", c.to_string(), was_cap),
+        Change::RateIntervalUs(us) => ("rate", rate_text(us), was_rate),
+        Change::Burst(b) => ("burst", b.to_string(), was_burst),
         Change::Reset => (
             "settings",
-            "weight 1, the queue's concurrency".to_string(),
-            format!("weight {}, concurrency {was_cap}", before.weight),
+            "weight 1, the queue's concurrency, rate and burst".to_string(),
+            format!(
+                "weight {}, concurrency {was_cap}, rate {was_rate}, burst {was_burst}",
+                before.weight
+            ),
         ),
     };
     if json {
@@ -107,4 +135,17 @@ async fn set(q: &Queue, group: &str, change: Change, json: bool) -> Result<()> {
         println!("queue {} group {group}: {what} {now} (was {was})", q.name());
     }
     Ok(())
+}
+
+/// A rate as stored (µs between tasks) in tasks per second, "none" for 0.
+fn rate_text(us: u64) -> String {
+    if us == 0 {
+        "none".into()
+    } else {
+        format!("{}/s", per_second(us))
+    }
+}
+
+fn per_second(us: u64) -> f64 {
+    (crate::flow::per_second_of_interval(us) * 1000.0).round() / 1000.0
 }
