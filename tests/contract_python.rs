@@ -175,6 +175,40 @@ async fn python_groups_are_served_fairly_by_weight() {
     assert_eq!(a[9], "py-a-9");
 }
 
+/// Python sets a group's own rate and enqueues tasks with a cost; Rust's claim honours both:
+/// the group's burst of 4 lets two tasks of cost 2 go, the group is parked by its rate and the
+/// other group fills the rest of the claim.
+#[tokio::test]
+async fn python_group_rates_and_costs_bind_rust_claims() {
+    let mut env = common::env().await;
+    env.config.queues.get_mut("q").unwrap().fairness = baton::flow::Fairness::Fair;
+    let out = python(&["group-rate", &env.redis.url(), "q", "20"]);
+    let groups: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let r = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "py-r")
+        .unwrap();
+    assert_eq!(
+        (r["rate_interval_us"].as_u64(), r["burst"].as_u64()),
+        (Some(500_000), Some(4))
+    );
+    let q = env.queue();
+    let got: Vec<String> = q
+        .claim("w", 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let by_r = got.iter().filter(|id| id.starts_with("py-r")).count();
+    assert_eq!((by_r, got.len() - by_r), (2, 18), "{got:?}");
+    let list = q.groups(10).await.unwrap();
+    let r = list.iter().find(|g| g.name == "py-r").unwrap();
+    assert_eq!(r.held_by.as_deref(), Some("group_rate"), "{r:?}");
+}
+
 /// A throttle key is the same key from both languages: a Rust task throttles Python's enqueue
 /// within the window.
 #[tokio::test]

@@ -83,8 +83,13 @@ test("every queue operation passes the manifest check against a real server", as
     assert.deepEqual(await q.cancel(c3.id, "nope"), ["pending", null]);
     assert.equal(await q.setGroupWeight("acme", 3), 1);
     assert.equal(await q.setGroupConcurrency("acme", 2), null);
+    assert.equal(await q.setGroupRate("acme", 100_000), null);
+    assert.equal(await q.setGroupBurst("acme", 5), null);
     assert.deepEqual(await q.groups(10), [
-      { name: "acme", backlog: 0, weight: 3, virtualTime: null, concurrency: 2, running: 0, parkedUntilMs: null },
+      {
+        name: "acme", backlog: 0, weight: 3, virtualTime: null, concurrency: 2, running: 0, parkedUntilMs: null,
+        rateIntervalUs: 100_000, burst: 5, heldBy: null,
+      },
     ]);
     await q.take("w1", 1);
     const counts = await q.counts();

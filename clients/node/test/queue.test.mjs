@@ -67,6 +67,22 @@ test("a stale token is refused for complete, fail, heartbeat and progress; the n
   await q.close();
 });
 
+test("a group's own rate and the tasks' costs bind a claim", async () => {
+  const q = await fresh();
+  await q.configure({ fairness: "fair" });
+  await q.setGroupRate("metered", 500_000); // 2/s
+  await q.setGroupBurst("metered", 4);
+  await q.enqueueBatch(Array.from({ length: 5 }, (_, i) => ({ kind: "k", payload: `m${i}`, group: "metered", cost: 2 })));
+  await q.enqueueBatch(Array.from({ length: 5 }, (_, i) => ({ kind: "k", payload: `o${i}`, group: "other" })));
+  const got = await q.claim("w", 10);
+  const metered = got.filter((c) => c.payload.toString().startsWith("m")).length;
+  // a burst of 4 units: two tasks of cost 2, then the group is parked; the other group goes on
+  assert.deepEqual([metered, got.length - metered], [2, 5]);
+  const g = (await q.groups(10)).find((x) => x.name === "metered");
+  assert.equal(g.heldBy, "group_rate");
+  assert.equal((await q.counts()).heldGroupRateTotal, 1);
+});
+
 test("a version mismatch is refused at open and by every script", async () => {
   const q = await fresh();
   await q.enqueue("k", "x");

@@ -10,6 +10,7 @@ Usage: contract_driver.py COMMAND REDIS_URL QUEUE [ARGS...]
   stale              claim, let the lease expire, reclaim, claim again; show the zombie is refused
   version            expect a VERSION error from enqueue
   fair N             configure fair queueing, weight py-b 3, enqueue N tasks in py-a and N in py-b
+  group-rate N       fair queueing, py-r limited to 2/s with burst 4: N tasks of cost 2 in py-r, N in py-f
 """
 import json
 import sys
@@ -177,6 +178,15 @@ def main():
         for g in ("py-a", "py-b"):
             q.enqueue_batch([{"kind": "k", "payload": f"{g}-{i}", "group": g, "id": f"{g}-{i}"}
                              for i in range(int(rest[0]))])
+        print(json.dumps(q.groups()))
+    elif cmd == "group-rate":
+        q = baton.Queue(r, queue)
+        q.configure(fairness="fair")
+        assert q.set_group_rate("py-r", 500_000) is None
+        assert q.set_group_burst("py-r", 4) is None
+        n = int(rest[0])
+        q.enqueue_batch([{"kind": "k", "payload": "r", "group": "py-r", "cost": 2, "id": f"py-r-{i}"} for i in range(n)])
+        q.enqueue_batch([{"kind": "k", "payload": "f", "group": "py-f", "id": f"py-f-{i}"} for i in range(n)])
         print(json.dumps(q.groups()))
     else:
         sys.exit(f"unknown command {cmd}")
