@@ -126,11 +126,11 @@ fn payload(i: usize, size: usize) -> Vec<u8> {
 }
 
 async fn fill(q: &Queue, n: usize, size: usize) {
-    fill_groups(q, n, size, 0).await
+    fill_groups(q, n, size, 0, 1).await
 }
 
 /// `fill`, task j in group `g<j mod groups>` (no group when `groups` is 0).
-async fn fill_groups(q: &Queue, n: usize, size: usize, groups: usize) {
+async fn fill_groups(q: &Queue, n: usize, size: usize, groups: usize, cost: u32) {
     q.configure().await.unwrap(); // after a FLUSHALL: the queue's settings again
     let mut i = 0;
     let mut inflight = Vec::new();
@@ -138,7 +138,7 @@ async fn fill_groups(q: &Queue, n: usize, size: usize, groups: usize) {
         let k = (n - i).min(1000);
         let specs: Vec<TaskSpec> = (i..i + k)
             .map(|j| {
-                let t = TaskSpec::new("noop", payload(j, size));
+                let t = TaskSpec::new("noop", payload(j, size)).cost(cost);
                 if groups > 0 {
                     t.group(format!("g{}", j % groups))
                 } else {
@@ -416,19 +416,38 @@ async fn main() {
     }
     if parts.contains("fair") {
         // 3c. fair queueing's cost: the 1x50 shape draining tasks spread over G groups, fifo and
-        // fair, at 10 and 100,000 groups (one task per group: a group switch per task), and fair
-        // with limits that never bind
+        // fair, at 10 and 100,000 groups (one task per group: a group switch per task), fair
+        // with queue limits that never bind, with every group's own rate and cap (never
+        // binding), and with those and tasks of cost 2 (the costs walked task by task)
         use baton::flow::Fairness;
         let fast = baton::flow::Rate::parse("1000000/s").unwrap();
-        for (label, groups, fairness, limits) in [
-            ("fifo, tasks in 10 groups", 10usize, Fairness::Fifo, false),
-            ("fair, 10 groups", 10, Fairness::Fair, false),
-            ("fair, 100000 groups", 100_000, Fairness::Fair, false),
+        for (label, groups, fairness, limits, group_limits, cost) in [
+            ("fifo, tasks in 10 groups", 10usize, Fairness::Fifo, false, false, 1u32),
+            ("fair, 10 groups", 10, Fairness::Fair, false, false, 1),
+            ("fair, 100000 groups", 100_000, Fairness::Fair, false, false, 1),
             (
                 "fair + rate and cap (never binding), 10 groups",
                 10,
                 Fairness::Fair,
                 true,
+                false,
+                1,
+            ),
+            (
+                "fair + group rate and cap (never binding), 10 groups",
+                10,
+                Fairness::Fair,
+                false,
+                true,
+                1,
+            ),
+            (
+                "fair + all limits (never binding), cost 2, 10 groups",
+                10,
+                Fairness::Fair,
+                true,
+                true,
+                2,
             ),
         ] {
             let settings = baton::QueueConfig {
@@ -438,13 +457,16 @@ async fn main() {
                 rate: limits.then_some(fast),
                 burst: limits.then_some(1000),
                 concurrency: if limits { 1_000_000 } else { 0 },
+                group_rate: group_limits.then_some(fast),
+                group_burst: group_limits.then_some(1000),
+                group_concurrency: if group_limits { 1_000_000 } else { 0 },
                 ..Default::default()
             };
             let mut fcfg = cfg.clone();
             fcfg.queues.insert("bench-batch".into(), settings.clone());
             let q = Client::connect(fcfg).await.unwrap().queue("bench-batch").unwrap();
             probe.flush().await;
-            fill_groups(&q, n, 100, groups).await;
+            fill_groups(&q, n, 100, groups, cost).await;
             let name = format!("end to end 1x50, batch 100, {label}");
             drain_row(&cfg, &q, &mut probe, n, 50, settings, name).await;
             probe.flush().await;

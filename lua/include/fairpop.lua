@@ -102,13 +102,21 @@ local function pop_lib()
   end
 
   -- Group g's room in this call: how many tasks its own limits let go now (math.huge: no limit),
-  -- and which limit sets it (g.by). `d` holds the queue's defaults for groups.
-  local function group_room(g, s, d, now)
+  -- and which limit sets it (g.by). `d` holds the queue's defaults for groups; no group gets
+  -- more than `want` in this call, so a cap with room for more than that even if every lease in the
+  -- group's set were alive is not looked at more closely.
+  local function group_room(g, s, d, now, want)
     g.room = math.huge
     local cap = tonumber(s.c) or d.cap
     if cap > 0 then
-      local live, first = group_live(g.name, now)
-      g.room, g.by, g.first, g.capped = cap - live, 'group_concurrency', first, true
+      g.capped = true
+      local held = redis.call('ZCARD', glease(g.name))
+      if cap - held > want then
+        g.room, g.by = cap - held, 'group_concurrency'
+      else
+        local live, first = group_live(g.name, now)
+        g.room, g.by, g.first = cap - live, 'group_concurrency', first
+      end
     end
     local T = tonumber(s.r) or d.T
     if T > 0 then
@@ -127,10 +135,11 @@ local function pop_lib()
   end
 
   -- Take the n tasks of group g's pending set that are next, as far as the group's rate and the
-  -- queue's rate admit their costs (`walk`: the costs are looked at). Returns the ids taken with
-  -- their scores (id, score pairs), the group's new rate state, whether its rate cut the take
-  -- short and whether the queue's did. Entries of tasks no longer pending are dropped.
-  local function take_group(g, n, walk)
+  -- queue's rate admit their costs (`walk`: the costs are looked at), appending them to `out`
+  -- (id, score pairs). Returns the ids taken, the group's new rate state, whether its rate cut
+  -- the take short, whether the queue's did, and how many entries were looked at. Entries of
+  -- tasks no longer pending are dropped.
+  local function take_group(g, n, walk, out)
     local got
     if walk then
       got = redis.call('ZRANGE', gpending(g.name), 0, n - 1)
@@ -143,28 +152,30 @@ local function pop_lib()
     if #got == 0 then return {}, g.tat, false, false, 0 end
     local live = redis.call('ZMSCORE', K_PENDING, unpack(got))
     local cs = walk and Q.costs_of(got) or nil
-    local out, drop, tat = {}, {}, g.tat
+    local gone, tat, seen = {}, g.tat, #got
     local gcut, qcut = false, false
     for i, id in ipairs(got) do
       if live[i] then
         if walk then
           local nt = tat
           if g.T then nt = Q.charge(tat, g.T, g.B, cs[i]) end
-          if nt == nil then gcut = true break end
-          if not Q.take(cs[i]) then qcut = true break end
+          if nt == nil then gcut = true end
+          if not gcut and not Q.take(cs[i]) then qcut = true end
+          if gcut or qcut then
+            seen = i - 1
+            break
+          end
           tat = nt
         end
+        gone[#gone + 1] = id
         out[#out + 1] = id
         out[#out + 1] = live[i]
       end
-      drop[#drop + 1] = id
     end
-    if walk and #drop > 0 then redis.call('ZREM', gpending(g.name), unpack(drop)) end
-    local gone = {}
-    for i = 1, #out, 2 do gone[#gone + 1] = out[i] end
+    if walk and seen > 0 then redis.call('ZREM', gpending(g.name), unpack(got, 1, seen)) end
     if #gone > 0 then redis.call('ZREM', K_PENDING, unpack(gone)) end
     if g.T and not walk and #gone > 0 then tat = math.max(g.tat, Q.now_us()) + #gone * g.T end
-    return out, tat, gcut, qcut, #got
+    return gone, tat, gcut, qcut, #got
   end
 
   -- Take up to k pending tasks, fairly across groups. Start-time fair queueing decides, on
@@ -218,7 +229,7 @@ local function pop_lib()
         g.cur = g.vt
         if GLIM then
           g.h = ws[b + 6]
-          group_room(g, {c = ws[b + 2], r = ws[b + 3], b = ws[b + 4], t = ws[b + 5]}, d, now)
+          group_room(g, {c = ws[b + 2], r = ws[b + 3], b = ws[b + 4], t = ws[b + 5]}, d, now, left)
         end
         if g.room > 0 then
           heap_push(h, g)
@@ -235,16 +246,15 @@ local function pop_lib()
       end
       for _, g in ipairs(gs) do
         if g.n > 0 and not stop then
-          local got, tat, gcut, qcut, looked = take_group(g, g.n, COSTS and (g.T ~= nil or Q.walks()))
+          local got, tat, gcut, qcut, looked = take_group(g, g.n, COSTS and (g.T ~= nil or Q.walks()), out)
           stop = qcut
-          local m = #got / 2
-          for i = 1, #got do out[#out + 1] = got[i] end
+          local m = #got
           if g.T and m > 0 then redis.call('HSET', gkey('groups'), 't:' .. g.name, fmt(tat)) end
           if g.capped and m > 0 then
             local z = {}
-            for i = 1, #got, 2 do
+            for _, id in ipairs(got) do
               z[#z + 1] = 0
-              z[#z + 1] = got[i]
+              z[#z + 1] = id
             end
             redis.call('ZADD', glease(g.name), unpack(z))
           end
