@@ -422,7 +422,14 @@ async fn main() {
         use baton::flow::Fairness;
         let fast = baton::flow::Rate::parse("1000000/s").unwrap();
         for (label, groups, fairness, limits, group_limits, cost) in [
-            ("fifo, tasks in 10 groups", 10usize, Fairness::Fifo, false, false, 1u32),
+            (
+                "fifo, tasks in 10 groups",
+                10usize,
+                Fairness::Fifo,
+                false,
+                false,
+                1u32,
+            ),
             ("fair, 10 groups", 10, Fairness::Fair, false, false, 1),
             ("fair, 100000 groups", 100_000, Fairness::Fair, false, false, 1),
             (
