@@ -135,6 +135,21 @@ mod tests {
     }
 
     #[test]
+    fn group_rates_are_parsed_within_the_scripts_bounds() {
+        // Rate::parse checks against the queue rate's bounds; group_rate, group_burst and
+        // `baton groups set --rate/--burst` reuse it, so the scripts must take the same ranges
+        let (q, g, set) = (
+            bounds::configure::RATE_INTERVAL_US,
+            bounds::configure::GROUP_RATE_INTERVAL_US,
+            bounds::group_set::VALUE,
+        );
+        assert_eq!((q.min, q.max), (g.min, g.max));
+        assert!(set.min <= q.min && set.max >= q.max);
+        let (b, gb) = (bounds::configure::BURST, bounds::configure::GROUP_BURST);
+        assert_eq!((b.min, b.max), (gb.min, gb.max));
+    }
+
+    #[test]
     fn bad_rates_are_refused_with_the_fix() {
         for (bad, says) in [
             ("0/s", "positive"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 fn queue_at_limits(dispatch: &str) -> QueueConfig {
     let lease_max = limits::QUEUE[0].limit.range().1;
     // the slowest rate the scripts take (one task per day; the burst at its top lets them all go)
-    let mut text = format!("[queues.x]\ndispatch = \"{dispatch}\"\nrate = \"1/1day\"\nfairness = \"fair\"\n");
+    let mut text = format!("[queues.x]\ndispatch = \"{dispatch}\"\nrate = \"1/1day\"\nfairness = \"fair\"\ngroup_rate = \"1/1day\"\n");
     for l in limits::QUEUE {
         let (_, hi) = l.limit.range();
         let v = match l.limit.key {
