@@ -14,14 +14,10 @@ fn fair(c: &mut baton::Config) {
 
 /// Enqueue `n` tasks of group `g` (payload = index) in batches of 1000; their ids.
 async fn enqueue_group(q: &Queue, g: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for start in (0..n).step_by(1000) {
-        let specs = (start..n.min(start + 1000))
-            .map(|i| TaskSpec::new("nap", i.to_string()).group(g))
-            .collect();
-        ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
-    }
-    ids
+    let specs = (0..n)
+        .map(|i| TaskSpec::new("nap", i.to_string()).group(g))
+        .collect();
+    common::enqueue_all(q, specs).await
 }
 
 /// A worker of `conc` slots whose handler sleeps `nap`.

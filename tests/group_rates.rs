@@ -6,24 +6,9 @@
 mod common;
 use baton::flow::{Fairness, Rate};
 use baton::keys::Role;
-use baton::{Outcome, Queue, TaskSpec, Worker};
+use baton::{Outcome, TaskSpec, Worker};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// Enqueue the specs in batches of 1000; their ids, in order.
-async fn enqueue_all(q: &Queue, specs: Vec<TaskSpec>) -> Vec<String> {
-    let mut ids = Vec::new();
-    for chunk in specs.chunks(1000) {
-        ids.extend(
-            q.enqueue_batch(chunk.to_vec())
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id),
-        );
-    }
-    ids
-}
 
 /// A worker of `conc` slots whose handler returns at once.
 fn quick(env: &common::Env, conc: usize) -> Worker {
@@ -61,7 +46,7 @@ async fn a_rate_limit_per_group_holds_for_twenty_groups_across_three_worker_proc
             specs.push(TaskSpec::new("cat", format!("{g}-{i}")).group(format!("g{g}")));
         }
     }
-    let ids = enqueue_all(&q, specs).await;
+    let ids = common::enqueue_all(&q, specs).await;
     for (i, id) in ids.iter().enumerate() {
         group_of.insert(id.clone(), format!("g{}", i / per));
     }
@@ -132,7 +117,7 @@ async fn costs_count_against_the_queue_rate() {
         .map(|(i, c)| TaskSpec::new("k", i.to_string()).cost(*c))
         .collect();
     let (stop, h) = common::spawn_worker(quick(&env, 8));
-    let ids = enqueue_all(&q, specs).await;
+    let ids = common::enqueue_all(&q, specs).await;
     for id in &ids {
         assert_eq!(
             q.wait(id, Duration::from_secs(30)).await.unwrap(),
@@ -190,21 +175,21 @@ async fn a_group_over_its_rate_is_parked_announced_and_never_holds_back_the_othe
     q.change_group("pricey", baton::ops::group_set::Change::Burst(10))
         .await
         .unwrap();
-    let slow = enqueue_all(
+    let slow = common::enqueue_all(
         &q,
         (0..15)
             .map(|i| TaskSpec::new("k", format!("s{i}")).group("slow"))
             .collect(),
     )
     .await;
-    let pricey = enqueue_all(
+    let pricey = common::enqueue_all(
         &q,
         (0..6)
             .map(|i| TaskSpec::new("k", format!("p{i}")).group("pricey").cost(5))
             .collect(),
     )
     .await;
-    let fast = enqueue_all(
+    let fast = common::enqueue_all(
         &q,
         (0..300)
             .map(|i| TaskSpec::new("k", format!("f{i}")).group("fast"))
@@ -261,7 +246,7 @@ async fn a_group_over_its_rate_is_parked_announced_and_never_holds_back_the_othe
     let c = q.counts().await.unwrap();
     assert!(c.held_group_rate_total > 0, "{c:?}");
     // lifting the rate at run time: the rest of a group goes at once
-    let more = enqueue_all(
+    let more = common::enqueue_all(
         &q,
         (0..50)
             .map(|i| TaskSpec::new("k", format!("m{i}")).group("slow"))
@@ -363,4 +348,51 @@ async fn bad_group_rates_and_costs_are_refused_naming_them() {
             .to_string();
         assert!(err.contains(key) && err.contains(says), "{extra}: {err}");
     }
+}
+
+#[tokio::test]
+async fn push_dispatch_honours_a_groups_rate() {
+    let env = common::env_with(|c| {
+        let q = c.queues.get_mut("q").unwrap();
+        q.fairness = Fairness::Fair;
+        q.dispatch = baton::DispatchMode::Push;
+    })
+    .await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    q.change_group("slow", baton::ops::group_set::Change::RateIntervalUs(100_000))
+        .await
+        .unwrap(); // 10/s
+    q.change_group("slow", baton::ops::group_set::Change::Burst(2))
+        .await
+        .unwrap();
+    let group =
+        |g: &'static str, n: usize| (0..n).map(move |i| TaskSpec::new("k", format!("{g}{i}")).group(g));
+    let slow = common::enqueue_all(&q, group("slow", 20).collect()).await;
+    let fast = common::enqueue_all(&q, group("fast", 200).collect()).await;
+    let (mstop, mh) = common::maintain(&env, &q);
+    let (stop, h) = common::spawn_worker(quick(&env, 8));
+    for id in fast.iter().chain(&slow) {
+        assert_eq!(
+            q.wait(id, Duration::from_secs(10)).await.unwrap(),
+            Outcome::Done(Vec::new())
+        );
+    }
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    mstop.cancel();
+    mh.await.unwrap().unwrap();
+    let all = common::flow::hand_outs(&q, "dispatched").await;
+    let ones: HashMap<String, f64> = slow.iter().map(|i| (i.clone(), 1.0)).collect();
+    let at = of(&all, &ones);
+    assert_eq!(at.len(), slow.len());
+    let reached = common::flow::check_rate(&at, 10.0, 2.0, "slow, dispatched");
+    let fast_done = of(&all, &fast.iter().map(|i| (i.clone(), 1.0)).collect());
+    let fast_span = (fast_done.last().unwrap().0 - fast_done[0].0) as f64 / 1000.0;
+    assert!(
+        fast_span < 1.5,
+        "the fast group was dispatched over {fast_span:.2} s"
+    );
+    eprintln!("push: slow group at 10/s burst 2 sustained {reached:.2}/s; 200 fast tasks dispatched over {fast_span:.2} s");
+    assert!(reached >= 0.9 * 10.0, "{reached:.2}/s");
 }

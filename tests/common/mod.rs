@@ -392,6 +392,21 @@ pub async fn set_schema_version(env: &Env, q: &Queue, v: &str) {
         .unwrap();
 }
 
+/// Enqueue the specs in atomic batches of 1000; their ids, in order.
+pub async fn enqueue_all(q: &Queue, specs: Vec<baton::TaskSpec>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for chunk in specs.chunks(1000) {
+        ids.extend(
+            q.enqueue_batch(chunk.to_vec())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    ids
+}
+
 /// `workers` in-process workers of `concurrency` slots each run `specs` (kind "nap": each sleeps
 /// `nap`) to the end. Returns the most handlers ever running at once per payload (the fair
 /// queueing tests put a task's group there) and overall.
@@ -438,16 +453,7 @@ pub async fn run_peaks(
             .unwrap();
         stops.push(spawn_worker(w));
     }
-    let mut ids = Vec::new();
-    for chunk in specs.chunks(1000) {
-        ids.extend(
-            q.enqueue_batch(chunk.to_vec())
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id),
-        );
-    }
+    let ids = enqueue_all(&q, specs).await;
     for id in &ids {
         assert_eq!(
             q.wait(id, Duration::from_secs(60)).await.unwrap(),
