@@ -587,6 +587,12 @@ pub struct Counts {
     pub held_group_rate_total: u64,
     /// Times a group of a fair queue was parked by its own concurrency cap.
     pub held_group_concurrency_total: u64,
+    /// The queue's cap for each of its groups (0 = none; a group's own cap overrides it).
+    pub group_concurrency: u64,
+    /// The queue's rate limit for each of its groups: µs between two tasks (0 = none).
+    pub group_rate_interval_us: u64,
+    /// The burst of that rate limit.
+    pub group_burst: u64,
 }
 
 /// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.

@@ -96,6 +96,10 @@ async fn a_rate_limit_per_group_holds_for_twenty_groups_across_three_worker_proc
     );
     let c = q.counts().await.unwrap();
     assert!(c.held_group_rate_total > 0, "{c:?}");
+    assert_eq!((c.group_rate_interval_us, c.group_burst), (100_000, 3));
+    let (code, out, err) = common::baton(&cfg, &["stats", "-q", "q", "--sample", "0s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("per group rate 10/s burst 3"), "{out}");
 }
 
 #[tokio::test]

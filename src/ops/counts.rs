@@ -20,7 +20,7 @@ impl Op for Request {
 
 impl FromRedisValue for Counts {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap, held_group_rate, held_group_cap] =
+        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap, held_group_rate, held_group_cap, group_cap, group_rate, group_burst] =
             exactly(v, "counts")?;
         Ok(Counts {
             pending: count(&pending)?,
@@ -52,6 +52,9 @@ impl FromRedisValue for Counts {
             held_concurrency_total: count(&held_cap)?,
             held_group_rate_total: count(&held_group_rate)?,
             held_group_concurrency_total: count(&held_group_cap)?,
+            group_concurrency: count(&group_cap)?,
+            group_rate_interval_us: count(&group_rate)?,
+            group_burst: count(&group_burst)?,
         })
     }
 }

@@ -112,6 +112,10 @@ export interface Counts {
   /** Times a group was parked by its own rate limit, or by its own cap. */
   heldGroupRateTotal: number;
   heldGroupConcurrencyTotal: number;
+  /** The queue's defaults for its groups: cap, rate (µs between tasks) and burst; 0 = none. */
+  groupConcurrency: number;
+  groupRateIntervalUs: number;
+  groupBurst: number;
 }
 
 /** One group of a queue (fair queueing). */
@@ -439,7 +443,7 @@ export class Queue {
       "pending", "delayed", "leased", "done", "dead", "cancelled", "paused", "workers", "completedTotal",
       "failedTotal", "deadTotal", "expiredTotal", "enqueuedTotal", "retriedTotal", "agingMs", "lapsedTotal",
       "rateIntervalUs", "burst", "concurrency", "running", "held", "heldRateTotal", "heldConcurrencyTotal",
-      "heldGroupRateTotal", "heldGroupConcurrencyTotal",
+      "heldGroupRateTotal", "heldGroupConcurrencyTotal", "groupConcurrency", "groupRateIntervalUs", "groupBurst",
     ];
     return Object.fromEntries(names.map((n, i) => [n, r[i]])) as unknown as Counts;
   }

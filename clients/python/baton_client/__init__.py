@@ -494,7 +494,8 @@ class Queue:
                  "completed_total", "failed_total", "dead_total", "expired_total", "enqueued_total",
                  "retried_total", "aging_ms", "lapsed_total", "rate_interval_us", "burst", "concurrency",
                  "running", "held", "held_rate_total", "held_concurrency_total",
-                 "held_group_rate_total", "held_group_concurrency_total"]
+                 "held_group_rate_total", "held_group_concurrency_total", "group_concurrency",
+                 "group_rate_interval_us", "group_burst"]
         return "counts", [], (), lambda reply: dict(zip(names, reply))
 
     @_op

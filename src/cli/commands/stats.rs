@@ -199,7 +199,7 @@ pub(super) async fn workers(queue: &Queue, json: bool) -> Result<i32> {
 }
 
 /// The queue's limits in force, for the stats table: "  (rate 200/s burst 50, concurrency 7/100,
-/// held by rate)"; empty when it has none.
+/// per group rate 10/s burst 1 concurrency 2, held by rate)"; empty when it has none.
 fn limits_note(c: &crate::Counts) -> String {
     let mut parts = Vec::new();
     if c.rate_interval_us > 0 {
@@ -212,6 +212,21 @@ fn limits_note(c: &crate::Counts) -> String {
     }
     if c.concurrency > 0 {
         parts.push(format!("concurrency {}/{}", c.running, c.concurrency));
+    }
+    let mut per_group = Vec::new();
+    if c.group_rate_interval_us > 0 {
+        let r = crate::flow::per_second_of_interval(c.group_rate_interval_us);
+        per_group.push(format!(
+            "rate {}/s burst {}",
+            (r * 100.0).round() / 100.0,
+            c.group_burst
+        ));
+    }
+    if c.group_concurrency > 0 {
+        per_group.push(format!("concurrency {}", c.group_concurrency));
+    }
+    if !per_group.is_empty() {
+        parts.push(format!("per group {}", per_group.join(" ")));
     }
     if let Some(h) = c.held_by {
         parts.push(format!("held by {h}"));
