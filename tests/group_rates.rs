@@ -104,11 +104,22 @@ async fn a_rate_limit_per_group_holds_for_twenty_groups_across_three_worker_proc
 
 #[tokio::test]
 async fn costs_count_against_the_queue_rate() {
+    costs_under_the_queue_rate(Fairness::Fifo).await;
+}
+
+#[tokio::test]
+async fn costs_count_against_the_queue_rate_on_a_fair_queue() {
+    costs_under_the_queue_rate(Fairness::Fair).await;
+}
+
+/// 100 tasks costing 1, 4, 2... (in three groups on a fair queue) under 100/s burst 10.
+async fn costs_under_the_queue_rate(fairness: Fairness) {
     let (rate, burst) = (100.0, 10.0);
     let env = common::env_with(|c| {
         let q = c.queues.get_mut("q").unwrap();
         q.rate = Some(Rate::parse("100/s").unwrap());
         q.burst = Some(10);
+        q.fairness = fairness;
     })
     .await;
     let q = env.queue();
@@ -118,7 +129,11 @@ async fn costs_count_against_the_queue_rate() {
     let specs = costs
         .iter()
         .enumerate()
-        .map(|(i, c)| TaskSpec::new("k", i.to_string()).cost(*c))
+        .map(|(i, c)| {
+            TaskSpec::new("k", i.to_string())
+                .cost(*c)
+                .group(format!("g{}", i % 4))
+        })
         .collect();
     let (stop, h) = common::spawn_worker(quick(&env, 8));
     let ids = common::enqueue_all(&q, specs).await;
@@ -137,7 +152,7 @@ async fn costs_count_against_the_queue_rate() {
         .collect();
     let at = of(&common::flow::hand_outs(&q, "claimed").await, &cost);
     assert_eq!(at.len(), ids.len());
-    let reached = common::flow::check_rate(&at, rate, burst, "queue");
+    let reached = common::flow::check_rate(&at, rate, burst, fairness.as_str());
     assert!(
         reached >= 0.9 * rate,
         "sustained {reached:.1} cost/s under {rate}/s"
@@ -145,7 +160,10 @@ async fn costs_count_against_the_queue_rate() {
     // counted by tasks, the same hand-outs would break the bound: the costs were what held them
     let tasks_per_s = at.len() as f64 / ((at[at.len() - 1].0 - at[0].0) as f64 / 1000.0);
     assert!(tasks_per_s < 0.6 * rate, "{tasks_per_s:.1} tasks/s");
-    eprintln!("costs 1/4/2 under 100/s burst 10: sustained {reached:.1} cost/s ({tasks_per_s:.1} tasks/s)");
+    eprintln!(
+        "{}: costs 1/4/2 under 100/s burst 10: sustained {reached:.1} cost/s ({tasks_per_s:.1} tasks/s)",
+        fairness.as_str()
+    );
     // only tasks costing more than 1 keep a cost: 66 of the 100
     let mut raw = env.raw().await;
     let meta = q.keys().key(Role::Meta);

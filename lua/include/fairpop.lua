@@ -158,8 +158,10 @@ local function pop_lib()
       if live[i] then
         if walk then
           local nt = tat
-          if g.T then nt = Q.charge(tat, g.T, g.B, cs[i]) end
-          if nt == nil then gcut = true end
+          if g.T then
+            nt = Q.charge(tat, g.T, g.B, cs[i])
+            gcut = nt == nil
+          end
           if not gcut and not Q.take(cs[i]) then qcut = true end
           if gcut or qcut then
             seen = i - 1
