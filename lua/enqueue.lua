@@ -47,8 +47,8 @@ argv:
         customer, API key): on a fair queue (configure) claim and dispatch share the work
         between the groups that have some (include/fair.lua)
       cost (int, 1..1000000; absent = 1) — what the task counts for under the rate limits of
-        its queue and group (include/limits.lua): a task of cost c takes c tasks' room; a cost
-        above a limit's burst counts as the burst
+        its queue and group (include/limits.lua): a task of cost c takes c tasks' room; one
+        costing more than a limit's burst goes when that limit is idle, charged its whole cost
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is

@@ -52,7 +52,8 @@ if spec then
   redis.call('HSET', gkey('groups'), spec[1] .. group, fmt(value))
   if field ~= 'weight' then redis.call('HSET', K_META, 'gk', '1') end
 else
-  redis.call('HDEL', gkey('groups'), f[1], f[2], f[3], f[4], 't:' .. group, 'h:' .. group)
+  -- the rate state stays: a reset must not hand a throttled group a fresh burst
+  redis.call('HDEL', gkey('groups'), f[1], f[2], f[3], f[4], 'h:' .. group)
 end
 -- a change may let a parked group run at once: it is looked at again by the next claim
 if redis.call('ZREM', gkey('gpark'), group) == 1 then fair_lib().ready_group(group) end

@@ -244,7 +244,8 @@ impl TaskSpec {
     }
     /// What the task counts for under the rate limits of its queue and group (default 1): a
     /// task of cost c takes the room of c tasks (an API call that spends 5 units of a quota:
-    /// cost 5). A cost above a limit's burst counts as the burst. 1..=1,000,000.
+    /// cost 5). A task costing more than a limit's burst goes when that limit is idle and is
+    /// charged its whole cost. 1..=1,000,000.
     pub fn cost(mut self, cost: u32) -> Self {
         self.cost = cost;
         self

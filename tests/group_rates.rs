@@ -418,3 +418,59 @@ async fn push_dispatch_honours_a_groups_rate() {
     eprintln!("push: slow group at 10/s burst 2 sustained {reached:.2}/s; 200 fast tasks dispatched over {fast_span:.2} s");
     assert!(reached >= 0.9 * 10.0, "{reached:.2}/s");
 }
+
+#[tokio::test]
+async fn a_task_costing_more_than_the_burst_goes_when_the_rate_is_idle_without_busy_polling() {
+    let env = common::env_with(|c| c.queues.get_mut("q").unwrap().fairness = Fairness::Fair).await;
+    let q = env.queue();
+    q.configure().await.unwrap();
+    // 10/s with a burst of 2; tasks of cost 5 could never fit a burst of 2: each goes when the
+    // group's rate is idle and is charged all 5 units (half a second)
+    q.change_group("big", baton::ops::group_set::Change::RateIntervalUs(100_000))
+        .await
+        .unwrap();
+    q.change_group("big", baton::ops::group_set::Change::Burst(2))
+        .await
+        .unwrap();
+    let ids = common::enqueue_all(
+        &q,
+        (0..4)
+            .map(|i| TaskSpec::new("k", i.to_string()).group("big").cost(5))
+            .collect(),
+    )
+    .await;
+    let (stop, h) = common::spawn_worker(quick(&env, 4));
+    for id in &ids {
+        assert_eq!(
+            q.wait(id, Duration::from_secs(10)).await.unwrap(),
+            Outcome::Done(Vec::new())
+        );
+    }
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    let at: Vec<u64> = common::flow::hand_outs(&q, "claimed")
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(at.len(), 4);
+    for w in at.windows(2) {
+        assert!(
+            w[1] - w[0] >= 499,
+            "cost-5 tasks {} ms apart at 10/s: {at:?}",
+            w[1] - w[0]
+        );
+    }
+    // parked until the rate is idle again, not looked at every millisecond
+    let c = q.counts().await.unwrap();
+    assert!(
+        c.held_group_rate_total <= 12,
+        "{} parks for 4 tasks",
+        c.held_group_rate_total
+    );
+    eprintln!(
+        "cost 5 over burst 2 at 10/s: hand-outs {:?} ms apart, {} parks",
+        at.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>(),
+        c.held_group_rate_total
+    );
+}

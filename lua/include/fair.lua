@@ -64,9 +64,11 @@ local function fair_lib()
     return SYS_V
   end
 
-  -- Make group g ready (it has pending work) unless it already is.
+  -- Make group g ready (it has pending work) unless it already is, or is parked by a limit of
+  -- its own (its park ends by time, or by the end of one of its leases).
   local function ready_group(g)
     if redis.call('ZSCORE', gkey('gready'), g) then return end
+    if GLIM and redis.call('ZSCORE', gkey('gpark'), g) then return end
     local fin = tonumber(redis.call('HGET', gkey('groups'), 'v:' .. g)) or 0
     redis.call('ZADD', gkey('gready'), vfmt(math.max(fin, sys_v())), g)
   end

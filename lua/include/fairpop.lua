@@ -126,19 +126,20 @@ local function pop_lib()
     end
   end
 
-  -- When group g, held back by g.by, is looked at again: when its rate admits one task more, or
+  -- When group g, held back by g.by, is looked at again: when its rate admits one task more (of
+  -- `cost`: the task it could not take, else 1), or
   -- when a slot frees at the latest (the earliest deadline of its leases; the end of one of its
   -- leases readies it sooner).
-  local function park_time(g, tat, now, lease_ms)
-    if g.by == 'group_rate' then return now + Q.wait_ms(tat, g.T, g.B, 1) end
+  local function park_time(g, tat, now, lease_ms, cost)
+    if g.by == 'group_rate' then return Q.ready_ms(tat, g.T, g.B, cost or 1) end
     return math.min(g.first or math.huge, now + lease_ms)
   end
 
   -- Take the n tasks of group g's pending set that are next, as far as the group's rate and the
   -- queue's rate admit their costs (`walk`: the costs are looked at), appending them to `out`
-  -- (id, score pairs). Returns the ids taken, the group's new rate state, whether its rate cut
-  -- the take short, whether the queue's did, and how many entries were looked at. Entries of
-  -- tasks no longer pending are dropped.
+  -- (id, score pairs). Returns the ids taken, the group's new rate state, the cost of the task
+  -- its rate could not take (nil when it did not cut the take short), whether the queue's rate
+  -- did, and how many entries were looked at. Entries of tasks no longer pending are dropped.
   local function take_group(g, n, walk, out)
     local got
     if walk then
@@ -149,18 +150,18 @@ local function pop_lib()
       for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
       got = ids
     end
-    if #got == 0 then return {}, g.tat, false, false, 0 end
+    if #got == 0 then return {}, g.tat, nil, false, 0 end
     local live = redis.call('ZMSCORE', K_PENDING, unpack(got))
     local cs = walk and Q.costs_of(got) or nil
     local gone, tat, seen = {}, g.tat, #got
-    local gcut, qcut = false, false
+    local gcut, qcut = nil, false
     for i, id in ipairs(got) do
       if live[i] then
         if walk then
           local nt = tat
           if g.T then
             nt = Q.charge(tat, g.T, g.B, cs[i])
-            gcut = nt == nil
+            if nt == nil then gcut = cs[i] end
           end
           if not gcut and not Q.take(cs[i]) then qcut = true end
           if gcut or qcut then
@@ -268,7 +269,7 @@ local function pop_lib()
           if gcut then g.by = 'group_rate' end
           if gcut or qcut or (looked == g.n and redis.call('ZCARD', gpending(g.name)) > 0) then
             if gcut or m >= g.room then
-              park_group(g, fin, park_time(g, tat, now, lease_ms), now, worker)
+              park_group(g, fin, park_time(g, tat, now, lease_ms, gcut), now, worker)
             else
               redis.call('ZADD', gkey('gready'), vfmt(fin), g.name)
               if g.h then redis.call('HDEL', gkey('groups'), 'h:' .. g.name) end

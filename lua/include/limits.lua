@@ -15,10 +15,12 @@
 --       groups' keys, and dropped with the task
 --   n_held_rate, n_held_concurrency: calls each limit cut short while tasks were pending
 --
--- Rate: GCRA. A task of cost c (default 1; at most the burst: a larger cost counts as the burst)
--- may go at time t when max(tat, t) + c * rl <= t + rb * rl, and moves tat to max(tat, t) + c * rl.
--- So any window of length W holds hand-outs of at most W / rl + rb cost in all, and a queue with
--- work gets one cost unit every rl µs. Cap: the leases whose deadline has not passed (ZCOUNT of
+-- Rate: GCRA. A task of cost c (default 1) may go at time t when max(tat, t) + c * rl <= t + rb *
+-- rl, and moves tat to max(tat, t) + c * rl. So any window of length W holds hand-outs of at most
+-- W / rl + rb cost in all, and a queue with work gets one cost unit every rl µs. A task costing
+-- more than the burst could never fit: it goes when the limit is idle (tat <= t) and is charged
+-- its whole cost, so the rate holds over time (a window holding it may exceed the burst by its
+-- cost minus the burst). Cap: the leases whose deadline has not passed (ZCOUNT of
 -- leased); a killed worker's slots free themselves when its leases expire, with no counter that
 -- could leak.
 --@include args
@@ -59,18 +61,28 @@ local function limits_lib()
     return math.max(0, math.floor((us + B * T - math.max(tat, us)) / T))
   end
 
-  -- The state after a task of cost c went, or nil when it may not go now.
+  -- Redis µs from which a task of cost c may go: when max(tat, t) + c * T <= t + B * T; a task
+  -- costing more than the burst could never fit, so it goes when the limit is idle (tat <= t).
+  local function ready_us(tat, T, B, c)
+    if c > B then return tat end
+    return tat + (c - B) * T
+  end
+
+  -- The state after a task of cost c went (charged its whole cost), or nil when it may not go now.
   local function charge(tat, T, B, c)
     local us = now_us()
-    local nt = math.max(tat, us) + math.min(c, B) * T
-    if nt - us > B * T then return nil end
-    return nt
+    if ready_us(tat, T, B, c) > us then return nil end
+    return math.max(tat, us) + c * T
   end
 
   -- ms until a task of cost c may go (at least 1).
   local function wait_ms(tat, T, B, c)
-    local us = now_us()
-    return math.max(1, math.ceil((math.max(tat, us) + (math.min(c, B) - B) * T - us) / 1000))
+    return math.max(1, math.ceil((ready_us(tat, T, B, c) - now_us()) / 1000))
+  end
+
+  -- The Redis ms (rounded up) from which a task of cost c may go.
+  local function ready_ms(tat, T, B, c)
+    return math.ceil(math.max(ready_us(tat, T, B, c), now_us()) / 1000)
   end
 
   -- A task's cost (tasks without one cost 1), for the ids given.
@@ -183,7 +195,7 @@ local function limits_lib()
 
   LIMITS_LIB = {
     room = room, after = after, walks = walks, take = take, pop_costed = pop_costed,
-    now_us = now_us, fits = fits, charge = charge, wait_ms = wait_ms, costs_of = costs_of, emit_detail = emit_detail,
+    now_us = now_us, fits = fits, charge = charge, wait_ms = wait_ms, ready_ms = ready_ms, costs_of = costs_of, emit_detail = emit_detail,
   }
   return LIMITS_LIB
 end

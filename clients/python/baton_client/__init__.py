@@ -309,7 +309,7 @@ def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[s
         o.append(f"expires_in_ms={int(t['expires_in_ms'])}")
     if t.get("group"):
         o.append(f"group={t['group']}")
-    if t.get("cost", 1) != 1:
+    if t.get("cost") not in (None, 1):
         o.append(f"cost={int(t['cost'])}")
     return ",".join(o)
 

@@ -34,7 +34,7 @@ pub(super) async fn groups(client: &Client, action: GroupsAction, json: bool) ->
                         None => "-".into(),
                     };
                     let rate = match g.rate_interval_us {
-                        Some(us) => format!("{}/s b{}", per_second(us), g.burst),
+                        Some(us) => format!("{} b{}", rate_text(us), g.burst),
                         None => "-".into(),
                     };
                     let state = match (g.parked_until_ms, g.virtual_time) {
@@ -137,15 +137,17 @@ async fn set(q: &Queue, group: &str, change: Change, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// A rate as stored (µs between tasks) in tasks per second, "none" for 0.
+/// A rate as stored (µs between tasks), "none" for 0: per second, or per minute, hour or day
+/// when slower (so "1/h" does not show as "0/s").
 fn rate_text(us: u64) -> String {
     if us == 0 {
-        "none".into()
-    } else {
-        format!("{}/s", per_second(us))
+        return "none".into();
     }
-}
-
-fn per_second(us: u64) -> f64 {
-    (crate::flow::per_second_of_interval(us) * 1000.0).round() / 1000.0
+    let per_s = crate::flow::per_second_of_interval(us);
+    let (n, unit) = [(1.0, "s"), (60.0, "m"), (3600.0, "h"), (86400.0, "day")]
+        .into_iter()
+        .map(|(k, u)| (per_s * k, u))
+        .find(|(n, _)| *n >= 1.0)
+        .unwrap_or((per_s * 86400.0, "day"));
+    format!("{}/{unit}", (n * 1000.0).round() / 1000.0)
 }
