@@ -2,17 +2,19 @@
 --[[
 name: cancel
 version: 1
-purpose: Cancel tasks that have not finished: pending, delayed, or leased (the worker learns it at
-  its next heartbeat and its result is refused). Cancelled tasks are kept for ttl_ms, then dropped.
+purpose: Cancel tasks that have not finished: pending, delayed, waiting for dependencies, or
+  leased (the worker learns it at its next heartbeat and its result is refused). Cancelled tasks
+  are kept for ttl_ms, then dropped. Tasks waiting for a cancelled task under policy fail are
+  cancelled too, and theirs in turn (include/deps.lua).
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(w) delayed(w) leased(w) lease(rw) cancelled(w) errors(w)
-  assigned(w) winfl(rw) events(w) groups(rw)
+touches: meta(rw) tasks(r) pending(rw) delayed(w) leased(w) lease(rw) dead(w) cancelled(w) errors(w)
+  assigned(w) winfl(rw) events(w) groups(rw) wf(rw)
 argv:
   1: ttl_ms (int, 1..MAX_MS) — how long the cancelled task stays inspectable
   then ids (1..1000)
 reply: flat array, one per id: the state the task was cancelled from ("pending", "delayed",
-  "leased"), or "" when it could not be cancelled (unknown, or already done/dead/cancelled)
+  "waiting", "leased"), or "" when it could not be cancelled (unknown, or already done/dead/cancelled)
 errors:
   BADARG: an argument is out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -22,11 +24,13 @@ bound: O(n log N) for n <= 1000 ids
 --@include args
 --@include keys
 --@include schema
+--@include record
 --@include notify
 --@include registry
 --@include fair
 --@include lease
 --@include events
+--@include deps
 
 local ttl = int_arg(ARGV[1], 'ttl_ms', 1, MAX_MS)
 if #ARGV < 2 or #ARGV > MAX_BATCH + 1 then
@@ -46,6 +50,8 @@ for i = 2, #ARGV do
     from = 'pending'
   elseif redis.call('ZREM', K_DELAYED, id) == 1 then
     from = 'delayed'
+  elseif DEPS and redis.call('ZREM', wkey('waiting'), id) == 1 then
+    from = 'waiting'
   elseif redis.call('ZREM', K_LEASED, id) == 1 then
     local owner = lease_worker(redis.call('HGET', K_LEASE, id) or '|')
     redis.call('HDEL', K_LEASE, id)
@@ -67,6 +73,6 @@ for i = 2, #ARGV do
   end
   reply[#reply + 1] = from
 end
-notify_final(final)
+task_final(final, 'cancelled', now)
 emit('cancelled', '', items, now)
 return reply

@@ -7,8 +7,8 @@ purpose: A worker claims up to n pending tasks, highest priority first (FIFO wit
   and the record is handed out as stored (the client parses it).
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(w) dead(w) errors(w) winfl(w) wstat(w)
-  events(w) groups(rw)
+touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(w) dead(w) cancelled(w) errors(w) winfl(w)
+  wstat(w) events(w) groups(rw) wf(rw)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id
   2: n (int, 1..1000) — how many tasks at most
@@ -42,6 +42,7 @@ bound: O(n log N) for n <= 1000
 --@include fair
 --@include lease
 --@include events
+--@include deps
 --@include limits
 --@include fairpop
 --@include claiming

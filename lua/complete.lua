@@ -6,8 +6,8 @@ purpose: Acknowledge finished tasks (a batch): token-checked; keeps each task an
   its result TTL in `done`, and wakes result waiters.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(rw) leased(w) lease(rw) done(w) results(w) errors(w) winfl(w) wstat(w)
-  events(w) progress(w) groups(rw)
+touches: meta(rw) tasks(rw) pending(rw) leased(w) lease(rw) done(w) dead(w) cancelled(w) results(w)
+  errors(w) winfl(w) wstat(w) events(w) progress(w) groups(rw) wf(rw)
 argv:
   1: worker (string) — the worker's id
   2: busy_ms (int, 0..MAX_MS) — run time of these tasks' handlers, summed (worker statistics)
@@ -32,6 +32,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include fair
 --@include lease
 --@include events
+--@include deps
 --@include drop
 
 local worker = id_arg(ARGV[1], 'worker')
@@ -83,7 +84,7 @@ if #ok_ids > 0 then
   redis.call('HINCRBY', K_META, 'n_done', #ok_ids)
   stat_add(worker, 'c', #ok_ids)
   stat_add(worker, 'b', busy)
-  notify_final(ok_ids)
+  task_final(ok_ids, 'done', now)
   emit('completed', worker, items, now)
 end
 return reply

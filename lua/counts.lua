@@ -5,7 +5,7 @@ version: 5
 purpose: Count the tasks of a queue in each state set. Read-only (runs on replicas).
 keys:
   1-18: the queue keyset
-touches: meta(r) pending(r) delayed(r) leased(r) done(r) dead(r) cancelled(r) wbeat(r)
+touches: meta(r) pending(r) delayed(r) leased(r) done(r) dead(r) cancelled(r) wbeat(r) wf(r)
 argv: none
 reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (registered),
   completed_total, failed_total (failed attempts), dead_total, expired_total (leases reclaimed),
@@ -17,7 +17,8 @@ reply: {pending, delayed, leased, done, dead, cancelled, paused (0/1), workers (
   held_rate_total, held_concurrency_total (claim and dispatch calls each limit cut short while
   tasks were pending), held_group_rate_total, held_group_concurrency_total (groups parked by
   their own rate or cap: include/fairpop.lua), group_concurrency, group_rate_interval_us,
-  group_burst (the queue's defaults for its groups: configure; 0 = none)}
+  group_burst (the queue's defaults for its groups: configure; 0 = none), waiting (tasks
+  waiting for their dependencies: include/deps.lua)}
   — integers. done/dead/cancelled may include tasks past retention not dropped yet.
 errors:
   BADARG: fewer than the 18 queue keys
@@ -27,6 +28,7 @@ bound: O(1)
 --@include args
 --@include keys
 --@include schema
+--@include notify
 
 local meta = check_schema('paused', 'n_done', 'n_failed', 'n_dead', 'n_expired', 'n_enq', 'n_retry', 'n_lapsed',
   'rl', 'rb', 'cc', 'hl', 'n_held_rate', 'n_held_concurrency', 'n_held_group_rate', 'n_held_group_concurrency', 'gc', 'gr', 'gb')
@@ -39,4 +41,4 @@ return {redis.call('ZCARD', K_PENDING), redis.call('ZCARD', K_DELAYED), redis.ca
   tonumber(meta[10]) or 0, tonumber(meta[11]) or 1, tonumber(meta[12]) or 0,
   redis.call('ZCOUNT', K_LEASED, fmt(now_ms()), '+inf'), held, tonumber(meta[14]) or 0, tonumber(meta[15]) or 0,
   tonumber(meta[16]) or 0, tonumber(meta[17]) or 0, tonumber(meta[18]) or 0, tonumber(meta[19]) or 0,
-  tonumber(meta[20]) or 1}
+  tonumber(meta[20]) or 1, DEPS and redis.call('ZCARD', wkey('waiting')) or 0}

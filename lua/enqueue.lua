@@ -14,7 +14,8 @@ keys:
     idem_ttl_ms > 0, then its unique key (<prefix>:{queue}:uniq:<key>) when unique_ttl_ms > 0,
     then its debounce key (<prefix>:{queue}:deb:<key>) when debounce_ms > 0;
     each is checked (this queue's prefix, a string or absent) before the first write
-touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) events(w) groups(rw) idem(rw)
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(r) done(r) dead(rw) cancelled(rw)
+  errors(w) events(w) groups(rw) idem(rw) wf(rw)
 argv:
   1: max_payload (int, 0..536870912; bytes) — refuse any payload larger than this
   2: n (int, 1..1000) — number of tasks
@@ -69,6 +70,7 @@ bound: O(n log N) for n <= 1000 tasks
 --@include notify
 --@include events
 --@include fair
+--@include deps
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
 local n = int_arg(ARGV[2], 'n', 1, MAX_BATCH)
@@ -119,10 +121,31 @@ local function task_options(t, s)
     elseif name == 'expires_in_ms' then n = int_arg(v, 'expires_in_ms', 0, MAX_MS) t.ex = n > 0 and n or nil
     elseif name == 'group' then t.group = id_arg(v, 'group')
     elseif name == 'cost' then n = int_arg(v, 'cost', 1, 1000000) t.cost = n > 1 and n or nil
+    elseif name == 'after' then
+      t.after = {}
+      for dep in string.gmatch(v, '[^+]+') do t.after[#t.after + 1] = id_arg(dep, 'after') end
+      if #t.after == 0 or #t.after > MAX_AFTER then
+        bail('BADARG', 'task ' .. t.id .. ': after must list 1..' .. MAX_AFTER .. ' task ids joined by "+", got ' .. #t.after)
+      end
+    elseif name == 'on_failure' then
+      if v ~= 'fail' and v ~= 'continue' and v ~= 'ignore' then
+        bail('BADARG', 'task ' .. t.id .. ': on_failure must be fail, continue or ignore, got ' .. v)
+      end
+      t.pol = v
+    elseif name == 'unrun_ttl_ms' then t.uttl = int_arg(v, 'unrun_ttl_ms', 1, MAX_MS)
     else
       bail('BADARG', 'task ' .. t.id .. ': unknown option ' .. name ..
-        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group, cost)')
+        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group, cost, after, on_failure, unrun_ttl_ms)')
     end
+  end
+  if t.after then
+    t.pol = t.pol or 'fail'
+    t.uttl = t.uttl or DEFAULT_UNRUN_TTL
+    if t.delay > 0 or t.dw then
+      bail('BADARG', 'task ' .. t.id .. ': a task with dependencies (after) takes no delay or debounce: it runs when they finish')
+    end
+  elseif t.pol or t.uttl then
+    bail('BADARG', 'task ' .. t.id .. ': on_failure and unrun_ttl_ms go with after')
   end
   if t.dw then
     t.mw = t.mw or t.dw
@@ -159,6 +182,7 @@ for i = 0, n - 1 do
     t.prio, t.delay, t.ma, t.bo, t.base, t.cap = prev.prio, prev.delay, prev.ma, prev.bo, prev.base, prev.cap
     t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
     t.dw, t.mw, t.ex, t.group, t.cost = prev.dw, prev.mw, prev.ex, prev.group, prev.cost
+    t.after, t.pol, t.uttl = prev.after, prev.pol, prev.uttl
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -193,6 +217,21 @@ for i = 0, n - 1 do
   end
   tasks[i + 1] = t
 end
+-- Dependencies must be tasks of this queue still known (or tasks earlier in this batch): an
+-- unknown id is refused before anything is written. A task never depends on itself or on a
+-- later task of the batch, so no cycle can be written.
+local in_batch = {}
+for _, t in ipairs(tasks) do
+  if t.after then
+    for _, dep in ipairs(t.after) do
+      if not in_batch[dep] and redis.call('HEXISTS', K_TASKS, dep) == 0 then
+        bail('BADARG', 'task ' .. t.id .. ': unknown dependency ' .. dep .. ' (after): no such task in this queue' ..
+          (dep == t.id and ' (a task cannot depend on itself)' or ' (or it finished and is no longer kept)'))
+      end
+    end
+  end
+  in_batch[t.id] = true
+end
 if #KEYS ~= idem_i then
   bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' extra keys for ' .. (idem_i - NKEYS) ..
     ' idempotency, unique and debounce keys (tasks with idem_ttl_ms, unique_ttl_ms or debounce_ms > 0)')
@@ -206,6 +245,39 @@ local seq = take_seq(n)
 local reply, made, n_made, debounced, grouped, costed = {}, {}, 0, {}, {}, {}
 local any_expiry = false
 local added_pending = false
+local any_deps, doomed = false, {}
+
+-- File new task `id` (with t.after) as waiting for its dependencies: 'waiting', or 'pending'
+-- when all of them have finished already, or 'dead'/'cancelled' when one failed under policy
+-- fail (the task ends so at once, unrun).
+local function wait_for(id, t, now)
+  local wx = wkey('wx:' .. id)
+  local h, left, failed = {'#pol', t.pol, '#ttl', fmt(t.uttl)}, 0, nil
+  for _, dep in ipairs(t.after) do
+    local ended = (redis.call('ZSCORE', K_DONE, dep) and 'done') or (redis.call('ZSCORE', K_DEAD, dep) and 'dead')
+      or (redis.call('ZSCORE', K_CANCELLED, dep) and 'cancelled')
+    if ended then
+      h[#h + 1] = dep
+      h[#h + 1] = ended
+      if ended ~= 'done' and t.pol == 'fail' then failed = failed or {dep, ended} end
+    elseif not redis.call('HGET', wx, dep) then
+      h[#h + 1] = dep
+      h[#h + 1] = 'w'
+      left = left + 1
+      redis.call('RPUSH', wkey('wo:' .. dep), id)
+    end
+  end
+  h[#h + 1] = '#left'
+  h[#h + 1] = left
+  redis.call('HSET', wx, unpack(h))
+  if failed then
+    deps_lib().end_unrun(id, failed[2], failed[1], t.uttl, now)
+    return failed[2]
+  end
+  if left == 0 then return 'pending' end
+  redis.call('ZADD', wkey('waiting'), now, id)
+  return 'waiting'
+end
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
   if t.uniq then
@@ -247,6 +319,15 @@ for i, t in ipairs(tasks) do
     if t.ex then any_expiry = true end
     if redis.call('HSETNX', K_TASKS, id, rec) == 0 then
       created = 0 -- the same id was enqueued before (a retried call): leave it where it is
+    elseif t.after then
+      any_deps = true
+      local state = wait_for(id, t, now)
+      if state == 'pending' then
+        pend(fmt(pending_score(t.prio, seq + i - 1, now)), id, t.group or DEFAULT_GROUP)
+        added_pending = true
+      elseif state ~= 'waiting' then
+        doomed[#doomed + 1] = {id, state}
+      end
     elseif t.delay > 0 or t.dw then
       local at = now + (t.dw or t.delay)
       wake_delayed_if_first(at)
@@ -274,6 +355,7 @@ for i, t in ipairs(tasks) do
   reply[#reply + 1] = created
 end
 if any_expiry and not EXPIRING then redis.call('HSET', K_META, 'xp', '1') end
+if any_deps and not DEPS then redis.call('HSET', K_META, 'wf', '1') end
 set_groups(grouped)
 if #costed > 0 then
   redis.call('HSET', gkey('tcost'), unpack(costed))
@@ -285,4 +367,16 @@ if n_made > 0 then
   emit('enqueued', '', made, now)
 end
 emit('debounced', '', debounced, now)
+-- tasks whose dependency had already failed under policy fail: ended unrun at once
+if #doomed > 0 then
+  local items, ids = {dead = {}, cancelled = {}}, {}
+  for _, d in ipairs(doomed) do
+    ev_add(items[d[2]], d[1], 0)
+    ids[#ids + 1] = d[1]
+    if d[2] == 'dead' then redis.call('HINCRBY', K_META, 'n_dead', 1) end
+  end
+  notify_final(ids)
+  emit('dead', '', items.dead, now)
+  emit('cancelled', '', items.cancelled, now)
+end
 return reply

@@ -7,8 +7,8 @@ purpose: Report failed attempts (a batch): token-checked; each task is retried a
   has no attempts left or the failure is final.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) errors(w) winfl(w)
-  wstat(w) events(w) groups(rw)
+touches: meta(rw) tasks(rw) pending(rw) delayed(rw) leased(w) lease(rw) dead(w) cancelled(w)
+  errors(w) winfl(w) wstat(w) events(w) groups(rw) wf(rw)
 argv:
   1: worker (string) — the worker's id
   2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept before the janitor drops it
@@ -34,6 +34,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include fair
 --@include lease
 --@include events
+--@include deps
 
 local worker = id_arg(ARGV[1], 'worker')
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
@@ -112,5 +113,5 @@ if #gone > 0 then
   emit('dead', worker, ev_dead, now)
 end
 wake_pending(was_empty and to_pending > 0)
-notify_final(final)
+task_final(final, 'dead', now)
 return reply

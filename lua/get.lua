@@ -6,13 +6,14 @@ purpose: Inspect one task: its state and everything kept about it. Read-only (ru
 keys:
   1-18: the queue keyset
 touches: meta(r) tasks(r) pending(r) delayed(r) leased(r) lease(r) done(r) dead(r) cancelled(r)
-  results(r) errors(r) progress(r)
+  results(r) errors(r) progress(r) wf(r)
 argv:
   1: id (string)
 reply: {} when the task is unknown or its retention has passed; otherwise
-  {state ("pending", "delayed", "leased", "done", "dead", "cancelled"), record (string, see claim),
+  {state ("pending", "delayed", "waiting", "leased", "done", "dead", "cancelled"), record (string, see claim),
    attempts (int, attempts started so far, since the last requeue), lease ("token|worker" or ""),
-   state_score (string: pending score, run-at ms, lease deadline ms, or expiry ms),
+   state_score (string: pending score, run-at ms, lease deadline ms, expiry ms, or for a
+     waiting task its creation ms),
    error ("run|at_ms|message" of the last failure, or ""),
    result (result bytes when done, or ""),
    progress ("token|percent|at_ms|event_ms|message" of the last progress report, or ""; the token
@@ -25,6 +26,7 @@ bound: O(log N)
 --@include args
 --@include keys
 --@include schema
+--@include notify
 
 local id = ARGV[1]
 if id == nil then bail('BADARG', 'expected a task id') end
@@ -36,6 +38,10 @@ for _, s in ipairs({{'pending', K_PENDING}, {'delayed', K_DELAYED}, {'leased', K
     {'done', K_DONE}, {'dead', K_DEAD}, {'cancelled', K_CANCELLED}}) do
   score = redis.call('ZSCORE', s[2], id)
   if score then state = s[1] break end
+end
+if state == nil and DEPS then
+  score = redis.call('ZSCORE', wkey('waiting'), id)
+  if score then state = 'waiting' end
 end
 if state == nil then return {} end
 if (state == 'done' or state == 'dead' or state == 'cancelled') and tonumber(score) <= now_ms() then

@@ -5,7 +5,7 @@ version: 1
 purpose: Delete dead tasks now (the dead-letter "delete" button): given ids, or the oldest ones.
 keys:
   1-18: the queue keyset
-touches: meta(r) tasks(rw) dead(rw) results(w) errors(w) events(w) progress(w) groups(w)
+touches: meta(r) tasks(rw) dead(rw) results(w) errors(w) events(w) progress(w) groups(w) wf(w)
 argv:
   1: mode (string, "ids" or "oldest")
   then target values: with "ids", 1..1000 task ids; with "oldest", one limit (int, 1..1000) —

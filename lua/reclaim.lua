@@ -12,8 +12,8 @@ purpose: Take back expired leases (a bounded batch): each task goes back to pend
   number of callers at once is safe.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) errors(w) workers(w) wbeat(rw)
-  assigned(w) winfl(rw) wstat(rw) events(w) groups(rw)
+touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) cancelled(w) errors(w)
+  workers(w) wbeat(rw) assigned(w) winfl(rw) wstat(rw) events(w) groups(rw) wf(rw)
 argv:
   1: limit (int, 1..1000) — most leases handled in this call
   2: dead_ttl_ms (int, 1..MAX_MS) — how long a dead task is kept
@@ -38,6 +38,7 @@ bound: O(limit log N) (plus at most 16 gaps checked per lease)
 --@include fair
 --@include lease
 --@include events
+--@include deps
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)
 local dead_ttl = int_arg(ARGV[2], 'dead_ttl_ms', 1, MAX_MS)
@@ -122,7 +123,7 @@ if #ids > 0 then
   end
   signal_free()
   wake_pending(was_empty and requeued > 0)
-  notify_final(final)
+  task_final(final, 'dead', now)
   emit('reclaimed', '', ev_reclaimed, now)
   emit('dead', '', ev_dead, now)
 end

@@ -7,6 +7,7 @@ purpose: The janitor: drop finished tasks (done, dead, cancelled) whose retentio
 keys:
   1-18: the queue keyset
 touches: meta(r) tasks(w) done(rw) dead(rw) cancelled(rw) results(w) errors(w) progress(w) groups(w)
+  wf(w)
 argv:
   1: limit (int, 1..1000) — most tasks dropped per terminal set in this call
 reply: {dropped (int), more (int, 1 when a set still holds expired tasks: call again)}

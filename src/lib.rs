@@ -54,7 +54,9 @@ pub use error::{Error, Result};
 pub use events::{Event, EventTask, Since};
 pub use maintenance::Maintenance;
 pub use ops::LeaseRef;
-pub use task::{Backoff, Counts, Failure, LeaseInfo, Progress, Record, State, Task, TaskSpec, MAX_STRAYS};
+pub use task::{
+    Backoff, Counts, Failure, LeaseInfo, OnFailure, Progress, Record, State, Task, TaskSpec, MAX_STRAYS,
+};
 pub use worker::{Handler, HandlerError, HandlerResult, TaskContext, Worker, WorkerStats};
 
 /// Install rustls' ring crypto provider once (TLS for the http handler and, later, Redis).

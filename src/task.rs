@@ -143,6 +143,42 @@ pub struct TaskSpec {
     pub(crate) expires_in: Option<Duration>,
     pub(crate) group: Option<String>,
     pub(crate) cost: u32,
+    pub(crate) after: Vec<String>,
+    pub(crate) on_failure: OnFailure,
+}
+
+/// What a dependency that ended dead or cancelled does to the tasks waiting for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// The dependent is not run: it ends the same way (dead or cancelled), the reason naming
+    /// the dependency, and so do its own dependents.
+    #[default]
+    Fail,
+    /// The dependent runs anyway once every dependency has finished.
+    Continue,
+    /// The dependent runs as if the dependency had succeeded.
+    Ignore,
+}
+
+impl OnFailure {
+    /// The name the scripts and the CLI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Fail => "fail",
+            OnFailure::Continue => "continue",
+            OnFailure::Ignore => "ignore",
+        }
+    }
+
+    /// Parse `fail`, `continue` or `ignore`.
+    pub fn parse(s: &str) -> std::result::Result<OnFailure, String> {
+        match s {
+            "fail" => Ok(OnFailure::Fail),
+            "continue" => Ok(OnFailure::Continue),
+            "ignore" => Ok(OnFailure::Ignore),
+            _ => Err(format!("{s:?}: write fail, continue or ignore")),
+        }
+    }
 }
 
 impl TaskSpec {
@@ -165,6 +201,8 @@ impl TaskSpec {
             expires_in: None,
             group: None,
             cost: 1,
+            after: Vec::new(),
+            on_failure: OnFailure::Fail,
         }
     }
 
@@ -250,6 +288,23 @@ impl TaskSpec {
         self.cost = cost;
         self
     }
+    /// Dependencies: the task waits (state `waiting`) until every one of these tasks of the same
+    /// queue has finished, then becomes pending, atomically in the call that finishes the last
+    /// one. They must still be known (not past their retention), or come earlier in the same
+    /// batch; a task with dependencies takes no delay. See docs/workflows.md.
+    pub fn after<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.after = ids.into_iter().map(Into::into).collect();
+        self
+    }
+    /// What a dependency that ended dead or cancelled does to this task (default `Fail`).
+    pub fn on_failure(mut self, policy: OnFailure) -> Self {
+        self.on_failure = policy;
+        self
+    }
     /// Expiry: no run of the task starts later than this after the enqueue (Redis' clock); a
     /// task still waiting then goes to the dead-letter set unrun, with the reason.
     pub fn expires_in(mut self, d: Duration) -> Self {
@@ -288,6 +343,8 @@ impl TaskSpec {
 pub enum State {
     Pending,
     Delayed,
+    /// Waiting for its dependencies (`TaskSpec::after`) to finish.
+    Waiting,
     Leased,
     Done,
     Dead,
@@ -299,6 +356,7 @@ impl State {
         match self {
             State::Pending => "pending",
             State::Delayed => "delayed",
+            State::Waiting => "waiting",
             State::Leased => "leased",
             State::Done => "done",
             State::Dead => "dead",
@@ -310,6 +368,7 @@ impl State {
         Some(match s {
             "pending" => State::Pending,
             "delayed" => State::Delayed,
+            "waiting" => State::Waiting,
             "leased" => State::Leased,
             "done" => State::Done,
             "dead" => State::Dead,
@@ -594,6 +653,8 @@ pub struct Counts {
     pub group_rate_interval_us: u64,
     /// The burst of that rate limit.
     pub group_burst: u64,
+    /// Tasks waiting for their dependencies.
+    pub waiting: u64,
 }
 
 /// Split `a|b|rest` values ("run|at_ms|message"): the first two fields are numbers.

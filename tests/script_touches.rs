@@ -185,10 +185,9 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
     match cmd {
         "HGET" | "HMGET" | "HEXISTS" | "HGETALL" | "HLEN" | "HSCAN" | "ZSCORE" | "ZRANGE"
         | "ZRANGEBYSCORE" | "ZRANGEBYLEX" | "ZCARD" | "ZCOUNT" | "ZMSCORE" | "ZRANK" | "XLEN" | "XRANGE"
-        | "GET" | "EXISTS" | "PTTL" | "TYPE" => (true, false),
-        "HSET" | "HSETNX" | "HDEL" | "HINCRBY" | "ZADD" | "ZREM" | "DEL" | "XADD" | "XTRIM" | "PEXPIRE" => {
-            (false, true)
-        }
+        | "GET" | "EXISTS" | "PTTL" | "TYPE" | "LRANGE" => (true, false),
+        "HSET" | "HSETNX" | "HDEL" | "HINCRBY" | "ZADD" | "ZREM" | "DEL" | "XADD" | "XTRIM" | "PEXPIRE"
+        | "RPUSH" => (false, true),
         "ZPOPMIN" | "ZPOPMAX" => (true, true),
         "SET" => (args.contains(&Tok::Str("GET".into())), true),
         _ => panic!("redis.call('{cmd}'): not classified as read or write in tests/script_touches.rs"),
@@ -199,7 +198,7 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
 /// `groups` role.
-const OTHER_KEYS: [(&str, &str); 11] = [
+const OTHER_KEYS: [(&str, &str); 17] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
@@ -211,6 +210,12 @@ const OTHER_KEYS: [(&str, &str); 11] = [
     ("glease(g)", "groups"),
     ("glease(g.name)", "groups"),
     ("fair_lib().gpending(g)", "groups"),
+    ("wkey(?)", "wf"),
+    ("wkey(?..id)", "wf"),
+    ("wkey(?..dep)", "wf"),
+    ("wo", "wf"),
+    ("wx", "wf"),
+    ("unpack(wx)", "wf"),
 ];
 
 #[derive(Default, Debug)]
@@ -276,6 +281,10 @@ fn analyse_text(script: &str, text: &str, incs: &Incs) -> Use {
             // the keys fair queueing derives from the meta key (include/fair.lua)
             if k >= quiet_until && matches!(name, "gkey" | "gpending" | "glease") {
                 u.roles.entry("groups".into()).or_default();
+            }
+            // the keys of dependencies, derived the same way (include/deps.lua)
+            if k >= quiet_until && name == "wkey" {
+                u.roles.entry("wf".into()).or_default();
             }
             if let Some(c) = defs.get(name) {
                 if uses {

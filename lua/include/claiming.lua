@@ -7,8 +7,9 @@
 --@include notify
 --@include registry
 --@include lease
---@include events
 --@include fair
+--@include events
+--@include deps
 --@include limits
 --@include fairpop
 
@@ -32,7 +33,7 @@ local function lapse_tasks(expired, now, dead_ttl)
   redis.call('HSET', K_ERRORS, unpack(eargs))
   redis.call('HINCRBY', K_META, 'n_dead', #ids)
   redis.call('HINCRBY', K_META, 'n_lapsed', #ids)
-  notify_final(ids)
+  task_final(ids, 'dead', now)
   emit('dead', '', items, now)
 end
 

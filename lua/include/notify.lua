@@ -9,6 +9,12 @@ local CHAN_FIN = CHAN_BASE .. 'fin'
 local CHAN_FREE = CHAN_BASE .. 'free'
 local CHAN_EVENTS = CHAN_BASE .. 'events'
 
+-- A key of the queue's dependencies (include/deps.lua), derived the same way: `waiting`,
+-- `wx:<id>`, `wo:<id>`.
+local function wkey(role)
+  return CHAN_BASE .. role
+end
+
 -- Wake sleeping workers when pending goes from empty to non-empty ('p'), or the maintenance
 -- loop when the earliest delayed task changed ('d'). Workers stay subscribed, so a wake sent
 -- after their last empty claim is never missed.

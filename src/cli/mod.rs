@@ -185,6 +185,14 @@ pub struct EnqueueArgs {
     /// What the task counts for under the rate limits of its queue and group (default 1).
     #[arg(long, value_name = "N")]
     pub cost: Option<u32>,
+    /// Dependencies: run only after these tasks of the queue have finished (ids, comma-separated);
+    /// until then the task is `waiting`.
+    #[arg(long, value_name = "ID,ID", value_delimiter = ',', conflicts_with_all = ["delay", "debounce"])]
+    pub after: Vec<String>,
+    /// With --after: what a dependency that ended dead or cancelled does: fail (the task ends the
+    /// same way, unrun), continue or ignore (it runs).
+    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = crate::OnFailure::parse, requires = "after")]
+    pub on_failure: crate::OnFailure,
     /// A repeated enqueue with the same key returns the first task's id.
     #[arg(long, conflicts_with = "throttle")]
     pub idempotency_key: Option<String>,

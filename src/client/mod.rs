@@ -205,6 +205,17 @@ impl Queue {
             if let Some(g) = &spec.group {
                 crate::keys::validate_name(g, "group")?;
             }
+            if !spec.after.is_empty() {
+                for d in &spec.after {
+                    crate::keys::validate_name(d, "after (a dependency's task id)")?;
+                }
+                if !spec.delay.is_zero() || spec.debounce.is_some() {
+                    return Err(Error::Invalid(format!(
+                        "a {} task with dependencies (after) takes no delay or debounce: it runs when they finish",
+                        spec.kind
+                    )));
+                }
+            }
             let cb = crate::bounds::enqueue::COST;
             if !cb.contains(spec.cost.into()) {
                 return Err(Error::Invalid(format!(
@@ -245,6 +256,9 @@ impl Queue {
                 expires_in: spec.expires_in.unwrap_or(std::time::Duration::ZERO),
                 group: spec.group,
                 cost: spec.cost,
+                after: spec.after,
+                on_failure: spec.on_failure,
+                unrun_ttl: s.dead_ttl,
             });
         }
         self.run(&ops::enqueue::Request {

@@ -20,7 +20,7 @@ impl Op for Request {
 
 impl FromRedisValue for Counts {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap, held_group_rate, held_group_cap, group_cap, group_rate, group_burst] =
+        let [pending, delayed, leased, done, dead, cancelled, paused, workers, completed, failed, died, expired, enqueued, retried, aging, lapsed, rate, burst, cap, running, held, held_rate, held_cap, held_group_rate, held_group_cap, group_cap, group_rate, group_burst, waiting] =
             exactly(v, "counts")?;
         Ok(Counts {
             pending: count(&pending)?,
@@ -55,6 +55,7 @@ impl FromRedisValue for Counts {
             group_concurrency: count(&group_cap)?,
             group_rate_interval_us: count(&group_rate)?,
             group_burst: count(&group_burst)?,
+            waiting: count(&waiting)?,
         })
     }
 }

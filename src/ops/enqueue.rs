@@ -47,6 +47,11 @@ pub struct NewTask {
     pub group: Option<String>,
     /// What the task counts for under the rate limits (1 = a plain task).
     pub cost: u32,
+    /// Its dependencies (empty: none), their failure policy, and how long it is kept if it
+    /// ends unrun because one failed.
+    pub after: Vec<String>,
+    pub on_failure: crate::task::OnFailure,
+    pub unrun_ttl: Duration,
 }
 
 impl Op for Request {
@@ -111,6 +116,14 @@ impl NewTask {
         }
         if self.cost != 1 {
             o.push(format!("cost={}", self.cost));
+        }
+        if !self.after.is_empty() {
+            o.push(format!(
+                "after={},on_failure={},unrun_ttl_ms={}",
+                self.after.join("+"),
+                self.on_failure.as_str(),
+                ms(self.unrun_ttl).max(1)
+            ));
         }
         o.join(",")
     }

@@ -43,6 +43,9 @@ pub(super) fn spec(args: &EnqueueArgs, payload: Vec<u8>) -> TaskSpec {
     if let Some(c) = args.cost {
         s = s.cost(c);
     }
+    if !args.after.is_empty() {
+        s = s.after(args.after.iter().cloned()).on_failure(args.on_failure);
+    }
     if let Some(g) = &args.group {
         s = s.group(g);
     }

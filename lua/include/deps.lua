@@ -1,0 +1,119 @@
+-- include/deps.lua — dependencies between tasks of one queue. A task enqueued `after` other
+-- tasks waits in the state set `waiting` until every one of them has finished; the script that
+-- finishes the last one makes it pending in the same call. Per task a failure policy says what
+-- a dependency that ended dead or cancelled does to it: `fail` (it is not run: it ends as that
+-- dependency did, dead or cancelled, with a reason naming it, and so do its own dependents),
+-- `continue` (it runs, and can read which failed) or `ignore`.
+--
+-- Keys, derived from the meta key like the group keys (same hash tag, same slot; the `wf` role
+-- in headers): `<prefix>:{q}:waiting` (zset: the waiting tasks by creation ms — a state set
+-- beside the keyset's six), `<prefix>:{q}:wx:<id>` (hash of a waiting or once-waiting task:
+-- `#left` dependencies not finished yet, `#pol` its policy, `#ttl` ms it is kept if it ends
+-- unrun, and per dependency id `w` (waiting for it) or how it ended: `done`, `dead`,
+-- `cancelled`), `<prefix>:{q}:wo:<id>` (list: the tasks waiting for task id). Meta `wf` = '1'
+-- once any task had dependencies (read with the schema), so queues without them pay nothing.
+--@include args
+--@include keys
+--@include schema
+--@include record
+--@include notify
+--@include fair
+--@include events
+
+-- Most dependencies one task may have, and how long a task that ends unrun because of a failed
+-- dependency is kept when the enqueue does not say (7 days, the default dead_ttl).
+local MAX_AFTER = 10000
+local DEFAULT_UNRUN_TTL = 604800000
+
+-- The dependency library, built on first use in a call (queues without dependencies never
+-- define these functions).
+local DEPS_LIB = nil
+
+local function deps_lib()
+  if DEPS_LIB then return DEPS_LIB end
+
+  -- Task w ends unrun because its dependency `dep` ended `outcome` ('dead' or 'cancelled') under
+  -- policy fail: it ends the same way, kept ttl ms, the reason as its last error.
+  local function end_unrun(w, outcome, dep, ttl, now)
+    if outcome == 'dead' then
+      redis.call('ZADD', K_DEAD, fmt(now + ttl), w)
+    else
+      redis.call('ZADD', K_CANCELLED, fmt(now + ttl), w)
+    end
+    redis.call('HSET', K_ERRORS, w, '0|' .. fmt(now) .. '|dependency ' .. dep .. ' ended ' .. outcome ..
+      ' (on_failure fail): not run')
+  end
+
+  -- The waiting task w may run: it leaves `waiting` and becomes pending (fair queues: in its
+  -- group too), ordered by its priority as a task enqueued now.
+  local function release(w, now)
+    local rec = redis.call('HGET', K_TASKS, w)
+    local t = rec and parse_record(rec)
+    if not t then return false end
+    local was_empty = redis.call('ZCARD', K_PENDING) == 0
+    pend(fmt(pending_score(t.prio, take_seq(1), now)), w)
+    wake_pending(was_empty)
+    return true
+  end
+
+  -- Tasks ended (`ends`: list of {id, outcome}, outcome 'done', 'dead' or 'cancelled'): settle
+  -- the tasks waiting for them. A dependent whose last dependency ended is released; one whose
+  -- dependency failed under policy `fail` ends the same way (dead or cancelled) with the reason,
+  -- and is settled in turn. Returns the ids released and, per outcome, the ids that ended here.
+  local function settle(ends, now)
+    local released, ended = {}, {dead = {}, cancelled = {}}
+    local i = 1
+    while i <= #ends do
+      local id, outcome = ends[i][1], ends[i][2]
+      i = i + 1
+      local wo = wkey('wo:' .. id)
+      local kids = redis.call('LRANGE', wo, 0, -1)
+      if #kids > 0 then redis.call('DEL', wo) end
+      for _, w in ipairs(kids) do
+        local wx = wkey('wx:' .. w)
+        local f = redis.call('HMGET', wx, id, '#pol', '#ttl')
+        if f[1] == 'w' then
+          redis.call('HSET', wx, id, outcome)
+          if outcome ~= 'done' and f[2] == 'fail' then
+            if redis.call('ZREM', wkey('waiting'), w) == 1 then
+              end_unrun(w, outcome, id, tonumber(f[3]) or DEFAULT_UNRUN_TTL, now)
+              local list = ended[outcome]
+              list[#list + 1] = w
+              ends[#ends + 1] = {w, outcome}
+            end
+          elseif redis.call('HINCRBY', wx, '#left', -1) <= 0 then
+            if redis.call('ZREM', wkey('waiting'), w) == 1 and release(w, now) then
+              released[#released + 1] = w
+            end
+          end
+        end
+      end
+    end
+    return released, ended
+  end
+
+  DEPS_LIB = {settle = settle, release = release, end_unrun = end_unrun}
+  return DEPS_LIB
+end
+
+-- Tasks reached a final state by `outcome` ('done', 'dead', 'cancelled'): tell result waiters,
+-- and on a queue with dependencies settle the tasks waiting for them (dependents that end here
+-- because of a failure are counted, announced and told to waiters as well). Every script that
+-- makes a task final calls this.
+local function task_final(ids, outcome, now)
+  notify_final(ids)
+  if not DEPS or #ids == 0 then return end
+  local ends = {}
+  for i, id in ipairs(ids) do ends[i] = {id, outcome} end
+  local _, ended = deps_lib().settle(ends, now or now_ms())
+  for _, o in ipairs({'dead', 'cancelled'}) do
+    local list = ended[o]
+    if #list > 0 then
+      if o == 'dead' then redis.call('HINCRBY', K_META, 'n_dead', #list) end
+      notify_final(list)
+      local items = {}
+      for _, w in ipairs(list) do ev_add(items, w, 0) end
+      emit(o, '', items, now)
+    end
+  end
+end
