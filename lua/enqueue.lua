@@ -269,7 +269,9 @@ local function wait_for(id, t, now)
   end
   h[#h + 1] = '#left'
   h[#h + 1] = left
-  redis.call('HSET', wx, unpack(h))
+  for s = 1, #h, 2000 do -- unpack takes a few thousand values at most
+    redis.call('HSET', wx, unpack(h, s, math.min(s + 1999, #h)))
+  end
   if failed then
     deps_lib().end_unrun(id, failed[2], failed[1], t.uttl, now)
     return failed[2]

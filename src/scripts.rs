@@ -43,11 +43,12 @@ pub enum ScriptName {
     Configure,
     GroupSet,
     Groups,
+    Dependencies,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 25] = [
+    pub const ALL: [ScriptName; 26] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -73,6 +74,7 @@ impl ScriptName {
         ScriptName::Configure,
         ScriptName::GroupSet,
         ScriptName::Groups,
+        ScriptName::Dependencies,
     ];
 
     /// The file stem under `lua/`.
@@ -103,6 +105,7 @@ impl ScriptName {
             ScriptName::Configure => "configure",
             ScriptName::GroupSet => "group_set",
             ScriptName::Groups => "groups",
+            ScriptName::Dependencies => "dependencies",
         }
     }
 

@@ -268,6 +268,13 @@ impl Queue {
         .await
     }
 
+    /// Task `id`'s dependencies (`TaskSpec::after`): how each ended and its result or last
+    /// error, in one call. Empty when it has none.
+    pub async fn dependencies(&self, id: &str) -> Result<Vec<crate::ops::dependencies::Dependency>> {
+        crate::keys::validate_name(id, "task id")?;
+        self.run(&ops::dependencies::Request { id: id.into() }).await
+    }
+
     /// Everything known about a task, or None if unknown or past its retention.
     pub async fn get(&self, id: &str) -> Result<Option<Task>> {
         let found = self.run(&ops::get::Request { id: id.into() }).await?;

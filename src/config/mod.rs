@@ -284,6 +284,10 @@ pub struct HandlerConfig {
     pub env: BTreeMap<String, String>,
     /// Extra request headers for `http`.
     pub headers: BTreeMap<String, String>,
+    /// `exec`/`shell`: hand the program its task's dependencies (how each ended, its result or
+    /// error) as a JSON file named by `BATON_DEPENDENCIES_FILE` — one Redis call per task, so
+    /// only for kinds that run after others (docs/workflows.md).
+    pub dependencies: bool,
 }
 
 /// A periodic task fired by `baton-scheduler`.

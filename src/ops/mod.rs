@@ -12,6 +12,7 @@ pub mod claim;
 pub mod complete;
 pub mod configure;
 pub mod counts;
+pub mod dependencies;
 pub mod deregister;
 pub mod dispatch;
 pub mod enqueue;

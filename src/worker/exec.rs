@@ -28,6 +28,42 @@ pub(crate) struct ExecHandler {
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// Hand the program its dependencies as a JSON file (`BATON_DEPENDENCIES_FILE`).
+    pub dependencies: bool,
+}
+
+/// The task's dependencies as JSON, written to a file of their own: `[{"id", "state",
+/// "result", "error"}]` (result and error as text, lossy UTF-8; null when absent). The file is
+/// removed when the guard is dropped, after the program ended.
+async fn dependencies_file(task: &TaskContext) -> Result<DepsFile, HandlerError> {
+    let deps = task
+        .dependencies()
+        .await
+        .map_err(|e| HandlerError::retry(format!("cannot read the dependencies of {}: {e}", task.id)))?;
+    let list: Vec<serde_json::Value> = deps
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id,
+                "state": d.state.as_str(),
+                "result": (d.state == crate::State::Done).then(|| String::from_utf8_lossy(&d.result).into_owned()),
+                "error": d.error,
+            })
+        })
+        .collect();
+    let path = std::env::temp_dir().join(format!("baton-deps-{}-{}.json", std::process::id(), task.id));
+    std::fs::write(&path, serde_json::to_vec(&list).unwrap_or_default())
+        .map_err(|e| HandlerError::retry(format!("cannot write {}: {e}", path.display())))?;
+    Ok(DepsFile(path))
+}
+
+/// A dependencies file, removed on drop.
+struct DepsFile(std::path::PathBuf);
+
+impl Drop for DepsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl Handler for ExecHandler {
@@ -36,8 +72,16 @@ impl Handler for ExecHandler {
         let env = self.env.clone();
         let timeout = self.timeout;
         let kind = self.kind.clone();
+        let want_deps = self.dependencies;
         Box::pin(async move {
+            let deps_file = match want_deps {
+                true => Some(dependencies_file(&task).await?),
+                false => None,
+            };
             let mut cmd = tokio::process::Command::new(&argv[0]);
+            if let Some(f) = &deps_file {
+                cmd.env("BATON_DEPENDENCIES_FILE", &f.0);
+            }
             cmd.args(&argv[1..])
                 .envs(&env)
                 .env("BATON_TASK_ID", &task.id)

@@ -78,6 +78,13 @@ impl TaskContext {
         Ok(ack)
     }
 
+    /// This task's dependencies (`TaskSpec::after`) with how each ended and its result (when
+    /// done) or last error (when dead or cancelled: under `OnFailure::Continue` the task runs
+    /// anyway and can see which failed), read in one call whatever their number.
+    pub async fn dependencies(&self) -> crate::Result<Vec<crate::ops::dependencies::Dependency>> {
+        self.reporter.queue.dependencies(&self.id).await
+    }
+
     /// This run's fencing token (as claim or take handed it out).
     pub fn token(&self) -> &str {
         &self.reporter.lease.token

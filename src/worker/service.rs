@@ -38,6 +38,7 @@ pub(crate) fn build_handlers(
                 argv: argv.clone(),
                 env: h.env.clone(),
                 timeout: h.timeout,
+                dependencies: h.dependencies,
             })
         } else if let Some(line) = &h.shell {
             let argv = vec!["sh".to_string(), "-c".to_string(), line.clone()];
@@ -46,6 +47,7 @@ pub(crate) fn build_handlers(
                 argv,
                 env: h.env.clone(),
                 timeout: h.timeout,
+                dependencies: h.dependencies,
             })
         } else if let Some(url) = &h.http {
             Arc::new(HttpHandler::new(
