@@ -209,6 +209,46 @@ async fn python_group_rates_and_costs_bind_rust_claims() {
     assert_eq!(r.held_by.as_deref(), Some("group_rate"), "{r:?}");
 }
 
+/// Python enqueues a task after another in one batch; a Rust worker runs them in order; Python
+/// reads the dependent's dependencies with their results.
+#[tokio::test]
+async fn python_dependencies_are_run_in_order_by_rust_and_read_back() {
+    let env = common::env().await;
+    let out = python(&["deps", &env.redis.url(), "q"]);
+    assert_eq!(out.trim(), "pending waiting");
+    let q = env.queue();
+    let w = baton::Worker::builder(&env.client, "q")
+        .unwrap()
+        .concurrency(2)
+        .handler("k", |t: baton::TaskContext| async move {
+            let mut out = t.payload.to_ascii_uppercase();
+            if t.id == "py-j" {
+                let deps = t
+                    .dependencies()
+                    .await
+                    .map_err(|e| baton::HandlerError::retry(e.to_string()))?;
+                out.extend_from_slice(b"+");
+                out.extend_from_slice(&deps[0].result);
+            }
+            Ok(out)
+        })
+        .build()
+        .unwrap();
+    let (stop, h) = common::spawn_worker(w);
+    assert_eq!(
+        q.wait("py-j", Duration::from_secs(10)).await.unwrap(),
+        baton::Outcome::Done(b"PJ+PA".to_vec())
+    );
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    let out = python(&["deps-read", &env.redis.url(), "q", "py-j"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"id": "py-a", "state": "done", "result": "PA", "error": null}])
+    );
+}
+
 /// A throttle key is the same key from both languages: a Rust task throttles Python's enqueue
 /// within the window.
 #[tokio::test]

@@ -291,3 +291,52 @@ async fn bad_dependencies_are_refused_with_nothing_written() {
     assert_ne!(code, 0);
     assert!(err.contains("unknown dependency nope"), "{err}");
 }
+
+#[tokio::test]
+async fn an_exec_handler_reads_its_dependencies_from_a_file() {
+    let env = common::env().await;
+    let q = env.queue();
+    let a = one(&q, TaskSpec::new("k", "\"from-a\"")).await;
+    let b = one(&q, TaskSpec::new("fails", "\"x\"").max_attempts(1)).await;
+    let join = one(
+        &q,
+        TaskSpec::new("join", "{}")
+            .after([a.clone(), b.clone()])
+            .on_failure(OnFailure::Continue),
+    )
+    .await;
+    let dir = common::TempDir::new();
+    let cfg = dir.write(
+        "baton.toml",
+        &format!(
+            "[redis]\nurl = \"{}\"\n[queues.q]\nlease = \"2s\"\nheartbeat = \"500ms\"\n[worker]\nqueues = [\"q\"]\n\
+             concurrency = 2\nmaintenance = false\n[worker.handlers.k]\nexec = [\"cat\"]\n\
+             [worker.handlers.fails]\nshell = \"echo broken >&2; exit 3\"\n\
+             [worker.handlers.join]\nshell = \"cat \\\"$BATON_DEPENDENCIES_FILE\\\"\"\ndependencies = true\n",
+            env.redis.url()
+        ),
+    );
+    let _worker = common::Proc::start(common::WORKER, &cfg);
+    let Outcome::Done(out) = q.wait(&join, Duration::from_secs(20)).await.unwrap() else {
+        panic!("join not done")
+    };
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let by_id = |id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_id(&a)["state"], "done");
+    assert_eq!(by_id(&a)["result"], "\"from-a\"");
+    assert_eq!(by_id(&b)["state"], "dead");
+    assert!(by_id(&b)["error"].as_str().unwrap().contains("broken"), "{v}");
+    // the file is gone once the program ended
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(&join))
+        .count();
+    assert_eq!(leftovers, 0);
+}

@@ -138,7 +138,10 @@ async fn a_fan_in_joins_once_under_sigkills() {
         }
     }
     assert_eq!(done.len(), WIDTH, "every child completed");
-    assert!(kills >= 2 && reclaimed > 0, "the run saw {kills} kills, {reclaimed} reclaims");
+    assert!(
+        kills >= 2 && reclaimed > 0,
+        "the run saw {kills} kills, {reclaimed} reclaims"
+    );
     assert_eq!(join_done, 1, "the join completed once");
     assert!(!join_claims.is_empty());
     assert!(

@@ -11,7 +11,7 @@ export { Scripts, fillPattern } from "./scripts.js";
 export type { Manifest, ScriptSpec, ArgSpec, Arg, ArgValue } from "./scripts.js";
 export { Queue, DEFAULTS, toBytes } from "./queue.js";
 export type {
-  QueueOptions, Claims, GroupInfo, TaskSpec, Backoff, Enqueued, EnqueueStatus, Counts, LeaseRef, Completion, Outcome, HeartbeatStatus, Payload,
+  QueueOptions, Claims, GroupInfo, Dependency, TaskSpec, Backoff, Enqueued, EnqueueStatus, Counts, LeaseRef, Completion, Outcome, HeartbeatStatus, Payload,
 } from "./queue.js";
 export { Claimed, parseRecord } from "./task.js";
 export type { TaskRecord, TaskInfo, State, Progress, BatonEvent } from "./task.js";

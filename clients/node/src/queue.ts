@@ -67,6 +67,20 @@ export interface TaskSpec {
   group?: string;
   /** What the task counts for under the rate limits of its queue and group (default 1). */
   cost?: number;
+  /** Ids of tasks of this queue (or earlier in the batch) this task waits for. */
+  after?: string[];
+  /** With `after`: what a dependency that ended dead or cancelled does (default "fail"). */
+  onFailure?: "fail" | "continue" | "ignore";
+}
+
+/** One dependency of a task, as the `dependencies` script reports it. */
+export interface Dependency {
+  id: string;
+  state: "done" | "dead" | "cancelled" | "waiting";
+  /** Its result when done. */
+  result: Buffer | null;
+  /** Its last error message when dead or cancelled. */
+  error: string | null;
 }
 
 /** What enqueue did with one task (the script's `created` code). */
@@ -182,6 +196,7 @@ function taskOptions(t: TaskSpec, uniqueTtlMs: number): string {
   if (t.expiresInMs) o.push(`expires_in_ms=${Math.trunc(t.expiresInMs)}`);
   if (t.group) o.push(`group=${t.group}`);
   if (t.cost !== undefined && t.cost !== 1) o.push(`cost=${Math.trunc(t.cost)}`);
+  if (t.after && t.after.length) o.push(`after=${t.after.join("+")},on_failure=${t.onFailure ?? "fail"}`);
   return o.join(",");
 }
 
@@ -302,6 +317,22 @@ export class Queue {
     for (let i = 0; i < reply.length; i += 2) {
       const code = int(reply[i + 1]);
       out.push({ id: str(reply[i]), created: code === 1, status: ENQUEUE_STATUS[code] });
+    }
+    return out;
+  }
+
+  /** A task's dependencies with how each ended and its result or last error, in one call. */
+  async dependencies(id: string): Promise<Dependency[]> {
+    const r = (await this.call("dependencies", [["id", id]])) as unknown[];
+    const out: Dependency[] = [];
+    for (let i = 0; i < r.length; i += 3) {
+      const state = str(r[i + 1]) as Dependency["state"];
+      const val = r[i + 2] as Buffer;
+      const failed = (state === "dead" || state === "cancelled") && val.length > 0;
+      out.push({
+        id: str(r[i]), state, result: state === "done" ? val : null,
+        error: failed ? val.toString("utf8").split("|").slice(2).join("|") : null,
+      });
     }
     return out;
   }

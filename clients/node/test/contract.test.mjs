@@ -81,6 +81,14 @@ test("every queue operation passes the manifest check against a real server", as
     assert.equal(await q.release("w1", [c3]), 1);
     assert.deepEqual(await q.reclaim(10), [0, 0]);
     assert.deepEqual(await q.cancel(c3.id, "nope"), ["pending", null]);
+    // a task after another: waiting, and its dependencies read in one call
+    const dep = await q.enqueue("k", "d", { after: [a.id], onFailure: "continue" });
+    assert.equal((await q.get(dep.id)).state, "pending"); // a is done already
+    assert.deepEqual(
+      (await q.dependencies(dep.id)).map((d) => [d.id, d.state, d.result && d.result.toString()]),
+      [[a.id, "done", "ok"]],
+    );
+    assert.equal(await q.cancel(dep.id).then((r) => r[0]), "pending");
     assert.equal(await q.setGroupWeight("acme", 3), 1);
     assert.equal(await q.setGroupConcurrency("acme", 2), null);
     assert.equal(await q.setGroupRate("acme", 100_000), null);
@@ -95,7 +103,7 @@ test("every queue operation passes the manifest check against a real server", as
     const counts = await q.counts();
     assert.equal(counts.done, 1);
     assert.equal(counts.dead, 1);
-    assert.equal(counts.cancelled, 1);
+    assert.equal(counts.cancelled, 2);
     assert.equal((await q.get(a.id)).state, "done");
     await q.leave("w1");
     assert.equal(await q.deregister("w1"), true);
@@ -104,7 +112,7 @@ test("every queue operation passes the manifest check against a real server", as
     await q.close();
   }
   const used = [...seen].sort();
-  const driven = ["cancel", "claim", "complete", "configure", "counts", "deregister", "enqueue", "fail", "get", "group_set",
+  const driven = ["cancel", "claim", "complete", "configure", "counts", "dependencies", "deregister", "enqueue", "fail", "get", "group_set",
     "groups", "heartbeat", "progress", "reclaim", "register", "release", "start", "take"];
   assert.deepEqual(used, driven);
   // the scripts this client does not call are the operators' and the scheduler's

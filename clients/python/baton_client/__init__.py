@@ -311,6 +311,8 @@ def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[s
         o.append(f"group={t['group']}")
     if t.get("cost") not in (None, 1):
         o.append(f"cost={int(t['cost'])}")
+    if t.get("after"):
+        o.append(f"after={'+'.join(t['after'])},on_failure={t.get('on_failure', 'fail')}")
     return ",".join(o)
 
 
@@ -394,7 +396,9 @@ class Queue:
         ``expires_in_ms``: no run starts later than this after now (the task goes to the
         dead-letter set unrun); ``group``: the task's group (tenant, customer, API key; on a
         fair queue the groups that have work share the workers by weight); ``cost``: what the
-        task counts for under the rate limits of its queue and group (default 1)."""
+        task counts for under the rate limits of its queue and group (default 1); ``after``:
+        ids of tasks of this queue (or earlier in the batch) it waits for, with ``on_failure``
+        ("fail", "continue" or "ignore") for a dependency that ended dead or cancelled."""
         args: List[Tuple[str, Any]] = [("max_payload", self.max_payload), ("n", len(tasks))]
         idem = []
         for t in tasks:
@@ -422,6 +426,20 @@ class Queue:
                      ("options", _task_options(t, self.unique_ttl_ms if ukey else 0, dkey))]
         return "enqueue", args, idem, lambda reply: [(reply[i].decode(), reply[i + 1] == 1)
                                                     for i in range(0, len(reply), 2)]
+
+    @_op
+    def dependencies(self, task_id: str) -> _CallOf[List[Dict[str, Any]]]:
+        """A task's dependencies in one call: dicts of id, state ("done", "dead", "cancelled",
+        "waiting"), result (bytes, when done) and error (str, when dead or cancelled)."""
+        def parse(reply: Any) -> List[Dict[str, Any]]:
+            out = []
+            for i in range(0, len(reply), 3):
+                state, val = reply[i + 1].decode(), reply[i + 2]
+                err = val.decode("utf-8", "replace").split("|", 2)[-1] if state in ("dead", "cancelled") and val else None
+                out.append({"id": reply[i].decode(), "state": state,
+                            "result": val if state == "done" else None, "error": err})
+            return out
+        return "dependencies", [("id", task_id)], (), parse
 
     @_op
     def get(self, task_id: str) -> _CallOf[Optional[Dict[str, Any]]]:
@@ -883,6 +901,7 @@ class AsyncQueue(Queue):
     if TYPE_CHECKING:  # the operations below are Queue's, made coroutines by _async_op
         async def enqueue_batch(self, tasks: Sequence[Mapping[str, Any]]) -> List[Tuple[str, bool]]: ...  # type: ignore[override]  # noqa: E704
         async def get(self, task_id: str) -> Optional[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
+        async def dependencies(self, task_id: str) -> List[Dict[str, Any]]: ...  # type: ignore[override]  # noqa: E704
         async def reclaim(self, limit: int = 100) -> Tuple[int, int]: ...  # type: ignore[override]  # noqa: E704
         async def cancel(self, *task_ids: str) -> List[Optional[str]]: ...  # type: ignore[override]  # noqa: E704
         async def configure(self, events_max_len: int = 10000, dispatch: str = "pull", aging_ms: int = 0,  # type: ignore[override]  # noqa: E501

@@ -11,6 +11,8 @@ Usage: contract_driver.py COMMAND REDIS_URL QUEUE [ARGS...]
   version            expect a VERSION error from enqueue
   fair N             configure fair queueing, weight py-b 3, enqueue N tasks in py-a and N in py-b
   group-rate N       fair queueing, py-r limited to 2/s with burst 4: N tasks of cost 2 in py-r, N in py-f
+  deps               enqueue py-a, then py-j after py-a (on_failure continue), in one batch; print states
+  deps-read ID       print the task's dependencies as JSON (results as text)
 """
 import json
 import sys
@@ -188,6 +190,15 @@ def main():
         q.enqueue_batch([{"kind": "k", "payload": "r", "group": "py-r", "cost": 2, "id": f"py-r-{i}"} for i in range(n)])
         q.enqueue_batch([{"kind": "k", "payload": "f", "group": "py-f", "id": f"py-f-{i}"} for i in range(n)])
         print(json.dumps(q.groups()))
+    elif cmd == "deps":
+        q = baton.Queue(r, queue)
+        q.enqueue_batch([{"kind": "k", "payload": "pa", "id": "py-a"},
+                         {"kind": "k", "payload": "pj", "id": "py-j", "after": ["py-a"], "on_failure": "continue"}])
+        print(q.get("py-a")["state"], q.get("py-j")["state"])
+    elif cmd == "deps-read":
+        q = baton.Queue(r, queue)
+        deps = q.dependencies(rest[0])
+        print(json.dumps([dict(d, result=d["result"].decode() if d["result"] is not None else None) for d in deps]))
     else:
         sys.exit(f"unknown command {cmd}")
 
