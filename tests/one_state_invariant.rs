@@ -1,5 +1,6 @@
 //! Invariant 1: a task is in exactly one state set at any moment, whatever sequence of
-//! transitions it goes through (a seeded random walk over every script).
+//! transitions it goes through (a seeded random walk over every script, with tasks waiting
+//! for others under every failure policy).
 mod common;
 use baton::{Claimed, FailReport, QueueConfig, TaskSpec};
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
     let mut ids: Vec<String> = Vec::new();
     let mut held: HashMap<String, Claimed> = HashMap::new();
     let mut transitions = 0;
+    let mut seen_waiting = false;
     for step in 0..400 {
         match rng.u32(0..10) {
             0 | 1 => {
@@ -28,10 +30,19 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
                 let specs = (0..n)
                     .map(|_| {
                         let s = TaskSpec::new("k", "x").priority(rng.i32(-2..3));
-                        if rng.bool() {
-                            s.delay(Duration::from_millis(rng.u64(0..60)))
-                        } else {
-                            s
+                        match rng.u32(0..3) {
+                            0 => s.delay(Duration::from_millis(rng.u64(0..60))),
+                            // waiting for up to three earlier tasks, under any failure policy
+                            1 if !ids.is_empty() => s
+                                .after((0..rng.usize(1..4)).map(|_| ids[rng.usize(0..ids.len())].clone()))
+                                .on_failure(
+                                    [
+                                        baton::OnFailure::Fail,
+                                        baton::OnFailure::Continue,
+                                        baton::OnFailure::Ignore,
+                                    ][rng.usize(0..3)],
+                                ),
+                            _ => s,
                         }
                     })
                     .collect();
@@ -88,7 +99,7 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
         transitions += 1;
         if step % 10 == 0 || step > 390 {
             for id in &ids {
-                common::assert_one_state(&q, id).await;
+                seen_waiting |= common::assert_one_state(&q, id).await == "waiting";
             }
         }
     }
@@ -100,7 +111,8 @@ async fn every_task_is_in_exactly_one_state_set_after_every_transition() {
     // the state counts add up to the number of tasks
     let c = q.counts().await.unwrap();
     assert_eq!(
-        c.pending + c.delayed + c.leased + c.done + c.dead + c.cancelled,
+        c.pending + c.delayed + c.waiting + c.leased + c.done + c.dead + c.cancelled,
         ids.len() as u64
     );
+    assert!(seen_waiting, "the walk saw tasks waiting for others");
 }

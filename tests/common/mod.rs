@@ -115,9 +115,20 @@ pub const STATE_SETS: [Role; 6] = [
     Role::Cancelled,
 ];
 
-/// The state sets holding `id` (the invariant: exactly one while the task exists).
+/// The state sets holding `id` (the invariant: exactly one while the task exists), the set of
+/// tasks waiting for their dependencies included.
 pub async fn sets_holding(q: &Queue, id: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
+    let meta = q.keys().key(Role::Meta);
+    let waiting = format!("{}waiting", meta.strip_suffix("meta").unwrap());
+    let score: Option<f64> = q
+        .conn()
+        .query(redis::cmd("ZSCORE").arg(waiting).arg(id))
+        .await
+        .unwrap();
+    if score.is_some() {
+        out.push("waiting");
+    }
     for s in STATE_SETS {
         let score: Option<f64> = q
             .conn()
