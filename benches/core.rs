@@ -6,7 +6,9 @@
 //! Run: `cargo bench --bench core` (starts its own redis-server on a free port; set
 //! BATON_BENCH_REDIS_URL to use another server you own — it is FLUSHALLed!). Parts:
 //! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth"; also "limits" and
-//! "fair": flow control's and fair queueing's cost at the 1x50 shape).
+//! "fair": flow control's and fair queueing's cost at the 1x50 shape; "fanin": 10,000 tasks
+//! joined by one task against the same tasks without dependencies, and the time from the last
+//! child's completion to the join's claim).
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
 //! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
 //! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
@@ -158,6 +160,23 @@ async fn fill_groups(q: &Queue, n: usize, size: usize, groups: usize, cost: u32)
     }
 }
 
+/// `width` no-op tasks and one more after all of them (`deps`) or without dependencies;
+/// returns `width`.
+async fn fan_out(q: &Queue, width: usize, deps: bool) -> usize {
+    let mut ids = Vec::new();
+    for start in (0..width).step_by(1000) {
+        let specs = (start..width.min(start + 1000))
+            .map(|j| TaskSpec::new("noop", payload(j, 100)))
+            .collect();
+        ids.extend(q.enqueue_batch(specs).await.unwrap().into_iter().map(|e| e.id));
+    }
+    let join = TaskSpec::new("noop", payload(width, 100));
+    q.enqueue(if deps { join.after(ids) } else { join })
+        .await
+        .unwrap();
+    width
+}
+
 /// Child mode: one Worker (no-op handler, the given concurrency and claim batch) on `queue` at
 /// `url` until SIGTERM.
 async fn child(spec: &str) {
@@ -204,7 +223,8 @@ async fn drain_row(
     settings: baton::QueueConfig,
     name: String,
 ) {
-    if q.counts().await.unwrap().pending < n as u64 {
+    let c = q.counts().await.unwrap();
+    if c.pending + c.waiting < n as u64 {
         probe.flush().await;
         fill(q, n, 100).await;
     }
@@ -478,6 +498,90 @@ async fn main() {
             drain_row(&cfg, &q, &mut probe, n, 50, settings, name).await;
             probe.flush().await;
         }
+    }
+    if parts.contains("fanin") {
+        // 5. dependencies: 10,000 children and one task after all of them, drained at the 1x50
+        // shape, against the same 10,001 tasks without dependencies; then the hand-off time
+        // (last child's completion -> the join's claim, Redis ms from the events) over rounds
+        // of 200 children
+        let width = 10_000usize;
+        let settings = baton::QueueConfig {
+            claim_batch: 100,
+            events_max_len: events_max_len.max(100_000),
+            ..Default::default()
+        };
+        let mut fcfg = cfg.clone();
+        fcfg.queues.insert("bench-batch".into(), settings.clone());
+        let q = Client::connect(fcfg).await.unwrap().queue("bench-batch").unwrap();
+        for deps in [false, true] {
+            probe.flush().await;
+            q.configure().await.unwrap();
+            let ids = fan_out(&q, width, deps).await;
+            let name = format!(
+                "end to end 1x50, batch 100, {width} tasks + 1 {}",
+                if deps {
+                    "joined after all of them"
+                } else {
+                    "without dependencies"
+                }
+            );
+            drain_row(&cfg, &q, &mut probe, ids + 1, 50, settings.clone(), name).await;
+        }
+        probe.flush().await;
+        q.configure().await.unwrap();
+        let mut gaps = Vec::new();
+        let wclient = {
+            let mut wcfg = cfg.clone();
+            wcfg.queues.insert("bench-batch".into(), settings.clone());
+            Client::connect(wcfg).await.unwrap()
+        };
+        let worker = noop_worker(&wclient, "bench-batch", 50);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
+        for _ in 0..40 {
+            let specs: Vec<TaskSpec> = (0..200).map(|_| TaskSpec::new("noop", "")).collect();
+            let kids: Vec<String> = q
+                .enqueue_batch(specs)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            let join = q
+                .enqueue(TaskSpec::new("noop", "").after(kids.clone()))
+                .await
+                .unwrap()
+                .id;
+            q.wait(&join, Duration::from_secs(30)).await.unwrap();
+            let (mut last_done, mut claimed) = (0u64, None);
+            let mut after = "0-0".to_string();
+            loop {
+                let evs = q.events_after(&after, 1000).await.unwrap();
+                let Some(l) = evs.last() else { break };
+                after = l.id.clone();
+                for e in evs {
+                    for t in &e.tasks {
+                        if e.kind == "completed" && kids.contains(&t.id) {
+                            last_done = last_done.max(e.at_ms);
+                        }
+                        if e.kind == "claimed" && t.id == join && claimed.is_none() {
+                            claimed = Some(e.at_ms);
+                        }
+                    }
+                }
+            }
+            gaps.push(claimed.unwrap().saturating_sub(last_done));
+        }
+        stop.cancel();
+        h.await.unwrap().unwrap();
+        gaps.sort();
+        println!(
+            "join hand-off (last of 200 children completed -> join claimed), 40 rounds, 1x50: p50 {} ms, p99 {} ms, max {} ms",
+            gaps[gaps.len() / 2],
+            gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
+            gaps[gaps.len() - 1]
+        );
     }
     if parts.contains("procs") {
         // 4. the same drain by one and by two worker processes (this bench re-run as children)
