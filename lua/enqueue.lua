@@ -161,6 +161,7 @@ end
 -- A batch usually repeats one policy (priority, attempts, backoff, timeouts) for every task: a
 -- task whose 10 policy fields are the very same strings as the task before it reuses that task's
 -- checked values and record middle (Lua strings are interned: comparing them is a pointer test).
+local any_after = false -- some task has dependencies
 local prev, prev_b
 for i = 0, n - 1 do
   local b = 2 + i * F
@@ -216,12 +217,13 @@ for i = 0, n - 1 do
     t.deb = key_of(idem_i, DEB_BASE, t.id, 'debounce_ms', 'a debounce key')
   end
   tasks[i + 1] = t
+  if t.after then any_after = true end
 end
 -- Dependencies must be tasks of this queue still known (or tasks earlier in this batch): an
 -- unknown id is refused before anything is written. A task never depends on itself or on a
 -- later task of the batch, so no cycle can be written.
 local in_batch = {}
-for _, t in ipairs(tasks) do
+for _, t in ipairs(any_after and tasks or {}) do
   if t.after then
     for _, dep in ipairs(t.after) do
       if not in_batch[dep] and redis.call('HEXISTS', K_TASKS, dep) == 0 then
