@@ -121,7 +121,8 @@ mod shipped_file {
             .collect::<Vec<_>>()
             .join("\n");
         let c = Config::from_toml(&uncommented).unwrap();
-        assert_eq!(c.worker.handlers.len(), 3);
+        assert_eq!(c.worker.handlers.len(), 4);
+        assert!(c.worker.handlers["report"].dependencies);
         assert_eq!(c.worker.handlers["echo"].exec, Some(vec!["cat".to_string()]));
         assert_eq!(c.scheduler.cron["nightly-report"].schedule, "0 3 * * *");
         assert_eq!(c.worker.capacity, Some(16));
