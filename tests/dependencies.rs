@@ -253,6 +253,14 @@ async fn bad_dependencies_are_refused_with_nothing_written() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown dependency s1"), "{e}");
+    // a dependencies file is for programs: refused on an http handler, naming the key
+    let err = baton::Config::from_toml(
+        "[redis]\nurl = \"redis://127.0.0.1:1\"\n[worker.handlers.j]\nhttp = \"http://127.0.0.1:9/\"\ndependencies = true\n",
+    )
+    .and_then(|c| c.validate().map(|_| c))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("worker.handlers.j.dependencies"), "{err}");
     // the CLI
     let dir = common::TempDir::new();
     let cfg = common::product_config(&dir, &env.redis.url(), "");

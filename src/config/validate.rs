@@ -177,6 +177,12 @@ impl Config {
             if h.timeout.is_some_and(|t| t.is_zero()) {
                 return bad(&format!("{key}.timeout"), "must be longer than 0s (or left out)");
             }
+            if h.dependencies && h.http.is_some() {
+                return bad(
+                    &format!("{key}.dependencies"),
+                    "applies to exec and shell handlers (a file for the program); an http service reads them with the dependencies script or a client library",
+                );
+            }
         }
         for (name, c) in &self.scheduler.cron {
             let key = format!("scheduler.cron.{name}");
