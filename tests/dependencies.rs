@@ -56,6 +56,14 @@ async fn a_chain_runs_in_order() {
     }
     assert_eq!(state(&q, &ids[1]).await, State::Waiting);
     assert_eq!(q.counts().await.unwrap().waiting, 49);
+    let dir = common::TempDir::new();
+    let cfg = common::product_config(&dir, &env.redis.url(), "");
+    let (code, out, err) = common::baton(&cfg, &["stats", "-q", "q", "--sample", "0s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("49 waiting for dependencies"), "{out}");
+    let (code, out, _) = common::baton(&cfg, &["status", "-q", "q", &ids[1]]);
+    assert_eq!(code, 0);
+    assert!(out.contains("waiting"), "{out}");
     let (w, log) = recorder(&env, 8);
     let (stop, h) = common::spawn_worker(w);
     assert_eq!(

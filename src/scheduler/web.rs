@@ -126,7 +126,7 @@ async fn overview(AxState(web): AxState<Shared>) -> ApiResult {
                 "held_by": c.held_by,
             },
             "counts": {
-                "pending": c.pending, "delayed": c.delayed, "leased": c.leased,
+                "pending": c.pending, "delayed": c.delayed, "waiting": c.waiting, "leased": c.leased,
                 "done": c.done, "dead": c.dead, "cancelled": c.cancelled,
             },
             "totals": {

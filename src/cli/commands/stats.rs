@@ -198,8 +198,9 @@ pub(super) async fn workers(queue: &Queue, json: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// The queue's limits in force, for the stats table: "  (rate 200/s burst 50, concurrency 7/100,
-/// per group rate 10/s burst 1 concurrency 2, held by rate)"; empty when it has none.
+/// The queue's limits in force, and its tasks waiting for dependencies, for the stats table:
+/// "  (rate 200/s burst 50, concurrency 7/100, per group rate 10/s burst 1 concurrency 2, held by
+/// rate, 12 waiting for dependencies)"; empty when there is none of that.
 fn limits_note(c: &crate::Counts) -> String {
     let mut parts = Vec::new();
     if c.rate_interval_us > 0 {
@@ -230,6 +231,9 @@ fn limits_note(c: &crate::Counts) -> String {
     }
     if let Some(h) = c.held_by {
         parts.push(format!("held by {h}"));
+    }
+    if c.waiting > 0 {
+        parts.push(format!("{} waiting for dependencies", c.waiting));
     }
     if parts.is_empty() {
         String::new()
