@@ -50,6 +50,14 @@ argv:
       cost (int, 1..1000000; absent = 1) — what the task counts for under the rate limits of
         its queue and group (include/limits.lua): a task of cost c takes c tasks' room; one
         costing more than a limit's burst goes when that limit is idle, charged its whole cost
+      after (string, 1..10000 task ids of this queue joined by "+") — the task's dependencies
+        (include/deps.lua): each a task still known or one earlier in this call (else BADARG,
+        nothing written); the task waits (state waiting) until all have finished, then becomes
+        pending; no delay or debounce with it
+      on_failure (string, "fail", "continue" or "ignore"; absent = "fail") — with after: what a
+        dependency that ended dead or cancelled does: fail ends the task the same way, unrun
+      unrun_ttl_ms (int, 1..MAX_MS; absent = 7 days) — with after: how long the task is kept
+        when it ends unrun because a dependency failed
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
