@@ -403,6 +403,21 @@ pub async fn set_schema_version(env: &Env, q: &Queue, v: &str) {
         .unwrap();
 }
 
+/// Each `[queues.q]` snippet is refused by config validation with an error naming `key` and
+/// saying `says`: (snippet, key, says).
+pub fn refused_queue_settings(cases: &[(&str, &str, &str)]) {
+    for (extra, key, says) in cases {
+        let text = format!(
+            "[redis]\nurl = \"redis://127.0.0.1:1\"\n[worker]\nqueues = [\"q\"]\n[queues.q]\n{extra}\n"
+        );
+        let err = Config::from_toml(&text)
+            .and_then(|c| c.validate().map(|_| c))
+            .expect_err(extra)
+            .to_string();
+        assert!(err.contains(key) && err.contains(says), "{extra}: {err}");
+    }
+}
+
 /// Enqueue the specs in atomic batches of 1000; their ids, in order.
 pub async fn enqueue_all(q: &Queue, specs: Vec<baton::TaskSpec>) -> Vec<String> {
     let mut ids = Vec::new();
