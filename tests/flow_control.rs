@@ -311,6 +311,13 @@ async fn limits_hold_with_a_mixed_rust_and_python_pool() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // the Rust worker starts once Python holds leases: a slow interpreter start on a loaded
+    // machine would otherwise leave it nothing to take
+    common::eventually(Duration::from_secs(20), "the Python worker claimed", || {
+        let q = q.clone();
+        async move { q.counts().await.unwrap().leased > 0 }
+    })
+    .await;
     let rust = Worker::builder(&env.client, "q")
         .unwrap()
         .concurrency(8)
