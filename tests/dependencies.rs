@@ -96,6 +96,22 @@ async fn a_diamond_joins_after_both_branches() {
     let ran = log.lock().unwrap().clone();
     assert_eq!(ran.len(), 4);
     assert_eq!((ran[0].as_str(), ran[3].as_str()), ("a", "d"), "{ran:?}");
+    // each release is announced once: b and c when a completed, d when the last of them did
+    // in stream order: the order of the calls
+    let ready: Vec<String> = q
+        .events_after("0-0", 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "ready")
+        .flat_map(|e| e.tasks.into_iter().map(|t| t.id))
+        .collect();
+    let mut sorted = ready.clone();
+    sorted.sort();
+    let mut want = vec![b.clone(), c.clone(), d.clone()];
+    want.sort();
+    assert_eq!(sorted, want, "{ready:?}");
+    assert_eq!(ready.last(), Some(&d));
     none_waiting(&q).await;
 }
 

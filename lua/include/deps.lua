@@ -97,15 +97,21 @@ local function deps_lib()
 end
 
 -- Tasks reached a final state by `outcome` ('done', 'dead', 'cancelled'): tell result waiters,
--- and on a queue with dependencies settle the tasks waiting for them (dependents that end here
--- because of a failure are counted, announced and told to waiters as well). Every script that
--- makes a task final calls this.
+-- and on a queue with dependencies settle the tasks waiting for them: those released are
+-- announced by a `ready` event; those that end here because of a failure are counted, announced
+-- and told to waiters as well. Every script that makes a task final calls this.
 local function task_final(ids, outcome, now)
   notify_final(ids)
   if not DEPS or #ids == 0 then return end
   local ends = {}
   for i, id in ipairs(ids) do ends[i] = {id, outcome} end
-  local _, ended = deps_lib().settle(ends, now or now_ms())
+  now = now or now_ms()
+  local ready, ended = deps_lib().settle(ends, now)
+  if #ready > 0 then
+    local items = {}
+    for _, w in ipairs(ready) do ev_add(items, w, 0) end
+    emit('ready', '', items, now)
+  end
   for _, o in ipairs({'dead', 'cancelled'}) do
     local list = ended[o]
     if #list > 0 then
