@@ -4,8 +4,8 @@ name: enqueue
 version: 2
 purpose: Add one task or an atomic batch of tasks (all or none) to a queue, as pending or delayed.
   A task may carry an idempotency key (the first task's id answers repeats within its TTL) and a
-  unique key (the id of a task holding it answers repeats while that task is pending, delayed or
-  leased; once it has finished in any way, the key is free again) and a debounce key (repeats
+  unique key (the id of a task holding it answers repeats while that task is pending, delayed,
+  waiting or leased; once it has finished in any way, the key is free again) and a debounce key (repeats
   while the task holding it is still delayed replace its payload and push its run time back to
   now + window, never past max_wait after its creation).
 keys:
@@ -36,7 +36,7 @@ argv:
     options (string; "" = none) — the task's rarer settings, comma-separated name=value, each at
       most once:
       unique_ttl_ms (int, 0..MAX_MS; > 0 = the task has a unique key in KEYS: while the task
-        holding it is pending, delayed or leased, a task with the same key is not enqueued; the key
+        holding it is pending, delayed, waiting or leased, a task with the same key is not enqueued; the key
         lapses after this long even if its task is still waiting)
       debounce_ms (int, 0..MAX_MS; > 0 = the task has a debounce key in KEYS: it runs this long
         after the last enqueue with the key; delay_ms must be 0)
@@ -293,12 +293,12 @@ end
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
   if t.uniq then
-    -- held while its task is pending, delayed or leased; a holder that finished (or is gone)
+    -- held while its task is pending, delayed, waiting or leased; a holder that finished (or is gone)
     -- left the key free, whatever way it ended. Checked before the idempotency key, which must
     -- not map to a task that was never created.
     local holder = redis.call('GET', t.uniq)
     if holder and holder ~= id and (redis.call('ZSCORE', K_PENDING, holder) or redis.call('ZSCORE', K_LEASED, holder)
-        or redis.call('ZSCORE', K_DELAYED, holder)) then
+        or redis.call('ZSCORE', K_DELAYED, holder) or (DEPS and redis.call('ZSCORE', wkey('waiting'), holder))) then
       id, created = holder, 3
     end
   end

@@ -199,6 +199,14 @@ async fn cancelling_a_task_cancels_what_waits_for_it() {
     q.cancel(&[y.as_str()]).await.unwrap();
     assert_eq!(state(&q, &z).await, State::Cancelled);
     assert_eq!(state(&q, &x).await, State::Pending);
+    // a waiting task holds its unique key like a pending one
+    let u = one(&q, TaskSpec::new("k", "u1").after([x.clone()]).unique("only-one")).await;
+    let again = q
+        .enqueue(TaskSpec::new("k", "u2").unique("only-one"))
+        .await
+        .unwrap();
+    assert_eq!((again.id.as_str(), again.unique_held), (u.as_str(), true));
+    q.cancel(&[u.as_str()]).await.unwrap();
     none_waiting(&q).await;
 }
 
