@@ -16,21 +16,42 @@ pub struct Node {
 }
 
 impl Node {
-    fn spawn(port: u16, dir: PathBuf, args: Vec<String>) -> Node {
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut n = Node {
-            port,
-            dir,
-            args,
-            child: None,
-        };
-        n.start();
-        n
+    /// Start a new node on a free port chosen by `pick`; `make` builds its directory and
+    /// arguments for that port. A port taken between the pick and the server's bind (another
+    /// process's outgoing connection, say) makes redis-server exit at start: try another port.
+    fn spawn_on(tag: &str, pick: fn() -> u16, make: impl Fn(u16, &PathBuf) -> Vec<String>) -> Node {
+        let mut last = 0;
+        for _ in 0..5 {
+            let port = pick();
+            let dir = node_dir(tag, port);
+            std::fs::create_dir_all(&dir).unwrap();
+            let args = make(port, &dir);
+            let mut n = Node {
+                port,
+                dir,
+                args,
+                child: None,
+            };
+            if n.try_start() {
+                return n;
+            }
+            last = port;
+        }
+        panic!("redis-server ({tag}) did not start on five free ports (last {last})");
     }
 
     /// A plain data node (no persistence) on `port`, started and answering.
     pub fn data(port: u16) -> Node {
-        Node::spawn(port, node_dir("data", port), data_args(port, &[]))
+        let dir = node_dir("data", port);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut n = Node {
+            port,
+            args: data_args(port, &[]),
+            dir,
+            child: None,
+        };
+        n.start();
+        n
     }
 
     /// Restart a data node (a killed primary: it has no persistence, so it comes back empty) as a
@@ -41,8 +62,17 @@ impl Node {
         self.start();
     }
 
-    /// (Re)start the process with its arguments, and wait until it answers.
+    /// (Re)start the process with its arguments on its port, and wait until it answers.
     pub fn start(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server on port {} did not start",
+            self.port
+        );
+    }
+
+    /// Start the process; false if it exited or did not answer within 10 s.
+    fn try_start(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(&self.args)
             .current_dir(&self.dir)
@@ -52,7 +82,21 @@ impl Node {
             .spawn()
             .expect("run redis-server (scripts/test installs it)");
         self.child = Some(child);
-        wait_port(self.port);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(c) = self.child.as_mut() {
+                if c.try_wait().ok().flatten().is_some() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
     }
 
     pub fn url(&self) -> String {
@@ -90,15 +134,28 @@ impl Drop for Node {
     }
 }
 
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// A free port below the kernel's ephemeral range whose cluster bus port (port + 10000) is free
+/// too: outgoing connections never take either of them while the node starts.
+fn free_cluster_port() -> u16 {
+    use std::net::TcpListener;
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    let mut x = seed | 1;
+    loop {
+        // xorshift: a spread of candidates in 12000..22000 (bus ports 22000..32000)
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let p = 12000 + (x % 10000) as u16;
+        let a = TcpListener::bind(("127.0.0.1", p));
+        let b = TcpListener::bind(("127.0.0.1", p + 10000));
+        if a.is_ok() && b.is_ok() {
+            return p;
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("redis-server on port {port} did not start");
 }
 
 fn node_dir(tag: &str, port: u16) -> PathBuf {
@@ -138,37 +195,29 @@ pub const MASTER: &str = "mymaster";
 
 impl SentinelSet {
     pub fn start() -> SentinelSet {
-        let pp = free_port();
-        let primary = Node::spawn(pp, node_dir("primary", pp), data_args(pp, &[]));
-        let rp = free_port();
-        let replica = Node::spawn(
-            rp,
-            node_dir("replica", rp),
-            data_args(rp, &["--replicaof", "127.0.0.1", &pp.to_string()]),
-        );
+        let primary = Node::spawn_on("primary", free_port, |p, _| data_args(p, &[]));
+        let pp = primary.port;
+        let replica = Node::spawn_on("replica", free_port, |p, _| {
+            data_args(p, &["--replicaof", "127.0.0.1", &pp.to_string()])
+        });
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            let sp = free_port();
-            let dir = node_dir("sentinel", sp);
-            std::fs::create_dir_all(&dir).unwrap();
-            let conf = dir.join("sentinel.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {sp}\nbind 127.0.0.1\ndaemonize no\nloglevel warning\ndir {}\n\
+            sentinels.push(Node::spawn_on("sentinel", free_port, |sp, dir| {
+                let conf = dir.join("sentinel.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {sp}\nbind 127.0.0.1\ndaemonize no\nloglevel warning\ndir {}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {pp} 2\n\
                      sentinel down-after-milliseconds {MASTER} 2000\n\
                      sentinel failover-timeout {MASTER} 4000\n\
                      sentinel parallel-syncs {MASTER} 1\n",
-                    dir.display()
-                ),
-            )
-            .unwrap();
-            sentinels.push(Node::spawn(
-                sp,
-                dir,
-                vec![conf.display().to_string(), "--sentinel".into()],
-            ));
+                        dir.display()
+                    ),
+                )
+                .unwrap();
+                vec![conf.display().to_string(), "--sentinel".into()]
+            }));
         }
         let set = SentinelSet {
             primary,
@@ -253,10 +302,7 @@ impl Cluster {
     pub fn start(primaries: usize, replicas: usize) -> Cluster {
         let mut nodes = Vec::new();
         for _ in 0..primaries * (1 + replicas) {
-            let p = free_port();
-            nodes.push(Node::spawn(
-                p,
-                node_dir("cluster", p),
+            nodes.push(Node::spawn_on("cluster", free_cluster_port, |p, _| {
                 data_args(
                     p,
                     &[
@@ -271,8 +317,8 @@ impl Cluster {
                         "--cluster-replica-validity-factor",
                         "0",
                     ],
-                ),
-            ));
+                )
+            }));
         }
         if primaries == 1 && replicas == 0 {
             // redis-cli --cluster create wants 3 primaries: one node takes every slot itself.
