@@ -8,7 +8,7 @@ purpose: Cancel tasks that have not finished: pending, delayed, waiting for depe
   cancelled too, and theirs in turn (include/deps.lua).
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) delayed(w) leased(w) lease(rw) dead(w) cancelled(w) errors(w)
+touches: meta(rw) tasks(rw) pending(rw) delayed(w) leased(w) lease(rw) dead(w) cancelled(w) errors(w)
   assigned(w) winfl(rw) events(w) groups(rw) wf(rw)
 argv:
   1: ttl_ms (int, 1..MAX_MS) — how long the cancelled task stays inspectable

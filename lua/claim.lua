@@ -7,7 +7,7 @@ purpose: A worker claims up to n pending tasks, highest priority first (FIFO wit
   and the record is handed out as stored (the client parses it).
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(w) dead(w) cancelled(w) errors(w) winfl(w)
+touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(w) dead(w) cancelled(w) errors(w) winfl(w)
   wstat(w) events(w) groups(rw) wf(rw)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the claiming worker's id

@@ -58,6 +58,17 @@ argv:
         dependency that ended dead or cancelled does: fail ends the task the same way, unrun
       unrun_ttl_ms (int, 1..MAX_MS; absent = 7 days) — with after: how long the task is kept
         when it ends unrun because a dependency failed
+      flow (string, 1-128 of [A-Za-z0-9-_:.]) — the flow or batch the task joins
+        (include/flows.lua; flow_open made it): it must be open, or with spawned_by the running
+        task's own flow even once sealed; the task is counted in the flow in this call, before
+        anyone can see it; in a flow submitted whole (gated) a task with no dependency among
+        the flow's tasks waits for the seal (no delay or debounce then); at most
+        FLOW_MAX_TASKS tasks per flow
+      name (string, 1-128 of [A-Za-z0-9-_:.]) — with flow: the task's name in its flow, unique
+        there
+      spawned_by (string, 1-128 of [A-Za-z0-9-_:.]) — the running (leased) task adding this one
+        (dynamic fan-out): the task joins that task's flow, if any, and every task still waiting
+        for that task waits for this one too
 reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id returned is the
   task that already holds this idempotency key or this id, 2 = duplicate of a forgotten task: the
   key still maps to that id, but the task finished and is no longer kept, 3 = the unique key is
@@ -65,7 +76,8 @@ reply: flat array, per task: id, created (1 = new task, 0 = duplicate: the id re
   delayed task holding the debounce key, which now carries this payload and runs at
   min(now + debounce_ms, its creation + max_wait_ms); nothing was enqueued for 0, 2, 3 and 4)
 errors:
-  BADARG: a field is missing or out of range (message names it); nothing was written
+  BADARG: a field is missing or out of range, a dependency, flow or spawning task is unknown or
+    in the wrong state (message names it); nothing was written
   TOOLARGE: a payload exceeds max_payload; nothing was written
   VERSION: the queue holds another data schema version
 bound: O(n log N) for n <= 1000 tasks
@@ -78,6 +90,7 @@ bound: O(n log N) for n <= 1000 tasks
 --@include notify
 --@include events
 --@include fair
+--@include flows
 --@include deps
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
@@ -141,10 +154,17 @@ local function task_options(t, s)
       end
       t.pol = v
     elseif name == 'unrun_ttl_ms' then t.uttl = int_arg(v, 'unrun_ttl_ms', 1, MAX_MS)
+    elseif name == 'flow' then t.flow = id_arg(v, 'flow')
+    elseif name == 'name' then t.name = id_arg(v, 'name')
+    elseif name == 'spawned_by' then t.parent = id_arg(v, 'spawned_by')
     else
       bail('BADARG', 'task ' .. t.id .. ': unknown option ' .. name ..
-        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group, cost, after, on_failure, unrun_ttl_ms)')
+        ' (known: unique_ttl_ms, debounce_ms, max_wait_ms, expires_in_ms, group, cost, after, on_failure,' ..
+        ' unrun_ttl_ms, flow, name, spawned_by)')
     end
+  end
+  if t.name and not t.flow then
+    bail('BADARG', 'task ' .. t.id .. ': name goes with flow (a task\'s name within its flow)')
   end
   if t.after then
     t.pol = t.pol or 'fail'
@@ -192,6 +212,7 @@ for i = 0, n - 1 do
     t.jit, t.to, t.rt, t.it, t.ut, t.mid = prev.jit, prev.to, prev.rt, prev.it, prev.ut, prev.mid
     t.dw, t.mw, t.ex, t.group, t.cost = prev.dw, prev.mw, prev.ex, prev.group, prev.cost
     t.after, t.pol, t.uttl = prev.after, prev.pol, prev.uttl
+    t.flow, t.parent, t.name = prev.flow, prev.parent, prev.name
   else
     t.prio = int_arg(ARGV[b + 4], 'priority', -PRIO_MAX, PRIO_MAX)
     t.delay = int_arg(ARGV[b + 5], 'delay_ms', 0, MAX_MS)
@@ -242,6 +263,70 @@ for _, t in ipairs(any_after and tasks or {}) do
   end
   in_batch[t.id] = true
 end
+-- Flows (include/flows.lua): a task joins a flow that is open, or, added by a running task
+-- (spawned_by), the flow of that task even once sealed; a name is unique within its flow; a
+-- flow never has more than FLOW_MAX_TASKS members. In a flow submitted whole (gated), a task
+-- with no dependency among the flow's tasks waits for the seal. All checked before any write.
+local flows_seen, flow_list, names_seen, in_flow = {}, {}, {}, {}
+for _, t in ipairs(tasks) do
+  if t.parent then
+    if not redis.call('ZSCORE', K_LEASED, t.parent) then
+      bail('BADARG', 'task ' .. t.id .. ': spawned_by ' .. t.parent .. ' is not running: only a running task adds' ..
+        ' tasks to its flow and to what waits for it')
+    end
+    local pf = redis.call('HGET', wkey('tflow'), t.parent)
+    if t.flow and t.flow ~= pf then
+      bail('BADARG', 'task ' .. t.id .. ': spawned_by ' .. t.parent .. ' is not a task of flow ' .. t.flow)
+    end
+    t.flow = pf or nil
+  end
+  if t.flow then
+    local fs = flows_seen[t.flow]
+    if not fs then
+      local h = redis.call('HMGET', flow_key(t.flow), '#state', '#gated', '#total')
+      if not h[1] then
+        bail('BADARG', 'task ' .. t.id .. ': unknown flow ' .. t.flow .. ' (flow_open makes it; or it ended and is no longer kept)')
+      end
+      fs = {f = t.flow, state = h[1], gated = h[2] == '1', total = tonumber(h[3]) or 0, members = {}}
+      flows_seen[t.flow] = fs
+      flow_list[#flow_list + 1] = fs
+    end
+    if fs.state ~= 'open' and not (t.parent and fs.state == 'sealed') then
+      bail('BADARG', 'task ' .. t.id .. ': flow ' .. t.flow .. ' is ' .. fs.state ..
+        (fs.state == 'sealed' and ': only its running tasks add to it now (spawned_by)' or ''))
+    end
+    if t.name then
+      local key = t.flow .. ' ' .. t.name
+      local owner = names_seen[key] or redis.call('HGET', flow_key(t.flow), 'n:' .. t.name)
+      if owner and owner ~= t.id then
+        bail('BADARG', 'task ' .. t.id .. ': flow ' .. t.flow .. ' already has a task named ' .. t.name .. ' (' .. owner .. ')')
+      end
+      names_seen[key] = t.id
+    end
+    if redis.call('HEXISTS', K_TASKS, t.id) == 0 then -- a retried call's tasks are members already
+      fs.total = fs.total + 1
+      if fs.total > FLOW_MAX_TASKS then
+        bail('BADARG', 'flow ' .. t.flow .. ' would have more than ' .. FLOW_MAX_TASKS .. ' tasks: split it')
+      end
+      t.join = fs
+      if fs.gated and fs.state == 'open' then
+        local inner = false
+        for _, dep in ipairs(t.after or {}) do
+          if in_flow[dep] == t.flow or redis.call('HGET', wkey('tflow'), dep) == t.flow then inner = true break end
+        end
+        if not inner then
+          if t.delay > 0 or t.dw then
+            bail('BADARG', 'task ' .. t.id .. ': a task of a flow submitted whole takes no delay or debounce: it runs once the flow is sealed')
+          end
+          local after = {'#' .. t.flow}
+          for _, dep in ipairs(t.after or {}) do after[#after + 1] = dep end
+          t.after, t.pol, t.uttl = after, t.pol or 'fail', t.uttl or DEFAULT_UNRUN_TTL
+        end
+      end
+      in_flow[t.id] = t.flow
+    end
+  end
+end
 if #KEYS ~= idem_i then
   bail('BADARG', 'got ' .. (#KEYS - NKEYS) .. ' extra keys for ' .. (idem_i - NKEYS) ..
     ' idempotency, unique and debounce keys (tasks with idem_ttl_ms, unique_ttl_ms or debounce_ms > 0)')
@@ -289,6 +374,18 @@ local function wait_for(id, t, now)
   if left == 0 then return 'pending' end
   redis.call('ZADD', wkey('waiting'), now, id)
   return 'waiting'
+end
+-- Task `id` was added by the running task `parent` (spawned_by): every task still waiting for
+-- the parent waits for it too, so a join over the parent cannot be released before it ends.
+local function spawn_edges(parent, id)
+  for _, w in ipairs(redis.call('LRANGE', wkey('wo:' .. parent), 0, -1)) do
+    local wx = wkey('wx:' .. w)
+    if redis.call('ZSCORE', wkey('waiting'), w) and not redis.call('HGET', wx, id) then
+      redis.call('HSET', wx, id, 'w')
+      redis.call('HINCRBY', wx, '#left', 1)
+      redis.call('RPUSH', wkey('wo:' .. id), w)
+    end
+  end
 end
 for i, t in ipairs(tasks) do
   local id, created = t.id, 1
@@ -339,6 +436,7 @@ for i, t in ipairs(tasks) do
         added_pending = true
       elseif state ~= 'waiting' then
         doomed[#doomed + 1] = {id, state}
+        t.doomed = state
       end
     elseif t.delay > 0 or t.dw then
       local at = now + (t.dw or t.delay)
@@ -351,6 +449,11 @@ for i, t in ipairs(tasks) do
     if created == 1 then
       n_made = n_made + 1
       ev_add(made, id, 0)
+      if t.join then
+        local m = t.join.members
+        m[#m + 1] = t
+      end
+      if t.parent and DEPS then spawn_edges(t.parent, id) end
       if t.uniq then redis.call('SET', t.uniq, id, 'PX', t.ut) end
       if t.group and t.group ~= DEFAULT_GROUP then
         grouped[#grouped + 1] = id
@@ -379,16 +482,48 @@ if n_made > 0 then
   emit('enqueued', '', made, now)
 end
 emit('debounced', '', debounced, now)
--- tasks whose dependency had already failed under policy fail: ended unrun at once
+-- new members join their flows (in call order: the members list is the flow's order)
+for _, fs in ipairs(flow_list) do
+  local m = fs.members
+  if #m > 0 then
+    local fk, entries, tf, names = flow_key(fs.f), {}, {}, {}
+    local ended = {done = 0, dead = 0, cancelled = 0}
+    for _, t in ipairs(m) do
+      entries[#entries + 1] = t.id .. ' ' .. (t.name or '')
+      if t.doomed then -- ended already: counted now, never live in tflow
+        ended[t.doomed] = ended[t.doomed] + 1
+        if t.doomed == 'dead' then ended.death = ended.death or t.id end
+      else
+        tf[#tf + 1] = t.id
+        tf[#tf + 1] = fs.f
+      end
+      if t.name then
+        names[#names + 1] = 'n:' .. t.name
+        names[#names + 1] = t.id
+      end
+    end
+    for s = 1, #entries, 1000 do -- unpack takes a few thousand values at most
+      redis.call('RPUSH', flow_members_key(fs.f), unpack(entries, s, math.min(s + 999, #entries)))
+    end
+    for s = 1, #tf, 2000 do redis.call('HSET', wkey('tflow'), unpack(tf, s, math.min(s + 1999, #tf))) end
+    for s = 1, #names, 2000 do redis.call('HSET', fk, unpack(names, s, math.min(s + 1999, #names))) end
+    redis.call('HINCRBY', fk, '#total', #m)
+    if ended.dead + ended.cancelled > 0 then flow_count(fs.f, ended, now) end
+  end
+end
+-- tasks whose dependency had already failed under policy fail: ended unrun at once (and what
+-- waits for them, through spawned_by, in turn; their flows count them)
 if #doomed > 0 then
-  local items, ids = {dead = {}, cancelled = {}}, {}
+  local items, ids = {dead = {}, cancelled = {}}, {dead = {}, cancelled = {}}
   for _, d in ipairs(doomed) do
     ev_add(items[d[2]], d[1], 0)
-    ids[#ids + 1] = d[1]
+    local l = ids[d[2]]
+    l[#l + 1] = d[1]
     if d[2] == 'dead' then redis.call('HINCRBY', K_META, 'n_dead', 1) end
   end
-  notify_final(ids)
   emit('dead', '', items.dead, now)
   emit('cancelled', '', items.cancelled, now)
+  task_final(ids.dead, 'dead', now)
+  task_final(ids.cancelled, 'cancelled', now)
 end
 return reply

@@ -9,7 +9,7 @@ purpose: Push mode: a worker takes up to n of the tasks dispatch assigned to it 
   it claims pending tasks exactly as claim does, so a push worker never idles while tasks wait.
 keys:
   1-18: the queue keyset
-touches: meta(rw) tasks(r) pending(rw) leased(rw) lease(rw) dead(w) cancelled(w) errors(w)
+touches: meta(rw) tasks(rw) pending(rw) leased(rw) lease(rw) dead(w) cancelled(w) errors(w)
   assigned(rw) winfl(w) wstat(w) events(w) groups(rw) wf(rw)
 argv:
   1: worker (string, 1-128 of [A-Za-z0-9-_:.]) — the worker's id

@@ -43,6 +43,10 @@ mod task;
 pub mod worker;
 
 pub use client::new_id;
+pub use client::{Batch, CancelledFlow, Flow, OpenBatch, SubmittedFlow, FLOW_MAX_TASKS};
+pub use ops::flow_open::CallbackEvent;
+pub use ops::flow_seal::{FlowState, Sealed};
+pub use ops::flow_status::{FlowStatus, Member};
 pub use client::{
     Claimed, Claims, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat,
     Held, LeaseStatus, Outcome, ProgressAck, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,

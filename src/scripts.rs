@@ -44,11 +44,14 @@ pub enum ScriptName {
     GroupSet,
     Groups,
     Dependencies,
+    FlowOpen,
+    FlowSeal,
+    FlowStatus,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 26] = [
+    pub const ALL: [ScriptName; 29] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -75,6 +78,9 @@ impl ScriptName {
         ScriptName::GroupSet,
         ScriptName::Groups,
         ScriptName::Dependencies,
+        ScriptName::FlowOpen,
+        ScriptName::FlowSeal,
+        ScriptName::FlowStatus,
     ];
 
     /// The file stem under `lua/`.
@@ -106,6 +112,9 @@ impl ScriptName {
             ScriptName::GroupSet => "group_set",
             ScriptName::Groups => "groups",
             ScriptName::Dependencies => "dependencies",
+            ScriptName::FlowOpen => "flow_open",
+            ScriptName::FlowSeal => "flow_seal",
+            ScriptName::FlowStatus => "flow_status",
         }
     }
 

@@ -145,6 +145,10 @@ pub struct TaskSpec {
     pub(crate) cost: u32,
     pub(crate) after: Vec<String>,
     pub(crate) on_failure: OnFailure,
+    /// The flow or batch it joins, its name there, and the running task adding it.
+    pub(crate) flow: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) spawned_by: Option<String>,
 }
 
 /// What a dependency that ended dead or cancelled does to the tasks waiting for it.
@@ -203,6 +207,9 @@ impl TaskSpec {
             cost: 1,
             after: Vec::new(),
             on_failure: OnFailure::Fail,
+            flow: None,
+            name: None,
+            spawned_by: None,
         }
     }
 

@@ -198,7 +198,7 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
 /// `groups` role.
-const OTHER_KEYS: [(&str, &str); 17] = [
+const OTHER_KEYS: [(&str, &str); 24] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
@@ -216,6 +216,13 @@ const OTHER_KEYS: [(&str, &str); 17] = [
     ("wo", "wf"),
     ("wx", "wf"),
     ("unpack(wx)", "wf"),
+    ("flow_key(f)", "wf"),
+    ("flow_members_key(f)", "wf"),
+    ("tflow", "wf"),
+    ("fk", "wf"),
+    ("flow_members_key(fs.f)", "wf"),
+    ("wkey(?..parent)", "wf"),
+    ("flow_key(t.flow)", "wf"),
 ];
 
 #[derive(Default, Debug)]

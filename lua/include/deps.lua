@@ -19,6 +19,7 @@
 --@include notify
 --@include fair
 --@include events
+--@include flows
 
 -- Most dependencies one task may have, and how long a task that ends unrun because of a failed
 -- dependency is kept when the enqueue does not say (7 days, the default dead_ttl).
@@ -40,8 +41,9 @@ local function deps_lib()
     else
       redis.call('ZADD', K_CANCELLED, fmt(now + ttl), w)
     end
-    redis.call('HSET', K_ERRORS, w, '0|' .. fmt(now) .. '|dependency ' .. dep .. ' ended ' .. outcome ..
-      ' (on_failure fail): not run')
+    local why = string.sub(dep, 1, 1) == '#' and ('flow ' .. string.sub(dep, 2) .. ' was cancelled before it was sealed')
+      or ('dependency ' .. dep .. ' ended ' .. outcome .. ' (on_failure fail)')
+    redis.call('HSET', K_ERRORS, w, '0|' .. fmt(now) .. '|' .. why .. ': not run')
   end
 
   -- The waiting task w may run: it leaves `waiting` and becomes pending (fair queues: in its
@@ -56,15 +58,16 @@ local function deps_lib()
     return true
   end
 
-  -- Tasks ended (`ends`: list of {id, outcome}, outcome 'done', 'dead' or 'cancelled'): settle
-  -- the tasks waiting for them. A dependent whose last dependency ended is released; one whose
-  -- dependency failed under policy `fail` ends the same way (dead or cancelled) with the reason,
+  -- Tasks ended (`ends`: list of {id, outcome[, force]}, outcome 'done', 'dead' or
+  -- 'cancelled'): settle the tasks waiting for them. A dependent whose last dependency ended is
+  -- released; one whose dependency failed under policy `fail` (or under any policy when the end
+  -- is forced: a cancelled flow's seal) ends the same way (dead or cancelled) with the reason,
   -- and is settled in turn. Returns the ids released and, per outcome, the ids that ended here.
   local function settle(ends, now)
     local released, ended = {}, {dead = {}, cancelled = {}}
     local i = 1
     while i <= #ends do
-      local id, outcome = ends[i][1], ends[i][2]
+      local id, outcome, force = ends[i][1], ends[i][2], ends[i][3]
       i = i + 1
       local wo = wkey('wo:' .. id)
       local kids = redis.call('LRANGE', wo, 0, -1)
@@ -74,12 +77,12 @@ local function deps_lib()
         local f = redis.call('HMGET', wx, id, '#pol', '#ttl')
         if f[1] == 'w' then
           redis.call('HSET', wx, id, outcome)
-          if outcome ~= 'done' and f[2] == 'fail' then
+          if outcome ~= 'done' and (f[2] == 'fail' or force) then
             if redis.call('ZREM', wkey('waiting'), w) == 1 then
               end_unrun(w, outcome, id, tonumber(f[3]) or DEFAULT_UNRUN_TTL, now)
               local list = ended[outcome]
               list[#list + 1] = w
-              ends[#ends + 1] = {w, outcome}
+              ends[#ends + 1] = {w, outcome, force}
             end
           elseif redis.call('HINCRBY', wx, '#left', -1) <= 0 then
             if redis.call('ZREM', wkey('waiting'), w) == 1 and release(w, now) then
@@ -99,14 +102,21 @@ end
 -- Tasks reached a final state by `outcome` ('done', 'dead', 'cancelled'): tell result waiters,
 -- and on a queue with dependencies settle the tasks waiting for them: those released are
 -- announced by a `ready` event; those that end here because of a failure are counted, announced
--- and told to waiters as well. Every script that makes a task final calls this.
-local function task_final(ids, outcome, now)
+-- and told to waiters as well. Members of flows are counted in their flows (include/flows.lua),
+-- the ended dependents with them. Every script that makes a task final calls this; `force`
+-- (the gate of a cancelled flow) ends the dependents whatever their policy.
+local function task_final(ids, outcome, now, force)
   notify_final(ids)
-  if not DEPS or #ids == 0 then return end
+  if (not DEPS and not FLOWS) or #ids == 0 then return end
   local ends = {}
-  for i, id in ipairs(ids) do ends[i] = {id, outcome} end
+  for i, id in ipairs(ids) do ends[i] = {id, outcome, force} end
   now = now or now_ms()
+  if not DEPS then
+    flows_final(ends, now)
+    return
+  end
   local ready, ended = deps_lib().settle(ends, now)
+  flows_final(ends, now) -- settle appended the dependents that ended
   if #ready > 0 then
     local items = {}
     for _, w in ipairs(ready) do ev_add(items, w, 0) end

@@ -47,6 +47,10 @@ local COSTS = false
 -- include/deps.lua). Read by the same HMGET.
 local DEPS = false
 
+-- Whether the queue ever had a flow or batch (meta `fw` = '1', set by flow_open:
+-- include/flows.lua). Read by the same HMGET.
+local FLOWS = false
+
 -- ACL roles (docs/operations.md): the producer rules lack the commands only worker-side
 -- transitions use (ZPOPMIN, ZREM, HDEL...). Every script but enqueue and the read-only ones
 -- checks up front that the caller may run ZPOPMIN, so a producer gets NOPERM before any write —
@@ -74,18 +78,20 @@ local function check_schema(...)
   fields[#fields + 1] = 'gk'
   fields[#fields + 1] = 'tc'
   fields[#fields + 1] = 'wf'
+  fields[#fields + 1] = 'fw'
   local got = redis.call('HMGET', K_META, unpack(fields))
   local f = #fields
-  EV_MAX = tonumber(got[f - 9]) or EVENTS_DEFAULT_MAX
-  DM = got[f - 8]
-  AGING = tonumber(got[f - 7]) or 0
-  EXPIRING = got[f - 6] == '1'
-  FLOW = got[f - 5] == '1'
-  CAP_WAIT = got[f - 4] == '1'
-  FAIR = got[f - 3] == '1'
-  GLIM = FAIR and got[f - 2] == '1'
-  COSTS = got[f - 1] == '1'
-  DEPS = got[f] == '1'
+  EV_MAX = tonumber(got[f - 10]) or EVENTS_DEFAULT_MAX
+  DM = got[f - 9]
+  AGING = tonumber(got[f - 8]) or 0
+  EXPIRING = got[f - 7] == '1'
+  FLOW = got[f - 6] == '1'
+  CAP_WAIT = got[f - 5] == '1'
+  FAIR = got[f - 4] == '1'
+  GLIM = FAIR and got[f - 3] == '1'
+  COSTS = got[f - 2] == '1'
+  DEPS = got[f - 1] == '1'
+  FLOWS = got[f] == '1'
   local v = got[1]
   if v ~= false and v ~= SCHEMA then
     bail('VERSION', 'queue ' .. K_META .. ' has data schema v' .. v .. ' but these scripts are v' .. SCHEMA ..

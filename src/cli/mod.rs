@@ -131,6 +131,11 @@ pub enum Command {
     /// each configured queue) and print each finding with its fix; exit 1 on any failure,
     /// 0 when only warnings remain.
     Doctor,
+    /// Flows (a DAG of tasks submitted at once) and batches: submit, status, seal, cancel.
+    Flow {
+        #[command(subcommand)]
+        action: FlowAction,
+    },
     /// Cancel unfinished tasks.
     Cancel {
         #[command(flatten)]
@@ -268,6 +273,41 @@ pub enum GroupsAction {
         #[command(flatten)]
         queue: QueueArg,
         group: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FlowAction {
+    /// Submit a flow from a JSON file ("-" = standard input): its tasks with names, kinds,
+    /// payloads, `after` edges and failure policies, and callbacks (docs/workflows.md). Checked
+    /// whole first (cycles, unknown names, the size limit): nothing is written on an error.
+    /// Prints the flow's id.
+    Submit {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// The flow file.
+        file: String,
+    },
+    /// A flow's (or batch's) state, counts, callbacks and each task's state.
+    Status {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// The flow's id.
+        id: String,
+    },
+    /// Seal a flow or batch left open (its submitter stopped before sealing it): what waits for
+    /// the seal runs, and its callbacks may fire.
+    Seal {
+        #[command(flatten)]
+        queue: QueueArg,
+        id: String,
+    },
+    /// Cancel a flow or batch: every task of it not finished yet is cancelled, with what waits
+    /// for it; no callback fires.
+    Cancel {
+        #[command(flatten)]
+        queue: QueueArg,
+        id: String,
     },
 }
 

@@ -23,9 +23,11 @@ pub use crate::ops::promote::Promoted;
 pub use crate::ops::reclaim::Reclaimed;
 pub use crate::ops::trim::Trimmed;
 pub use crate::ops::workers::WorkerInfo;
+pub use flows::{Batch, CancelledFlow, Flow, OpenBatch, SubmittedFlow, FLOW_MAX_TASKS};
 pub use wait::{Outcome, WaitSummary};
 
 mod admin;
+mod flows;
 mod wait;
 mod work;
 
@@ -180,93 +182,101 @@ impl Queue {
                 specs.len()
             )));
         }
-        let s = &self.settings;
-        let mut tasks = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let keys = [
-                ("idempotency", spec.idempotency_key.as_deref()),
-                ("unique", spec.unique_key.as_deref()),
-                ("debounce", spec.debounce.as_ref().map(|(k, ..)| k.as_str())),
-            ];
-            for (what, key) in keys {
-                if key.is_some_and(|k| k.is_empty() || k.len() > 512) {
-                    return Err(Error::Invalid(format!("{what} key must be 1-512 bytes")));
-                }
-            }
-            if let Some((k, window, max_wait)) = &spec.debounce {
-                if window.is_zero() || max_wait < window || !spec.delay.is_zero() {
-                    return Err(Error::Invalid(format!(
-                        "debounce {k}: the window must be > 0 and max-wait at least the window (got {} and {}), and a debounced task takes no delay",
-                        humantime::format_duration(*window),
-                        humantime::format_duration(*max_wait)
-                    )));
-                }
-            }
-            if let Some(g) = &spec.group {
-                crate::keys::validate_name(g, "group")?;
-            }
-            if !spec.after.is_empty() {
-                for d in &spec.after {
-                    crate::keys::validate_name(d, "after (a dependency's task id)")?;
-                }
-                if !spec.delay.is_zero() || spec.debounce.is_some() {
-                    return Err(Error::Invalid(format!(
-                        "a {} task with dependencies (after) takes no delay or debounce: it runs when they finish",
-                        spec.kind
-                    )));
-                }
-            }
-            let cb = crate::bounds::enqueue::COST;
-            if !cb.contains(spec.cost.into()) {
-                return Err(Error::Invalid(format!(
-                    "a {} task's cost must be between {} and {} (what it counts for under the rate limits), got {}",
-                    spec.kind, cb.min, cb.max, spec.cost
-                )));
-            }
-            if spec.payload.len() as u64 > s.max_payload {
-                return Err(Error::PayloadTooLarge {
-                    queue: self.name().into(),
-                    detail: format!(
-                        "payload of a {} task is {} bytes, over the limit of {} (queues.{}.max_payload): store large data elsewhere and enqueue a reference",
-                        spec.kind,
-                        spec.payload.len(),
-                        s.max_payload,
-                        self.name()
-                    ),
-                });
-            }
-            let b = spec.backoff.unwrap_or_else(|| s.backoff());
-            let idempotency_ttl = spec.idempotency_ttl.unwrap_or(s.idempotency_ttl);
-            tasks.push(ops::enqueue::NewTask {
-                id: spec.id.unwrap_or_else(new_id),
-                kind: spec.kind,
-                payload: spec.payload,
-                priority: spec.priority,
-                delay: spec.delay,
-                max_attempts: spec.max_attempts.unwrap_or(s.max_attempts),
-                backoff: b.kind,
-                backoff_base: b.base,
-                backoff_cap: b.cap.max(b.base),
-                jitter_pct: (b.jitter.clamp(0.0, 1.0) * 100.0).round() as u8,
-                timeout: spec.timeout.unwrap_or(s.timeout),
-                result_ttl: spec.result_ttl.unwrap_or(s.result_ttl),
-                idempotency: spec.idempotency_key.map(|k| (k, idempotency_ttl)),
-                unique: spec.unique_key.map(|k| (k, s.unique_ttl)),
-                debounce: spec.debounce,
-                expires_in: spec.expires_in.unwrap_or(std::time::Duration::ZERO),
-                group: spec.group,
-                cost: spec.cost,
-                after: spec.after,
-                on_failure: spec.on_failure,
-                unrun_ttl: s.dead_ttl,
-            });
-        }
+        let tasks = specs
+            .into_iter()
+            .map(|spec| self.new_task(spec))
+            .collect::<Result<Vec<_>>>()?;
         self.run(&ops::enqueue::Request {
-            max_payload: s.max_payload,
+            max_payload: self.settings.max_payload,
             tasks,
         })
         .await
     }
+
+    /// One task of an enqueue, checked and with the queue's defaults filled in.
+    pub(crate) fn new_task(&self, spec: TaskSpec) -> Result<ops::enqueue::NewTask> {
+        let s = &self.settings;
+        let keys = [
+            ("idempotency", spec.idempotency_key.as_deref()),
+            ("unique", spec.unique_key.as_deref()),
+            ("debounce", spec.debounce.as_ref().map(|(k, ..)| k.as_str())),
+        ];
+        for (what, key) in keys {
+            if key.is_some_and(|k| k.is_empty() || k.len() > 512) {
+                return Err(Error::Invalid(format!("{what} key must be 1-512 bytes")));
+            }
+        }
+        if let Some((k, window, max_wait)) = &spec.debounce {
+            if window.is_zero() || max_wait < window || !spec.delay.is_zero() {
+                return Err(Error::Invalid(format!(
+                    "debounce {k}: the window must be > 0 and max-wait at least the window (got {} and {}), and a debounced task takes no delay",
+                    humantime::format_duration(*window),
+                    humantime::format_duration(*max_wait)
+                )));
+            }
+        }
+        if let Some(g) = &spec.group {
+            crate::keys::validate_name(g, "group")?;
+        }
+        if !spec.after.is_empty() {
+            for d in &spec.after {
+                crate::keys::validate_name(d, "after (a dependency's task id)")?;
+            }
+            if !spec.delay.is_zero() || spec.debounce.is_some() {
+                return Err(Error::Invalid(format!(
+                    "a {} task with dependencies (after) takes no delay or debounce: it runs when they finish",
+                    spec.kind
+                )));
+            }
+        }
+        let cb = crate::bounds::enqueue::COST;
+        if !cb.contains(spec.cost.into()) {
+            return Err(Error::Invalid(format!(
+                "a {} task's cost must be between {} and {} (what it counts for under the rate limits), got {}",
+                spec.kind, cb.min, cb.max, spec.cost
+            )));
+        }
+        if spec.payload.len() as u64 > s.max_payload {
+            return Err(Error::PayloadTooLarge {
+                queue: self.name().into(),
+                detail: format!(
+                    "payload of a {} task is {} bytes, over the limit of {} (queues.{}.max_payload): store large data elsewhere and enqueue a reference",
+                    spec.kind,
+                    spec.payload.len(),
+                    s.max_payload,
+                    self.name()
+                ),
+            });
+        }
+        let b = spec.backoff.unwrap_or_else(|| s.backoff());
+        let idempotency_ttl = spec.idempotency_ttl.unwrap_or(s.idempotency_ttl);
+        Ok(ops::enqueue::NewTask {
+            id: spec.id.unwrap_or_else(new_id),
+            kind: spec.kind,
+            payload: spec.payload,
+            priority: spec.priority,
+            delay: spec.delay,
+            max_attempts: spec.max_attempts.unwrap_or(s.max_attempts),
+            backoff: b.kind,
+            backoff_base: b.base,
+            backoff_cap: b.cap.max(b.base),
+            jitter_pct: (b.jitter.clamp(0.0, 1.0) * 100.0).round() as u8,
+            timeout: spec.timeout.unwrap_or(s.timeout),
+            result_ttl: spec.result_ttl.unwrap_or(s.result_ttl),
+            idempotency: spec.idempotency_key.map(|k| (k, idempotency_ttl)),
+            unique: spec.unique_key.map(|k| (k, s.unique_ttl)),
+            debounce: spec.debounce,
+            expires_in: spec.expires_in.unwrap_or(std::time::Duration::ZERO),
+            group: spec.group,
+            cost: spec.cost,
+            after: spec.after,
+            on_failure: spec.on_failure,
+            unrun_ttl: s.dead_ttl,
+            flow: spec.flow,
+            name: spec.name,
+            spawned_by: spec.spawned_by,
+        })
+        }
 
     /// Task `id`'s dependencies (`TaskSpec::after`): how each ended and its result or last
     /// error, in one call. Empty when it has none.

@@ -52,6 +52,11 @@ pub struct NewTask {
     pub after: Vec<String>,
     pub on_failure: crate::task::OnFailure,
     pub unrun_ttl: Duration,
+    /// The flow or batch it joins (`lua/flow_open.lua`), its name there, and the running task
+    /// adding it (dynamic fan-out).
+    pub flow: Option<String>,
+    pub name: Option<String>,
+    pub spawned_by: Option<String>,
 }
 
 impl Op for Request {
@@ -124,6 +129,15 @@ impl NewTask {
                 self.on_failure.as_str(),
                 ms(self.unrun_ttl).max(1)
             ));
+        }
+        if let Some(f) = &self.flow {
+            o.push(format!("flow={f}"));
+        }
+        if let Some(n) = &self.name {
+            o.push(format!("name={n}"));
+        }
+        if let Some(p) = &self.spawned_by {
+            o.push(format!("spawned_by={p}"));
         }
         o.join(",")
     }

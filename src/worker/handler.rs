@@ -85,6 +85,15 @@ impl TaskContext {
         self.reporter.queue.dependencies(&self.id).await
     }
 
+    /// Dynamic fan-out: enqueue `specs` as children of this task while it runs. They join its
+    /// flow or batch (if any), and every task waiting for this one waits for them too, so a
+    /// join or a batch callback cannot fire before they finish. Give them ids if this handler
+    /// may run again after a lost lease (enqueue by id is idempotent).
+    pub async fn spawn(&self, specs: Vec<crate::TaskSpec>) -> crate::Result<Vec<crate::Enqueued>> {
+        let specs = specs.into_iter().map(|s| s.spawned_by(self.id.clone())).collect();
+        self.reporter.queue.enqueue_batch(specs).await
+    }
+
     /// This run's fencing token (as claim or take handed it out).
     pub fn token(&self) -> &str {
         &self.reporter.lease.token

@@ -1,7 +1,7 @@
 //! The `baton` subcommands: dispatch, and the helpers they share. Each group of commands
 //! lives in its own file.
 
-use super::{exit, Cli, Command, DeadAction, EnqueueArgs, GroupsAction, ScriptsAction};
+use super::{exit, Cli, Command, DeadAction, EnqueueArgs, FlowAction, GroupsAction, ScriptsAction};
 use crate::client::{Client, Outcome, Queue};
 use crate::error::{Error, Result};
 use crate::task::{State, Task, TaskSpec};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 mod dead;
 mod enqueue;
+mod flow;
 mod groups;
 mod inspect;
 mod scripts;
@@ -18,6 +19,7 @@ mod stats;
 
 use dead::{cancel, dead, pause};
 use enqueue::enqueue;
+use flow::flow;
 use groups::groups;
 use inspect::{events, result, status};
 use scripts::scripts;
@@ -38,6 +40,7 @@ pub(super) async fn run(cli: Cli) -> Result<i32> {
         Command::Workers { queue } => workers(&client.queue(&queue.queue)?, json).await,
         Command::Dead { action } => dead(&client, action, json).await,
         Command::Groups { action } => groups(&client, action, json).await,
+        Command::Flow { action } => flow(&client, action, json).await,
         Command::Pause { queue } => pause(&client.queue(&queue.queue)?, true, json).await,
         Command::Resume { queue } => pause(&client.queue(&queue.queue)?, false, json).await,
         Command::Events {
