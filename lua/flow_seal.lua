@@ -22,7 +22,6 @@ errors:
   BADARG: an argument is out of range, or the flow is unknown (never opened, or ended and no
     longer kept); nothing was written
   VERSION: the queue holds another data schema version
-  NOPERM: the Redis user lacks Baton's worker ACL rules; nothing was written
 bound: O(r log N) for the r tasks waiting for the seal, and the tasks a cancel ends through
   them; a flow's end also enqueues its callbacks
 ]]
@@ -41,7 +40,6 @@ local mode = ARGV[2]
 if mode ~= 'seal' and mode ~= 'cancel' then
   bail('BADARG', 'mode must be seal or cancel, got ' .. tostring(mode))
 end
-require_worker()
 check_schema()
 local fk = flow_key(f)
 local h = redis.call('HMGET', fk, '#state', '#gated')

@@ -146,6 +146,12 @@ impl QueueKeys {
         format!("{}uniq:{key}", self.base)
     }
 
+    /// A key of the dependencies and flows (`lua/include/deps.lua`, `lua/include/flows.lua`):
+    /// `waiting`, `wx:<id>`, `wo:<id>`, `fl:<flow>`, `fm:<flow>`, `tflow`.
+    pub fn wf(&self, role: &str) -> String {
+        format!("{}{role}", self.base)
+    }
+
     /// The debounce key for a user-supplied key.
     pub fn deb(&self, key: &str) -> String {
         format!("{}deb:{key}", self.base)

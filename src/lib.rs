@@ -44,9 +44,6 @@ pub mod worker;
 
 pub use client::new_id;
 pub use client::{Batch, CancelledFlow, Flow, OpenBatch, SubmittedFlow, FLOW_MAX_TASKS};
-pub use ops::flow_open::CallbackEvent;
-pub use ops::flow_seal::{FlowState, Sealed};
-pub use ops::flow_status::{FlowStatus, Member};
 pub use client::{
     Claimed, Claims, Client, Completed, Dispatched, Enqueued, FailMode, FailReport, FailStatus, Heartbeat,
     Held, LeaseStatus, Outcome, ProgressAck, Promoted, Queue, Reclaimed, Trimmed, WaitSummary, WorkerInfo,
@@ -57,6 +54,9 @@ pub use config::{
 pub use error::{Error, Result};
 pub use events::{Event, EventTask, Since};
 pub use maintenance::Maintenance;
+pub use ops::flow_open::CallbackEvent;
+pub use ops::flow_seal::{FlowState, Sealed};
+pub use ops::flow_status::{FlowStatus, Member};
 pub use ops::LeaseRef;
 pub use task::{
     Backoff, Counts, Failure, LeaseInfo, OnFailure, Progress, Record, State, Task, TaskSpec, MAX_STRAYS,

@@ -280,7 +280,7 @@ async fn acl_roles_are_told_apart_and_doctor_writes_nothing() {
     let l = line(&out, "acl", "");
     assert!(l.starts_with('!'), "{out}");
     assert!(
-        l.contains("producer-dry has producer rights only (denied: ZPOPMIN, ZREM, HDEL, DEL"),
+        l.contains("producer-dry has producer rights only (denied: ZPOPMIN, HDEL, ZRANGEBYLEX"),
         "{l}"
     );
     assert!(!l.contains("probed"), "DRYRUN was allowed: {l}");

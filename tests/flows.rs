@@ -27,7 +27,9 @@ fn worker(env: &common::Env, conc: usize) -> (Worker, Log) {
                     let kids = (0..n)
                         .map(|i| TaskSpec::new("k", "child").id(format!("{}-kid{i}", t.id)))
                         .collect();
-                    t.spawn(kids).await.map_err(|e| HandlerError::retry(e.to_string()))?;
+                    t.spawn(kids)
+                        .await
+                        .map_err(|e| HandlerError::retry(e.to_string()))?;
                 }
                 if p == "slow" {
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -50,7 +52,10 @@ async fn status(q: &Queue, id: &str) -> baton::FlowStatus {
 
 async fn until_flow(q: &Queue, id: &str, want: FlowState) -> baton::FlowStatus {
     common::eventually(Duration::from_secs(30), "flow reaches its state", || async {
-        q.flow_status(id, 0, 0).await.unwrap().is_some_and(|s| s.state == want)
+        q.flow_status(id, 0, 0)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.state == want)
     })
     .await;
     status(q, id).await
@@ -86,14 +91,31 @@ async fn a_flow_runs_as_a_dag_and_its_callbacks_fire_once() {
     let ids: HashMap<_, _> = sub.tasks.iter().cloned().collect();
     let st = status(&q, &sub.id).await;
     assert_eq!((st.state, st.total), (FlowState::Sealed, 9));
-    assert_eq!(st.members.iter().find(|m| m.name.as_deref() == Some("a")).unwrap().state, Some(State::Pending));
-    assert_eq!(st.members.iter().find(|m| m.name.as_deref() == Some("d")).unwrap().state, Some(State::Waiting));
+    assert_eq!(
+        st.members
+            .iter()
+            .find(|m| m.name.as_deref() == Some("a"))
+            .unwrap()
+            .state,
+        Some(State::Pending)
+    );
+    assert_eq!(
+        st.members
+            .iter()
+            .find(|m| m.name.as_deref() == Some("d"))
+            .unwrap()
+            .state,
+        Some(State::Waiting)
+    );
     // the CLI shows it
     let dir = common::TempDir::new();
     let cfg = common::product_config(&dir, &env.redis.url(), "");
     let (code, out, err) = common::baton(&cfg, &["flow", "status", "-q", "q", &sub.id]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("sealed") && out.contains("s4") && out.contains("waiting"), "{out}");
+    assert!(
+        out.contains("sealed") && out.contains("s4") && out.contains("waiting"),
+        "{out}"
+    );
 
     let (w, log) = worker(&env, 4);
     let (stop, h) = common::spawn_worker(w);
@@ -107,10 +129,19 @@ async fn a_flow_runs_as_a_dag_and_its_callbacks_fire_once() {
     stop.cancel();
     h.await.unwrap().unwrap();
     assert_eq!((st.done, st.dead, st.cancelled), (9, 0, 0));
-    assert_eq!(st.fired.len(), 2, "on_success and on_complete, not on_death: {:?}", st.fired);
+    assert_eq!(
+        st.fired.len(),
+        2,
+        "on_success and on_complete, not on_death: {:?}",
+        st.fired
+    );
     assert_eq!(callback_state(&q, &sub.id, "on_death").await, None);
     let ran = log.lock().unwrap().clone();
-    let pos = |p: &str| ran.iter().position(|x| x == p).unwrap_or_else(|| panic!("{p} ran: {ran:?}"));
+    let pos = |p: &str| {
+        ran.iter()
+            .position(|x| x == p)
+            .unwrap_or_else(|| panic!("{p} ran: {ran:?}"))
+    };
     assert!(pos("a") < pos("b") && pos("a") < pos("c") && pos("b") < pos("d") && pos("c") < pos("d"));
     for i in 0..5 {
         assert!(pos(&format!("s{i}")) > pos("d"));
@@ -144,10 +175,24 @@ async fn a_bad_flow_is_refused_by_name_and_writes_nothing() {
                 .task("d", TaskSpec::new("k", "d")),
             "cycle",
         ),
-        (Flow::new().task("a", TaskSpec::new("k", "a").after(["nope"])), "nope, which is not a task of the flow"),
-        (Flow::new().task("a", TaskSpec::new("k", "a")).task("a", TaskSpec::new("k", "b")), "two tasks a"),
-        (Flow::new().task("a", TaskSpec::new("k", "a").after(["a"])), "depends on itself"),
-        (Flow::new().task("bad name", TaskSpec::new("k", "a")), "flow task name"),
+        (
+            Flow::new().task("a", TaskSpec::new("k", "a").after(["nope"])),
+            "nope, which is not a task of the flow",
+        ),
+        (
+            Flow::new()
+                .task("a", TaskSpec::new("k", "a"))
+                .task("a", TaskSpec::new("k", "b")),
+            "two tasks a",
+        ),
+        (
+            Flow::new().task("a", TaskSpec::new("k", "a").after(["a"])),
+            "depends on itself",
+        ),
+        (
+            Flow::new().task("bad name", TaskSpec::new("k", "a")),
+            "flow task name",
+        ),
         (Flow::new(), "at least one task"),
         (
             Flow::new().task("a", TaskSpec::new("k", "a").delay(Duration::from_secs(5))),
@@ -166,7 +211,11 @@ async fn a_bad_flow_is_refused_by_name_and_writes_nothing() {
     assert_eq!(big.len(), 100_001);
     let err = q.flow(big).await.unwrap_err().to_string();
     assert!(err.contains("at most 100000 tasks"), "{err}");
-    assert_eq!(before, common::snapshot(&mut env.raw().await).await, "nothing written");
+    assert_eq!(
+        before,
+        common::snapshot(&mut env.raw().await).await,
+        "nothing written"
+    );
     // the scripts refuse what a client in another language might send: an unknown flow, a
     // flow's member count over the bound
     let err = q
@@ -178,7 +227,11 @@ async fn a_bad_flow_is_refused_by_name_and_writes_nothing() {
     assert!(err.is_ok());
     let stranger = baton::OpenBatch::clone(&q.open_batch(Batch::new().id("b2")).await.unwrap());
     q.cancel_flow("b2").await.unwrap();
-    let err = stranger.add(vec![TaskSpec::new("k", "x")]).await.unwrap_err().to_string();
+    let err = stranger
+        .add(vec![TaskSpec::new("k", "x")])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("flow b2 is cancelled"), "{err}");
     let (code, _, err) = {
         let dir = common::TempDir::new();
@@ -216,7 +269,11 @@ async fn a_large_flow_runs_nothing_before_it_is_all_stored() {
     let first_claim = events.iter().position(|e| e.kind == "claimed").unwrap();
     assert!(last_enq < first_claim, "a task ran before the flow was stored");
     let join = q.dependencies(&format!("{}:join", sub.id)).await.unwrap();
-    assert_eq!(join.len(), 2500, "the join sees its dependencies, not the flow's seal");
+    assert_eq!(
+        join.len(),
+        2500,
+        "the join sees its dependencies, not the flow's seal"
+    );
 }
 
 #[tokio::test]
@@ -228,7 +285,12 @@ async fn a_failed_task_fails_its_dependents_and_fires_on_death_once() {
         .task("bad", TaskSpec::new("k", "fail-1").after(["a"]))
         .task("bad2", TaskSpec::new("k", "fail-2").after(["a"]))
         .task("after-bad", TaskSpec::new("k", "never").after(["bad"]))
-        .task("cont", TaskSpec::new("k", "cont").after(["bad2"]).on_failure(OnFailure::Continue))
+        .task(
+            "cont",
+            TaskSpec::new("k", "cont")
+                .after(["bad2"])
+                .on_failure(OnFailure::Continue),
+        )
         .on_success(TaskSpec::new("k", "success"))
         .on_complete(TaskSpec::new("k", "complete"))
         .on_death(TaskSpec::new("k", "death"));
@@ -247,8 +309,15 @@ async fn a_failed_task_fails_its_dependents_and_fires_on_death_once() {
     assert_eq!((st.total, st.done, st.dead, st.cancelled), (5, 2, 3, 0));
     assert!(st.first_death.is_some());
     let ran = log.lock().unwrap().clone();
-    assert!(!ran.contains(&"never".to_string()) && ran.contains(&"cont".to_string()), "{ran:?}");
-    assert_eq!(ran.iter().filter(|p| *p == "death").count(), 1, "on_death once for two deaths");
+    assert!(
+        !ran.contains(&"never".to_string()) && ran.contains(&"cont".to_string()),
+        "{ran:?}"
+    );
+    assert_eq!(
+        ran.iter().filter(|p| *p == "death").count(),
+        1,
+        "on_death once for two deaths"
+    );
     assert_eq!(callback_state(&q, &sub.id, "on_success").await, None);
     let t = q.get(&format!("{}:after-bad", sub.id)).await.unwrap().unwrap();
     assert_eq!(t.state, State::Dead);
@@ -262,7 +331,12 @@ async fn cancelling_a_flow_cancels_every_unfinished_task_and_fires_nothing() {
     let flow = Flow::new()
         .task("slow", TaskSpec::new("k", "slow"))
         .task("other", TaskSpec::new("k", "slow"))
-        .task("next", TaskSpec::new("k", "next").after(["slow"]).on_failure(OnFailure::Ignore))
+        .task(
+            "next",
+            TaskSpec::new("k", "next")
+                .after(["slow"])
+                .on_failure(OnFailure::Ignore),
+        )
         .task("last", TaskSpec::new("k", "last").after(["next", "other"]))
         .on_complete(TaskSpec::new("k", "complete"))
         .on_death(TaskSpec::new("k", "death"));
@@ -287,7 +361,11 @@ async fn cancelling_a_flow_cancels_every_unfinished_task_and_fires_nothing() {
     h.await.unwrap().unwrap();
     assert_eq!(st.total, 4);
     let ran = log.lock().unwrap().clone();
-    assert!(!ran.iter().any(|p| p == "next" || p == "last" || p == "complete" || p == "death"), "{ran:?}");
+    assert!(
+        !ran.iter()
+            .any(|p| p == "next" || p == "last" || p == "complete" || p == "death"),
+        "{ran:?}"
+    );
     assert!(status(&q, &sub.id).await.fired.is_empty());
     assert_eq!(q.counts().await.unwrap().waiting, 0);
 }
@@ -309,7 +387,16 @@ async fn batch_callbacks_fire_once_after_the_last_task_even_when_tasks_add_sibli
     let (stop, h) = common::spawn_worker(w);
     for round in 0..4 {
         let specs = (0..50)
-            .map(|i| TaskSpec::new("k", if i % 10 == 0 { "spawn:3".to_string() } else { format!("t{round}-{i}") }))
+            .map(|i| {
+                TaskSpec::new(
+                    "k",
+                    if i % 10 == 0 {
+                        "spawn:3".to_string()
+                    } else {
+                        format!("t{round}-{i}")
+                    },
+                )
+            })
             .collect();
         batch.add(specs).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -340,7 +427,12 @@ async fn batch_callbacks_fire_once_after_the_last_task_even_when_tasks_add_sibli
         .iter()
         .position(|e| e.kind == "claimed" && e.tasks.iter().any(|t| t.id == cb))
         .unwrap();
-    let members: std::collections::HashSet<String> = status(&q, batch.id()).await.members.into_iter().map(|m| m.id).collect();
+    let members: std::collections::HashSet<String> = status(&q, batch.id())
+        .await
+        .members
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     let last_member_done = events
         .iter()
         .rposition(|e| e.kind == "completed" && e.tasks.iter().any(|t| members.contains(&t.id)))

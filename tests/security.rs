@@ -79,6 +79,24 @@ async fn worker_and_producer_acl_users_can_do_their_part_and_nothing_more() {
         .await
         .expect("throttle key");
     assert_eq!(pq.counts().await.unwrap().pending, 4);
+    // dependencies and whole flows are a producer's to submit (sealing included)
+    let dep = pq
+        .enqueue(TaskSpec::new("k", "dep").after([id.clone()]))
+        .await
+        .expect("after");
+    assert!(dep.created);
+    let flow = baton::Flow::new()
+        .task("a", TaskSpec::new("k", "a"))
+        .task("b", TaskSpec::new("k", "b").after(["a"]))
+        .on_complete(TaskSpec::new("k", "cb"));
+    let sub = pq.flow(flow).await.expect("producer submits a flow");
+    let st = pq.flow_status(&sub.id, 0, 10).await.unwrap().unwrap();
+    assert_eq!((st.state, st.total), (baton::FlowState::Sealed, 2));
+    assert_eq!(
+        pq.counts().await.unwrap().pending,
+        5,
+        "the flow's first task was released by the seal"
+    );
 
     // The producer may not take work: refused before any write, nothing changed.
     let before = common::snapshot(&mut redis_conn(&redis).await).await;
@@ -100,7 +118,7 @@ async fn worker_and_producer_acl_users_can_do_their_part_and_nothing_more() {
 
     // The worker user claims, completes, reclaims, trims, reads events.
     let c = wq.claim("w1", 10).await.unwrap();
-    assert_eq!(c.len(), 4);
+    assert_eq!(c.len(), 5);
     for t in &c {
         wq.complete("w1", t, b"ok").await.unwrap();
     }

@@ -133,8 +133,7 @@ impl Flow {
                 out[d].push(i);
             }
         }
-        let mut ready: std::collections::BTreeSet<usize> =
-            (0..n).filter(|&i| indeg[i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop_first() {
             order.push(i);
@@ -354,11 +353,7 @@ impl Queue {
         }
         self.seal_flow(&id).await?;
         Ok(SubmittedFlow {
-            tasks: flow
-                .nodes
-                .iter()
-                .map(|(n, _)| (n.clone(), node_id(n)))
-                .collect(),
+            tasks: flow.nodes.iter().map(|(n, _)| (n.clone(), node_id(n))).collect(),
             id,
             created,
         })
@@ -443,12 +438,7 @@ impl Queue {
                 .map(|m| m.id.as_str())
                 .collect();
             if !open.is_empty() {
-                cancelled += self
-                    .cancel(&open)
-                    .await?
-                    .iter()
-                    .filter(|s| s.is_some())
-                    .count();
+                cancelled += self.cancel(&open).await?.iter().filter(|s| s.is_some()).count();
             }
         }
         Ok(CancelledFlow { sealed, cancelled })

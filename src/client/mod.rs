@@ -276,7 +276,7 @@ impl Queue {
             name: spec.name,
             spawned_by: spec.spawned_by,
         })
-        }
+    }
 
     /// Task `id`'s dependencies (`TaskSpec::after`): how each ended and its result or last
     /// error, in one call. Empty when it has none.

@@ -77,7 +77,9 @@ fn spec(what: &str, kind: &str, p: &serde_json::Value, s: &Settings) -> Result<T
     }
     if let Some(d) = &s.timeout {
         let d = humantime::parse_duration(d).map_err(|e| {
-            Error::Invalid(format!("{what}: timeout {d:?} is not a duration ({e}); write e.g. \"30s\""))
+            Error::Invalid(format!(
+                "{what}: timeout {d:?} is not a duration ({e}); write e.g. \"30s\""
+            ))
         })?;
         t = t.timeout(d);
     }
@@ -124,7 +126,9 @@ fn read_flow(path: &str, default_queue: &str) -> Result<(String, Flow)> {
             s = s.after(t.after.clone());
         }
         if let Some(p) = &t.on_failure {
-            s = s.on_failure(OnFailure::parse(p).map_err(|e| Error::Invalid(format!("{what}: on_failure {e}")))?);
+            s = s.on_failure(
+                OnFailure::parse(p).map_err(|e| Error::Invalid(format!("{what}: on_failure {e}")))?,
+            );
         }
         flow = flow.task(&t.name, s);
     }
@@ -167,7 +171,10 @@ pub(super) async fn flow(client: &Client, action: FlowAction, json: bool) -> Res
                 );
             } else {
                 if !sub.created {
-                    eprintln!("flow {} existed already on queue {qname}: nothing new was stored", sub.id);
+                    eprintln!(
+                        "flow {} existed already on queue {qname}: nothing new was stored",
+                        sub.id
+                    );
                 }
                 println!("{}", sub.id);
             }

@@ -47,6 +47,12 @@ pub(super) fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec
         // counts: the live leases under the concurrency cap
         s(&["ZCOUNT", k.key(crate::keys::Role::Leased), "0", "+inf"]),
         s(&["ZSCORE", pending, "x"]),
+        // dependencies and flows: the lists of waiting tasks and of a flow's members
+        s(&["RPUSH", &k.wf("wo:doctor"), "x"]),
+        s(&["LRANGE", &k.wf("wo:doctor"), "0", "-1"]),
+        s(&["ZREM", pending, "x"]),
+        s(&["DEL", &k.wf("wo:doctor")]),
+        s(&["PEXPIRE", &k.wf("fl:doctor"), "1"]),
         s(&["SET", &idem, "x"]),
         s(&["GET", &idem]),
         s(&["TYPE", &idem]),
@@ -61,9 +67,7 @@ pub(super) fn role_commands(q: &Queue, wait: bool) -> (Vec<Vec<String>>, Vec<Vec
     }
     let worker = vec![
         s(&["ZPOPMIN", pending, "1"]),
-        s(&["ZREM", pending, "x"]),
         s(&["HDEL", k.key(crate::keys::Role::Lease), "x"]),
-        s(&["DEL", &idem]),
         s(&["ZRANGEBYLEX", k.key(crate::keys::Role::Assigned), "-", "+"]),
     ];
     (producer, worker)
