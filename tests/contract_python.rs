@@ -249,6 +249,56 @@ async fn python_dependencies_are_run_in_order_by_rust_and_read_back() {
     );
 }
 
+/// Python submits a flow (a cycle refused) and a batch with callbacks; a Rust worker runs them;
+/// each callback runs once, after its flow's tasks; Python reads both flows back.
+#[tokio::test]
+async fn python_flows_and_batches_are_worked_by_rust() {
+    let env = common::env().await;
+    let out = python(&["flow", &env.redis.url(), "q"]);
+    assert_eq!(out.trim(), "sealed 2 a=pending,b=waiting");
+    let q = env.queue();
+    let ran: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let r = ran.clone();
+    let w = baton::Worker::builder(&env.client, "q")
+        .unwrap()
+        .concurrency(4)
+        .handler("k", move |t: baton::TaskContext| {
+            let r = r.clone();
+            async move {
+                r.lock()
+                    .unwrap()
+                    .push(String::from_utf8(t.payload.clone()).unwrap());
+                Ok(Vec::new())
+            }
+        })
+        .build()
+        .unwrap();
+    let (stop, h) = common::spawn_worker(w);
+    common::eventually(Duration::from_secs(10), "both callbacks done", || async {
+        let mut done = true;
+        for cb in ["py-flow.on_complete", "py-batch.on_success"] {
+            done &= q
+                .get(cb)
+                .await
+                .unwrap()
+                .is_some_and(|t| t.state == baton::State::Done);
+        }
+        done
+    })
+    .await;
+    stop.cancel();
+    h.await.unwrap().unwrap();
+    let ran = ran.lock().unwrap().clone();
+    let pos = |p: &str| ran.iter().position(|x| x == p).unwrap();
+    assert!(pos("fa") < pos("fb") && pos("fb") < pos("fdone"), "{ran:?}");
+    assert_eq!(ran.len(), 2 + 1 + 5 + 1, "each task and callback once: {ran:?}");
+    let out = python(&["flow-read", &env.redis.url(), "q", "py-flow", "py-batch"]);
+    assert_eq!(
+        out.trim(),
+        "py-flow complete 2 py-flow.on_complete\npy-batch complete 5 py-batch.on_success"
+    );
+}
+
 /// A throttle key is the same key from both languages: a Rust task throttles Python's enqueue
 /// within the window.
 #[tokio::test]

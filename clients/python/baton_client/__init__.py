@@ -313,7 +313,50 @@ def _task_options(t: Mapping[str, Any], unique_ttl_ms: int, debounce: Optional[s
         o.append(f"cost={int(t['cost'])}")
     if t.get("after"):
         o.append(f"after={'+'.join(t['after'])},on_failure={t.get('on_failure', 'fail')}")
+    if t.get("flow"):
+        o.append(f"flow={t['flow']}")
+    if t.get("name"):
+        o.append(f"name={t['name']}")
+    if t.get("spawned_by"):
+        o.append(f"spawned_by={t['spawned_by']}")
     return ",".join(o)
+
+
+def _flow_order(tasks: Sequence[Mapping[str, Any]], limit: int) -> List[int]:
+    """Check a flow (names unique, every ``after`` a name of the flow, no cycle, at most ``limit``
+    tasks) without writing anything; the order to store it in (dependencies first)."""
+    if not tasks:
+        raise ValueError("a flow needs at least one task")
+    if len(tasks) > limit:
+        raise ValueError(f"a flow takes at most {limit} tasks, got {len(tasks)}: split it into several flows")
+    index: Dict[str, int] = {}
+    for i, t in enumerate(tasks):
+        if t["name"] in index:
+            raise ValueError(f"the flow names two tasks {t['name']}: names must be unique")
+        index[t["name"]] = i
+    indeg = [0] * len(tasks)
+    out: List[List[int]] = [[] for _ in tasks]
+    for i, t in enumerate(tasks):
+        for d in t.get("after", ()):
+            if d not in index:
+                raise ValueError(f"flow task {t['name']}: after names {d}, which is not a task of the flow")
+            indeg[i] += 1
+            out[index[d]].append(i)
+    import heapq
+    ready = [i for i in range(len(tasks)) if indeg[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in out[i]:
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) < len(tasks):
+        left = [tasks[i]["name"] for i in range(len(tasks)) if indeg[i] > 0]
+        raise ValueError("the flow has a cycle among: " + ", ".join(left[:10]))
+    return order
 
 
 def _b(v: Payload) -> bytes:
@@ -440,6 +483,86 @@ class Queue:
                             "result": val if state == "done" else None, "error": err})
             return out
         return "dependencies", [("id", task_id)], (), parse
+
+    # ---- flows and batches (lua/include/flows.lua; docs/workflows.md) ----
+
+    def _callback_args(self, callbacks: Mapping[str, Mapping[str, Any]]) -> List[Tuple[str, Any]]:
+        args: List[Tuple[str, Any]] = []
+        for event, c in callbacks.items():
+            bo = c.get("backoff", self.backoff)
+            args += [("event", event), ("kind", c["kind"]), ("payload", _b(c.get("payload", b""))),
+                     ("priority", c.get("priority", 0)), ("max_attempts", c.get("max_attempts", self.max_attempts)),
+                     ("backoff", bo[0]), ("backoff_base_ms", bo[1]), ("backoff_cap_ms", bo[2]),
+                     ("jitter_pct", bo[3]), ("timeout_ms", c.get("timeout_ms", self.timeout_ms)),
+                     ("result_ttl_ms", c.get("result_ttl_ms", self.result_ttl_ms)), ("group", c.get("group", ""))]
+        return args
+
+    @_op
+    def flow_open(self, flow_id: str, gated: bool = False, size: int = 0, ttl_ms: int = 7 * 86400000,
+                  callbacks: Optional[Mapping[str, Mapping[str, Any]]] = None) -> _CallOf[bool]:
+        """Open a flow (gated: its first tasks wait for the seal) or a batch; ``callbacks`` maps
+        "on_success" / "on_complete" / "on_death" to a task dict (kind, payload, ...). True when
+        opened, False when it existed."""
+        args = [("flow", flow_id), ("gated", 1 if gated else 0), ("size", size), ("ttl_ms", ttl_ms)]
+        return "flow_open", args + self._callback_args(callbacks or {}), (), lambda r: r == 1
+
+    @_op
+    def flow_seal(self, flow_id: str, cancel: bool = False) -> _CallOf[Tuple[str, str]]:
+        """Seal (or cancel) a flow or batch; (state before, state after)."""
+        return "flow_seal", [("flow", flow_id), ("mode", "cancel" if cancel else "seal")], (), \
+            lambda r: (r[0].decode(), r[1].decode())
+
+    @_op
+    def flow_status(self, flow_id: str, start: int = 0, count: int = 1000) -> _CallOf[Optional[Dict[str, Any]]]:
+        """A flow's state, counts, callbacks fired and a page of its members (id, name, state)."""
+        def parse(r: Any) -> Optional[Dict[str, Any]]:
+            if not r:
+                return None
+            d = lambda v: v.decode() if isinstance(v, bytes) else v
+            events = ("on_success", "on_complete", "on_death")
+            return {"state": d(r[0]), "gated": r[1] == 1, "total": r[2], "done": r[3], "dead": r[4],
+                    "cancelled": r[5], "created_ms": int(d(r[6])), "ended_ms": int(d(r[7])),
+                    "first_death": d(r[8]) or None,
+                    "callbacks": {e: d(v) for e, v in zip(events, r[9:12]) if d(v)},
+                    "tasks": [{"id": d(r[i]), "name": d(r[i + 1]) or None, "state": d(r[i + 2]) or None}
+                              for i in range(12, len(r), 3)]}
+        return "flow_status", [("flow", flow_id), ("start", start), ("count", count)], (), parse
+
+    def submit_flow(self, tasks: Sequence[Mapping[str, Any]], flow_id: Optional[str] = None,
+                    callbacks: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Tuple[str, Dict[str, str]]:
+        """Submit a whole flow, as Rust's Queue::flow: ``tasks`` are dicts with ``name``,
+        ``kind``, ``payload`` and optionally ``after`` (names of other tasks of the flow),
+        ``on_failure`` and the enqueue settings. Checked first (nothing written on an error),
+        stored in dependency order while its first tasks wait, then sealed. Returns (flow id,
+        {name: task id}); task ids are "<flow id>:<name>"."""
+        limit = self._arg_max("flow_open", "size")
+        order = _flow_order(tasks, limit)
+        fid = flow_id or new_id()
+        ids = {t["name"]: f"{fid}:{t['name']}" for t in tasks}
+        self.flow_open(fid, gated=True, size=len(tasks), callbacks=callbacks)
+        specs = []
+        for i in order:
+            t = dict(tasks[i])
+            t.update(id=ids[t["name"]], flow=fid, after=[ids[a] for a in t.get("after", ())])
+            specs.append(t)
+        for s in range(0, len(specs), 1000):
+            self.enqueue_batch(specs[s:s + 1000])
+        self.flow_seal(fid)
+        return fid, ids
+
+    def open_batch(self, batch_id: Optional[str] = None,
+                   callbacks: Optional[Mapping[str, Mapping[str, Any]]] = None) -> str:
+        """Open a batch: add tasks with ``add_to_batch``, then ``flow_seal(batch_id)``."""
+        bid = batch_id or new_id()
+        self.flow_open(bid, gated=False, callbacks=callbacks)
+        return bid
+
+    def add_to_batch(self, batch_id: str, tasks: Sequence[Mapping[str, Any]]) -> List[Tuple[str, bool]]:
+        """Enqueue tasks into an open batch (counted in it in the call that stores them)."""
+        out: List[Tuple[str, bool]] = []
+        for s in range(0, len(tasks), 1000):
+            out += self.enqueue_batch([dict(t, flow=batch_id) for t in tasks[s:s + 1000]])
+        return out
 
     @_op
     def get(self, task_id: str) -> _CallOf[Optional[Dict[str, Any]]]:

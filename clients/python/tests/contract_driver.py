@@ -199,6 +199,27 @@ def main():
         q = baton.Queue(r, queue)
         deps = q.dependencies(rest[0])
         print(json.dumps([dict(d, result=d["result"].decode() if d["result"] is not None else None) for d in deps]))
+    elif cmd == "flow":
+        q = baton.Queue(r, queue)
+        try:
+            q.submit_flow([{"name": "a", "kind": "k", "payload": "x", "after": ["b"]},
+                           {"name": "b", "kind": "k", "payload": "y", "after": ["a"]}])
+            sys.exit("a cycle was accepted")
+        except ValueError as e:
+            assert "cycle" in str(e), e
+        fid, ids = q.submit_flow([{"name": "a", "kind": "k", "payload": "fa"},
+                                  {"name": "b", "kind": "k", "payload": "fb", "after": ["a"]}],
+                                 flow_id="py-flow", callbacks={"on_complete": {"kind": "k", "payload": "fdone"}})
+        bid = q.open_batch("py-batch", callbacks={"on_success": {"kind": "k", "payload": "bdone"}})
+        q.add_to_batch(bid, [{"kind": "k", "payload": f"b{i}", "id": f"py-b{i}"} for i in range(5)])
+        q.flow_seal(bid)
+        st = q.flow_status(fid)
+        print(st["state"], st["total"], ",".join(f"{t['name']}={t['state']}" for t in st["tasks"]))
+    elif cmd == "flow-read":
+        q = baton.Queue(r, queue)
+        for f in rest:
+            st = q.flow_status(f)
+            print(f, st["state"], st["done"], ",".join(sorted(st["callbacks"].values())))
     else:
         sys.exit(f"unknown command {cmd}")
 
