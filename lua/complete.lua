@@ -32,6 +32,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include fair
 --@include lease
 --@include events
+--@include flows
 --@include deps
 --@include drop
 

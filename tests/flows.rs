@@ -61,6 +61,17 @@ async fn until_flow(q: &Queue, id: &str, want: FlowState) -> baton::FlowStatus {
     status(q, id).await
 }
 
+/// No task is left counted as a live member of a flow (`tflow` empty), none left waiting.
+async fn nothing_left(env: &common::Env, q: &Queue) {
+    let n: u64 = redis::cmd("HLEN")
+        .arg(q.keys().wf("tflow"))
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "members still live in tflow");
+    assert_eq!(q.counts().await.unwrap().waiting, 0, "tasks left waiting");
+}
+
 /// Every task with this kind, by state: tasks of the callbacks are found by their ids.
 async fn callback_state(q: &Queue, flow: &str, event: &str) -> Option<State> {
     q.get(&format!("{flow}.{event}")).await.unwrap().map(|t| t.state)
@@ -157,7 +168,7 @@ async fn a_flow_runs_as_a_dag_and_its_callbacks_fire_once() {
         .flow(Flow::new().id(&sub.id).task("a", TaskSpec::new("k", "a")))
         .await;
     assert!(again.is_err() || !again.unwrap().created);
-    assert_eq!(q.counts().await.unwrap().waiting, 0);
+    nothing_left(&env, &q).await;
 }
 
 #[tokio::test]
@@ -321,7 +332,7 @@ async fn a_failed_task_fails_its_dependents_and_fires_on_death_once() {
     assert_eq!(callback_state(&q, &sub.id, "on_success").await, None);
     let t = q.get(&format!("{}:after-bad", sub.id)).await.unwrap().unwrap();
     assert_eq!(t.state, State::Dead);
-    assert_eq!(q.counts().await.unwrap().waiting, 0);
+    nothing_left(&env, &q).await;
 }
 
 #[tokio::test]
@@ -367,7 +378,7 @@ async fn cancelling_a_flow_cancels_every_unfinished_task_and_fires_nothing() {
         "{ran:?}"
     );
     assert!(status(&q, &sub.id).await.fired.is_empty());
-    assert_eq!(q.counts().await.unwrap().waiting, 0);
+    nothing_left(&env, &q).await;
 }
 
 #[tokio::test]
@@ -438,6 +449,7 @@ async fn batch_callbacks_fire_once_after_the_last_task_even_when_tasks_add_sibli
         .rposition(|e| e.kind == "completed" && e.tasks.iter().any(|t| members.contains(&t.id)))
         .unwrap();
     assert!(last_member_done < cb_claim);
+    nothing_left(&env, &q).await;
 }
 
 #[tokio::test]

@@ -54,6 +54,14 @@ impl Node {
         n
     }
 
+    /// A data node that keeps everything in its append-only file (fsync on every write), on a
+    /// free port: killed and started again, it comes back with every acknowledged write.
+    pub fn durable() -> Node {
+        Node::spawn_on("durable", free_port, |p, _| {
+            data_args(p, &["--appendonly", "yes", "--appendfsync", "always"])
+        })
+    }
+
     /// Restart a data node (a killed primary: it has no persistence, so it comes back empty) as a
     /// replica of `primary`. Never bring an empty node back as a primary: if the sentinels ever
     /// promoted it again, the others would resync from it and lose everything.
