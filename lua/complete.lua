@@ -33,6 +33,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include lease
 --@include events
 --@include flows
+--@include outbox
 --@include deps
 --@include drop
 

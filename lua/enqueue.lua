@@ -50,10 +50,12 @@ argv:
       cost (int, 1..1000000; absent = 1) — what the task counts for under the rate limits of
         its queue and group (include/limits.lua): a task of cost c takes c tasks' room; one
         costing more than a limit's burst goes when that limit is idle, charged its whole cost
-      after (string, 1..10000 task ids of this queue joined by "+") — the task's dependencies
-        (include/deps.lua): each a task still known or one earlier in this call (else BADARG,
-        nothing written); the task waits (state waiting) until all have finished, then becomes
-        pending; no delay or debounce with it
+      after (string, 1..10000 task ids joined by "+") — the task's dependencies
+        (include/deps.lua): each a task of this queue still known or one earlier in this call
+        (else BADARG, nothing written), or "<queue>/<id>", a task of another queue of the same
+        prefix (include/outbox.lua: not checked here, the caller checks it exists; one that
+        queue no longer knows when the watch reaches it counts as dead); the task waits (state
+        waiting) until all have finished, then becomes pending; no delay or debounce with it
       on_failure (string, "fail", "continue" or "ignore"; absent = "fail") — with after: what a
         dependency that ended dead or cancelled does: fail ends the task the same way, unrun
       unrun_ttl_ms (int, 1..MAX_MS; absent = 7 days) — with after: how long the task is kept
@@ -91,6 +93,7 @@ bound: O(n log N) for n <= 1000 tasks
 --@include events
 --@include fair
 --@include flows
+--@include outbox
 --@include deps
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
@@ -144,7 +147,17 @@ local function task_options(t, s)
     elseif name == 'cost' then n = int_arg(v, 'cost', 1, 1000000) t.cost = n > 1 and n or nil
     elseif name == 'after' then
       t.after = {}
-      for dep in string.gmatch(v, '[^+]+') do t.after[#t.after + 1] = id_arg(dep, 'after') end
+      for dep in string.gmatch(v, '[^+]+') do
+        local rq, rid = remote_ref(dep)
+        if rq then
+          id_arg(rq, 'the queue of a dependency (after)')
+          id_arg(rid, 'after')
+          if rq == QUEUE_NAME then dep = rid end
+        else
+          id_arg(dep, 'after')
+        end
+        t.after[#t.after + 1] = dep
+      end
       if #t.after == 0 or #t.after > MAX_AFTER then
         bail('BADARG', 'task ' .. t.id .. ': after must list 1..' .. MAX_AFTER .. ' task ids joined by "+", got ' .. #t.after)
       end
@@ -255,7 +268,7 @@ local in_batch = {}
 for _, t in ipairs(any_after and tasks or {}) do
   if t.after then
     for _, dep in ipairs(t.after) do
-      if not in_batch[dep] and redis.call('HEXISTS', K_TASKS, dep) == 0 then
+      if not in_batch[dep] and not remote_ref(dep) and redis.call('HEXISTS', K_TASKS, dep) == 0 then
         bail('BADARG', 'task ' .. t.id .. ': unknown dependency ' .. dep .. ' (after): no such task in this queue' ..
           (dep == t.id and ' (a task cannot depend on itself)' or ' (or it finished and is no longer kept)'))
       end
@@ -349,9 +362,19 @@ local function wait_for(id, t, now)
   local wx = wkey('wx:' .. id)
   local h, left, failed = {'#pol', t.pol, '#ttl', fmt(t.uttl)}, 0, nil
   for _, dep in ipairs(t.after) do
-    local ended = (redis.call('ZSCORE', K_DONE, dep) and 'done') or (redis.call('ZSCORE', K_DEAD, dep) and 'dead')
-      or (redis.call('ZSCORE', K_CANCELLED, dep) and 'cancelled')
-    if ended then
+    local rq, rid = remote_ref(dep)
+    local ended = not rq and ((redis.call('ZSCORE', K_DONE, dep) and 'done') or (redis.call('ZSCORE', K_DEAD, dep) and 'dead')
+      or (redis.call('ZSCORE', K_CANCELLED, dep) and 'cancelled'))
+    if rq then
+      -- a task of another queue: wait for it, and ask its queue to tell us when it ends
+      if not redis.call('HGET', wx, dep) then
+        h[#h + 1] = dep
+        h[#h + 1] = 'w'
+        left = left + 1
+        redis.call('RPUSH', wkey('wo:' .. dep), id)
+        outbox_put(rq, 'w', rid, QUEUE_NAME .. '/' .. id)
+      end
+    elseif ended then
       h[#h + 1] = dep
       h[#h + 1] = ended
       if ended ~= 'done' and t.pol == 'fail' then failed = failed or {dep, ended} end

@@ -35,6 +35,7 @@ bound: O(n log N) for n <= 1000 groups
 --@include lease
 --@include events
 --@include flows
+--@include outbox
 --@include deps
 
 local worker = id_arg(ARGV[1], 'worker')

@@ -33,6 +33,7 @@ bound: O(r log N) for the r tasks waiting for the seal, and the tasks a cancel e
 --@include fair
 --@include events
 --@include flows
+--@include outbox
 --@include deps
 
 local f = id_arg(ARGV[1], 'flow')

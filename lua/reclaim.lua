@@ -39,6 +39,7 @@ bound: O(limit log N) (plus at most 16 gaps checked per lease)
 --@include lease
 --@include events
 --@include flows
+--@include outbox
 --@include deps
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)

@@ -36,6 +36,7 @@ bound: O(n log N) for n <= 1000
 --@include lease
 --@include events
 --@include flows
+--@include outbox
 --@include deps
 --@include limits
 --@include fairpop

@@ -126,6 +126,12 @@ impl QueueKeys {
         &self.queue
     }
 
+    /// The key prefix (`redis.prefix`) the queue lives under.
+    pub fn prefix(&self) -> &str {
+        // base is "<prefix>:{<queue>}:"
+        &self.base[..self.base.len() - self.queue.len() - 4]
+    }
+
     /// The 18 keys of the keyset, in script order.
     pub fn keyset(&self) -> &[String] {
         &self.keys
@@ -147,7 +153,7 @@ impl QueueKeys {
     }
 
     /// A key of the dependencies and flows (`lua/include/deps.lua`, `lua/include/flows.lua`):
-    /// `waiting`, `wx:<id>`, `wo:<id>`, `fl:<flow>`, `fm:<flow>`, `tflow`.
+    /// `waiting`, `wx:<id>`, `wo:<id>`, `fl:<flow>`, `fm:<flow>`, `tflow`, `ob` (the outbox).
     pub fn wf(&self, role: &str) -> String {
         format!("{}{role}", self.base)
     }
@@ -165,6 +171,12 @@ impl QueueKeys {
     /// Pub/sub channel signalled when leases end (push dispatchers may assign more).
     pub fn free_channel(&self) -> String {
         format!("{}free", self.base)
+    }
+
+    /// Pub/sub channel signalled ("o") when a message is written to the queue's empty outbox
+    /// (dependencies across queues: the maintenance loops carry it).
+    pub fn outbox_channel(&self) -> String {
+        format!("{}outbox", self.base)
     }
 
     /// Pub/sub channel on which comma-joined ids of finished tasks are published.
@@ -204,6 +216,7 @@ mod tests {
             assert!(k.key(r).ends_with(&format!(":{}", r.as_str())));
         }
         assert_eq!(k.idem("x"), "baton:{emails}:idem:x");
+        assert_eq!(k.prefix(), "baton");
     }
 
     #[test]

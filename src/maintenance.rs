@@ -1,5 +1,6 @@
 //! Maintenance loops: promote due delayed tasks, reclaim expired leases, drop finished tasks
-//! past their retention, and — for push queues — dispatch pending tasks to workers.
+//! past their retention, carry the queues' outboxes (dependencies across queues) and — for push
+//! queues — dispatch pending tasks to workers.
 //!
 //! Each loop calls one bounded script and sleeps until the next thing is due (the scripts
 //! report how long that is, by Redis' clock) or its interval passes, whichever is first. Every
@@ -42,6 +43,7 @@ impl Maintenance {
         // Stopped by the caller, or by the first loop that hits a configuration bug.
         let halt = stop.child_token();
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(outbox_loop(self.queues.clone(), self.cfg.clone(), halt.clone()));
         for q in self.queues {
             let cfg = &self.cfg;
             tasks.spawn(promote_loop(q.clone(), cfg.clone(), halt.clone(), wake.clone()));
@@ -171,7 +173,15 @@ async fn trim_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) -> R
 /// the queue's wake channel (pending became non-empty) and free channel (a lease ended).
 async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) -> Result<()> {
     let wake = Arc::new(Notify::new());
-    let listener = tokio::spawn(forward_signals(q.clone(), wake.clone(), stop.clone()));
+    let channels = vec![q.keys().wake_channel(), q.keys().free_channel()];
+    // "p": pending became non-empty; "1" (free channel): capacity was freed
+    let listener = tokio::spawn(forward_signals(
+        q.clone(),
+        channels,
+        &[b"p", b"1"],
+        wake.clone(),
+        stop.clone(),
+    ));
     let strategy = q.settings().strategy;
     let r = run_loop(
         &q,
@@ -198,15 +208,56 @@ async fn dispatch_loop(q: Queue, cfg: SchedulerConfig, stop: CancellationToken) 
     r
 }
 
-/// Forward messages of the queue's wake and free channels to `wake`.
-async fn forward_signals(q: Queue, wake: Arc<Notify>, stop: CancellationToken) {
-    let channels = [q.keys().wake_channel(), q.keys().free_channel()];
+/// Dependencies across queues: carry every queue's outbox to the queues its messages are for.
+/// Woken by the queues' outbox channels (a message written to an empty outbox); every reclaim
+/// interval as a safety net (a lost subscription, a delivery that failed).
+async fn outbox_loop(queues: Vec<Queue>, cfg: SchedulerConfig, stop: CancellationToken) -> Result<()> {
+    let Some(first) = queues.first().cloned() else {
+        return Ok(());
+    };
+    let wake = Arc::new(Notify::new());
+    let channels = queues.iter().map(|q| q.keys().outbox_channel()).collect();
+    let listener = tokio::spawn(forward_signals(
+        first.clone(),
+        channels,
+        &[b"o"],
+        wake.clone(),
+        stop.clone(),
+    ));
+    let r = run_loop(
+        &first,
+        "outbox",
+        cfg.reclaim_interval,
+        &stop,
+        Some(&wake),
+        || async {
+            let mut err = None;
+            for q in &queues {
+                if let Err(e) = q.move_outbox(cfg.batch).await {
+                    err.get_or_insert(e);
+                }
+            }
+            err.map_or(Ok(cfg.reclaim_interval), Err)
+        },
+    )
+    .await;
+    listener.abort();
+    r
+}
+
+/// Forward messages of `channels` whose payload is one of `payloads` to `wake` (and every
+/// (re)subscription: anything may have happened meanwhile).
+async fn forward_signals(
+    q: Queue,
+    channels: Vec<String>,
+    payloads: &'static [&'static [u8]],
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut sub = Subscription::new(q.conn().clone(), &channels, q.name());
     loop {
         match sub.next(&stop).await {
-            // "p": pending became non-empty; "1" (free channel): capacity was freed; after a
-            // resubscription anything may have happened meanwhile.
-            Some(Signal::Message(m)) if matches!(m.get_payload_bytes(), b"p" | b"1") => wake.notify_one(),
+            Some(Signal::Message(m)) if payloads.contains(&m.get_payload_bytes()) => wake.notify_one(),
             Some(Signal::Message(_)) => {}
             Some(Signal::Subscribed) => wake.notify_one(),
             None => return,

@@ -47,11 +47,13 @@ pub enum ScriptName {
     FlowOpen,
     FlowSeal,
     FlowStatus,
+    Deliver,
+    Outbox,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 29] = [
+    pub const ALL: [ScriptName; 31] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -81,6 +83,8 @@ impl ScriptName {
         ScriptName::FlowOpen,
         ScriptName::FlowSeal,
         ScriptName::FlowStatus,
+        ScriptName::Deliver,
+        ScriptName::Outbox,
     ];
 
     /// The file stem under `lua/`.
@@ -115,6 +119,8 @@ impl ScriptName {
             ScriptName::FlowOpen => "flow_open",
             ScriptName::FlowSeal => "flow_seal",
             ScriptName::FlowStatus => "flow_status",
+            ScriptName::Deliver => "deliver",
+            ScriptName::Outbox => "outbox",
         }
     }
 

@@ -198,7 +198,7 @@ fn class(cmd: &str, args: &[Tok]) -> (bool, bool) {
 /// `xkey` is enqueue's check of one extra key; extra keys (idempotency, unique, debounce keys) are the
 /// `idem` role; the keys of fair queueing derived from the meta key (include/fair.lua) are the
 /// `groups` role.
-const OTHER_KEYS: [(&str, &str); 24] = [
+const OTHER_KEYS: [(&str, &str); 25] = [
     ("t.idem", "idem"),
     ("t.uniq", "idem"),
     ("t.deb", "idem"),
@@ -223,6 +223,7 @@ const OTHER_KEYS: [(&str, &str); 24] = [
     ("flow_members_key(fs.f)", "wf"),
     ("wkey(?..parent)", "wf"),
     ("flow_key(t.flow)", "wf"),
+    ("ob", "wf"),
 ];
 
 #[derive(Default, Debug)]

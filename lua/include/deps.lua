@@ -12,6 +12,12 @@
 -- unrun, and per dependency id `w` (waiting for it) or how it ended: `done`, `dead`,
 -- `cancelled`), `<prefix>:{q}:wo:<id>` (list: the tasks waiting for task id). Meta `wf` = '1'
 -- once any task had dependencies (read with the schema), so queues without them pay nothing.
+--
+-- Across queues (include/outbox.lua): a dependency on task Y of queue A is named "A/Y". In the
+-- dependent's queue it is kept like a local one (field "A/Y" of `wx:<id>`, the dependent in the
+-- list `wo:A/Y`) and a watch message goes to A; in A the watcher is an entry "B/X" of `wo:Y`.
+-- When Y ends (or the watch finds it ended), A's outbox tells B, whose `deliver` settles every
+-- task of B waiting for "A/Y" exactly as a local end would.
 --@include args
 --@include keys
 --@include schema
@@ -20,6 +26,7 @@
 --@include fair
 --@include events
 --@include flows
+--@include outbox
 
 -- Most dependencies one task may have, and how long a task that ends unrun because of a failed
 -- dependency is kept when the enqueue does not say (7 days, the default dead_ttl).
@@ -72,10 +79,18 @@ local function deps_lib()
       local wo = wkey('wo:' .. id)
       local kids = redis.call('LRANGE', wo, 0, -1)
       if #kids > 0 then redis.call('DEL', wo) end
+      local told = {}
       for _, w in ipairs(kids) do
-        local wx = wkey('wx:' .. w)
-        local f = redis.call('HMGET', wx, id, '#pol', '#ttl')
-        if f[1] == 'w' then
+        local wq = remote_ref(w)
+        local wx = not wq and wkey('wx:' .. w)
+        local f = wx and redis.call('HMGET', wx, id, '#pol', '#ttl') or {}
+        if wq then
+          -- a task of another queue waits for this one: tell its queue, once per queue
+          if not told[wq] then
+            told[wq] = true
+            outbox_put(wq, 's', QUEUE_NAME .. '/' .. id, outcome)
+          end
+        elseif f[1] == 'w' then
           redis.call('HSET', wx, id, outcome)
           if outcome ~= 'done' and (f[2] == 'fail' or force) then
             if redis.call('ZREM', wkey('waiting'), w) == 1 then
@@ -99,22 +114,11 @@ local function deps_lib()
   return DEPS_LIB
 end
 
--- Tasks reached a final state by `outcome` ('done', 'dead', 'cancelled'): tell result waiters,
--- and on a queue with dependencies settle the tasks waiting for them: those released are
--- announced by a `ready` event; those that end here because of a failure are counted, announced
--- and told to waiters as well. Members of flows are counted in their flows (include/flows.lua),
--- the ended dependents with them. Every script that makes a task final calls this; `force`
--- (the gate of a cancelled flow) ends the dependents whatever their policy.
-local function task_final(ids, outcome, now, force)
-  notify_final(ids)
-  if (not DEPS and not FLOWS) or #ids == 0 then return end
-  local ends = {}
-  for i, id in ipairs(ids) do ends[i] = {id, outcome, force} end
-  now = now or now_ms()
-  if not DEPS then
-    flows_final(ends, now)
-    return
-  end
+-- Settle what waits for these ends ({id, outcome[, force]}: tasks of this queue, or "A/Y"
+-- names of tasks of other queues told by their outbox) and announce it: those released by a
+-- `ready` event; those that end here because of a failure are counted, announced and told to
+-- waiters. Members of flows among them are counted in their flows.
+local function deps_settle(ends, now)
   local ready, ended = deps_lib().settle(ends, now)
   flows_final(ends, now) -- settle appended the dependents that ended
   if #ready > 0 then
@@ -132,4 +136,22 @@ local function task_final(ids, outcome, now, force)
       emit(o, '', items, now)
     end
   end
+end
+
+-- Tasks reached a final state by `outcome` ('done', 'dead', 'cancelled'): tell result waiters,
+-- and on a queue with dependencies settle the tasks waiting for them (deps_settle), here or, for
+-- tasks of other queues, through the outbox. Members of flows are counted in their flows
+-- (include/flows.lua), the ended dependents with them. Every script that makes a task final
+-- calls this; `force` (the gate of a cancelled flow) ends the dependents whatever their policy.
+local function task_final(ids, outcome, now, force)
+  notify_final(ids)
+  if (not DEPS and not FLOWS) or #ids == 0 then return end
+  local ends = {}
+  for i, id in ipairs(ids) do ends[i] = {id, outcome, force} end
+  now = now or now_ms()
+  if not DEPS then
+    flows_final(ends, now)
+    return
+  end
+  deps_settle(ends, now)
 end

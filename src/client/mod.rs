@@ -26,6 +26,7 @@ pub use crate::ops::workers::WorkerInfo;
 pub use flows::{Batch, CancelledFlow, Flow, OpenBatch, SubmittedFlow, FLOW_MAX_TASKS};
 pub use wait::{Outcome, WaitSummary};
 
+mod across;
 mod admin;
 mod flows;
 mod wait;
@@ -186,6 +187,10 @@ impl Queue {
             .into_iter()
             .map(|spec| self.new_task(spec))
             .collect::<Result<Vec<_>>>()?;
+        if tasks.iter().any(|t| t.after.iter().any(|d| d.contains('/'))) {
+            self.check_remote_deps(tasks.iter().flat_map(|t| t.after.iter().map(String::as_str)))
+                .await?;
+        }
         self.run(&ops::enqueue::Request {
             max_payload: self.settings.max_payload,
             tasks,
@@ -220,7 +225,13 @@ impl Queue {
         }
         if !spec.after.is_empty() {
             for d in &spec.after {
-                crate::keys::validate_name(d, "after (a dependency's task id)")?;
+                match across::remote_ref(d) {
+                    Some((q, id)) => {
+                        crate::keys::validate_name(q, "after (the queue of a dependency written queue/id)")?;
+                        crate::keys::validate_name(id, "after (a dependency's task id)")?;
+                    }
+                    None => crate::keys::validate_name(d, "after (a dependency's task id)")?,
+                }
             }
             if !spec.delay.is_zero() || spec.debounce.is_some() {
                 return Err(Error::Invalid(format!(
@@ -282,7 +293,11 @@ impl Queue {
     /// error, in one call. Empty when it has none.
     pub async fn dependencies(&self, id: &str) -> Result<Vec<crate::ops::dependencies::Dependency>> {
         crate::keys::validate_name(id, "task id")?;
-        self.run(&ops::dependencies::Request { id: id.into() }).await
+        let mut deps = self.run(&ops::dependencies::Request { id: id.into() }).await?;
+        if deps.iter().any(|d| d.id.contains('/')) {
+            self.remote_results(&mut deps).await?;
+        }
+        Ok(deps)
     }
 
     /// Everything known about a task, or None if unknown or past its retention.

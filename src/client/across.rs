@@ -1,0 +1,173 @@
+//! Dependencies across queues. A script touches one queue (on a cluster, another queue is in
+//! another slot), so what one queue has to tell another goes through the first queue's outbox
+//! (`lua/include/outbox.lua`): the maintenance loops of the processes serving a queue read it
+//! (`outbox`) and apply each message on the queue it is for (`deliver`), then acknowledge it.
+//! Delivery is at least once and applying is idempotent, so a process killed mid-way, a
+//! timeout or a failover only delays a hand-off.
+//!
+//! A dependency on task `Y` of queue `A` is written `A/Y` in `TaskSpec::after`.
+
+use super::Queue;
+use crate::error::{Error, Result};
+use crate::keys::QueueKeys;
+use crate::ops::{self, outbox::Message};
+use crate::task::State;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `"<queue>/<id>"`: the queue and id of a dependency on a task of another queue.
+pub(crate) fn remote_ref(dep: &str) -> Option<(&str, &str)> {
+    dep.split_once('/')
+}
+
+impl Queue {
+    /// Queue `name` of the same prefix, on the same connection, with default settings (enough
+    /// for the scripts that do not take settings: deliver, get).
+    pub(crate) fn sibling(&self, name: &str) -> Result<Queue> {
+        Ok(Queue {
+            conn: self.conn.clone(),
+            keys: Arc::new(QueueKeys::new(self.keys.prefix(), name)?),
+            settings: Arc::default(),
+        })
+    }
+
+    /// Carry this queue's outbox until it is empty: deliver each message to its queue, then
+    /// acknowledge it. Returns how many messages were delivered. A queue that cannot be
+    /// reached keeps its messages (they are delivered on a later call); the others go on, and
+    /// the first error is returned once the rest is acknowledged.
+    pub async fn move_outbox(&self, limit: usize) -> Result<u64> {
+        let limit = limit.clamp(1, super::MAX_BATCH);
+        let mut acks: Vec<Message> = Vec::new();
+        let mut moved = 0;
+        let mut failed = None;
+        loop {
+            let delivered = std::mem::take(&mut acks);
+            let msgs = self.run(&ops::outbox::Request { limit, delivered }).await?;
+            if msgs.is_empty() || failed.is_some() {
+                return failed.map_or(Ok(moved), Err);
+            }
+            let mut by_target: BTreeMap<String, Vec<Message>> = BTreeMap::new();
+            for m in msgs {
+                match m.parts() {
+                    Some((target, _)) => by_target.entry(target.to_string()).or_default().push(m),
+                    None => {
+                        tracing::error!(
+                            queue = self.name(),
+                            message = m.raw,
+                            "dropping a malformed outbox message"
+                        );
+                        acks.push(m);
+                    }
+                }
+            }
+            for (target, list) in by_target {
+                let messages = list
+                    .iter()
+                    .filter_map(|m| m.parts().map(|(_, f)| f.map(str::to_string)))
+                    .collect();
+                let r = match self.sibling(&target) {
+                    Ok(q) => q.run(&ops::deliver::Request { messages }).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(()) => {
+                        moved += list.len() as u64;
+                        acks.extend(list);
+                    }
+                    Err(e @ Error::Invalid(_)) => {
+                        // a queue name no script writes: nothing can ever deliver it
+                        tracing::error!(queue = self.name(), target, error = %e, "dropping outbox messages for an invalid queue");
+                        acks.extend(list);
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue = self.name(), target, error = %e, "could not deliver outbox messages; they stay for the next round");
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refuse dependencies on tasks of other queues that those queues do not know, naming the
+    /// first (the enqueue script cannot look into another queue). One round trip per queue.
+    pub(crate) async fn check_remote_deps<'a>(&self, deps: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut per: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for d in deps {
+            if let Some((q, id)) = remote_ref(d) {
+                if q != self.name() {
+                    per.entry(q).or_default().push(id);
+                }
+            }
+        }
+        for (q, ids) in per {
+            let other = self.sibling(q)?;
+            let found = other.get_many(&ids).await?;
+            if let Some(i) = found.iter().position(Option::is_none) {
+                return Err(Error::Invalid(format!(
+                    "unknown dependency {q}/{} (after): no such task in queue {q} (or it finished and is no longer kept){}",
+                    ids[i],
+                    if found.len() > 1 { "; nothing was enqueued" } else { "" }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Several tasks of this queue in one round trip (a pipeline of `get`), in order.
+    pub(crate) async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<crate::task::Task>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::MAX_BATCH) {
+            let calls: Vec<_> = chunk
+                .iter()
+                .map(|id| {
+                    use ops::Op;
+                    ops::get::Request { id: (*id).into() }.call(&self.keys)
+                })
+                .collect();
+            for (id, r) in chunk
+                .iter()
+                .zip(self.conn.eval_pipeline(&calls, self.name()).await?)
+            {
+                let found = self.decode::<ops::get::Request>(r?)?;
+                out.push(
+                    found
+                        .0
+                        .map(|s| s.into_task(id, self.name()))
+                        .transpose()
+                        .map_err(|e| Error::Protocol(format!("get on queue {}: {e}", self.name())))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fill in the results and errors of dependencies on other queues' tasks (the dependencies
+    /// script knows how they ended, not what they left): one round trip per queue.
+    pub(crate) async fn remote_results(&self, deps: &mut [ops::dependencies::Dependency]) -> Result<()> {
+        let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, d) in deps.iter().enumerate() {
+            if let Some((q, _)) = remote_ref(&d.id) {
+                if matches!(d.state, State::Done | State::Dead | State::Cancelled) {
+                    per.entry(q.to_string()).or_default().push(i);
+                }
+            }
+        }
+        for (q, idx) in per {
+            let ids: Vec<String> = idx
+                .iter()
+                .map(|&i| remote_ref(&deps[i].id).map_or("", |(_, id)| id).to_string())
+                .collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let found = self.sibling(&q)?.get_many(&refs).await?;
+            for (&i, t) in idx.iter().zip(found) {
+                if let Some(t) = t {
+                    deps[i].result = t.result.unwrap_or_default();
+                    if deps[i].state != State::Done {
+                        deps[i].error = t.last_error.map(|f| f.message);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
