@@ -193,7 +193,12 @@ impl Conn {
 
 /// Scripts whose acknowledgement `[redis] wait_replicas` makes durable.
 pub(super) fn durable(script: ScriptName) -> bool {
-    matches!(script, ScriptName::Enqueue | ScriptName::Complete)
+    // deliver: a hand-off between queues (dependencies across queues) is acknowledged in the
+    // sending queue once delivered, so a delivery lost in a failover would be lost for good
+    matches!(
+        script,
+        ScriptName::Enqueue | ScriptName::Complete | ScriptName::Deliver
+    )
 }
 
 pub(super) fn is_noscript(e: &redis::RedisError) -> bool {

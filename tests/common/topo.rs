@@ -390,6 +390,12 @@ impl Cluster {
 
     /// The port of the primary serving `key`.
     pub fn primary_of(&self, key: &str) -> u16 {
+        self.try_primary_of(key)
+            .unwrap_or_else(|slot| panic!("no primary serves slot {slot}"))
+    }
+
+    /// The port of the primary serving `key`, or the slot when none does (mid-failover).
+    pub fn try_primary_of(&self, key: &str) -> Result<u16, u32> {
         let slot = self
             .nodes
             .iter()
@@ -422,11 +428,11 @@ impl Cluster {
                     ),
                 };
                 if a <= slot && slot <= b {
-                    return port;
+                    return Ok(port);
                 }
             }
         }
-        panic!("no primary serves slot {slot}");
+        Err(slot)
     }
 
     pub fn node(&mut self, port: u16) -> &mut Node {

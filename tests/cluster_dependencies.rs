@@ -1,0 +1,186 @@
+//! Dependencies across queues on a Redis Cluster (3 primaries, one replica each): a fan-out of
+//! tasks on one queue joined by a task of a queue on another primary, followed by a task of a
+//! third, while the primary of the join's queue is SIGKILLed mid-run and its replica takes over.
+//! Every script touches one queue's slot (nothing is CROSSSLOT); the hand-offs go through the
+//! outboxes, and with `wait_replicas = 1` none is lost in the failover.
+mod common;
+use baton::{Client, Config, Maintenance, Outcome, State, TaskSpec, Worker};
+use common::topo::Cluster;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHILDREN: usize = 300;
+
+fn config(cluster: &Cluster, queues: &[String]) -> Config {
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let mut toml = format!(
+        "[redis]\ncluster = [{}]\nconnect_timeout = \"1s\"\nresponse_timeout = \"2s\"\nwait_replicas = 1\nwait_timeout = \"500ms\"\n",
+        nodes.join(", ")
+    );
+    for q in queues {
+        toml.push_str(&format!(
+            "[queues.{q}]\nlease = \"2s\"\nheartbeat = \"500ms\"\nmax_attempts = 50\nbackoff = \"fixed\"\nbackoff_base = \"100ms\"\nbackoff_cap = \"100ms\"\n"
+        ));
+    }
+    toml.push_str("[worker]\nconcurrency = 16\npoll_interval = \"200ms\"\n[scheduler]\npromote_interval = \"100ms\"\nreclaim_interval = \"100ms\"\n");
+    Config::from_toml(&toml).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
+    let mut cluster = Cluster::start(3, 1);
+    // three queues, one on each primary
+    let mut by_primary: HashMap<u16, String> = HashMap::new();
+    for i in 0.. {
+        let q = format!("x{i}");
+        by_primary
+            .entry(cluster.primary_of(&format!("baton:{{{q}}}:meta")))
+            .or_insert(q);
+        if by_primary.len() == 3 {
+            break;
+        }
+    }
+    let mut names: Vec<String> = by_primary.values().cloned().collect();
+    names.sort();
+    let (fan, joinq, last) = (names[0].clone(), names[1].clone(), names[2].clone());
+    let client = Client::connect(config(&cluster, &names))
+        .await
+        .expect("connect to the cluster");
+
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let mut stops = Vec::new();
+    for q in &names {
+        let runs = runs.clone();
+        let w = Worker::builder(&client, q)
+            .unwrap()
+            .concurrency(16)
+            .handler("k", move |t: baton::TaskContext| {
+                let runs = runs.clone();
+                async move {
+                    let p = String::from_utf8(t.payload.clone()).unwrap();
+                    let out = if p == "join" {
+                        let deps = t
+                            .dependencies()
+                            .await
+                            .map_err(|e| baton::HandlerError::retry(e.to_string()))?;
+                        let ok = deps
+                            .iter()
+                            .filter(|d| d.state == State::Done && d.result.starts_with(b"r"))
+                            .count();
+                        format!("saw {ok} of {}", deps.len())
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        p
+                    };
+                    *runs.lock().unwrap().entry(t.id.clone()).or_default() += 1;
+                    Ok(out.into_bytes())
+                }
+            })
+            .build()
+            .unwrap();
+        stops.push(common::spawn_worker(w).0);
+    }
+    // two maintenance processes' worth of loops (as two schedulers would run)
+    for _ in 0..2 {
+        let qs = names.iter().map(|n| client.queue(n).unwrap()).collect();
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(Maintenance::new(qs, client.config().scheduler.clone()).run(stop.clone(), None));
+        stops.push(stop);
+    }
+
+    let (fq, jq, lq) = (
+        client.queue(&fan).unwrap(),
+        client.queue(&joinq).unwrap(),
+        client.queue(&last).unwrap(),
+    );
+    let mut after = Vec::new();
+    for chunk in 0..CHILDREN / 100 {
+        let specs = (0..100)
+            .map(|i| TaskSpec::new("k", format!("r{}", chunk * 100 + i)))
+            .collect();
+        for e in fq.enqueue_batch(specs).await.unwrap() {
+            after.push(format!("{fan}/{}", e.id));
+        }
+    }
+    let join = jq
+        .enqueue(TaskSpec::new("k", "join").id("the-join").after(after))
+        .await
+        .unwrap()
+        .id;
+    let fin = lq
+        .enqueue(
+            TaskSpec::new("k", "after-join")
+                .id("the-last")
+                .after([format!("{joinq}/{join}")]),
+        )
+        .await
+        .unwrap()
+        .id;
+
+    // mid-run: kill the primary of the join's queue (where the settles are delivered)
+    common::eventually(
+        Duration::from_secs(30),
+        "a third of the children done",
+        || async {
+            fq.counts()
+                .await
+                .map(|c| c.done as usize >= CHILDREN / 3)
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    let victim = cluster.primary_of(&format!("baton:{{{joinq}}}:meta"));
+    let t0 = Instant::now();
+    cluster.node(victim).kill();
+    let key = format!("baton:{{{joinq}}}:meta");
+    common::eventually(Duration::from_secs(30), "the replica is promoted", || async {
+        // no primary serves the slot until the replica has taken over
+        cluster.try_primary_of(&key).is_ok_and(|p| p != victim)
+    })
+    .await;
+    eprintln!(
+        "CLUSTER: {joinq}'s replica promoted {:?} after the kill",
+        t0.elapsed()
+    );
+    // the killed node comes back (empty) and rejoins as the new primary's replica, so WAIT can
+    // succeed again
+    cluster.node(victim).start();
+    cluster.wait_ok();
+    eprintln!(
+        "CLUSTER: the old primary is back as a replica {:?} after the kill",
+        t0.elapsed()
+    );
+
+    let out = lq.wait(&fin, Duration::from_secs(90)).await.unwrap();
+    assert_eq!(out, Outcome::Done(b"after-join".to_vec()));
+    eprintln!("CLUSTER: the chain ended {:?} after the kill", t0.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stops.iter().for_each(|s| s.cancel());
+
+    let t = jq.get(&join).await.unwrap().unwrap();
+    assert_eq!(t.state, State::Done);
+    assert_eq!(
+        t.result.as_deref(),
+        Some(&format!("saw {CHILDREN} of {CHILDREN}").into_bytes()[..]),
+        "the join saw every child's result"
+    );
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.get(&join), Some(&1), "the join ran once");
+    assert_eq!(runs.get(&fin), Some(&1), "the last task ran once");
+    assert_eq!(
+        fq.counts().await.unwrap().done as usize,
+        CHILDREN,
+        "every child done once"
+    );
+    let reruns = runs.values().filter(|&&n| n > 1).count();
+    eprintln!("CLUSTER: {reruns} children ran more than once (leases lost in the failover: at-least-once)");
+    for q in [&fq, &jq, &lq] {
+        assert_eq!(
+            q.counts().await.unwrap().waiting,
+            0,
+            "nothing left waiting on {}",
+            q.name()
+        );
+    }
+}
