@@ -292,6 +292,59 @@ async fn the_dashboard_shows_real_counts_and_requeues_a_dead_task_by_click() {
     })
     .await;
 
+    // A flow's page: its state and each member with its state and what it waits for, by name.
+    let sub = q
+        .flow(
+            baton::Flow::new()
+                .id("nightly")
+                .task("extract", TaskSpec::new("ok", "e"))
+                .task("left", TaskSpec::new("ok", "l").after(["extract"]))
+                .task("right", TaskSpec::new("ok", "r").after(["extract"]))
+                .task("report", TaskSpec::new("ok", "r").after(["left", "right"])),
+        )
+        .await
+        .unwrap();
+    b.goto(&format!("{base}/#flow/q/{}", sub.id)).await;
+    b.wait_text("#flow dd.field-state", "flow state", |t| t == "sealed")
+        .await;
+    let member = |name: &str, col: &str| format!(r#"#flow-members tr[data-member="{name}"] td.{col}"#);
+    b.wait_text(&member("extract", "member-state"), "member state", |t| {
+        t == "pending"
+    })
+    .await;
+    b.wait_text(&member("report", "member-state"), "member state", |t| {
+        t == "waiting"
+    })
+    .await;
+    b.wait_text(&member("report", "member-after"), "member edges", |t| {
+        t.contains("left (waiting)") && t.contains("right (waiting)")
+    })
+    .await;
+    b.wait_text(&member("left", "member-after"), "member edges", |t| {
+        t == "extract (pending)"
+    })
+    .await;
+    b.wait_text("#flow dd.field-members", "member counts", |t| {
+        t.starts_with("4: 0 done")
+    })
+    .await;
+    // followed live: the first task ends, the page shows it and the two it released
+    q.cancel(&[&*format!("{}:extract", sub.id)]).await.unwrap();
+    b.wait_text(&member("extract", "member-state"), "followed live", |t| {
+        t == "cancelled"
+    })
+    .await;
+    b.wait_text(&member("left", "member-state"), "followed live", |t| {
+        t == "cancelled"
+    })
+    .await;
+    let all = b.text("#flow").await.unwrap_or_default();
+    assert!(!all.contains("null") && !all.contains("undefined"), "{all}");
+    let missing = reqwest::get(format!("{base}/api/queues/q/flows/nosuch"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts/dashboard.png");
     b.screenshot(&shot).await;
     assert!(

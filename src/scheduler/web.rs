@@ -39,6 +39,7 @@ pub fn router(web: Web) -> Router {
         .route("/api/overview", get(overview))
         .route("/api/queues/{q}/dead", get(dead))
         .route("/api/queues/{q}/tasks/{id}", get(task))
+        .route("/api/queues/{q}/flows/{id}", get(flow))
         .route("/api/queues/{q}/{action}", post(action))
         .with_state(Arc::new(web))
 }
@@ -182,6 +183,83 @@ async fn task(AxState(web): AxState<Shared>, Path((q, id)): Path<(String, String
             format!("no task {id} in queue {q} (never existed, or dropped after its retention)"),
         )),
     }
+}
+
+/// Members of a flow shown at once, each with what it waits for (one dependencies read each).
+const FLOW_MEMBERS_SHOWN: usize = 200;
+
+#[derive(serde::Deserialize)]
+struct FlowPage {
+    start: Option<usize>,
+}
+
+/// A flow or batch: its state and counts, the callbacks fired, and a page of its members with
+/// their states and, by name where they are members too, the tasks each waits for.
+async fn flow(
+    AxState(web): AxState<Shared>,
+    Path((q, id)): Path<(String, String)>,
+    Query(p): Query<FlowPage>,
+) -> ApiResult {
+    let queue = queue(&web, &q)?;
+    let start = p.start.unwrap_or(0);
+    let Some(st) = queue.flow_status(&id, start, FLOW_MEMBERS_SHOWN).await? else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no flow {id} in queue {q} (never opened, or ended and no longer kept)"),
+        ));
+    };
+    let names: BTreeMap<&str, &str> = st
+        .members
+        .iter()
+        .filter_map(|m| m.name.as_deref().map(|n| (m.id.as_str(), n)))
+        .collect();
+    // a dependency's own state when it is a member shown (the dependencies read says only
+    // whether it finished)
+    let states: BTreeMap<&str, Option<&str>> = st
+        .members
+        .iter()
+        .map(|m| (m.id.as_str(), m.state.map(|s| s.as_str())))
+        .collect();
+    let deps = futures_util::future::join_all(st.members.iter().map(|m| queue.dependencies(&m.id))).await;
+    let mut members = Vec::with_capacity(st.members.len());
+    for (m, d) in st.members.iter().zip(deps) {
+        let after: Vec<Value> = d?
+            .iter()
+            // the gate of a flow submitted whole ("#<flow>") is the seal, not a task
+            .filter(|d| !d.id.starts_with('#'))
+            .map(|d| {
+                let state = states
+                    .get(d.id.as_str())
+                    .copied()
+                    .flatten()
+                    .unwrap_or(d.state.as_str());
+                json!({ "id": d.id, "name": names.get(d.id.as_str()), "state": state })
+            })
+            .collect();
+        members.push(json!({
+            "id": m.id,
+            "name": m.name,
+            "state": m.state.map(|s| s.as_str()),
+            "after": after,
+        }));
+    }
+    let fired: BTreeMap<&str, &str> = st.fired.iter().map(|(e, id)| (e.as_str(), id.as_str())).collect();
+    Ok(Json(json!({
+        "id": id,
+        "queue": q,
+        "state": st.state.as_str(),
+        "gated": st.gated,
+        "total": st.total,
+        "done": st.done,
+        "dead": st.dead,
+        "cancelled": st.cancelled,
+        "created_ms": st.created_ms,
+        "ended_ms": (st.ended_ms > 0).then_some(st.ended_ms),
+        "first_death": st.first_death,
+        "fired": fired,
+        "start": start,
+        "members": members,
+    })))
 }
 
 #[derive(serde::Deserialize, Default)]
