@@ -30,8 +30,8 @@ bound: O(n log N) for n <= 1000 ids
 --@include fair
 --@include lease
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 
 local ttl = int_arg(ARGV[1], 'ttl_ms', 1, MAX_MS)

@@ -32,8 +32,8 @@ bound: O(n log N) for n <= 1000 groups
 --@include fair
 --@include lease
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 --@include drop
 

@@ -10,18 +10,22 @@ purpose: Apply messages that other queues' outboxes hold for this queue (include
   task of this queue waiting for it, as the end of a task of this queue would (release, or end
   it unrun under on_failure fail, and so on down the chain). Each message may arrive more than
   once: a second watch only repeats the answer, a second settle finds nothing left waiting.
+  A watch of "#<flow>" waits for the seal of a flow of this queue (its members on other queues
+  wait for it), answered done once sealed, cancelled once cancelled. A member end ("f": task b
+  = "<queue>/<id>|<outcome>" of another queue, a member of flow a of this queue, ended) counts
+  it in its flow, once, and may end the flow and fire its callbacks.
 keys:
   1-18: the queue keyset
 touches: meta(rw) tasks(rw) pending(rw) done(r) dead(rw) cancelled(rw) errors(w) events(w)
   groups(rw) wf(rw)
 argv:
   then 1..1000 messages of 3 fields:
-    kind (string, "w" watch or "s" settle)
-    a (string) — watch: the id of the task of this queue that is waited for; settle:
-      "<queue>/<id>", the task of another queue that ended
+    kind (string, "w" watch, "s" settle or "f" member end)
+    a (string) — watch: the id of the task of this queue that is waited for, or "#<flow>";
+      settle: "<queue>/<id>", the task of another queue that ended; member end: the flow
     b (string) — watch: "<queue>/<id>", the waiting task of another queue; settle: how it
-      ended, "done", "dead" or "cancelled"
-reply: {watches applied, settles applied}
+      ended, "done", "dead" or "cancelled"; member end: "<queue>/<id>|<outcome>"
+reply: {watches applied, settles applied, member ends applied}
 errors:
   BADARG: an argument is missing or out of range; nothing was written
   VERSION: the queue holds another data schema version
@@ -35,8 +39,8 @@ bound: O(m log N) for m messages, and the tasks a settle releases or ends throug
 --@include notify
 --@include fair
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 
 local M = 3
@@ -48,23 +52,37 @@ local function ref_arg(v, name)
   local q, id = remote_ref(v or '')
   if not q then bail('BADARG', name .. ' must be "<queue>/<id>", got ' .. tostring(v)) end
   id_arg(q, name .. ' (queue)')
-  id_arg(id, name .. ' (id)')
+  -- '#<flow>': the seal of a flow of that queue
+  id_arg(string.sub(id, 1, 1) == '#' and string.sub(id, 2) or id, name .. ' (id)')
   return q
 end
-local watches, settles = {}, {}
+local function outcome_arg(v)
+  if v ~= 'done' and v ~= 'dead' and v ~= 'cancelled' then
+    bail('BADARG', 'an end is done, dead or cancelled, got ' .. tostring(v))
+  end
+  return v
+end
+local watches, settles, ends = {}, {}, {}
 for i = 0, m - 1 do
   local kind, a, b = ARGV[i * M + 1], ARGV[i * M + 2], ARGV[i * M + 3]
   if kind == 'w' then
-    id_arg(a, 'watched id')
-    watches[#watches + 1] = {a, b, ref_arg(b, 'watcher')}
+    local gate = type(a) == 'string' and string.sub(a, 1, 1) == '#'
+    id_arg(gate and string.sub(a, 2) or a, 'watched id')
+    watches[#watches + 1] = {a, b, ref_arg(b, 'watcher'), gate}
   elseif kind == 's' then
     ref_arg(a, 'settled task')
-    if b ~= 'done' and b ~= 'dead' and b ~= 'cancelled' then
-      bail('BADARG', 'a settle says done, dead or cancelled, got ' .. tostring(b))
-    end
-    settles[#settles + 1] = {a, b}
+    local _, sid = remote_ref(a)
+    outcome_arg(b)
+    -- the seal of a flow of another queue that was cancelled ends its members whatever their
+    -- policy, as it does on the flow's own queue
+    settles[#settles + 1] = {a, b, string.sub(sid, 1, 1) == '#' and b ~= 'done' or nil}
+  elseif kind == 'f' then
+    id_arg(a, 'flow')
+    local who, how = string.match(b or '', '^(.*)|(.*)$')
+    ref_arg(who, 'member')
+    ends[#ends + 1] = {a, who, outcome_arg(how)}
   else
-    bail('BADARG', 'message kind must be "w" (watch) or "s" (settle), got ' .. tostring(kind))
+    bail('BADARG', 'message kind must be "w" (watch), "s" (settle) or "f" (member end), got ' .. tostring(kind))
   end
 end
 
@@ -72,9 +90,17 @@ check_schema()
 require_worker()
 local now = now_ms()
 for _, w in ipairs(watches) do
-  local id, watcher, wq = w[1], w[2], w[3]
-  local ended = (redis.call('HEXISTS', K_TASKS, id) == 0 and 'dead') or (redis.call('ZSCORE', K_DONE, id) and 'done')
-    or (redis.call('ZSCORE', K_DEAD, id) and 'dead') or (redis.call('ZSCORE', K_CANCELLED, id) and 'cancelled')
+  local id, watcher, wq, gate = w[1], w[2], w[3], w[4]
+  local ended
+  if gate then
+    -- the seal of flow <id>: open waits; sealed or ended is done; cancelled; unknown counts dead
+    local fk = flow_key(string.sub(id, 2))
+    local st = redis.call('HGET', fk, '#state')
+    ended = (not st and 'dead') or (st == 'cancelled' and 'cancelled') or (st ~= 'open' and 'done') or nil
+  else
+    ended = (redis.call('HEXISTS', K_TASKS, id) == 0 and 'dead') or (redis.call('ZSCORE', K_DONE, id) and 'done')
+      or (redis.call('ZSCORE', K_DEAD, id) and 'dead') or (redis.call('ZSCORE', K_CANCELLED, id) and 'cancelled')
+  end
   if ended then
     outbox_put(wq, 's', QUEUE_NAME .. '/' .. id, ended)
   else
@@ -86,4 +112,11 @@ for _, w in ipairs(watches) do
   end
 end
 if #settles > 0 and DEPS then deps_settle(settles, now) end
-return {#watches, #settles}
+-- members of this queue's flows that ended on their own queues: counted once (they leave
+-- `tflow` here the first time)
+local per_flow = {}
+for _, e in ipairs(ends) do
+  if redis.call('HGET', wkey('tflow'), e[2]) == e[1] then per_flow[#per_flow + 1] = {e[2], e[3]} end
+end
+flows_final(per_flow, now)
+return {#watches, #settles, #ends}

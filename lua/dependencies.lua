@@ -31,7 +31,8 @@ if not DEPS then return {} end
 local all = redis.call('HGETALL', wkey('wx:' .. id))
 local ids, states = {}, {}
 for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 1) ~= '#' then
+  -- '#...' fields are the hash's own, and '<queue>/#<flow>' is a flow's seal, not a task
+  if string.sub(all[i], 1, 1) ~= '#' and not string.find(all[i], '/#', 1, true) then
     ids[#ids + 1] = all[i]
     states[#states + 1] = all[i + 1] == 'w' and 'waiting' or all[i + 1]
   end

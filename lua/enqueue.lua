@@ -92,8 +92,8 @@ bound: O(n log N) for n <= 1000 tasks
 --@include notify
 --@include events
 --@include fair
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 
 local max_payload = int_arg(ARGV[1], 'max_payload', 0, 536870912)
@@ -151,7 +151,8 @@ local function task_options(t, s)
         local rq, rid = remote_ref(dep)
         if rq then
           id_arg(rq, 'the queue of a dependency (after)')
-          id_arg(rid, 'after')
+          -- "<queue>/#<flow>": the seal of a flow of that queue (its members there wait for it)
+          id_arg(string.sub(rid, 1, 1) == '#' and string.sub(rid, 2) or rid, 'after')
           if rq == QUEUE_NAME then dep = rid end
         else
           id_arg(dep, 'after')
@@ -167,7 +168,16 @@ local function task_options(t, s)
       end
       t.pol = v
     elseif name == 'unrun_ttl_ms' then t.uttl = int_arg(v, 'unrun_ttl_ms', 1, MAX_MS)
-    elseif name == 'flow' then t.flow = id_arg(v, 'flow')
+    elseif name == 'flow' then
+      local fq, ff = remote_ref(v)
+      if fq then
+        -- a flow of another queue (its bookkeeping lives there; flow_join counted this task)
+        id_arg(fq, 'the queue of flow')
+        id_arg(ff, 'flow')
+        t.flow = fq == QUEUE_NAME and ff or v
+      else
+        t.flow = id_arg(v, 'flow')
+      end
     elseif name == 'name' then t.name = id_arg(v, 'name')
     elseif name == 'spawned_by' then t.parent = id_arg(v, 'spawned_by')
     else
@@ -292,8 +302,14 @@ for _, t in ipairs(tasks) do
       bail('BADARG', 'task ' .. t.id .. ': spawned_by ' .. t.parent .. ' is not a task of flow ' .. t.flow)
     end
     t.flow = pf or nil
+    if t.flow and remote_ref(t.flow) then
+      bail('BADARG', 'task ' .. t.id .. ': spawned_by ' .. t.parent .. ' is a task of flow ' .. t.flow ..
+        ' of another queue: a running task adds tasks only to a flow of its own queue')
+    end
   end
-  if t.flow then
+  if t.flow and remote_ref(t.flow) then
+    t.rflow = true
+  elseif t.flow then
     local fs = flows_seen[t.flow]
     if not fs then
       local h = redis.call('HMGET', flow_key(t.flow), '#state', '#gated', '#total')
@@ -354,6 +370,7 @@ local reply, made, n_made, debounced, grouped, costed = {}, {}, 0, {}, {}, {}
 local any_expiry = false
 local added_pending = false
 local any_deps, doomed = false, {}
+local remote_members = {} -- id, "<queue>/<flow>" pairs
 
 -- File new task `id` (with t.after) as waiting for its dependencies: 'waiting', or 'pending'
 -- when all of them have finished already, or 'dead'/'cancelled' when one failed under policy
@@ -475,6 +492,10 @@ for i, t in ipairs(tasks) do
       if t.join then
         local m = t.join.members
         m[#m + 1] = t
+      elseif t.rflow then
+        -- a member of a flow of another queue: its end is told there (include/flows.lua)
+        remote_members[#remote_members + 1] = id
+        remote_members[#remote_members + 1] = t.flow
       end
       if t.parent and DEPS then spawn_edges(t.parent, id) end
       if t.uniq then redis.call('SET', t.uniq, id, 'PX', t.ut) end
@@ -505,6 +526,15 @@ if n_made > 0 then
   emit('enqueued', '', made, now)
 end
 emit('debounced', '', debounced, now)
+if #remote_members > 0 then
+  for s = 1, #remote_members, 2000 do
+    redis.call('HSET', wkey('tflow'), unpack(remote_members, s, math.min(s + 1999, #remote_members)))
+  end
+  if not FLOWS then
+    redis.call('HSET', K_META, 'fw', '1')
+    FLOWS = true
+  end
+end
 -- new members join their flows (in call order: the members list is the flow's order)
 for _, fs in ipairs(flow_list) do
   local m = fs.members

@@ -34,8 +34,8 @@ bound: O(n log N) for n <= 1000 groups
 --@include fair
 --@include lease
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 
 local worker = id_arg(ARGV[1], 'worker')

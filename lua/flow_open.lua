@@ -46,6 +46,7 @@ bound: O(1)
 --@include record
 --@include fair
 --@include events
+--@include outbox
 --@include flows
 
 local f = id_arg(ARGV[1], 'flow')

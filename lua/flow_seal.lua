@@ -32,8 +32,8 @@ bound: O(r log N) for the r tasks waiting for the seal, and the tasks a cancel e
 --@include notify
 --@include fair
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 
 local f = id_arg(ARGV[1], 'flow')

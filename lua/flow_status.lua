@@ -29,6 +29,7 @@ bound: O(count log N)
 --@include record
 --@include fair
 --@include events
+--@include outbox
 --@include flows
 
 local f = id_arg(ARGV[1], 'flow')

@@ -38,8 +38,8 @@ bound: O(limit log N) (plus at most 16 gaps checked per lease)
 --@include fair
 --@include lease
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 
 local limit = int_arg(ARGV[1], 'limit', 1, MAX_BATCH)

@@ -35,8 +35,8 @@ bound: O(n log N) for n <= 1000
 --@include fair
 --@include lease
 --@include events
---@include flows
 --@include outbox
+--@include flows
 --@include deps
 --@include limits
 --@include fairpop

@@ -49,11 +49,12 @@ pub enum ScriptName {
     FlowStatus,
     Deliver,
     Outbox,
+    FlowJoin,
 }
 
 impl ScriptName {
     /// Every script, in a fixed order.
-    pub const ALL: [ScriptName; 31] = [
+    pub const ALL: [ScriptName; 32] = [
         ScriptName::Enqueue,
         ScriptName::Claim,
         ScriptName::Heartbeat,
@@ -85,6 +86,7 @@ impl ScriptName {
         ScriptName::FlowStatus,
         ScriptName::Deliver,
         ScriptName::Outbox,
+        ScriptName::FlowJoin,
     ];
 
     /// The file stem under `lua/`.
@@ -121,6 +123,7 @@ impl ScriptName {
             ScriptName::FlowStatus => "flow_status",
             ScriptName::Deliver => "deliver",
             ScriptName::Outbox => "outbox",
+            ScriptName::FlowJoin => "flow_join",
         }
     }
 

@@ -359,3 +359,176 @@ async fn hand_offs_delivered_twice_change_nothing() {
         (&*format!("a/{x}"), State::Done, &b"done-x"[..])
     );
 }
+
+/// Wait for a callback task (it exists only once fired) to finish.
+async fn callback(q: &Queue, id: &str) -> Outcome {
+    common::eventually(Duration::from_secs(20), id, || async {
+        q.get(id).await.unwrap().is_some()
+    })
+    .await;
+    q.wait(id, Duration::from_secs(20)).await.unwrap()
+}
+
+/// Run once per task id (payload "join" answers what it saw; others answer their payload).
+fn runs_of(s: &Setup, payload: &str) -> usize {
+    s.log.lock().unwrap().iter().filter(|(_, p)| p == payload).count()
+}
+
+#[tokio::test]
+async fn a_flow_spans_queues_and_its_callbacks_fire_once() {
+    let s = setup().await;
+    let (a, b, c) = (&s.queues["a"], &s.queues["b"], &s.queues["c"]);
+    let sub = a
+        .flow(
+            baton::Flow::new()
+                .id("f1")
+                .task("extract", TaskSpec::new("k", "r-extract"))
+                .task_in("b", "left", TaskSpec::new("k", "r-left").after(["extract"]))
+                .task_in("c", "right", TaskSpec::new("k", "r-right").after(["extract"]))
+                .task_in("c", "solo", TaskSpec::new("k", "r-solo"))
+                .task(
+                    "report",
+                    TaskSpec::new("k", "join").after(["left", "right", "solo"]),
+                )
+                .on_success(TaskSpec::new("k", "on-success"))
+                .on_complete(TaskSpec::new("k", "on-complete")),
+        )
+        .await
+        .unwrap();
+    assert!(sub.created);
+    assert_eq!(
+        callback(a, "f1.on_complete").await,
+        Outcome::Done(b"on-complete".to_vec())
+    );
+    assert_eq!(
+        callback(a, "f1.on_success").await,
+        Outcome::Done(b"on-success".to_vec())
+    );
+    assert_eq!(
+        a.get("f1:report").await.unwrap().unwrap().result.as_deref(),
+        Some(&b"saw 3 of 3"[..])
+    );
+    let order: Vec<String> = s
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(q, p)| format!("{q}:{p}"))
+        .collect();
+    let at = |x: &str| {
+        order
+            .iter()
+            .position(|o| o == x)
+            .unwrap_or_else(|| panic!("{x} in {order:?}"))
+    };
+    assert!(
+        at("a:r-extract") < at("b:r-left") && at("a:r-extract") < at("c:r-right"),
+        "{order:?}"
+    );
+    assert!(
+        at("b:r-left") < at("a:join") && at("c:r-solo") < at("a:join"),
+        "{order:?}"
+    );
+    assert!(at("a:join") < at("a:on-complete"), "{order:?}");
+    for p in [
+        "r-extract",
+        "r-left",
+        "r-right",
+        "r-solo",
+        "join",
+        "on-success",
+        "on-complete",
+    ] {
+        assert_eq!(runs_of(&s, p), 1, "{p} ran once");
+    }
+    let st = a.flow_members("f1").await.unwrap().unwrap();
+    assert_eq!(st.state, baton::FlowState::Complete);
+    assert_eq!((st.total, st.done), (5, 5));
+    let by_name: HashMap<String, (String, Option<State>)> = st
+        .members
+        .iter()
+        .map(|m| (m.name.clone().unwrap(), (m.id.clone(), m.state)))
+        .collect();
+    assert_eq!(
+        by_name["left"],
+        ("b/f1:left".to_string(), Some(State::Done)),
+        "a member on another queue, by its state there"
+    );
+    assert_eq!(by_name["solo"].1, Some(State::Done));
+    // submitting again changes nothing
+    let again = a
+        .flow(
+            baton::Flow::new()
+                .id("f1")
+                .task_in("b", "left", TaskSpec::new("k", "r-left")),
+        )
+        .await;
+    assert!(again.is_err() || !again.unwrap().created);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs_of(&s, "r-left"), 1);
+    assert_eq!(b.counts().await.unwrap().done, 1);
+    assert_eq!(c.counts().await.unwrap().done, 2);
+    settled(&s).await;
+}
+
+#[tokio::test]
+async fn a_flow_across_queues_fails_and_cancels_as_one() {
+    let s = setup().await;
+    let a = &s.queues["a"];
+    a.flow(
+        baton::Flow::new()
+            .id("f2")
+            .task_in("b", "bad", TaskSpec::new("k", "fail-b"))
+            .task_in("c", "after-bad", TaskSpec::new("k", "never").after(["bad"]))
+            .task("last", TaskSpec::new("k", "never-last").after(["after-bad"]))
+            .on_death(TaskSpec::new("k", "on-death"))
+            .on_success(TaskSpec::new("k", "never-success")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        callback(a, "f2.on_death").await,
+        Outcome::Done(b"on-death".to_vec())
+    );
+    common::eventually(Duration::from_secs(10), "the flow ends", || async {
+        a.flow_members("f2").await.unwrap().unwrap().state == baton::FlowState::Complete
+    })
+    .await;
+    let st = a.flow_members("f2").await.unwrap().unwrap();
+    assert_eq!(
+        (st.total, st.dead, st.first_death.as_deref()),
+        (3, 3, Some("b/f2:bad"))
+    );
+    assert!(
+        a.get("f2.on_success").await.unwrap().is_none(),
+        "no success callback"
+    );
+    assert_eq!(runs_of(&s, "on-death"), 1);
+    assert!(!s.log.lock().unwrap().iter().any(|(_, p)| p.starts_with("never")));
+
+    // a cancelled flow: nothing runs on any queue, every member ends cancelled
+    let (b, c) = (&s.queues["b"], &s.queues["c"]);
+    b.set_paused(true).await.unwrap();
+    a.flow(
+        baton::Flow::new()
+            .id("f3")
+            .task_in("b", "held", TaskSpec::new("k", "never-held"))
+            .task_in("c", "next", TaskSpec::new("k", "never-next").after(["held"]))
+            .task("end", TaskSpec::new("k", "never-end").after(["next"]))
+            .on_complete(TaskSpec::new("k", "never-complete")),
+    )
+    .await
+    .unwrap();
+    a.cancel_flow("f3").await.unwrap();
+    b.set_paused(false).await.unwrap();
+    common::eventually(Duration::from_secs(10), "every member cancelled", || async {
+        let st = a.flow_members("f3").await.unwrap().unwrap();
+        st.members.iter().all(|m| m.state == Some(State::Cancelled))
+    })
+    .await;
+    assert_eq!(b.get("f3:held").await.unwrap().unwrap().state, State::Cancelled);
+    assert_eq!(c.get("f3:next").await.unwrap().unwrap().state, State::Cancelled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!s.log.lock().unwrap().iter().any(|(_, p)| p.starts_with("never")));
+    settled(&s).await;
+}

@@ -48,7 +48,9 @@ local function deps_lib()
     else
       redis.call('ZADD', K_CANCELLED, fmt(now + ttl), w)
     end
-    local why = string.sub(dep, 1, 1) == '#' and ('flow ' .. string.sub(dep, 2) .. ' was cancelled before it was sealed')
+    -- '#<flow>' (or '<queue>/#<flow>'): the seal of a flow
+    local gate = string.match(dep, '^[^/]*/?#(.+)$')
+    local why = gate and ('flow ' .. gate .. ' was cancelled before it was sealed')
       or ('dependency ' .. dep .. ' ended ' .. outcome .. ' (on_failure fail)')
     redis.call('HSET', K_ERRORS, w, '0|' .. fmt(now) .. '|' .. why .. ': not run')
   end

@@ -13,6 +13,10 @@
 -- `cp:<event>` its payload, `cg:<event>` its group, `fired:<event>` = the callback task's id once
 -- enqueued), `<prefix>:{q}:fm:<flow>` (list: "<id> <name>" per member, in the order they joined)
 -- and `<prefix>:{q}:tflow` (hash: member task id -> its flow, while the member has not ended).
+-- Members on other queues (include/outbox.lua): in the flow's queue they are "<queue>/<id>"
+-- (in `fm`, `tflow`, `n:<name>`, and `r:<queue>/<id>` = '1' once counted, by flow_join); in
+-- their own queue `tflow` maps them to "<flow's queue>/<flow>", and their end is told to the
+-- flow's queue through the outbox ("f" messages, counted there by deliver).
 -- Meta `fw` = '1' once the queue had a flow (read with the schema), so queues without flows pay
 -- nothing when tasks end.
 --@include args
@@ -22,6 +26,7 @@
 --@include notify
 --@include fair
 --@include events
+--@include outbox
 
 -- Most members one flow may have (the bound of flow_open's `size`; docs/contract.md).
 local FLOW_MAX_TASKS = 100000
@@ -110,7 +115,14 @@ local function flows_final(ends, now)
     for j = s, math.min(s + 999, #ends) do ids[#ids + 1] = ends[j][1] end
     local fs = redis.call('HMGET', tflow, unpack(ids))
     for j, f in ipairs(fs) do
-      if f then
+      local fq, ff
+      if f then fq, ff = remote_ref(f) end
+      if fq then
+        -- a member of a flow of another queue: tell that queue how it ended
+        local e = ends[s + j - 1]
+        outbox_put(fq, 'f', ff, QUEUE_NAME .. '/' .. e[1] .. '|' .. e[2])
+        gone[#gone + 1] = e[1]
+      elseif f then
         local e = ends[s + j - 1]
         local c = per[f]
         if not c then

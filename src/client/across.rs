@@ -21,13 +21,14 @@ pub(crate) fn remote_ref(dep: &str) -> Option<(&str, &str)> {
 }
 
 impl Queue {
-    /// Queue `name` of the same prefix, on the same connection, with default settings (enough
-    /// for the scripts that do not take settings: deliver, get).
+    /// Queue `name` of the same prefix, on the same connection, with its settings from the
+    /// client's configuration (`[queues.<name>]`, else the defaults).
     pub(crate) fn sibling(&self, name: &str) -> Result<Queue> {
         Ok(Queue {
             conn: self.conn.clone(),
             keys: Arc::new(QueueKeys::new(self.keys.prefix(), name)?),
-            settings: Arc::default(),
+            settings: Arc::new(self.config.queue(name)),
+            config: self.config.clone(),
         })
     }
 
@@ -94,7 +95,8 @@ impl Queue {
         let mut per: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for d in deps {
             if let Some((q, id)) = remote_ref(d) {
-                if q != self.name() {
+                // "#<flow>" is a flow's seal, not a task
+                if q != self.name() && !id.starts_with('#') {
                     per.entry(q).or_default().push(id);
                 }
             }
@@ -108,6 +110,29 @@ impl Queue {
                     ids[i],
                     if found.len() > 1 { "; nothing was enqueued" } else { "" }
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fill in the states of a flow's members on other queues ("<queue>/<id>", which the
+    /// flow's own queue cannot see): one round trip per queue.
+    pub(crate) async fn remote_member_states(&self, members: &mut [ops::flow_status::Member]) -> Result<()> {
+        let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, m) in members.iter().enumerate() {
+            if let Some((q, _)) = remote_ref(&m.id) {
+                per.entry(q.to_string()).or_default().push(i);
+            }
+        }
+        for (q, idx) in per {
+            let ids: Vec<String> = idx
+                .iter()
+                .map(|&i| remote_ref(&members[i].id).map_or("", |(_, id)| id).to_string())
+                .collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let found = self.sibling(&q)?.get_many(&refs).await?;
+            for (&i, t) in idx.iter().zip(found) {
+                members[i].state = t.map(|t| t.state);
             }
         }
         Ok(())

@@ -32,6 +32,8 @@ impl Callbacks {
 pub struct Flow {
     id: Option<String>,
     nodes: Vec<(String, TaskSpec)>,
+    /// The queue of each node that is not on the flow's own queue, by name.
+    queues: HashMap<String, String>,
     callbacks: Callbacks,
 }
 
@@ -50,6 +52,17 @@ impl Flow {
     /// `spec.on_failure(...)` says what their failure does to it.
     pub fn task(mut self, name: impl Into<String>, spec: TaskSpec) -> Flow {
         self.nodes.push((name.into(), spec));
+        self
+    }
+
+    /// A task named `name` on another queue (of the same prefix): the flow's bookkeeping
+    /// stays on the queue it is submitted to, and the hand-offs to and from this task go
+    /// through the queues' outboxes (docs/workflows.md, "Across queues"). Its `after` names
+    /// tasks of the flow, wherever they run.
+    pub fn task_in(mut self, queue: impl Into<String>, name: impl Into<String>, spec: TaskSpec) -> Flow {
+        let name = name.into();
+        self.queues.insert(name.clone(), queue.into());
+        self.nodes.push((name, spec));
         self
     }
 
@@ -101,6 +114,9 @@ impl Flow {
                     id.len()
                 )));
             }
+        }
+        for q in self.queues.values() {
+            crate::keys::validate_name(q, "flow task queue")?;
         }
         let mut index = HashMap::with_capacity(n);
         for (i, (name, spec)) in self.nodes.iter().enumerate() {
@@ -331,25 +347,77 @@ impl Queue {
             crate::keys::validate_name(&node_id(name), "flow task id (<flow id>:<name>)")?;
         }
         // every task checked before the first write
+        let home = self.name().to_string();
+        let queue_of = |name: &str| flow.queues.get(name).cloned().unwrap_or_else(|| home.clone());
         let mut tasks = Vec::with_capacity(order.len());
+        let mut queues = Vec::with_capacity(order.len());
         for &i in &order {
             let (name, spec) = &flow.nodes[i];
+            let q = queue_of(name);
             let mut spec = spec.clone();
-            spec.after = spec.after.iter().map(|d| node_id(d)).collect();
+            // a dependency on a task of another queue is "<queue>/<id>"
+            spec.after = spec
+                .after
+                .iter()
+                .map(|d| match queue_of(d) {
+                    dq if dq == q => node_id(d),
+                    dq => format!("{dq}/{}", node_id(d)),
+                })
+                .collect();
+            if q != home {
+                // the seal of the flow, on its own queue, holds back what has no dependency
+                // in the flow (on the flow's queue the enqueue script adds it itself)
+                if spec.after.is_empty() {
+                    spec.after.push(format!("{home}/#{id}"));
+                }
+                spec.flow = Some(format!("{home}/{id}"));
+            } else {
+                spec.flow = Some(id.clone());
+            }
             spec.id = Some(node_id(name));
-            spec.flow = Some(id.clone());
             spec.name = Some(name.clone());
-            tasks.push(self.new_task(spec)?);
+            tasks.push(self.sibling(&q)?.new_task(spec)?);
+            queues.push(q);
         }
         let created = self.open(&id, true, flow.nodes.len(), &flow.callbacks).await?;
-        while !tasks.is_empty() {
-            let rest = tasks.split_off(tasks.len().min(MAX_BATCH));
-            self.run(&ops::enqueue::Request {
-                max_payload: self.settings.max_payload,
-                tasks,
-            })
-            .await?;
-            tasks = rest;
+        // in dependency order, runs of tasks of one queue in calls of up to 1000; a task of
+        // another queue is counted in the flow (flow_join) before it is enqueued there
+        let mut start = 0;
+        while start < tasks.len() {
+            let q = &queues[start];
+            let mut end = start + 1;
+            while end < tasks.len() && &queues[end] == q && end - start < MAX_BATCH {
+                end += 1;
+            }
+            let batch: Vec<_> = tasks[start..end].to_vec();
+            if q == self.name() {
+                self.run(&ops::enqueue::Request {
+                    max_payload: self.settings.max_payload,
+                    tasks: batch,
+                })
+                .await?;
+            } else {
+                let members = batch
+                    .iter()
+                    .map(|t| (format!("{q}/{}", t.id), t.name.clone().unwrap_or_default()))
+                    .collect();
+                self.run(&ops::flow_join::Request {
+                    flow: id.clone(),
+                    members,
+                })
+                .await?;
+                let other = self.sibling(q)?;
+                other
+                    .check_remote_deps(batch.iter().flat_map(|t| t.after.iter().map(String::as_str)))
+                    .await?;
+                other
+                    .run(&ops::enqueue::Request {
+                        max_payload: self.settings.max_payload,
+                        tasks: batch,
+                    })
+                    .await?;
+            }
+            start = end;
         }
         self.seal_flow(&id).await?;
         Ok(SubmittedFlow {
@@ -391,7 +459,13 @@ impl Queue {
                 count: count.min(MAX_BATCH) as u64,
             })
             .await?;
-        Ok(r.0)
+        let mut r = r.0;
+        if let Some(st) = r.as_mut() {
+            if st.members.iter().any(|m| m.id.contains('/')) {
+                self.remote_member_states(&mut st.members).await?;
+            }
+        }
+        Ok(r)
     }
 
     /// Every member of a flow (paged through `flow_status`).
@@ -431,14 +505,23 @@ impl Queue {
                 break;
             }
             start += st.members.len();
-            let open: Vec<&str> = st
+            // members on other queues ("<queue>/<id>") are cancelled on their queues
+            let mut open: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for m in st
                 .members
                 .iter()
                 .filter(|m| m.state.is_some_and(|s| !s.is_final()))
-                .map(|m| m.id.as_str())
-                .collect();
-            if !open.is_empty() {
-                cancelled += self.cancel(&open).await?.iter().filter(|s| s.is_some()).count();
+            {
+                let (q, id) = super::across::remote_ref(&m.id).unwrap_or((self.name(), &m.id));
+                open.entry(q).or_default().push(id);
+            }
+            for (q, ids) in open {
+                let q = if q == self.name() {
+                    self.clone()
+                } else {
+                    self.sibling(q)?
+                };
+                cancelled += q.cancel(&ids).await?.iter().filter(|s| s.is_some()).count();
             }
         }
         Ok(CancelledFlow { sealed, cancelled })

@@ -57,6 +57,7 @@ impl Client {
             conn: self.conn.clone(),
             keys: Arc::new(keys),
             settings: Arc::new(self.config.queue(name)),
+            config: self.config.clone(),
         })
     }
 
@@ -119,6 +120,9 @@ pub struct Queue {
     conn: Conn,
     keys: Arc<QueueKeys>,
     settings: Arc<QueueConfig>,
+    /// The client's configuration: the settings of the other queues a flow or a dependency
+    /// across queues names.
+    config: Arc<Config>,
 }
 
 /// Most items one script call takes (ids, leases, tasks): the scripts' batch bound.
@@ -147,6 +151,7 @@ impl Queue {
             conn: self.conn.clone(),
             keys: self.keys.clone(),
             settings: Arc::new(settings),
+            config: self.config.clone(),
         }
     }
 
@@ -228,6 +233,8 @@ impl Queue {
                 match across::remote_ref(d) {
                     Some((q, id)) => {
                         crate::keys::validate_name(q, "after (the queue of a dependency written queue/id)")?;
+                        // "<queue>/#<flow>": the seal of a flow of that queue
+                        let id = id.strip_prefix('#').unwrap_or(id);
                         crate::keys::validate_name(id, "after (a dependency's task id)")?;
                     }
                     None => crate::keys::validate_name(d, "after (a dependency's task id)")?,

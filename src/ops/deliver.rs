@@ -23,19 +23,21 @@ impl Op for Request {
     }
 }
 
-/// How many watches and settles the call applied.
+/// How many watches, settles and member ends the call applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivered {
     pub watches: u64,
     pub settles: u64,
+    pub member_ends: u64,
 }
 
 impl FromRedisValue for Delivered {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let [w, s] = exactly::<2>(v, "deliver")?;
+        let [w, s, f] = exactly::<3>(v, "deliver")?;
         Ok(Delivered {
             watches: count(&w)?,
             settles: count(&s)?,
+            member_ends: count(&f)?,
         })
     }
 }

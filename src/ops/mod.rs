@@ -18,6 +18,7 @@ pub mod deregister;
 pub mod dispatch;
 pub mod enqueue;
 pub mod fail;
+pub mod flow_join;
 pub mod flow_open;
 pub mod flow_seal;
 pub mod flow_status;

@@ -119,7 +119,7 @@ test("every queue operation passes the manifest check against a real server", as
   // deliver carry dependencies across queues), and flows and batches (submitted from Rust,
   // Python or the CLI; see README.md)
   const notCalled = Object.keys(scripts.manifest.scripts).filter((n) => !driven.includes(n)).sort();
-  assert.deepEqual(notCalled, ["deliver", "dispatch", "flow_open", "flow_seal", "flow_status", "outbox", "pause", "promote", "purge", "requeue", "trim", "workers"]);
+  assert.deepEqual(notCalled, ["deliver", "dispatch", "flow_join", "flow_open", "flow_seal", "flow_status", "outbox", "pause", "promote", "purge", "requeue", "trim", "workers"]);
 });
 
 test("the defaults are Baton's (config/baton.toml)", () => {
