@@ -27,9 +27,19 @@ fn config(cluster: &Cluster, queues: &[String]) -> Config {
     Config::from_toml(&toml).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
-    let mut cluster = Cluster::start(3, 1);
+type Runs = Arc<Mutex<HashMap<String, u32>>>;
+
+/// A 3-primary cluster, three queues (one per primary, sorted by name), a worker on each
+/// (payload "join" reads its dependencies and answers how many were done with a result), and two
+/// sets of maintenance loops over all three.
+async fn setup() -> (
+    Cluster,
+    Vec<String>,
+    Client,
+    Runs,
+    Vec<tokio_util::sync::CancellationToken>,
+) {
+    let cluster = Cluster::start(3, 1);
     // three queues, one on each primary
     let mut by_primary: HashMap<u16, String> = HashMap::new();
     for i in 0.. {
@@ -43,7 +53,6 @@ async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
     }
     let mut names: Vec<String> = by_primary.values().cloned().collect();
     names.sort();
-    let (fan, joinq, last) = (names[0].clone(), names[1].clone(), names[2].clone());
     let client = Client::connect(config(&cluster, &names))
         .await
         .expect("connect to the cluster");
@@ -88,7 +97,37 @@ async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
         tokio::spawn(Maintenance::new(qs, client.config().scheduler.clone()).run(stop.clone(), None));
         stops.push(stop);
     }
+    (cluster, names, client, runs, stops)
+}
 
+/// SIGKILL the primary serving `queue`, wait for its replica to take over, then bring the killed
+/// node back (empty) as the new primary's replica, so that WAIT succeeds again.
+async fn fail_over(cluster: &mut Cluster, queue: &str) {
+    let key = format!("baton:{{{queue}}}:meta");
+    let victim = cluster.primary_of(&key);
+    let t0 = Instant::now();
+    cluster.node(victim).kill();
+    common::eventually(Duration::from_secs(30), "the replica is promoted", || async {
+        // no primary serves the slot until the replica has taken over
+        cluster.try_primary_of(&key).is_ok_and(|p| p != victim)
+    })
+    .await;
+    eprintln!(
+        "CLUSTER: {queue}'s replica promoted {:?} after the kill",
+        t0.elapsed()
+    );
+    cluster.node(victim).start();
+    cluster.wait_ok();
+    eprintln!(
+        "CLUSTER: the old primary is back as a replica {:?} after the kill",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
+    let (mut cluster, names, client, runs, stops) = setup().await;
+    let (fan, joinq, last) = (names[0].clone(), names[1].clone(), names[2].clone());
     let (fq, jq, lq) = (
         client.queue(&fan).unwrap(),
         client.queue(&joinq).unwrap(),
@@ -130,27 +169,8 @@ async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
         },
     )
     .await;
-    let victim = cluster.primary_of(&format!("baton:{{{joinq}}}:meta"));
     let t0 = Instant::now();
-    cluster.node(victim).kill();
-    let key = format!("baton:{{{joinq}}}:meta");
-    common::eventually(Duration::from_secs(30), "the replica is promoted", || async {
-        // no primary serves the slot until the replica has taken over
-        cluster.try_primary_of(&key).is_ok_and(|p| p != victim)
-    })
-    .await;
-    eprintln!(
-        "CLUSTER: {joinq}'s replica promoted {:?} after the kill",
-        t0.elapsed()
-    );
-    // the killed node comes back (empty) and rejoins as the new primary's replica, so WAIT can
-    // succeed again
-    cluster.node(victim).start();
-    cluster.wait_ok();
-    eprintln!(
-        "CLUSTER: the old primary is back as a replica {:?} after the kill",
-        t0.elapsed()
-    );
+    fail_over(&mut cluster, &joinq).await;
 
     let out = lq.wait(&fin, Duration::from_secs(90)).await.unwrap();
     assert_eq!(out, Outcome::Done(b"after-join".to_vec()));
@@ -183,4 +203,75 @@ async fn a_join_across_queues_survives_a_primary_failover_on_a_cluster() {
             q.name()
         );
     }
+}
+
+/// A flow submitted to one queue with tasks on all three primaries: 200 renders on a second
+/// queue, a report on the flow's queue joining them, a publish step on the third; callbacks on
+/// the flow's queue. The primary of the flow's queue (where its bookkeeping is counted) is
+/// SIGKILLed mid-flow: the flow completes, every task and callback runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_spanning_queues_completes_once_through_a_primary_failover() {
+    let (mut cluster, names, client, runs, stops) = setup().await;
+    let (home, renders, publish) = (names[0].clone(), names[1].clone(), names[2].clone());
+    let h = client.queue(&home).unwrap();
+    let mut flow = baton::Flow::new().id("nightly");
+    let mut parts = Vec::new();
+    for i in 0..200 {
+        let name = format!("render{i}");
+        flow = flow.task_in(&renders, &name, TaskSpec::new("k", format!("r{i}")));
+        parts.push(name);
+    }
+    flow = flow
+        .task("report", TaskSpec::new("k", "join").after(parts))
+        .task_in(
+            &publish,
+            "publish",
+            TaskSpec::new("k", "published").after(["report"]),
+        )
+        .on_success(TaskSpec::new("k", "on-success"))
+        .on_complete(TaskSpec::new("k", "on-complete"));
+    let sub = h.flow(flow).await.unwrap();
+    let rq = client.queue(&renders).unwrap();
+    common::eventually(
+        Duration::from_secs(30),
+        "a quarter of the renders done",
+        || async { rq.counts().await.map(|c| c.done >= 50).unwrap_or(false) },
+    )
+    .await;
+    let t0 = Instant::now();
+    fail_over(&mut cluster, &home).await;
+    common::eventually(Duration::from_secs(90), "the flow's callbacks done", || async {
+        let mut ok = true;
+        for cb in ["on_success", "on_complete"] {
+            ok &= matches!(h.get(&format!("{}.{cb}", sub.id)).await, Ok(Some(t)) if t.state == State::Done);
+        }
+        ok
+    })
+    .await;
+    eprintln!("CLUSTER: the flow completed {:?} after the kill", t0.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stops.iter().for_each(|s| s.cancel());
+
+    let st = h.flow_members(&sub.id).await.unwrap().unwrap();
+    assert_eq!(st.state, baton::FlowState::Complete);
+    assert_eq!((st.total, st.done), (202, 202), "every member counted once");
+    assert!(
+        st.members.iter().all(|m| m.state == Some(State::Done)),
+        "{:?}",
+        st.members
+    );
+    let report = h.get("nightly:report").await.unwrap().unwrap();
+    assert_eq!(report.result.as_deref(), Some(&b"saw 200 of 200"[..]));
+    let runs = runs.lock().unwrap().clone();
+    for id in [
+        "nightly:report",
+        "nightly:publish",
+        "nightly.on_success",
+        "nightly.on_complete",
+    ] {
+        assert_eq!(runs.get(id), Some(&1), "{id} ran once");
+    }
+    let reruns = runs.values().filter(|&&n| n > 1).count();
+    eprintln!("CLUSTER: {reruns} renders ran more than once (at-least-once)");
+    assert_eq!(rq.counts().await.unwrap().done, 200);
 }
