@@ -532,3 +532,41 @@ async fn a_flow_across_queues_fails_and_cancels_as_one() {
     assert!(!s.log.lock().unwrap().iter().any(|(_, p)| p.starts_with("never")));
     settled(&s).await;
 }
+
+#[tokio::test]
+async fn baton_flow_submit_takes_tasks_of_other_queues_and_status_shows_them() {
+    let s = setup().await;
+    let dir = common::TempDir::new();
+    let cfg = common::product_config(&dir, &s.env.redis.url(), "");
+    let file = dir.write(
+        "flow.json",
+        r#"{"id": "cli1", "queue": "a", "tasks": [
+             {"name": "fetch", "kind": "k", "payload": "r-fetch", "queue": "b"},
+             {"name": "store", "kind": "k", "payload": "r-store", "after": ["fetch"]},
+             {"name": "tell", "kind": "k", "payload": "r-tell", "queue": "c", "after": ["store"]}],
+           "on_success": {"kind": "k", "payload": "cli-success"}}"#,
+    );
+    let (code, out, err) = common::baton(&cfg, &["flow", "submit", "-q", "z", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cli1"), "{out}");
+    let a = &s.queues["a"];
+    assert_eq!(
+        callback(a, "cli1.on_success").await,
+        Outcome::Done(b"cli-success".to_vec())
+    );
+    let (code, out, err) = common::baton(&cfg, &["flow", "status", "-q", "a", "cli1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("complete"), "{out}");
+    for line in ["b/cli1:fetch", "cli1:store", "c/cli1:tell"] {
+        let l = out
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("{line} in {out}"));
+        assert!(l.contains("done"), "{l}");
+    }
+    let (code, out, _) = common::baton(&cfg, &["--json", "flow", "status", "-q", "a", "cli1"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["done"], 3, "{v}");
+    settled(&s).await;
+}

@@ -23,6 +23,8 @@ struct FlowFile {
 #[serde(deny_unknown_fields)]
 struct FileTask {
     name: String,
+    /// Another queue for this task (default: the flow's).
+    queue: Option<String>,
     kind: String,
     #[serde(default)]
     payload: serde_json::Value,
@@ -108,6 +110,7 @@ fn read_flow(path: &str, default_queue: &str) -> Result<(String, Flow)> {
             "flow file {path}: {e} (a flow file is {{\"tasks\": [{{\"name\", \"kind\", \"payload\", \"after\", \"on_failure\"...}}], \"on_success\"...}}: docs/workflows.md)"
         ))
     })?;
+    let home = f.queue.clone().unwrap_or_else(|| default_queue.to_string());
     let mut flow = Flow::new();
     if let Some(id) = f.id {
         flow = flow.id(id);
@@ -130,7 +133,10 @@ fn read_flow(path: &str, default_queue: &str) -> Result<(String, Flow)> {
                 OnFailure::parse(p).map_err(|e| Error::Invalid(format!("{what}: on_failure {e}")))?,
             );
         }
-        flow = flow.task(&t.name, s);
+        flow = match &t.queue {
+            Some(q) if *q != home => flow.task_in(q, &t.name, s),
+            _ => flow.task(&t.name, s),
+        };
     }
     let cbs = [
         ("on_success", &f.on_success),
@@ -154,7 +160,7 @@ fn read_flow(path: &str, default_queue: &str) -> Result<(String, Flow)> {
             };
         }
     }
-    Ok((f.queue.unwrap_or_else(|| default_queue.to_string()), flow))
+    Ok((home, flow))
 }
 
 pub(super) async fn flow(client: &Client, action: FlowAction, json: bool) -> Result<i32> {
