@@ -8,7 +8,8 @@
 //! BATON_BENCH_PARTS (default "enqueue,e2e,procs,latency,percall,depth"; also "limits" and
 //! "fair": flow control's and fair queueing's cost at the 1x50 shape; "fanin": 10,000 tasks
 //! joined by one task against the same tasks without dependencies, and the time from the last
-//! child's completion to the join's claim).
+//! child's completion to the join's claim; "across": the same join on another queue, its
+//! hand-offs carried by the outboxes, and its hand-off time).
 //! Sizes: BATON_BENCH_N (end-to-end tasks, default 200000), BATON_BENCH_DEEP (deep queue,
 //! default 1000000). BATON_BENCH_EVENTS_MAX_LEN sets the queues' events stream cap (default
 //! 10000 as in the config; 0 = lifecycle events off) to measure what events cost.
@@ -578,6 +579,122 @@ async fn main() {
         gaps.sort();
         println!(
             "join hand-off (last of 200 children completed -> join claimed), 40 rounds, 1x50: p50 {} ms, p99 {} ms, max {} ms",
+            gaps[gaps.len() / 2],
+            gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
+            gaps[gaps.len() - 1]
+        );
+    }
+    if parts.contains("across") {
+        // 6. dependencies across queues: 10,000 children on one queue and a join on another,
+        // the hand-offs carried by a maintenance loop through the outboxes; a worker of 50 slots
+        // on each queue (the join's idles); then the hand-off time over rounds of 200 children
+        let width = 10_000usize;
+        let settings = baton::QueueConfig {
+            claim_batch: 100,
+            events_max_len: events_max_len.max(100_000),
+            ..Default::default()
+        };
+        let mut fcfg = cfg.clone();
+        for name in ["bench-batch", "bench-join"] {
+            fcfg.queues.insert(name.into(), settings.clone());
+        }
+        let fclient = Client::connect(fcfg).await.unwrap();
+        let (kq, jq) = (
+            fclient.queue("bench-batch").unwrap(),
+            fclient.queue("bench-join").unwrap(),
+        );
+        probe.flush().await;
+        kq.configure().await.unwrap();
+        jq.configure().await.unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let run = |q: &str| {
+            let s = stop.clone();
+            tokio::spawn(noop_worker(&fclient, q, 50).run(async move { s.cancelled().await }))
+        };
+        let mut ids = Vec::new();
+        for start in (0..width).step_by(1000) {
+            let specs = (start..width.min(start + 1000))
+                .map(|j| TaskSpec::new("noop", payload(j, 100)))
+                .collect();
+            ids.extend(
+                kq.enqueue_batch(specs)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| format!("bench-batch/{}", e.id)),
+            );
+        }
+        let join = jq
+            .enqueue(TaskSpec::new("noop", payload(width, 100)).after(ids))
+            .await
+            .unwrap()
+            .id;
+        let before = probe.sample().await;
+        let t0 = Instant::now();
+        let workers = [run("bench-batch"), run("bench-join")];
+        let maint = tokio::spawn(
+            baton::Maintenance::new(vec![kq.clone(), jq.clone()], fclient.config().scheduler.clone())
+                .run(stop.clone(), None),
+        );
+        jq.wait(&join, Duration::from_secs(120)).await.unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        let after = probe.sample().await;
+        Row {
+            name: format!(
+                "end to end 1x50, batch 100, {width} tasks + 1 joined after all of them from another queue"
+            ),
+            tasks: width + 1,
+            secs,
+            before,
+            after,
+        }
+        .print();
+        let mut gaps = Vec::new();
+        let (mut ka, mut ja) = ("0-0".to_string(), "0-0".to_string());
+        for _ in 0..40 {
+            let specs: Vec<TaskSpec> = (0..200).map(|_| TaskSpec::new("noop", "")).collect();
+            let kids: Vec<String> = kq
+                .enqueue_batch(specs)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            let after: Vec<String> = kids.iter().map(|k| format!("bench-batch/{k}")).collect();
+            let join = jq
+                .enqueue(TaskSpec::new("noop", "").after(after))
+                .await
+                .unwrap()
+                .id;
+            jq.wait(&join, Duration::from_secs(30)).await.unwrap();
+            let (mut last_done, mut claimed) = (0u64, None);
+            for (q, from) in [(&kq, &mut ka), (&jq, &mut ja)] {
+                loop {
+                    let evs = q.events_after(from, 1000).await.unwrap();
+                    let Some(l) = evs.last() else { break };
+                    *from = l.id.clone();
+                    for e in evs {
+                        for t in &e.tasks {
+                            if e.kind == "completed" && kids.contains(&t.id) {
+                                last_done = last_done.max(e.at_ms);
+                            }
+                            if e.kind == "claimed" && t.id == join && claimed.is_none() {
+                                claimed = Some(e.at_ms);
+                            }
+                        }
+                    }
+                }
+            }
+            gaps.push(claimed.unwrap().saturating_sub(last_done));
+        }
+        stop.cancel();
+        for w in workers {
+            w.await.unwrap().unwrap();
+        }
+        maint.await.unwrap().unwrap();
+        gaps.sort();
+        println!(
+            "join hand-off across queues (last of 200 children completed -> join claimed on the other queue), 40 rounds: p50 {} ms, p99 {} ms, max {} ms",
             gaps[gaps.len() / 2],
             gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
             gaps[gaps.len() - 1]

@@ -119,4 +119,5 @@ for _, e in ipairs(ends) do
   if redis.call('HGET', wkey('tflow'), e[2]) == e[1] then per_flow[#per_flow + 1] = {e[2], e[3]} end
 end
 flows_final(per_flow, now)
+outbox_flush()
 return {#watches, #settles, #ends}

@@ -579,4 +579,5 @@ if #doomed > 0 then
   task_final(ids.dead, 'dead', now)
   task_final(ids.cancelled, 'cancelled', now)
 end
+outbox_flush()
 return reply

@@ -20,7 +20,8 @@ errors:
   BADARG: an argument is missing or out of range; nothing was written
   VERSION: the queue holds another data schema version
   NOPERM: the Redis user may not run worker-side transitions (producer rules)
-bound: O((a + limit) log M) for a acknowledged and M messages held
+bound: O((a + r + limit) log M) for a acknowledged, r held between their sequences (at most
+  the messages written meanwhile) and M messages held
 ]]
 --@include args
 --@include keys
@@ -36,8 +37,22 @@ for i = 1, acks do int_arg(ARGV[2 * i + 1], 'seq', 1, 9007199254740991) end
 check_schema()
 require_worker()
 local ob = wkey('ob')
-for i = 1, acks do
-  local m = ARGV[2 * i]
-  if redis.call('ZSCORE', ob, m) == ARGV[2 * i + 1] then redis.call('ZREM', ob, m) end
+if acks > 0 then
+  -- what the outbox holds now between the lowest and highest sequence acknowledged, read in one
+  -- call: a message is removed only while it still has the sequence acknowledged
+  local lo, hi = math.huge, 0
+  for i = 1, acks do
+    local q = tonumber(ARGV[2 * i + 1])
+    lo, hi = math.min(lo, q), math.max(hi, q)
+  end
+  local held = {}
+  local r = redis.call('ZRANGEBYSCORE', ob, lo, hi, 'WITHSCORES')
+  for i = 1, #r, 2 do held[r[i]] = r[i + 1] end
+  local gone = {}
+  for i = 1, acks do
+    local m = ARGV[2 * i]
+    if held[m] == ARGV[2 * i + 1] then gone[#gone + 1] = m end
+  end
+  for s = 1, #gone, 1000 do redis.call('ZREM', ob, unpack(gone, s, math.min(s + 999, #gone))) end
 end
 return redis.call('ZRANGE', ob, 0, limit - 1, 'WITHSCORES')

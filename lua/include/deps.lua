@@ -138,6 +138,7 @@ local function deps_settle(ends, now)
       emit(o, '', items, now)
     end
   end
+  outbox_flush()
 end
 
 -- Tasks reached a final state by `outcome` ('done', 'dead', 'cancelled'): tell result waiters,

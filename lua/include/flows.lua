@@ -141,4 +141,5 @@ local function flows_final(ends, now)
     redis.call('HDEL', tflow, unpack(gone, s, math.min(s + 999, #gone)))
   end
   for _, f in ipairs(order) do flow_count(f, per[f], now) end
+  outbox_flush()
 end

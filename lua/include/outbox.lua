@@ -26,9 +26,29 @@ local function remote_ref(dep)
   return string.match(dep, '^([^/]+)/([^/]+)$')
 end
 
--- Write one message for queue `target`.
+-- Messages written by this call, flushed together (outbox_flush): one sequence step, one ZADD.
+local OUTBOX_BUF = {}
+
+-- Write one message for queue `target` (at the next outbox_flush, in this call).
 local function outbox_put(target, kind, a, b)
+  OUTBOX_BUF[#OUTBOX_BUF + 1] = target .. '|' .. kind .. '|' .. a .. '|' .. b
+end
+
+-- Write the messages put since the last flush. Every script that may put one flushes before it
+-- returns (deps_settle and flows_final do at their end; enqueue and deliver at theirs).
+local function outbox_flush()
+  local n = #OUTBOX_BUF
+  if n == 0 then return end
   local ob = wkey('ob')
   if redis.call('ZCARD', ob) == 0 then redis.call('PUBLISH', CHAN_BASE .. 'outbox', 'o') end
-  redis.call('ZADD', ob, redis.call('HINCRBY', K_META, 'obs', 1), target .. '|' .. kind .. '|' .. a .. '|' .. b)
+  local last = redis.call('HINCRBY', K_META, 'obs', n)
+  local args = {}
+  for i, m in ipairs(OUTBOX_BUF) do
+    args[#args + 1] = last - n + i
+    args[#args + 1] = m
+  end
+  for s = 1, #args, 2000 do -- unpack takes a few thousand values at most
+    redis.call('ZADD', ob, unpack(args, s, math.min(s + 1999, #args)))
+  end
+  OUTBOX_BUF = {}
 end
