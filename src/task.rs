@@ -295,10 +295,12 @@ impl TaskSpec {
         self.cost = cost;
         self
     }
-    /// Dependencies: the task waits (state `waiting`) until every one of these tasks of the same
-    /// queue has finished, then becomes pending, atomically in the call that finishes the last
-    /// one. They must still be known (not past their retention), or come earlier in the same
-    /// batch; a task with dependencies takes no delay. See docs/workflows.md.
+    /// Dependencies: the task waits (state `waiting`) until every one of these tasks has
+    /// finished, then becomes pending, atomically in the call that finishes the last one (for a
+    /// task of another queue, written `"<queue>/<id>"`, in the call that receives the hand-off
+    /// from that queue's outbox). They must still be known (not past their retention), or come
+    /// earlier in the same batch; a task with dependencies takes no delay. See
+    /// docs/workflows.md.
     pub fn after<I, S>(mut self, ids: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -190,8 +190,8 @@ pub struct EnqueueArgs {
     /// What the task counts for under the rate limits of its queue and group (default 1).
     #[arg(long, value_name = "N")]
     pub cost: Option<u32>,
-    /// Dependencies: run only after these tasks of the queue have finished (ids, comma-separated);
-    /// until then the task is `waiting`.
+    /// Dependencies: run only after these tasks have finished (ids, comma-separated; QUEUE/ID
+    /// for a task of another queue); until then the task is `waiting`.
     #[arg(long, value_name = "ID,ID", value_delimiter = ',', conflicts_with_all = ["delay", "debounce"])]
     pub after: Vec<String>,
     /// With --after: what a dependency that ended dead or cancelled does: fail (the task ends the

@@ -106,9 +106,8 @@ impl Queue {
             let found = other.get_many(&ids).await?;
             if let Some(i) = found.iter().position(Option::is_none) {
                 return Err(Error::Invalid(format!(
-                    "unknown dependency {q}/{} (after): no such task in queue {q} (or it finished and is no longer kept){}",
-                    ids[i],
-                    if found.len() > 1 { "; nothing was enqueued" } else { "" }
+                    "unknown dependency {q}/{} (after): no such task in queue {q} (or it finished and is no longer kept); nothing was enqueued",
+                    ids[i]
                 )));
             }
         }
