@@ -178,6 +178,69 @@ async fn fan_out(q: &Queue, width: usize, deps: bool) -> usize {
     width
 }
 
+/// `rounds` joins of 200 children each: children on `kq`, the join on `jq` (the same queue, or
+/// another: then its dependencies are written "<queue>/<id>"), with workers already running on
+/// both; returns, per round, the ms from the last child's completion to the join's claim (Redis
+/// time from the events of both queues).
+async fn handoff_gaps(kq: &Queue, jq: &Queue, rounds: usize) -> Vec<u64> {
+    let mut gaps = Vec::new();
+    let mut from = vec!["0-0".to_string(); 2];
+    let across = kq.name() != jq.name();
+    for _ in 0..rounds {
+        let specs: Vec<TaskSpec> = (0..200).map(|_| TaskSpec::new("noop", "")).collect();
+        let kids: Vec<String> = kq
+            .enqueue_batch(specs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let after: Vec<String> = if across {
+            kids.iter().map(|k| format!("{}/{k}", kq.name())).collect()
+        } else {
+            kids.clone()
+        };
+        let join = jq
+            .enqueue(TaskSpec::new("noop", "").after(after))
+            .await
+            .unwrap()
+            .id;
+        jq.wait(&join, Duration::from_secs(30)).await.unwrap();
+        let (mut last_done, mut claimed) = (0u64, None);
+        let queues = if across { vec![kq, jq] } else { vec![kq] };
+        for (q, from) in queues.into_iter().zip(from.iter_mut()) {
+            loop {
+                let evs = q.events_after(from, 1000).await.unwrap();
+                let Some(l) = evs.last() else { break };
+                *from = l.id.clone();
+                for e in evs {
+                    for t in &e.tasks {
+                        if e.kind == "completed" && kids.contains(&t.id) {
+                            last_done = last_done.max(e.at_ms);
+                        }
+                        if e.kind == "claimed" && t.id == join && claimed.is_none() {
+                            claimed = Some(e.at_ms);
+                        }
+                    }
+                }
+            }
+        }
+        gaps.push(claimed.unwrap().saturating_sub(last_done));
+    }
+    gaps.sort();
+    gaps
+}
+
+/// "p50 X ms, p99 Y ms, max Z ms" of sorted gaps.
+fn percentiles(gaps: &[u64]) -> String {
+    format!(
+        "p50 {} ms, p99 {} ms, max {} ms",
+        gaps[gaps.len() / 2],
+        gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
+        gaps[gaps.len() - 1]
+    )
+}
+
 /// Child mode: one Worker (no-op handler, the given concurrency and claim batch) on `queue` at
 /// `url` until SIGTERM.
 async fn child(spec: &str) {
@@ -530,7 +593,6 @@ async fn main() {
         }
         probe.flush().await;
         q.configure().await.unwrap();
-        let mut gaps = Vec::new();
         let wclient = {
             let mut wcfg = cfg.clone();
             wcfg.queues.insert("bench-batch".into(), settings.clone());
@@ -540,48 +602,12 @@ async fn main() {
         let stop = tokio_util::sync::CancellationToken::new();
         let s = stop.clone();
         let h = tokio::spawn(worker.run(async move { s.cancelled().await }));
-        for _ in 0..40 {
-            let specs: Vec<TaskSpec> = (0..200).map(|_| TaskSpec::new("noop", "")).collect();
-            let kids: Vec<String> = q
-                .enqueue_batch(specs)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect();
-            let join = q
-                .enqueue(TaskSpec::new("noop", "").after(kids.clone()))
-                .await
-                .unwrap()
-                .id;
-            q.wait(&join, Duration::from_secs(30)).await.unwrap();
-            let (mut last_done, mut claimed) = (0u64, None);
-            let mut after = "0-0".to_string();
-            loop {
-                let evs = q.events_after(&after, 1000).await.unwrap();
-                let Some(l) = evs.last() else { break };
-                after = l.id.clone();
-                for e in evs {
-                    for t in &e.tasks {
-                        if e.kind == "completed" && kids.contains(&t.id) {
-                            last_done = last_done.max(e.at_ms);
-                        }
-                        if e.kind == "claimed" && t.id == join && claimed.is_none() {
-                            claimed = Some(e.at_ms);
-                        }
-                    }
-                }
-            }
-            gaps.push(claimed.unwrap().saturating_sub(last_done));
-        }
+        let gaps = handoff_gaps(&q, &q, 40).await;
         stop.cancel();
         h.await.unwrap().unwrap();
-        gaps.sort();
         println!(
-            "join hand-off (last of 200 children completed -> join claimed), 40 rounds, 1x50: p50 {} ms, p99 {} ms, max {} ms",
-            gaps[gaps.len() / 2],
-            gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
-            gaps[gaps.len() - 1]
+            "join hand-off (last of 200 children completed -> join claimed), 40 rounds, 1x50: {}",
+            percentiles(&gaps)
         );
     }
     if parts.contains("across") {
@@ -649,55 +675,15 @@ async fn main() {
             after,
         }
         .print();
-        let mut gaps = Vec::new();
-        let (mut ka, mut ja) = ("0-0".to_string(), "0-0".to_string());
-        for _ in 0..40 {
-            let specs: Vec<TaskSpec> = (0..200).map(|_| TaskSpec::new("noop", "")).collect();
-            let kids: Vec<String> = kq
-                .enqueue_batch(specs)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect();
-            let after: Vec<String> = kids.iter().map(|k| format!("bench-batch/{k}")).collect();
-            let join = jq
-                .enqueue(TaskSpec::new("noop", "").after(after))
-                .await
-                .unwrap()
-                .id;
-            jq.wait(&join, Duration::from_secs(30)).await.unwrap();
-            let (mut last_done, mut claimed) = (0u64, None);
-            for (q, from) in [(&kq, &mut ka), (&jq, &mut ja)] {
-                loop {
-                    let evs = q.events_after(from, 1000).await.unwrap();
-                    let Some(l) = evs.last() else { break };
-                    *from = l.id.clone();
-                    for e in evs {
-                        for t in &e.tasks {
-                            if e.kind == "completed" && kids.contains(&t.id) {
-                                last_done = last_done.max(e.at_ms);
-                            }
-                            if e.kind == "claimed" && t.id == join && claimed.is_none() {
-                                claimed = Some(e.at_ms);
-                            }
-                        }
-                    }
-                }
-            }
-            gaps.push(claimed.unwrap().saturating_sub(last_done));
-        }
+        let gaps = handoff_gaps(&kq, &jq, 40).await;
         stop.cancel();
         for w in workers {
             w.await.unwrap().unwrap();
         }
         maint.await.unwrap().unwrap();
-        gaps.sort();
         println!(
-            "join hand-off across queues (last of 200 children completed -> join claimed on the other queue), 40 rounds: p50 {} ms, p99 {} ms, max {} ms",
-            gaps[gaps.len() / 2],
-            gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
-            gaps[gaps.len() - 1]
+            "join hand-off across queues (last of 200 children completed -> join claimed on the other queue), 40 rounds: {}",
+            percentiles(&gaps)
         );
     }
     if parts.contains("procs") {

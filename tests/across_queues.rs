@@ -25,15 +25,7 @@ fn worker(env: &common::Env, name: &str, log: Log) -> Worker {
                     return Err(baton::HandlerError::fatal("asked to fail"));
                 }
                 if p == "join" {
-                    let deps = t
-                        .dependencies()
-                        .await
-                        .map_err(|e| baton::HandlerError::retry(e.to_string()))?;
-                    let ok = deps
-                        .iter()
-                        .filter(|d| d.state == State::Done && d.result.starts_with(b"r"))
-                        .count();
-                    return Ok(format!("saw {ok} of {}", deps.len()).into_bytes());
+                    return Ok(common::saw_dependencies(&t).await?.into_bytes());
                 }
                 Ok(p.into_bytes())
             }

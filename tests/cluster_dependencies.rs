@@ -69,15 +69,7 @@ async fn setup() -> (
                 async move {
                     let p = String::from_utf8(t.payload.clone()).unwrap();
                     let out = if p == "join" {
-                        let deps = t
-                            .dependencies()
-                            .await
-                            .map_err(|e| baton::HandlerError::retry(e.to_string()))?;
-                        let ok = deps
-                            .iter()
-                            .filter(|d| d.state == State::Done && d.result.starts_with(b"r"))
-                            .count();
-                        format!("saw {ok} of {}", deps.len())
+                        common::saw_dependencies(&t).await?
                     } else {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         p

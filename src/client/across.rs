@@ -92,49 +92,54 @@ impl Queue {
     /// Refuse dependencies on tasks of other queues that those queues do not know, naming the
     /// first (the enqueue script cannot look into another queue). One round trip per queue.
     pub(crate) async fn check_remote_deps<'a>(&self, deps: impl Iterator<Item = &'a str>) -> Result<()> {
-        let mut per: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for d in deps {
-            if let Some((q, id)) = remote_ref(d) {
-                // "#<flow>" is a flow's seal, not a task
-                if q != self.name() && !id.starts_with('#') {
-                    per.entry(q).or_default().push(id);
-                }
+        // "<queue>/#<flow>" is a flow's seal, not a task; "<this queue>/<id>" is local
+        let refs: Vec<&str> = deps
+            .filter(|d| remote_ref(d).is_some_and(|(q, id)| q != self.name() && !id.starts_with('#')))
+            .collect();
+        let found = self
+            .remote_tasks(refs.iter().copied().enumerate().collect())
+            .await?;
+        match found.iter().find(|(_, t)| t.is_none()) {
+            Some(&(i, _)) => {
+                let (q, _) = remote_ref(refs[i]).unwrap_or_default();
+                Err(Error::Invalid(format!(
+                    "unknown dependency {} (after): no such task in queue {q} (or it finished and is no longer kept); nothing was enqueued",
+                    refs[i]
+                )))
             }
+            None => Ok(()),
         }
-        for (q, ids) in per {
-            let other = self.sibling(q)?;
-            let found = other.get_many(&ids).await?;
-            if let Some(i) = found.iter().position(Option::is_none) {
-                return Err(Error::Invalid(format!(
-                    "unknown dependency {q}/{} (after): no such task in queue {q} (or it finished and is no longer kept); nothing was enqueued",
-                    ids[i]
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Fill in the states of a flow's members on other queues ("<queue>/<id>", which the
     /// flow's own queue cannot see): one round trip per queue.
     pub(crate) async fn remote_member_states(&self, members: &mut [ops::flow_status::Member]) -> Result<()> {
-        let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, m) in members.iter().enumerate() {
-            if let Some((q, _)) = remote_ref(&m.id) {
-                per.entry(q.to_string()).or_default().push(i);
-            }
-        }
-        for (q, idx) in per {
-            let ids: Vec<String> = idx
-                .iter()
-                .map(|&i| remote_ref(&members[i].id).map_or("", |(_, id)| id).to_string())
-                .collect();
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let found = self.sibling(&q)?.get_many(&refs).await?;
-            for (&i, t) in idx.iter().zip(found) {
-                members[i].state = t.map(|t| t.state);
-            }
+        let refs: Vec<(usize, &str)> = members.iter().map(|m| m.id.as_str()).enumerate().collect();
+        for (i, t) in self.remote_tasks(refs).await? {
+            members[i].state = t.map(|t| t.state);
         }
         Ok(())
+    }
+
+    /// The tasks of other queues among `refs` ((index, "<queue>/<id>"); other entries are
+    /// passed over), read on their queues, one round trip per queue: (index, the task if known).
+    async fn remote_tasks(
+        &self,
+        refs: Vec<(usize, &str)>,
+    ) -> Result<Vec<(usize, Option<crate::task::Task>)>> {
+        let mut per: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+        for (i, r) in refs {
+            if let Some((q, id)) = remote_ref(r) {
+                per.entry(q).or_default().push((i, id));
+            }
+        }
+        let mut out = Vec::new();
+        for (q, list) in per {
+            let ids: Vec<&str> = list.iter().map(|&(_, id)| id).collect();
+            let found = self.sibling(q)?.get_many(&ids).await?;
+            out.extend(list.iter().map(|&(i, _)| i).zip(found));
+        }
+        Ok(out)
     }
 
     /// Several tasks of this queue in one round trip (a pipeline of `get`), in order.
@@ -168,27 +173,18 @@ impl Queue {
     /// Fill in the results and errors of dependencies on other queues' tasks (the dependencies
     /// script knows how they ended, not what they left): one round trip per queue.
     pub(crate) async fn remote_results(&self, deps: &mut [ops::dependencies::Dependency]) -> Result<()> {
-        let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, d) in deps.iter().enumerate() {
-            if let Some((q, _)) = remote_ref(&d.id) {
-                if matches!(d.state, State::Done | State::Dead | State::Cancelled) {
-                    per.entry(q.to_string()).or_default().push(i);
-                }
-            }
-        }
-        for (q, idx) in per {
-            let ids: Vec<String> = idx
-                .iter()
-                .map(|&i| remote_ref(&deps[i].id).map_or("", |(_, id)| id).to_string())
-                .collect();
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let found = self.sibling(&q)?.get_many(&refs).await?;
-            for (&i, t) in idx.iter().zip(found) {
-                if let Some(t) = t {
-                    deps[i].result = t.result.unwrap_or_default();
-                    if deps[i].state != State::Done {
-                        deps[i].error = t.last_error.map(|f| f.message);
-                    }
+        let ended = |s: State| matches!(s, State::Done | State::Dead | State::Cancelled);
+        let refs: Vec<(usize, &str)> = deps
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| ended(d.state))
+            .map(|(i, d)| (i, d.id.as_str()))
+            .collect();
+        for (i, t) in self.remote_tasks(refs).await? {
+            if let Some(t) = t {
+                deps[i].result = t.result.unwrap_or_default();
+                if deps[i].state != State::Done {
+                    deps[i].error = t.last_error.map(|f| f.message);
                 }
             }
         }

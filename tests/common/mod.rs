@@ -493,3 +493,17 @@ pub async fn run_peaks(
     let p = peaks.lock().unwrap().clone();
     (p, all_peak.load(Ordering::SeqCst))
 }
+
+/// What the tests' join tasks answer: "saw N of M", N of its M dependencies done with a result
+/// starting with "r" (the tests' other tasks answer their payloads, "r…"), read in one call.
+pub async fn saw_dependencies(t: &baton::TaskContext) -> Result<String, baton::HandlerError> {
+    let deps = t
+        .dependencies()
+        .await
+        .map_err(|e| baton::HandlerError::retry(e.to_string()))?;
+    let ok = deps
+        .iter()
+        .filter(|d| d.state == baton::State::Done && d.result.starts_with(b"r"))
+        .count();
+    Ok(format!("saw {ok} of {}", deps.len()))
+}
