@@ -285,6 +285,7 @@ async fn a_large_flow_runs_nothing_before_it_is_all_stored() {
         2500,
         "the join sees its dependencies, not the flow's seal"
     );
+    nothing_left(&env, &q).await;
 }
 
 #[tokio::test]
@@ -483,4 +484,5 @@ async fn a_join_waits_for_the_children_a_running_task_adds() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not running"), "{err}");
+    nothing_left(&env, &q).await;
 }
