@@ -300,7 +300,9 @@ async fn the_dashboard_shows_real_counts_and_requeues_a_dead_task_by_click() {
                 .task("extract", TaskSpec::new("ok", "e"))
                 .task("left", TaskSpec::new("ok", "l").after(["extract"]))
                 .task("right", TaskSpec::new("ok", "r").after(["extract"]))
-                .task("report", TaskSpec::new("ok", "r").after(["left", "right"])),
+                .task("report", TaskSpec::new("ok", "r").after(["left", "right"]))
+                // a task of another queue: read there, its edges named as the flow names them
+                .task_in("elsewhere", "archive", TaskSpec::new("ok", "a").after(["report"])),
         )
         .await
         .unwrap();
@@ -324,8 +326,18 @@ async fn the_dashboard_shows_real_counts_and_requeues_a_dead_task_by_click() {
         t == "extract (pending)"
     })
     .await;
+    b.wait_text(
+        &member("archive", "member-state"),
+        "a member of another queue",
+        |t| t == "waiting",
+    )
+    .await;
+    b.wait_text(&member("archive", "member-after"), "its edge", |t| {
+        t == "report (waiting)"
+    })
+    .await;
     b.wait_text("#flow dd.field-members", "member counts", |t| {
-        t.starts_with("4: 0 done")
+        t.starts_with("5: 0 done")
     })
     .await;
     // followed live: the first task ends, the page shows it and the two it released

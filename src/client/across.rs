@@ -142,6 +142,27 @@ impl Queue {
         Ok(out)
     }
 
+    /// The dependencies of a member of a flow of this queue, which may be a task of another
+    /// queue ("<queue>/<id>"): read on its queue, their ids named as this queue names them (a
+    /// task of this queue by its id, a task of another by "<queue>/<id>").
+    pub(crate) async fn member_dependencies(
+        &self,
+        member: &str,
+    ) -> Result<Vec<ops::dependencies::Dependency>> {
+        let Some((q, id)) = remote_ref(member) else {
+            return self.dependencies(member).await;
+        };
+        let mut deps = self.sibling(q)?.dependencies(id).await?;
+        for d in &mut deps {
+            d.id = match remote_ref(&d.id) {
+                Some((dq, did)) if dq == self.name() => did.to_string(),
+                Some(_) => continue,
+                None => format!("{q}/{}", d.id),
+            };
+        }
+        Ok(deps)
+    }
+
     /// Several tasks of this queue in one round trip (a pipeline of `get`), in order.
     pub(crate) async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<crate::task::Task>>> {
         let mut out = Vec::with_capacity(ids.len());

@@ -220,7 +220,8 @@ async fn flow(
         .iter()
         .map(|m| (m.id.as_str(), m.state.map(|s| s.as_str())))
         .collect();
-    let deps = futures_util::future::join_all(st.members.iter().map(|m| queue.dependencies(&m.id))).await;
+    let deps =
+        futures_util::future::join_all(st.members.iter().map(|m| queue.member_dependencies(&m.id))).await;
     let mut members = Vec::with_capacity(st.members.len());
     for (m, d) in st.members.iter().zip(deps) {
         let after: Vec<Value> = d?
