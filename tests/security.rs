@@ -133,6 +133,31 @@ async fn worker_and_producer_acl_users_can_do_their_part_and_nothing_more() {
         "producer waits for results"
     );
 
+    // Across queues: the producer enqueues after a task of another queue and submits a flow
+    // over two queues; the worker user carries the outboxes, and the hand-offs go through.
+    let pq2 = producer.queue("q2").unwrap();
+    let cross = pq2
+        .enqueue(TaskSpec::new("k", "cross").after([format!("q/{id}")]))
+        .await
+        .expect("producer enqueues after a task of another queue")
+        .id;
+    let flow = baton::Flow::new()
+        .id("two-queues")
+        .task("a", TaskSpec::new("k", "a"))
+        .task_in("q2", "b", TaskSpec::new("k", "b").after(["a"]));
+    pq.flow(flow)
+        .await
+        .expect("producer submits a flow over two queues");
+    let wq2 = worker.queue("q2").unwrap();
+    for _ in 0..3 {
+        wq2.move_outbox(100).await.expect("worker carries q2's outbox");
+        wq.move_outbox(100).await.expect("worker carries q's outbox");
+    }
+    assert_eq!(
+        pq2.get(&cross).await.unwrap().unwrap().state,
+        baton::State::Pending
+    );
+
     // Neither may touch keys outside the prefix or run other commands.
     let mut raw = user_conn(&redis, "baton-worker", "w-secret").await;
     let denied: redis::RedisResult<()> = redis::cmd("SET")
