@@ -52,8 +52,7 @@ local function ref_arg(v, name)
   local q, id = remote_ref(v or '')
   if not q then bail('BADARG', name .. ' must be "<queue>/<id>", got ' .. tostring(v)) end
   id_arg(q, name .. ' (queue)')
-  -- '#<flow>': the seal of a flow of that queue
-  id_arg(string.sub(id, 1, 1) == '#' and string.sub(id, 2) or id, name .. ' (id)')
+  ref_id_arg(id, name .. ' (id)')
   return q
 end
 local function outcome_arg(v)
@@ -66,9 +65,8 @@ local watches, settles, ends = {}, {}, {}
 for i = 0, m - 1 do
   local kind, a, b = ARGV[i * M + 1], ARGV[i * M + 2], ARGV[i * M + 3]
   if kind == 'w' then
-    local gate = type(a) == 'string' and string.sub(a, 1, 1) == '#'
-    id_arg(gate and string.sub(a, 2) or a, 'watched id')
-    watches[#watches + 1] = {a, b, ref_arg(b, 'watcher'), gate}
+    ref_id_arg(a, 'watched id')
+    watches[#watches + 1] = {a, b, ref_arg(b, 'watcher'), string.sub(a, 1, 1) == '#'}
   elseif kind == 's' then
     ref_arg(a, 'settled task')
     local _, sid = remote_ref(a)
@@ -80,7 +78,7 @@ for i = 0, m - 1 do
     id_arg(a, 'flow')
     local who, how = string.match(b or '', '^(.*)|(.*)$')
     ref_arg(who, 'member')
-    ends[#ends + 1] = {a, who, outcome_arg(how)}
+    ends[#ends + 1] = {a, who, outcome_arg(how)} -- the flow a is the member's `tflow` entry here
   else
     bail('BADARG', 'message kind must be "w" (watch), "s" (settle) or "f" (member end), got ' .. tostring(kind))
   end
@@ -112,12 +110,10 @@ for _, w in ipairs(watches) do
   end
 end
 if #settles > 0 and DEPS then deps_settle(settles, now) end
--- members of this queue's flows that ended on their own queues: counted once (they leave
--- `tflow` here the first time)
-local per_flow = {}
-for _, e in ipairs(ends) do
-  if redis.call('HGET', wkey('tflow'), e[2]) == e[1] then per_flow[#per_flow + 1] = {e[2], e[3]} end
-end
-flows_final(per_flow, now)
+-- members of this queue's flows that ended on their own queues: counted once (flows_final
+-- finds them in `tflow` only the first time)
+local member_ends = {}
+for i, e in ipairs(ends) do member_ends[i] = {e[2], e[3]} end
+flows_final(member_ends, now)
 outbox_flush()
 return {#watches, #settles, #ends}

@@ -152,7 +152,7 @@ local function task_options(t, s)
         if rq then
           id_arg(rq, 'the queue of a dependency (after)')
           -- "<queue>/#<flow>": the seal of a flow of that queue (its members there wait for it)
-          id_arg(string.sub(rid, 1, 1) == '#' and string.sub(rid, 2) or rid, 'after')
+          ref_id_arg(rid, 'after')
           if rq == QUEUE_NAME then dep = rid end
         else
           id_arg(dep, 'after')

@@ -84,26 +84,28 @@ local function deps_lib()
       local told = {}
       for _, w in ipairs(kids) do
         local wq = remote_ref(w)
-        local wx = not wq and wkey('wx:' .. w)
-        local f = wx and redis.call('HMGET', wx, id, '#pol', '#ttl') or {}
         if wq then
           -- a task of another queue waits for this one: tell its queue, once per queue
           if not told[wq] then
             told[wq] = true
             outbox_put(wq, 's', QUEUE_NAME .. '/' .. id, outcome)
           end
-        elseif f[1] == 'w' then
-          redis.call('HSET', wx, id, outcome)
-          if outcome ~= 'done' and (f[2] == 'fail' or force) then
-            if redis.call('ZREM', wkey('waiting'), w) == 1 then
-              end_unrun(w, outcome, id, tonumber(f[3]) or DEFAULT_UNRUN_TTL, now)
-              local list = ended[outcome]
-              list[#list + 1] = w
-              ends[#ends + 1] = {w, outcome, force}
-            end
-          elseif redis.call('HINCRBY', wx, '#left', -1) <= 0 then
-            if redis.call('ZREM', wkey('waiting'), w) == 1 and release(w, now) then
-              released[#released + 1] = w
+        else
+          local wx = wkey('wx:' .. w)
+          local f = redis.call('HMGET', wx, id, '#pol', '#ttl')
+          if f[1] == 'w' then
+            redis.call('HSET', wx, id, outcome)
+            if outcome ~= 'done' and (f[2] == 'fail' or force) then
+              if redis.call('ZREM', wkey('waiting'), w) == 1 then
+                end_unrun(w, outcome, id, tonumber(f[3]) or DEFAULT_UNRUN_TTL, now)
+                local list = ended[outcome]
+                list[#list + 1] = w
+                ends[#ends + 1] = {w, outcome, force}
+              end
+            elseif redis.call('HINCRBY', wx, '#left', -1) <= 0 then
+              if redis.call('ZREM', wkey('waiting'), w) == 1 and release(w, now) then
+                released[#released + 1] = w
+              end
             end
           end
         end

@@ -26,6 +26,16 @@ local function remote_ref(dep)
   return string.match(dep, '^([^/]+)/([^/]+)$')
 end
 
+-- An id that other queues name: a task id, or "#<flow>" for the seal of a flow.
+local function ref_id_arg(v, name)
+  if type(v) == 'string' and string.sub(v, 1, 1) == '#' then
+    id_arg(string.sub(v, 2), name)
+  else
+    id_arg(v, name)
+  end
+  return v
+end
+
 -- Messages written by this call, flushed together (outbox_flush): one sequence step, one ZADD.
 local OUTBOX_BUF = {}
 

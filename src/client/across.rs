@@ -21,6 +21,15 @@ pub(crate) fn remote_ref(dep: &str) -> Option<(&str, &str)> {
 }
 
 impl Queue {
+    /// This queue when `name` is its own, else [`Queue::sibling`].
+    pub(crate) fn named(&self, name: &str) -> Result<Queue> {
+        if name == self.name() {
+            Ok(self.clone())
+        } else {
+            self.sibling(name)
+        }
+    }
+
     /// Queue `name` of the same prefix, on the same connection, with its settings from the
     /// client's configuration (`[queues.<name>]`, else the defaults).
     pub(crate) fn sibling(&self, name: &str) -> Result<Queue> {
@@ -47,10 +56,15 @@ impl Queue {
             if msgs.is_empty() || failed.is_some() {
                 return failed.map_or(Ok(moved), Err);
             }
-            let mut by_target: BTreeMap<String, Vec<Message>> = BTreeMap::new();
+            // per target queue: the messages and the three fields `deliver` takes of each
+            let mut by_target: BTreeMap<String, (Vec<Message>, Vec<[String; 3]>)> = BTreeMap::new();
             for m in msgs {
-                match m.parts() {
-                    Some((target, _)) => by_target.entry(target.to_string()).or_default().push(m),
+                match m.parts().map(|(t, f)| (t.to_string(), f.map(str::to_string))) {
+                    Some((target, fields)) => {
+                        let e = by_target.entry(target).or_default();
+                        e.1.push(fields);
+                        e.0.push(m);
+                    }
                     None => {
                         tracing::error!(
                             queue = self.name(),
@@ -61,11 +75,7 @@ impl Queue {
                     }
                 }
             }
-            for (target, list) in by_target {
-                let messages = list
-                    .iter()
-                    .filter_map(|m| m.parts().map(|(_, f)| f.map(str::to_string)))
-                    .collect();
+            for (target, (list, messages)) in by_target {
                 let r = match self.sibling(&target) {
                     Ok(q) => q.run(&ops::deliver::Request { messages }).await.map(|_| ()),
                     Err(e) => Err(e),

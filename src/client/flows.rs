@@ -376,7 +376,7 @@ impl Queue {
             }
             spec.id = Some(node_id(name));
             spec.name = Some(name.clone());
-            tasks.push(self.sibling(&q)?.new_task(spec)?);
+            tasks.push(self.named(&q)?.new_task(spec)?);
             queues.push(q);
         }
         let created = self.open(&id, true, flow.nodes.len(), &flow.callbacks).await?;
@@ -390,13 +390,8 @@ impl Queue {
                 end += 1;
             }
             let batch: Vec<_> = tasks[start..end].to_vec();
-            if q == self.name() {
-                self.run(&ops::enqueue::Request {
-                    max_payload: self.settings.max_payload,
-                    tasks: batch,
-                })
-                .await?;
-            } else {
+            let target = self.named(q)?;
+            if q != self.name() {
                 let members = batch
                     .iter()
                     .map(|t| (format!("{q}/{}", t.id), t.name.clone().unwrap_or_default()))
@@ -406,17 +401,16 @@ impl Queue {
                     members,
                 })
                 .await?;
-                let other = self.sibling(q)?;
-                other
+                target
                     .check_remote_deps(batch.iter().flat_map(|t| t.after.iter().map(String::as_str)))
                     .await?;
-                other
-                    .run(&ops::enqueue::Request {
-                        max_payload: self.settings.max_payload,
-                        tasks: batch,
-                    })
-                    .await?;
             }
+            target
+                .run(&ops::enqueue::Request {
+                    max_payload: target.settings.max_payload,
+                    tasks: batch,
+                })
+                .await?;
             start = end;
         }
         self.seal_flow(&id).await?;
@@ -516,12 +510,13 @@ impl Queue {
                 open.entry(q).or_default().push(id);
             }
             for (q, ids) in open {
-                let q = if q == self.name() {
-                    self.clone()
-                } else {
-                    self.sibling(q)?
-                };
-                cancelled += q.cancel(&ids).await?.iter().filter(|s| s.is_some()).count();
+                cancelled += self
+                    .named(q)?
+                    .cancel(&ids)
+                    .await?
+                    .iter()
+                    .filter(|s| s.is_some())
+                    .count();
             }
         }
         Ok(CancelledFlow { sealed, cancelled })
